@@ -1,0 +1,5 @@
+//! Campaigns: parsing and validating requests ([`request`]), and storing them ([`store`]).
+
+pub mod request;
+pub mod store;
+pub mod submit;

@@ -1,0 +1,402 @@
+//! Turns a campaign request (HTTP body or intake stream entry) into a validated spec plus the
+//! recipients to stage, or a [`FieldError`] naming the field and the problem.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sluice_shared::{
+    config::CampaignConfig,
+    model::{CampaignSpec, Sender},
+    validate,
+};
+
+/// A request problem tied to one field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+    /// Malformed JSON (400) rather than a well-formed but invalid value (422), or too large (413).
+    #[serde(skip)]
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    Malformed,
+    #[default]
+    Invalid,
+    TooLarge,
+}
+
+impl FieldError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { field: field.into(), message: message.into(), kind: ErrorKind::Invalid }
+    }
+}
+
+/// One recipient that was not accepted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub email: Option<String>,
+    pub error: String,
+}
+
+/// A recipient as staged in Redis until expansion: `{"r": address, "v": {vars}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Staged {
+    pub r: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SenderInput {
+    email: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignInput {
+    id: Option<String>,
+    name: Option<String>,
+    from: SenderInput,
+    reply_to: Option<String>,
+    subject: String,
+    html: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    recipients: Vec<Value>,
+    send_at: Option<String>,
+    #[serde(default = "yes")]
+    start: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecipientInput {
+    email: String,
+    vars: Option<serde_json::Map<String, Value>>,
+}
+
+/// A campaign that passed validation.
+#[derive(Debug)]
+pub struct ValidCampaign {
+    pub spec: CampaignSpec,
+    /// Digest of the request body: the same id with another digest is a conflict.
+    pub digest: String,
+    pub start: bool,
+    /// Recipients to stage, as JSON lines.
+    pub recipients: Vec<String>,
+    pub rejected: Vec<Rejection>,
+}
+
+fn field_of(path: &serde_path_to_error::Path, inner: &str) -> String {
+    let p = path.to_string();
+    // serde names a missing or unknown field only in its message: `missing field `from``.
+    let named =
+        inner.split('`').nth(1).filter(|_| inner.starts_with("missing field") || inner.starts_with("unknown field"));
+    match (p.as_str(), named) {
+        (".", Some(f)) => f.to_string(),
+        (_, Some(f)) if !p.ends_with(f) => format!("{p}.{f}"),
+        _ => p,
+    }
+}
+
+/// Parses and validates a campaign. `fallback_id` is used when the request has no `id`.
+pub fn parse(
+    body: &[u8],
+    limits: &CampaignConfig,
+    fallback_id: impl FnOnce() -> String,
+) -> Result<ValidCampaign, FieldError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| FieldError {
+        field: "body".into(),
+        message: format!("invalid JSON: {e}"),
+        kind: ErrorKind::Malformed,
+    })?;
+    if !value.is_object() {
+        return Err(FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+            kind: ErrorKind::Malformed,
+        });
+    }
+    let digest = hex::encode(Sha256::digest(value.to_string().as_bytes()));
+    let input: CampaignInput = serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner().to_string();
+        FieldError { field: field_of(e.path(), &inner), message: inner, kind: ErrorKind::Malformed }
+    })?;
+    validate_campaign(input, digest, limits, fallback_id)
+}
+
+fn validate_campaign(
+    input: CampaignInput,
+    digest: String,
+    limits: &CampaignConfig,
+    fallback_id: impl FnOnce() -> String,
+) -> Result<ValidCampaign, FieldError> {
+    let id = match input.id {
+        Some(id) => {
+            validate::campaign_id(&id).map_err(|m| FieldError::invalid("id", m))?;
+            id
+        }
+        None => fallback_id(),
+    };
+    if let Some(name) = &input.name {
+        validate::header_value(name).map_err(|m| FieldError::invalid("name", m))?;
+    }
+    let from_email = validate::email(&input.from.email).map_err(|m| FieldError::invalid("from.email", m))?;
+    if let Some(name) = &input.from.name {
+        validate::header_value(name).map_err(|m| FieldError::invalid("from.name", m))?;
+    }
+    let reply_to = match &input.reply_to {
+        Some(r) => Some(validate::email(r).map_err(|m| FieldError::invalid("reply_to", m))?.address),
+        None => None,
+    };
+    if input.subject.trim().is_empty() {
+        return Err(FieldError::invalid("subject", "must not be empty"));
+    }
+    validate::header_value(&input.subject).map_err(|m| FieldError::invalid("subject", m))?;
+    let html = input.html.filter(|h| !h.is_empty());
+    let text = input.text.filter(|t| !t.is_empty());
+    if html.is_none() && text.is_none() {
+        return Err(FieldError::invalid("html", "a campaign needs html or text (or both)"));
+    }
+    for (name, value) in &input.headers {
+        validate::header_name(name).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
+        validate::header_value(value).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
+    }
+    let size = input.subject.len()
+        + html.as_ref().map_or(0, String::len)
+        + text.as_ref().map_or(0, String::len)
+        + input.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if size > limits.max_body_bytes {
+        return Err(FieldError {
+            field: if html.is_some() { "html".into() } else { "text".into() },
+            message: format!(
+                "subject, body and headers are {size} bytes; the limit (campaigns.max_body_bytes) is {}",
+                limits.max_body_bytes
+            ),
+            kind: ErrorKind::TooLarge,
+        });
+    }
+    check_template("subject", &input.subject)?;
+    if let Some(h) = &html {
+        check_template("html", h)?;
+    }
+    if let Some(t) = &text {
+        check_template("text", t)?;
+    }
+    let send_at_ms = match &input.send_at {
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| FieldError::invalid("send_at", format!("{s:?} is not an RFC 3339 time: {e}")))?
+                .timestamp_millis(),
+        ),
+        None => None,
+    };
+    if input.recipients.len() > limits.max_inline_recipients {
+        return Err(FieldError {
+            field: "recipients".into(),
+            message: format!(
+                "{} recipients inline; the limit is {} (upload more as NDJSON to /v1/campaigns/{{id}}/recipients)",
+                input.recipients.len(),
+                limits.max_inline_recipients
+            ),
+            kind: ErrorKind::TooLarge,
+        });
+    }
+    let mut batch = RecipientBatch::default();
+    for (index, r) in input.recipients.into_iter().enumerate() {
+        batch.add(index, r);
+    }
+    let spec = CampaignSpec {
+        id,
+        name: input.name,
+        from: Sender { email: from_email.address, name: input.from.name },
+        reply_to,
+        subject: input.subject,
+        html,
+        text,
+        headers: input.headers,
+        send_at_ms,
+    };
+    Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
+}
+
+fn check_template(field: &str, source: &str) -> Result<(), FieldError> {
+    handlebars::Template::compile(source)
+        .map(|_| ())
+        .map_err(|e| FieldError::invalid(field, format!("template error: {e}")))
+}
+
+/// Validates recipients one by one; a bad one rejects only itself. Duplicate addresses within
+/// one batch are rejected so nobody gets two copies of the same campaign from one request.
+#[derive(Default)]
+pub struct RecipientBatch {
+    pub accepted: Vec<String>,
+    pub rejected: Vec<Rejection>,
+    seen: HashMap<String, usize>,
+}
+
+impl RecipientBatch {
+    pub fn add(&mut self, index: usize, value: Value) {
+        let email_hint = value.get("email").and_then(Value::as_str).map(str::to_string);
+        match check_recipient(value) {
+            Ok(staged) => {
+                let key = staged.r.to_ascii_lowercase();
+                if let Some(first) = self.seen.get(&key) {
+                    self.rejected.push(Rejection {
+                        index,
+                        email: email_hint,
+                        error: format!("duplicate of recipient {first}"),
+                    });
+                    return;
+                }
+                self.seen.insert(key, index);
+                self.accepted.push(serde_json::to_string(&staged).expect("staged recipient serialises"));
+            }
+            Err(error) => self.rejected.push(Rejection { index, email: email_hint, error }),
+        }
+    }
+}
+
+/// Validates one recipient object.
+pub fn check_recipient(value: Value) -> Result<Staged, String> {
+    let input: RecipientInput = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let email = validate::email(&input.email).map_err(|m| format!("email: {m}"))?;
+    Ok(Staged { r: email.address, v: input.vars.filter(|v| !v.is_empty()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> CampaignConfig {
+        CampaignConfig { max_body_bytes: 2048, max_inline_recipients: 3, ..Default::default() }
+    }
+
+    fn parse_json(v: Value) -> Result<ValidCampaign, FieldError> {
+        parse(v.to_string().as_bytes(), &limits(), || "generated".into())
+    }
+
+    fn base() -> Value {
+        serde_json::json!({
+            "from": {"email": "news@shop.example", "name": "Shop"},
+            "subject": "Hi {{name}}",
+            "html": "<p>Hello {{name}}</p>",
+            "recipients": [{"email": "a@x.example", "vars": {"name": "A"}}]
+        })
+    }
+
+    fn with(mut v: Value, key: &str, value: Value) -> Value {
+        v[key] = value;
+        v
+    }
+
+    fn without(mut v: Value, key: &str) -> Value {
+        v.as_object_mut().unwrap().remove(key);
+        v
+    }
+
+    #[test]
+    fn a_good_campaign_validates() {
+        let c = parse_json(base()).unwrap();
+        assert_eq!(c.spec.id, "generated");
+        assert_eq!(c.recipients.len(), 1);
+        assert!(c.start);
+    }
+
+    #[test]
+    fn every_bad_input_names_its_field() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (with(base(), "extra", Value::Bool(true)), "extra", "unknown field"),
+            (without(base(), "from"), "from", "missing field"),
+            (without(base(), "subject"), "subject", "missing field"),
+            (without(base(), "html"), "html", "needs html or text"),
+            (with(base(), "subject", "  ".into()), "subject", "empty"),
+            (with(base(), "from", serde_json::json!({"email": "nobody"})), "from.email", "no @"),
+            (
+                with(base(), "from", serde_json::json!({"email": format!("{}@x.example", "a".repeat(65))})),
+                "from.email",
+                "limit is 64",
+            ),
+            (
+                with(base(), "from", serde_json::json!({"email": "a@x.example", "name": "A\r\nBcc: v@x.example"})),
+                "from.name",
+                "CR, LF or NUL",
+            ),
+            (with(base(), "subject", "Hi\nBcc: v@x.example".into()), "subject", "CR, LF or NUL"),
+            (with(base(), "headers", serde_json::json!({"X-A": "b\r\nc"})), "headers.X-A", "CR, LF or NUL"),
+            (with(base(), "headers", serde_json::json!({"X-A\n": "b"})), "headers.X-A\n", "CR, LF or NUL"),
+            (with(base(), "reply_to", "bad@".into()), "reply_to", "domain is empty"),
+            (with(base(), "html", "<p>{{#if x}}</p>".into()), "html", "template error"),
+            (with(base(), "subject", "{{name".into()), "subject", "template error"),
+            (with(base(), "html", "x".repeat(4096).into()), "html", "limit"),
+            (with(base(), "send_at", "tomorrow".into()), "send_at", "RFC 3339"),
+            (with(base(), "id", "has space".into()), "id", "letters"),
+            (
+                with(
+                    base(),
+                    "recipients",
+                    serde_json::json!([{"email":"a@x.example"},{"email":"b@x.example"},{"email":"c@x.example"},{"email":"d@x.example"}]),
+                ),
+                "recipients",
+                "limit is 3",
+            ),
+            (with(base(), "start", "yes".into()), "start", "invalid type"),
+        ];
+        for (body, field, needle) in cases {
+            let err = parse_json(body.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err:?}");
+            assert!(err.message.contains(needle), "{body}: {err:?}");
+        }
+        let err = parse(b"{not json", &limits(), || "x".into()).unwrap_err();
+        assert_eq!((err.field.as_str(), err.kind), ("body", ErrorKind::Malformed));
+    }
+
+    #[test]
+    fn one_bad_recipient_rejects_only_itself() {
+        let c = parse_json(with(
+            base(),
+            "recipients",
+            serde_json::json!([{"email": "ok@x.example"}, {"email": "bad"}, {"email": "ok@X.example"}]),
+        ))
+        .unwrap();
+        assert_eq!(c.recipients.len(), 1);
+        let errors: Vec<_> = c.rejected.iter().map(|r| (r.index, r.error.clone())).collect();
+        assert!(errors[0].0 == 1 && errors[0].1.contains("no @"), "{errors:?}");
+        assert!(errors[1].0 == 2 && errors[1].1.contains("duplicate"), "{errors:?}");
+        assert!(
+            check_recipient(serde_json::json!({"email": "v@x.example", "vars": 3}))
+                .unwrap_err()
+                .contains("invalid type")
+        );
+        assert!(check_recipient(serde_json::json!({"mail": "typo@x.example"})).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn the_digest_ignores_key_order_but_not_content() {
+        let a =
+            parse(br#"{"id":"c","from":{"email":"a@x.example"},"subject":"s","text":"t"}"#, &limits(), || "x".into())
+                .unwrap();
+        let b =
+            parse(br#"{"text":"t","subject":"s","from":{"email":"a@x.example"},"id":"c"}"#, &limits(), || "x".into())
+                .unwrap();
+        let c =
+            parse(br#"{"text":"u","subject":"s","from":{"email":"a@x.example"},"id":"c"}"#, &limits(), || "x".into())
+                .unwrap();
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, c.digest);
+    }
+}

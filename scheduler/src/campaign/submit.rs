@@ -1,0 +1,59 @@
+//! One path for new campaigns, whether they come over HTTP or the intake stream.
+
+use serde::Serialize;
+use sluice_shared::redis::Conn;
+use sluice_shared::{config::CampaignConfig, model::CampaignStatus, redis::StoreError};
+
+use super::{
+    request::{self, FieldError, Rejection},
+    store::{self, Created},
+};
+
+/// The answer to a campaign submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    pub id: String,
+    pub status: CampaignStatus,
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+    /// True when this was a replay of an existing campaign (nothing new was written).
+    #[serde(skip)]
+    pub replay: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{}: {}", .0.field, .0.message)]
+    Field(FieldError),
+    #[error("campaign {0:?} already exists with a different body")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates and stores a campaign; rejected as a whole, it writes nothing.
+pub async fn submit(
+    conn: &mut Conn,
+    limits: &CampaignConfig,
+    body: &[u8],
+    fallback_id: impl FnOnce() -> String,
+    source: &'static str,
+) -> Result<Submitted, SubmitError> {
+    let valid = request::parse(body, limits, fallback_id).map_err(SubmitError::Field)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let created = store::create(conn, &valid, now).await?;
+    let (status, replay) = match created {
+        Created::New(s) => {
+            metrics::counter!(sluice_shared::metrics::CAMPAIGNS_CREATED, "source" => source).increment(1);
+            metrics::counter!(sluice_shared::metrics::INTAKE_RECIPIENTS, "result" => "accepted")
+                .increment(valid.recipients.len() as u64);
+            metrics::counter!(sluice_shared::metrics::INTAKE_RECIPIENTS, "result" => "rejected")
+                .increment(valid.rejected.len() as u64);
+            tracing::info!(campaign = %valid.spec.id, accepted = valid.recipients.len(), rejected = valid.rejected.len(), %s, source, "campaign created");
+            (s, false)
+        }
+        Created::Replay(s) => (s, true),
+        Created::Conflict => return Err(SubmitError::Conflict(valid.spec.id)),
+    };
+    Ok(Submitted { id: valid.spec.id, status, accepted: valid.recipients.len(), rejected: valid.rejected, replay })
+}

@@ -1,0 +1,33 @@
+# Shared by the scripts: install what is missing, never what is there.
+
+# ensure_debian_packages PKG... : apt-get installs the packages whose commands are missing.
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    case "$pkg" in
+      redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
+      postfix) command -v smtp-sink >/dev/null || missing+=(postfix) ;;
+      *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    esac
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "== installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_nextest : cargo-nextest, from crates.io if the toolchain lacks it.
+ensure_nextest() {
+  cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+}
+
+# free_port : a TCP port on 127.0.0.1 that is free right now.
+free_port() {
+  local port
+  while :; do
+    port=$(( (RANDOM << 1 | RANDOM & 1) % 20000 + 30000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}

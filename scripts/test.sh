@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing, then runs every check and test:
+# formatting, clippy (warnings are errors), the unit tests and the integration tests that run
+# the real binaries against their own redis-server and SMTP sink on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/install.sh
+
+ensure_debian_packages redis-server
+ensure_nextest
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+echo "== build (the integration tests spawn these binaries)"
+cargo build --workspace --all-features
+echo "== tests"
+cargo nextest run --workspace --all-features --no-fail-fast "$@"

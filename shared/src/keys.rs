@@ -1,0 +1,154 @@
+//! Every Redis key Sluice uses, in one place.
+//!
+//! Keys that one Lua script or multi-key command touches together share a `{hash tag}`, so
+//! the same code runs on Redis Cluster:
+//! - `{c:ID}`: everything about one campaign (spec, counters, recipient states, retries, events);
+//! - `{d:DOMAIN}`: one destination domain (its job stream, token bucket, reclaim marker).
+//!
+//! Global keys (`sluice:ready`, `sluice:suppressed`, ...) are each touched alone.
+
+/// Consumer group of the schedulers on the intake stream.
+pub const INTAKE_GROUP: &str = "schedulers";
+/// Consumer group of the workers on every domain stream.
+pub const WORKER_GROUP: &str = "workers";
+
+/// Stream external systems add campaigns to (field `campaign`, JSON).
+pub fn intake() -> String {
+    "sluice:intake".into()
+}
+
+/// Stream of intake entries that were rejected: fields `entry`, `error`, `campaign`.
+pub fn intake_errors() -> String {
+    "sluice:intake:errors".into()
+}
+
+/// Sorted set of every campaign id, scored by creation time (ms): the paged list.
+pub fn campaigns() -> String {
+    "sluice:campaigns".into()
+}
+
+/// Set of campaign ids the schedulers still look after (scheduled, running, paused).
+pub fn active_campaigns() -> String {
+    "sluice:campaigns:active".into()
+}
+
+/// Hash: the campaign's normalised spec (`spec`), its digest, status, cursor and times.
+pub fn campaign_meta(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:meta")
+}
+
+/// Hash of counters: total, suppressed, queued, deferred, sent, bounced, failed, cancelled.
+pub fn campaign_counts(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:counts")
+}
+
+/// List of accepted recipients (JSON) not yet moved into domain streams.
+pub fn campaign_staged(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:staged")
+}
+
+/// Hash recipient index -> state: `q<attempt>:<entry>` in flight, `d<attempt>` deferred,
+/// `s` sent, `b` bounced, `f` failed, `u` suppressed, `x` cancelled. Doubles as the sent marker.
+pub fn campaign_state(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:state")
+}
+
+/// Sorted set of jobs waiting to go back into a domain stream (retries, parked while paused),
+/// scored by due time (ms, Redis clock).
+pub fn campaign_retry(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:retry")
+}
+
+/// Stream of the campaign's events (queued, sent, deferred, bounced, failed, suppressed).
+pub fn campaign_events(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:events")
+}
+
+/// Stream of jobs for one destination domain, read by the `workers` group.
+pub fn domain_stream(domain: &str) -> String {
+    format!("sluice:{{d:{domain}}}:q")
+}
+
+/// Hash holding the domain's token bucket (`tokens`, `ts`), shared by the whole cluster.
+pub fn domain_bucket(domain: &str) -> String {
+    format!("sluice:{{d:{domain}}}:tb")
+}
+
+/// Marker (SET NX PX) that spaces out reclaim scans of one domain stream.
+pub fn domain_reclaim_marker(domain: &str) -> String {
+    format!("sluice:{{d:{domain}}}:rc")
+}
+
+/// Set of every domain that ever had a stream (reclaim sweeps, queue depth metrics).
+pub fn domains() -> String {
+    "sluice:domains".into()
+}
+
+/// Sorted set domain -> the time (µs, Redis clock) it is next worth a worker's visit.
+pub fn ready_domains() -> String {
+    "sluice:ready".into()
+}
+
+/// Hash lower-cased address -> JSON reason: addresses that are never sent to.
+pub fn suppressed() -> String {
+    "sluice:suppressed".into()
+}
+
+/// Sorted set consumer name -> last heartbeat (ms): live workers.
+pub fn workers() -> String {
+    "sluice:workers".into()
+}
+
+/// The domain named by a domain stream key, if `key` is one.
+pub fn domain_of_stream(key: &str) -> Option<&str> {
+    key.strip_prefix("sluice:{d:")?.strip_suffix("}:q")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_strings_are_pinned() {
+        assert_eq!(intake(), "sluice:intake");
+        assert_eq!(intake_errors(), "sluice:intake:errors");
+        assert_eq!(campaigns(), "sluice:campaigns");
+        assert_eq!(active_campaigns(), "sluice:campaigns:active");
+        assert_eq!(campaign_meta("c1"), "sluice:{c:c1}:meta");
+        assert_eq!(campaign_counts("c1"), "sluice:{c:c1}:counts");
+        assert_eq!(campaign_staged("c1"), "sluice:{c:c1}:staged");
+        assert_eq!(campaign_state("c1"), "sluice:{c:c1}:state");
+        assert_eq!(campaign_retry("c1"), "sluice:{c:c1}:retry");
+        assert_eq!(campaign_events("c1"), "sluice:{c:c1}:events");
+        assert_eq!(domain_stream("gmail.com"), "sluice:{d:gmail.com}:q");
+        assert_eq!(domain_bucket("gmail.com"), "sluice:{d:gmail.com}:tb");
+        assert_eq!(domain_reclaim_marker("gmail.com"), "sluice:{d:gmail.com}:rc");
+        assert_eq!(domains(), "sluice:domains");
+        assert_eq!(ready_domains(), "sluice:ready");
+        assert_eq!(suppressed(), "sluice:suppressed");
+        assert_eq!(workers(), "sluice:workers");
+    }
+
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').unwrap();
+        let close = key[open..].find('}').unwrap() + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn keys_touched_together_share_a_hash_tag() {
+        let c = [
+            campaign_meta("x"),
+            campaign_counts("x"),
+            campaign_staged("x"),
+            campaign_state("x"),
+            campaign_retry("x"),
+            campaign_events("x"),
+        ];
+        assert!(c.iter().all(|k| hash_tag(k) == "c:x"));
+        let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b")];
+        assert!(d.iter().all(|k| hash_tag(k) == "d:a.b"));
+        assert_eq!(domain_of_stream(&domain_stream("a.b")), Some("a.b"));
+        assert_eq!(domain_of_stream("sluice:other"), None);
+    }
+}

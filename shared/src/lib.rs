@@ -1,0 +1,25 @@
+//! Sluice common crate.
+//!
+//! - [`config`]: typed TOML + environment configuration, validated at startup.
+//! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
+//! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
+//! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
+//! - [`validate`]: address, domain and header checks shared by every intake path.
+//! - [`redis`]: connection pool with startup backoff, and the Lua scripts.
+//! - [`metrics`]: metric names and the Prometheus exporter.
+//! - [`shutdown`]: SIGTERM/ctrl-c as a cloneable listener.
+//! - [`telemetry`]: tracing setup.
+//! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
+
+pub mod config;
+pub mod keys;
+pub mod metrics;
+pub mod model;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;
+pub mod units;
+pub mod validate;
+
+#[cfg(feature = "test-util")]
+pub mod testkit;

@@ -1,0 +1,67 @@
+//! Metric names and the Prometheus exporter. Domain labels are bounded: configured domains
+//! plus "other" (see [`crate::config::LimitsConfig::label`]).
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Messages by final or interim outcome: labels `outcome`, `domain`.
+pub const MESSAGES: &str = "sluice_messages_total";
+/// Seconds from the start of an SMTP transaction to the relay's reply: label `domain`.
+pub const SMTP_LATENCY: &str = "sluice_smtp_latency_seconds";
+/// Jobs waiting in domain streams (sampled by the scheduler): label `domain`.
+pub const QUEUE_DEPTH: &str = "sluice_queue_depth";
+/// Times a worker found a domain's token bucket empty: label `domain`.
+pub const TOKEN_WAITS: &str = "sluice_token_bucket_waits_total";
+/// Jobs claimed from domain streams.
+pub const CLAIMS: &str = "sluice_claims_total";
+/// Jobs taken over from a worker presumed dead.
+pub const RECLAIMS: &str = "sluice_reclaims_total";
+/// Stale duplicate jobs skipped (already handled elsewhere).
+pub const SKIPPED: &str = "sluice_skipped_jobs_total";
+/// Recipients accepted or rejected at intake: label `result`.
+pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
+/// Campaigns created: label `source` (api, stream).
+pub const CAMPAIGNS_CREATED: &str = "sluice_campaigns_created_total";
+/// Intake stream entries rejected.
+pub const INTAKE_ERRORS: &str = "sluice_intake_errors_total";
+/// Jobs moved from retry back into domain streams.
+pub const RETRIES_PROMOTED: &str = "sluice_retries_promoted_total";
+/// Jobs a worker holds right now.
+pub const INFLIGHT: &str = "sluice_worker_inflight";
+/// Redis errors seen by the process: label `op`.
+pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
+
+/// Latency buckets in seconds, from loopback (sub-ms) to slow remote relays.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Serves `GET /metrics` on `listen`, with real histogram buckets for latency.
+pub fn install(listen: &str) -> anyhow::Result<()> {
+    let addr: SocketAddr =
+        listen.parse().map_err(|e| anyhow::anyhow!("config key `metrics.listen` = {listen:?}: {e}"))?;
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Full(SMTP_LATENCY.into()), LATENCY_BUCKETS)?
+        .install()
+        .map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(MESSAGES, "Delivery attempts by outcome and destination");
+    describe_histogram!(SMTP_LATENCY, Unit::Seconds, "SMTP transaction latency per destination");
+    describe_gauge!(QUEUE_DEPTH, "Jobs waiting in a destination's stream");
+    describe_counter!(TOKEN_WAITS, "Visits that found the destination's token bucket empty");
+    describe_counter!(CLAIMS, "Jobs claimed from destination streams");
+    describe_counter!(RECLAIMS, "Jobs reclaimed from workers presumed dead");
+    describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
+    describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
+    describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");
+    describe_counter!(INTAKE_ERRORS, "Intake stream entries rejected");
+    describe_counter!(RETRIES_PROMOTED, "Jobs moved from retry back into destination streams");
+    describe_gauge!(INFLIGHT, "Jobs held by this worker");
+    describe_counter!(REDIS_ERRORS, "Redis errors by operation");
+}

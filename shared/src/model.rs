@@ -1,0 +1,257 @@
+//! The data that flows through Sluice: campaign specs, queued jobs, outcomes, counts.
+
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Running,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Completed => "completed",
+            CampaignStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CampaignStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "draft" => CampaignStatus::Draft,
+            "scheduled" => CampaignStatus::Scheduled,
+            "running" => CampaignStatus::Running,
+            "paused" => CampaignStatus::Paused,
+            "completed" => CampaignStatus::Completed,
+            "cancelled" => CampaignStatus::Cancelled,
+            other => return Err(format!("unknown campaign status {other:?}")),
+        })
+    }
+}
+
+/// The sender of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A campaign as stored after validation: immutable once created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSpec {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub from: Sender,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// When to start, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at_ms: Option<i64>,
+}
+
+/// Per-campaign counters. At any moment
+/// `total = suppressed + queued + deferred + sent + bounced + failed + cancelled`
+/// once every accepted recipient has been expanded (`staged` counts the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: u64,
+    pub staged: u64,
+    pub suppressed: u64,
+    pub queued: u64,
+    pub deferred: u64,
+    pub sent: u64,
+    pub bounced: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+impl Counts {
+    /// Builds counts from a Redis hash (missing fields are zero).
+    pub fn from_pairs(pairs: &[(String, u64)]) -> Counts {
+        let mut c = Counts::default();
+        for (k, v) in pairs {
+            let slot = match k.as_str() {
+                "total" => &mut c.total,
+                "staged" => &mut c.staged,
+                "suppressed" => &mut c.suppressed,
+                "queued" => &mut c.queued,
+                "deferred" => &mut c.deferred,
+                "sent" => &mut c.sent,
+                "bounced" => &mut c.bounced,
+                "failed" => &mut c.failed,
+                "cancelled" => &mut c.cancelled,
+                _ => continue,
+            };
+            *slot = *v;
+        }
+        c
+    }
+
+    /// True when every recipient is accounted for by exactly one bucket.
+    pub fn adds_up(&self) -> bool {
+        self.total
+            == self.staged
+                + self.suppressed
+                + self.queued
+                + self.deferred
+                + self.sent
+                + self.bounced
+                + self.failed
+                + self.cancelled
+    }
+}
+
+/// One recipient of one campaign, queued for one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Campaign id.
+    pub c: String,
+    /// Recipient index within the campaign.
+    pub i: u64,
+    /// Recipient address (normalised).
+    pub r: String,
+    /// Template variables as raw JSON (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub v: String,
+    /// Attempt number, 0 for the first.
+    #[serde(default)]
+    pub a: u32,
+    /// When it was first queued, ms since the epoch (Redis clock); drives max age.
+    #[serde(default)]
+    pub t: u64,
+    /// Set on a job parked while its campaign was paused (retry set members only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub p: bool,
+}
+
+impl Job {
+    /// Field/value pairs for XADD.
+    pub fn to_fields(&self) -> [(&'static str, String); 6] {
+        [
+            ("c", self.c.clone()),
+            ("i", self.i.to_string()),
+            ("r", self.r.clone()),
+            ("v", self.v.clone()),
+            ("a", self.a.to_string()),
+            ("t", self.t.to_string()),
+        ]
+    }
+
+    /// Rebuilds a job from a stream entry's fields.
+    pub fn from_fields(map: &std::collections::HashMap<String, redis::Value>) -> Result<Job, String> {
+        let get = |k: &str| -> Result<String, String> {
+            match map.get(k) {
+                Some(v) => redis::from_redis_value_ref::<String>(v).map_err(|e| format!("field {k}: {e}")),
+                None => Err(format!("field {k} is missing")),
+            }
+        };
+        let num =
+            |k: &str| -> Result<u64, String> { get(k)?.parse().map_err(|_| format!("field {k} is not a number")) };
+        Ok(Job {
+            c: get("c")?,
+            i: num("i")?,
+            r: get("r")?,
+            v: get("v").unwrap_or_default(),
+            a: num("a")? as u32,
+            t: num("t").unwrap_or(0),
+            p: false,
+        })
+    }
+
+    /// The JSON member this job is kept under in a campaign's retry set.
+    pub fn member(&self) -> String {
+        serde_json::to_string(self).expect("job serialises")
+    }
+
+    /// The destination domain (part after the last @).
+    pub fn domain(&self) -> &str {
+        self.r.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    Sent,
+    Deferred,
+    Bounced,
+    Failed,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Sent => "sent",
+            OutcomeKind::Deferred => "deferred",
+            OutcomeKind::Bounced => "bounced",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ["draft", "scheduled", "running", "paused", "completed", "cancelled"] {
+            assert_eq!(s.parse::<CampaignStatus>().unwrap().as_str(), s);
+        }
+        assert!("done".parse::<CampaignStatus>().is_err());
+    }
+
+    #[test]
+    fn counts_add_up_only_when_every_bucket_is_counted() {
+        let pairs: Vec<(String, u64)> = [("total", 10), ("suppressed", 1), ("sent", 7), ("bounced", 1), ("failed", 1)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let c = Counts::from_pairs(&pairs);
+        assert!(c.adds_up());
+        assert!(!Counts { sent: 1, ..c }.adds_up());
+    }
+
+    #[test]
+    fn jobs_round_trip_through_stream_fields() {
+        let job = Job { c: "c1".into(), i: 7, r: "a@b.example".into(), v: "{\"n\":1}".into(), a: 2, t: 99, p: false };
+        let map = job
+            .to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), redis::Value::BulkString(v.into_bytes())))
+            .collect();
+        assert_eq!(Job::from_fields(&map).unwrap(), job);
+        assert_eq!(job.domain(), "b.example");
+    }
+}

@@ -1,0 +1,31 @@
+-- Helpers shared by every script that works on one campaign's keys (hash tag {c:ID}).
+-- Prepended to those scripts when they are loaded.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function count(counts, field)
+  return tonumber(redis.call('HGET', counts, field) or 0) or 0
+end
+
+-- A running campaign with nothing staged, queued or deferred is complete.
+local function maybe_complete(meta, counts, now)
+  if redis.call('HGET', meta, 'status') ~= 'running' then return end
+  if count(counts, 'staged') > 0 or count(counts, 'queued') > 0 or count(counts, 'deferred') > 0 then return end
+  redis.call('HSET', meta, 'status', 'completed', 'completed_at', now)
+end
+
+-- Whether a job (attempt, stream entry) may act on the recipient given its recorded state:
+-- a first attempt needs no state, a retry needs the deferral of the attempt before it, and a
+-- reclaimed entry finds its own in-flight mark. Anything else is a stale duplicate.
+local function job_is_current(state, attempt, entry)
+  if state == false then return attempt == 0 end
+  if state == ('d' .. (attempt - 1)) then return true end
+  return state == ('q' .. attempt .. ':' .. entry)
+end
+
+local function event(events, maxlen, kind, idx, rcpt, data)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'i', idx, 'r', rcpt, 'data', data)
+end

@@ -1,0 +1,22 @@
+-- Records that the first `n` staged recipients were pushed into domain streams.
+-- Compare-and-set on the cursor: a second scheduler that expanded the same chunk loses here,
+-- and the jobs it pushed are stale duplicates that claim.lua skips.
+-- KEYS: meta, counts, staged, state, events
+-- ARGV: expected_cursor, n, queued_n, events_maxlen, then (index, address) per suppressed recipient
+-- Returns 1 if committed, 0 if another scheduler did it first.
+local meta, counts, staged, state, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if (redis.call('HGET', meta, 'cursor') or '0') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+redis.call('LTRIM', staged, n, -1)
+redis.call('HINCRBY', meta, 'cursor', n)
+redis.call('HINCRBY', counts, 'staged', -n)
+redis.call('HINCRBY', counts, 'queued', tonumber(ARGV[3]))
+local suppressed = 0
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', state, ARGV[i], 'u')
+  event(events, ARGV[4], 'suppressed', ARGV[i], ARGV[i + 1], '{}')
+  suppressed = suppressed + 1
+end
+if suppressed > 0 then redis.call('HINCRBY', counts, 'suppressed', suppressed) end
+maybe_complete(meta, counts, now_ms())
+return 1

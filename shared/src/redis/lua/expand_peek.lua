@@ -1,0 +1,15 @@
+-- Reads the next chunk of staged recipients of a running campaign.
+-- KEYS: meta, counts, staged
+-- ARGV: chunk, window
+-- Returns {status, cursor, now_ms, recipient JSON...}; no recipients unless running and
+-- fewer than `window` jobs are queued.
+local meta, counts, staged = KEYS[1], KEYS[2], KEYS[3]
+local status = redis.call('HGET', meta, 'status') or ''
+local cursor = redis.call('HGET', meta, 'cursor') or '0'
+local out = {status, cursor, now_ms()}
+if status ~= 'running' then return out end
+if count(counts, 'queued') >= tonumber(ARGV[2]) then return out end
+for _, r in ipairs(redis.call('LRANGE', staged, 0, tonumber(ARGV[1]) - 1)) do
+  out[#out + 1] = r
+end
+return out

@@ -1,0 +1,37 @@
+-- Records delivery outcomes for jobs this worker holds in flight. An outcome counts only if
+-- the recipient's state is still this job's in-flight mark, so a replay can never count twice.
+-- KEYS: meta, state, counts, retry, events
+-- ARGV: events_maxlen, max_age_ms, then per outcome:
+--   index, attempt, entry_id, kind (sent|deferred|bounced|failed), retry_delay_ms,
+--   retry_member_json, queued_at_ms, address, detail_json
+-- Returns {recorded (0/1) ...} with deferrals past max age turned into failures (2).
+local meta, state, counts, retry, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxlen, max_age = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+local out = {}
+for i = 3, #ARGV, 9 do
+  local idx, attempt, entry, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local recorded = 0
+  if redis.call('HGET', state, idx) == ('q' .. attempt .. ':' .. entry) then
+    recorded = 1
+    local detail = ARGV[i + 8]
+    if kind == 'deferred' and now - tonumber(ARGV[i + 6]) >= max_age then
+      kind = 'failed'
+      detail = cjson.encode({reason = 'max_age', last = cjson.decode(detail)})
+      recorded = 2
+    end
+    redis.call('HINCRBY', counts, 'queued', -1)
+    if kind == 'deferred' then
+      redis.call('HSET', state, idx, 'd' .. attempt)
+      redis.call('HINCRBY', counts, 'deferred', 1)
+      redis.call('ZADD', retry, now + tonumber(ARGV[i + 4]), ARGV[i + 5])
+    else
+      redis.call('HSET', state, idx, string.sub(kind, 1, 1))
+      redis.call('HINCRBY', counts, kind, 1)
+    end
+    event(events, maxlen, kind, idx, ARGV[i + 7], detail)
+  end
+  out[#out + 1] = recorded
+end
+maybe_complete(meta, counts, now)
+return out

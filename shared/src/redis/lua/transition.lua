@@ -1,0 +1,58 @@
+-- Moves a campaign through its lifecycle.
+-- KEYS: meta, counts, staged, retry
+-- ARGV: action (start | pause | resume | cancel | release)
+-- Returns {'ok'|'noop'|'invalid'|'missing', status}
+local meta, counts, staged, retry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local action = ARGV[1]
+local status = redis.call('HGET', meta, 'status')
+if not status then return {'missing', ''} end
+local now = now_ms()
+
+local function started_status()
+  local send_at = tonumber(redis.call('HGET', meta, 'send_at') or '')
+  if send_at and send_at > now then return 'scheduled' end
+  return 'running'
+end
+
+local function set(new)
+  redis.call('HSET', meta, 'status', new, 'updated_at', now)
+  maybe_complete(meta, counts, now)
+  return {'ok', redis.call('HGET', meta, 'status')}
+end
+
+if action == 'start' then
+  if status == 'draft' then return set(started_status()) end
+  if status == 'scheduled' or status == 'running' then return {'noop', status} end
+elseif action == 'release' then
+  if status == 'scheduled' and started_status() == 'running' then return set('running') end
+  return {'noop', status}
+elseif action == 'pause' then
+  if status == 'scheduled' or status == 'running' then return set('paused') end
+  if status == 'paused' then return {'noop', status} end
+elseif action == 'resume' then
+  if status == 'paused' then return set(started_status()) end
+  if status == 'scheduled' or status == 'running' then return {'noop', status} end
+elseif action == 'cancel' then
+  if status == 'cancelled' then return {'noop', status} end
+  if status ~= 'completed' then
+    -- Everything not yet handed to a worker is dropped now; jobs already in domain streams
+    -- are dropped by the worker that meets them (see claim.lua).
+    local dropped = count(counts, 'staged')
+    redis.call('DEL', staged)
+    redis.call('HSET', counts, 'staged', 0)
+    for _, member in ipairs(redis.call('ZRANGE', retry, 0, -1)) do
+      local job = cjson.decode(member)
+      if job.p then
+        redis.call('HINCRBY', counts, 'queued', -1)
+      else
+        redis.call('HINCRBY', counts, 'deferred', -1)
+      end
+      dropped = dropped + 1
+    end
+    redis.call('DEL', retry)
+    redis.call('HINCRBY', counts, 'cancelled', dropped)
+    redis.call('HSET', meta, 'status', 'cancelled', 'updated_at', now)
+    return {'ok', 'cancelled'}
+  end
+end
+return {'invalid', status}

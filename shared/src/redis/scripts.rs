@@ -1,0 +1,51 @@
+//! The Lua scripts, kept as `.lua` files and loaded once. Each runs on keys of one hash tag.
+//!
+//! Scripts that work on a campaign get `campaign_prelude.lua` prepended (shared helpers).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+const PRELUDE: &str = include_str!("lua/campaign_prelude.lua");
+
+fn campaign(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+/// Every script Sluice runs.
+pub struct Scripts {
+    pub create_campaign: Script,
+    pub stage_recipients: Script,
+    pub transition: Script,
+    pub expand_peek: Script,
+    pub expand_commit: Script,
+    pub claim: Script,
+    pub record: Script,
+    pub retry_due: Script,
+    pub retry_done: Script,
+    pub pick_domains: Script,
+    pub mark_ready: Script,
+    pub unready: Script,
+    pub take: Script,
+    pub ack: Script,
+    pub has_work: Script,
+}
+
+/// The scripts, hashed once per process; `invoke_async` loads them into Redis on first use.
+pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    create_campaign: campaign(include_str!("lua/create_campaign.lua")),
+    stage_recipients: campaign(include_str!("lua/stage_recipients.lua")),
+    transition: campaign(include_str!("lua/transition.lua")),
+    expand_peek: campaign(include_str!("lua/expand_peek.lua")),
+    expand_commit: campaign(include_str!("lua/expand_commit.lua")),
+    claim: campaign(include_str!("lua/claim.lua")),
+    record: campaign(include_str!("lua/record.lua")),
+    retry_due: campaign(include_str!("lua/retry_due.lua")),
+    retry_done: campaign(include_str!("lua/retry_done.lua")),
+    pick_domains: Script::new(include_str!("lua/pick_domains.lua")),
+    mark_ready: Script::new(include_str!("lua/mark_ready.lua")),
+    unready: Script::new(include_str!("lua/unready.lua")),
+    take: Script::new(include_str!("lua/take.lua")),
+    ack: Script::new(include_str!("lua/ack.lua")),
+    has_work: Script::new(include_str!("lua/has_work.lua")),
+});

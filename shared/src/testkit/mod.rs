@@ -1,0 +1,38 @@
+//! Test helpers (feature `test-util`): every test owns its servers.
+//!
+//! - [`RedisServer`]: a private redis-server on a free port, killed on drop.
+//! - [`smtp_sink`]: a scriptable SMTP server over real TCP (250 / 4xx n times / 5xx per recipient).
+//! - [`Process`]: a spawned binary with its log captured, killed on drop.
+//! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
+
+mod process;
+mod redis_server;
+pub mod smtp_sink;
+
+pub use process::{Process, bin_path};
+pub use redis_server::RedisServer;
+
+use std::{future::Future, net::TcpListener, time::Duration};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+/// Polls `check` every 50 ms until it yields `Some`, or panics with `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

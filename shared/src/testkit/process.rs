@@ -1,0 +1,68 @@
+//! Spawning the real binaries in tests.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+/// Path of a workspace binary next to the running test executable (`target/<profile>/NAME`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "binary {} not built; run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A child process whose stdout and stderr go to a log file; killed on drop.
+pub struct Process {
+    pub name: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Spawns `bin` with `args` and extra environment.
+    pub fn spawn(name: &str, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let log = std::env::temp_dir().join(format!("sluice-{name}-{}-{}.log", std::process::id(), super::free_port()));
+        let out = File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdout(Stdio::from(out.try_clone().unwrap())).stderr(Stdio::from(out));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        Process { name: name.to_string(), log, child: Some(child) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("process already stopped");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().unwrap()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("process already stopped").wait().unwrap()
+    }
+
+    /// Whatever the process has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

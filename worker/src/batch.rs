@@ -1,0 +1,210 @@
+//! Handles one batch of jobs taken from one domain stream: decide per job (claim.lua), render
+//! and send the ones that are current, record every outcome (record.lua), then ack.
+//! Outcomes are recorded before the ack, so a crash in between replays the ack, never the count.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use serde_json::json;
+use sluice_shared::{
+    keys, metrics as m,
+    model::{Job, OutcomeKind},
+    redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
+};
+
+use crate::{
+    campaigns::Campaign,
+    classify::{Verdict, classify, render_failure},
+    context::Ctx,
+    message,
+    transport::{Envelope, Transport},
+};
+
+/// A job with the id of its stream entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: String,
+    pub job: Job,
+}
+
+const CLAIM_SEND: i64 = 1;
+const CLAIM_SKIP: i64 = 0;
+
+/// Processes a batch and acks every entry whose fate is recorded. Entries whose campaign step
+/// failed on Redis stay pending and are reclaimed later.
+pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, entries: Vec<Entry>, mut done: Vec<String>) {
+    let mut by_campaign: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for e in entries {
+        by_campaign.entry(e.job.c.clone()).or_default().push(e);
+    }
+    for (campaign, entries) in by_campaign {
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        match handle_campaign(&ctx, &domain, &campaign, entries).await {
+            Ok(()) => done.extend(ids),
+            Err(e) => {
+                m_redis_error("batch");
+                tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending for reclaim");
+            }
+        }
+    }
+    let ack = || async {
+        let mut conn = ctx.conn().await?;
+        let mut inv = SCRIPTS.ack.key(keys::domain_stream(&domain));
+        inv.arg(keys::WORKER_GROUP);
+        for id in &done {
+            inv.arg(id);
+        }
+        inv.invoke_async::<i64>(&mut conn).await.map_err(StoreError::from)
+    };
+    if !done.is_empty() && retrying(&ctx, "ack", ack).await.is_err() {
+        tracing::warn!(%domain, "ack failed; entries stay pending and will be skipped as duplicates on reclaim");
+    }
+}
+
+fn m_redis_error(op: &'static str) {
+    metrics::counter!(m::REDIS_ERRORS, "op" => op).increment(1);
+}
+
+/// Retries a Redis step with backoff while the worker is not past its drain deadline:
+/// losing Redis for a while must not lose an outcome that was already obtained.
+async fn retrying<T: Transport, R, F, Fut>(ctx: &Ctx<T>, what: &'static str, mut step: F) -> StoreResult<R>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<R>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + ctx.config.worker.reclaim_idle.get();
+    loop {
+        match step().await {
+            Ok(r) => return Ok(r),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                m_redis_error(what);
+                tracing::warn!(step = what, error = %e, retry_in = ?delay, "Redis step failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn handle_campaign<T: Transport>(
+    ctx: &Arc<Ctx<T>>,
+    domain: &str,
+    campaign_id: &str,
+    entries: Vec<Entry>,
+) -> StoreResult<()> {
+    let mut conn = ctx.conn().await?;
+    let codes = claim(&mut conn, ctx.config.campaigns.events_maxlen, campaign_id, &entries).await?;
+    let to_send: Vec<&Entry> = entries.iter().zip(&codes).filter(|(_, c)| **c == CLAIM_SEND).map(|(e, _)| e).collect();
+    let skipped = codes.iter().filter(|c| **c == CLAIM_SKIP).count();
+    if skipped > 0 {
+        metrics::counter!(m::SKIPPED).increment(skipped as u64);
+    }
+    if to_send.is_empty() {
+        return Ok(());
+    }
+    let campaign = ctx.campaigns.get(&mut conn, campaign_id).await?;
+    let permits = ctx.domain_permits(domain);
+    let verdicts: Vec<Verdict> = match &campaign {
+        Some(Ok(c)) => futures::future::join_all(to_send.iter().map(|e| deliver(ctx, c, &permits, domain, e))).await,
+        Some(Err(reason)) => to_send.iter().map(|_| render_failure(reason)).collect(),
+        None => to_send.iter().map(|_| render_failure("campaign no longer exists")).collect(),
+    };
+    let recorded = retrying(ctx, "record", || record(ctx, campaign_id, &to_send, &verdicts)).await?;
+    let label = ctx.config.limits.label(domain).to_string();
+    let mut suppress = Vec::new();
+    for ((entry, verdict), flag) in to_send.iter().zip(&verdicts).zip(recorded) {
+        let kind = if flag == 2 { OutcomeKind::Failed } else { verdict.kind };
+        if flag > 0 {
+            metrics::counter!(m::MESSAGES, "outcome" => kind.as_str(), "domain" => label.clone()).increment(1);
+        }
+        if flag > 0 && verdict.suppress {
+            suppress.push((entry.job.r.to_ascii_lowercase(), verdict));
+        }
+    }
+    if !suppress.is_empty() {
+        let mut pipe = redis::pipe();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for (address, verdict) in &suppress {
+            let record = json!({"reason": "bounce", "source": "bounce", "detail": verdict.detail, "campaign": campaign_id, "created_at": now});
+            pipe.hset(keys::suppressed(), address, record.to_string()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    Ok(())
+}
+
+async fn claim(conn: &mut Conn, events_maxlen: u64, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
+    let mut inv = SCRIPTS.claim.prepare_invoke();
+    inv.key(keys::campaign_meta(campaign_id))
+        .key(keys::campaign_state(campaign_id))
+        .key(keys::campaign_retry(campaign_id))
+        .key(keys::campaign_counts(campaign_id))
+        .key(keys::campaign_events(campaign_id));
+    inv.arg(events_maxlen);
+    for e in entries {
+        let parked = Job { p: true, ..e.job.clone() }.member();
+        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r);
+    }
+    let reply: Vec<redis::Value> = inv.invoke_async(conn).await?;
+    let codes: Vec<i64> = reply.iter().skip(1).map(|v| redis::from_redis_value_ref(v).unwrap_or(CLAIM_SKIP)).collect();
+    if codes.len() != entries.len() {
+        return Err(StoreError::Reply(format!("claim returned {} codes for {} jobs", codes.len(), entries.len())));
+    }
+    Ok(codes)
+}
+
+async fn deliver<T: Transport>(
+    ctx: &Ctx<T>,
+    campaign: &Campaign,
+    permits: &tokio::sync::Semaphore,
+    domain: &str,
+    entry: &Entry,
+) -> Verdict {
+    let job = &entry.job;
+    let content = match campaign.render(&job.r, &job.v) {
+        Ok(c) => c,
+        Err(reason) => return render_failure(&reason),
+    };
+    let bytes = match message::build(campaign, job.i, &job.r, content) {
+        Ok(b) => b,
+        Err(reason) => return render_failure(&reason),
+    };
+    let _permit = permits.acquire().await.expect("domain semaphores are never closed");
+    let started = std::time::Instant::now();
+    let result =
+        ctx.transport.send(&Envelope { from: campaign.spec.from.email.clone(), to: job.r.clone() }, &bytes).await;
+    metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
+        .record(started.elapsed().as_secs_f64());
+    classify(&result)
+}
+
+async fn record<T: Transport>(
+    ctx: &Ctx<T>,
+    campaign_id: &str,
+    sent: &[&Entry],
+    verdicts: &[Verdict],
+) -> StoreResult<Vec<i64>> {
+    let mut conn = ctx.conn().await?;
+    let mut inv = SCRIPTS.record.prepare_invoke();
+    inv.key(keys::campaign_meta(campaign_id))
+        .key(keys::campaign_state(campaign_id))
+        .key(keys::campaign_counts(campaign_id))
+        .key(keys::campaign_retry(campaign_id))
+        .key(keys::campaign_events(campaign_id));
+    inv.arg(ctx.config.campaigns.events_maxlen).arg(ctx.config.retry.max_age.as_millis());
+    for (entry, verdict) in sent.iter().zip(verdicts) {
+        let job = &entry.job;
+        let next = Job { a: job.a + 1, p: false, ..job.clone() };
+        inv.arg(job.i)
+            .arg(job.a)
+            .arg(&entry.id)
+            .arg(verdict.kind.as_str())
+            .arg(ctx.config.retry.delay_before(job.a + 1).as_millis())
+            .arg(next.member())
+            .arg(job.t)
+            .arg(&job.r)
+            .arg(verdict.detail.to_string());
+    }
+    Ok(inv.invoke_async(&mut conn).await?)
+}

@@ -1,0 +1,149 @@
+//! Campaign content as workers need it: the spec and its compiled templates, loaded from
+//! Redis once per campaign (specs never change after creation) and kept in a bounded cache.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use handlebars::{Handlebars, no_escape};
+use sluice_shared::{
+    keys,
+    model::CampaignSpec,
+    redis::{Conn, StoreError, StoreResult},
+};
+
+/// A campaign ready to render.
+pub struct Campaign {
+    pub spec: CampaignSpec,
+    /// Creation time (ms), part of every Message-ID so ids never repeat across campaigns.
+    pub created_ms: i64,
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+}
+
+/// Subject and bodies rendered for one recipient.
+#[derive(Debug)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+impl Campaign {
+    pub fn compile(spec: CampaignSpec, created_ms: i64) -> Result<Campaign, String> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut plain = Handlebars::new();
+        plain.set_strict_mode(true);
+        plain.register_escape_fn(no_escape);
+        plain.register_template_string("subject", &spec.subject).map_err(|e| format!("subject: {e}"))?;
+        if let Some(t) = &spec.text {
+            plain.register_template_string("text", t).map_err(|e| format!("text: {e}"))?;
+        }
+        if let Some(h) = &spec.html {
+            html.register_template_string("html", h).map_err(|e| format!("html: {e}"))?;
+        }
+        Ok(Campaign { spec, created_ms, html, plain })
+    }
+
+    /// Renders for one recipient: `vars` plus `email`. HTML escaping applies to html only.
+    pub fn render(&self, email: &str, vars_json: &str) -> Result<Rendered, String> {
+        let mut data = if vars_json.is_empty() {
+            serde_json::Map::new()
+        } else {
+            serde_json::from_str(vars_json).map_err(|e| format!("vars: {e}"))?
+        };
+        data.entry("email").or_insert_with(|| email.into());
+        let data = serde_json::Value::Object(data);
+        let subject = self.plain.render("subject", &data).map_err(|e| format!("subject: {e}"))?;
+        if subject.contains(['\r', '\n']) {
+            return Err("subject: rendered subject contains a line break".into());
+        }
+        let text = match self.spec.text {
+            Some(_) => Some(self.plain.render("text", &data).map_err(|e| format!("text: {e}"))?),
+            None => None,
+        };
+        let html = match self.spec.html {
+            Some(_) => Some(self.html.render("html", &data).map_err(|e| format!("html: {e}"))?),
+            None => None,
+        };
+        Ok(Rendered { subject, html, text })
+    }
+}
+
+/// Most campaigns kept compiled; beyond it the cache starts over (campaigns are few and large).
+const CAPACITY: usize = 256;
+
+/// Per-process cache of compiled campaigns.
+#[derive(Default)]
+pub struct CampaignCache {
+    entries: Mutex<HashMap<String, Arc<Campaign>>>,
+}
+
+impl CampaignCache {
+    /// The compiled campaign, loading it on first use. `Ok(None)` if it no longer exists.
+    pub async fn get(&self, conn: &mut Conn, id: &str) -> StoreResult<Option<Result<Arc<Campaign>, String>>> {
+        if let Some(c) = self.entries.lock().unwrap().get(id) {
+            return Ok(Some(Ok(c.clone())));
+        }
+        let (spec, created): (Option<String>, Option<i64>) =
+            redis::cmd("HMGET").arg(keys::campaign_meta(id)).arg(&["spec", "created_at"]).query_async(conn).await?;
+        let Some(spec) = spec else { return Ok(None) };
+        let spec: CampaignSpec =
+            serde_json::from_str(&spec).map_err(|e| StoreError::Reply(format!("campaign spec: {e}")))?;
+        let compiled = match Campaign::compile(spec, created.unwrap_or(0)) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert(id.to_string(), compiled.clone());
+        Ok(Some(Ok(compiled)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_shared::model::Sender;
+
+    fn spec(subject: &str, html: Option<&str>, text: Option<&str>) -> CampaignSpec {
+        CampaignSpec {
+            id: "c".into(),
+            name: None,
+            from: Sender { email: "a@b.example".into(), name: None },
+            reply_to: None,
+            subject: subject.into(),
+            html: html.map(Into::into),
+            text: text.map(Into::into),
+            headers: Default::default(),
+            send_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_but_subject_and_text_are_not() {
+        let c = Campaign::compile(spec("Hi {{name}}", Some("<p>{{name}}</p>"), Some("Hi {{name}} <{{email}}>")), 1)
+            .unwrap();
+        let r = c.render("x@y.example", r#"{"name":"Tom & <Jerry>"}"#).unwrap();
+        assert_eq!(r.subject, "Hi Tom & <Jerry>");
+        assert_eq!(r.html.unwrap(), "<p>Tom &amp; &lt;Jerry&gt;</p>");
+        assert_eq!(r.text.unwrap(), "Hi Tom & <Jerry> <x@y.example>");
+    }
+
+    #[test]
+    fn a_missing_variable_is_a_clear_error() {
+        let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
+        let err = c.render("x@y.example", "").unwrap_err();
+        assert!(err.starts_with("subject:") && err.contains("name"), "{err}");
+    }
+
+    #[test]
+    fn a_rendered_line_break_in_the_subject_is_refused() {
+        let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
+        assert!(c.render("x@y.example", r#"{"name":"a\r\nBcc: v@x.example"}"#).unwrap_err().contains("line break"));
+    }
+}

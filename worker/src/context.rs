@@ -1,0 +1,57 @@
+//! What every part of the worker shares: Redis, config, the transport, caches, permits.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use sluice_shared::{
+    config::Config,
+    redis::{Conn, Pool, StoreResult},
+};
+use tokio::sync::Semaphore;
+
+use crate::{campaigns::CampaignCache, transport::Transport};
+
+pub struct Ctx<T: Transport> {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub transport: T,
+    pub campaigns: CampaignCache,
+    /// Stable consumer name in every domain stream's group.
+    pub consumer: String,
+    /// Per-destination concurrent sends (`connections` of the domain's limits).
+    permits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl<T: Transport> Ctx<T> {
+    pub fn new(pool: Pool, config: Arc<Config>, transport: T, consumer: String) -> Ctx<T> {
+        Ctx {
+            pool,
+            config,
+            transport,
+            campaigns: CampaignCache::default(),
+            consumer,
+            permits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A connection from the pool (multiplexed: cheap to clone for concurrent use).
+    pub async fn conn(&self) -> StoreResult<Conn> {
+        Ok((*self.pool.get().await?).clone())
+    }
+
+    /// The semaphore bounding concurrent sends to `domain` from this worker.
+    pub fn domain_permits(&self, domain: &str) -> Arc<Semaphore> {
+        let mut permits = self.permits.lock().unwrap();
+        permits
+            .entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.limits.for_domain(domain).connections)))
+            .clone()
+    }
+
+    /// Sends this worker could start for `domain` right now.
+    pub fn domain_room(&self, domain: &str) -> usize {
+        self.domain_permits(domain).available_permits()
+    }
+}

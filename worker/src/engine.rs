@@ -1,0 +1,269 @@
+//! The worker loop: lease due domains from `sluice:ready`, visit each (take.lua: tokens, then
+//! reclaimed and new jobs), put each domain back in the ready set at the time it is next worth
+//! a visit, and process batches concurrently under an in-flight bound. No worker polls
+//! thousands of streams: it only visits domains that are due, oldest first.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::Value;
+use sluice_shared::{
+    keys, metrics as m,
+    model::Job,
+    redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
+    shutdown::Shutdown,
+};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
+
+use crate::{
+    batch::{self, Entry},
+    context::Ctx,
+    transport::Transport,
+};
+
+/// How long a picked domain is ours before others may pick it again.
+const LEASE_MS: u64 = 5_000;
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+struct Taken {
+    domain: String,
+    entries: Vec<Entry>,
+    malformed: Vec<String>,
+    permit: OwnedSemaphorePermit,
+}
+
+pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
+    let inflight = Arc::new(Semaphore::new(ctx.config.worker.max_inflight));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut last_beat = tokio::time::Instant::now() - HEARTBEAT;
+    while !shutdown.is_triggered() {
+        while tasks.try_join_next().is_some() {}
+        metrics::gauge!(m::INFLIGHT).set((ctx.config.worker.max_inflight - inflight.available_permits()) as f64);
+        if last_beat.elapsed() >= HEARTBEAT {
+            last_beat = tokio::time::Instant::now();
+            heartbeat(&ctx).await;
+        }
+        // Take the permit before taking work: wait while every slot is busy.
+        if inflight.available_permits() == 0 {
+            tokio::select! {
+                p = inflight.clone().acquire_owned() => drop(p),
+                _ = shutdown.wait() => break,
+            }
+        }
+        match round(&ctx, &inflight).await {
+            Ok((taken, idle)) => {
+                for t in taken {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        batch::process(ctx, t.domain, t.entries, t.malformed).await;
+                        drop(t.permit);
+                    });
+                }
+                if let Some(wait) = idle {
+                    shutdown.sleep(wait).await;
+                }
+            }
+            Err(e) => {
+                metrics::counter!(m::REDIS_ERRORS, "op" => "round").increment(1);
+                tracing::warn!(error = %e, "worker round failed; retrying");
+                shutdown.sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    drain(&ctx, tasks).await;
+}
+
+/// Waits for in-flight batches up to the drain timeout; what is left stays pending for reclaim.
+async fn drain<T: Transport>(ctx: &Ctx<T>, mut tasks: JoinSet<()>) {
+    let left = tasks.len();
+    tracing::info!(batches = left, "draining in-flight batches");
+    let waited = tokio::time::timeout(ctx.config.worker.drain_timeout.get(), async {
+        while tasks.join_next().await.is_some() {
+            tracing::info!(batches = tasks.len(), "still draining");
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(batches = tasks.len(), "drain timeout; unfinished batches stay pending and will be reclaimed");
+        tasks.abort_all();
+    }
+}
+
+async fn heartbeat<T: Transport>(ctx: &Ctx<T>) {
+    let beat = async {
+        let mut conn = ctx.conn().await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        redis::cmd("ZADD").arg(keys::workers()).arg(now).arg(&ctx.consumer).query_async::<()>(&mut conn).await?;
+        Ok::<_, StoreError>(())
+    };
+    if let Err(e) = beat.await {
+        tracing::warn!(error = %e, "heartbeat failed");
+    }
+}
+
+/// One scheduling round. Returns the batches taken and, when nothing was due, how long to idle.
+async fn round<T: Transport>(
+    ctx: &Arc<Ctx<T>>,
+    inflight: &Arc<Semaphore>,
+) -> StoreResult<(Vec<Taken>, Option<Duration>)> {
+    let mut conn = ctx.conn().await?;
+    let picked: Vec<Value> = SCRIPTS
+        .pick_domains
+        .key(keys::ready_domains())
+        .arg(ctx.config.worker.domains_per_round)
+        .arg(LEASE_MS)
+        .invoke_async(&mut conn)
+        .await?;
+    let now = int(&picked, 0)?;
+    let lease = int(&picked, 1)?;
+    let next_due = int(&picked, 2)?;
+    let domains: Vec<String> = picked
+        .iter()
+        .skip(3)
+        .map(redis::from_redis_value_ref)
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Reply(e.to_string()))?;
+    if domains.is_empty() {
+        let wait = if next_due < 0 {
+            IDLE_POLL
+        } else {
+            Duration::from_millis((next_due - now).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+        };
+        return Ok((Vec::new(), Some(wait)));
+    }
+    let visits = domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lease, inflight));
+    let mut taken = Vec::new();
+    for result in futures::future::join_all(visits).await {
+        if let Some(t) = result? {
+            taken.push(t);
+        }
+    }
+    Ok((taken, None))
+}
+
+fn int(values: &[Value], i: usize) -> StoreResult<i64> {
+    values
+        .get(i)
+        .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+        .ok_or_else(|| StoreError::Reply(format!("expected a number at {i}")))
+}
+
+/// Visits one domain: takes up to a batch of jobs if tokens and room allow, and reschedules it.
+async fn visit<T: Transport>(
+    ctx: &Ctx<T>,
+    mut conn: Conn,
+    domain: String,
+    lease: i64,
+    inflight: &Arc<Semaphore>,
+) -> StoreResult<Option<Taken>> {
+    let cfg = &ctx.config;
+    let want = cfg.worker.batch.min(inflight.available_permits()).min(ctx.domain_room(&domain) * 4);
+    let permit = match (want > 0).then(|| inflight.clone().try_acquire_many_owned(want as u32).ok()).flatten() {
+        Some(p) => p,
+        None => {
+            // No room here: hand the domain back so another worker can take it now.
+            SCRIPTS.mark_ready.key(keys::ready_domains()).arg(&domain).invoke_async::<i64>(&mut conn).await?;
+            return Ok(None);
+        }
+    };
+    let limit = cfg.limits.for_domain(&domain);
+    let reclaim_idle = cfg.worker.reclaim_idle.as_millis();
+    let reply: redis::RedisResult<Vec<Value>> = SCRIPTS
+        .take
+        .key(keys::domain_bucket(&domain))
+        .key(keys::domain_stream(&domain))
+        .key(keys::domain_reclaim_marker(&domain))
+        .arg(want)
+        .arg(limit.per_second)
+        .arg(limit.burst)
+        .arg(keys::WORKER_GROUP)
+        .arg(&ctx.consumer)
+        .arg(reclaim_idle)
+        .arg((reclaim_idle / 2).max(1000))
+        .invoke_async(&mut conn)
+        .await;
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("NOGROUP") => {
+            sluice_shared::redis::ensure_group(&mut conn, &keys::domain_stream(&domain), keys::WORKER_GROUP).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = int(&reply, 0)?;
+    let wait = int(&reply, 1)?;
+    let more = int(&reply, 2)? == 1;
+    let pending = int(&reply, 3)?;
+    let reclaimed = int(&reply, 4)?;
+    let (entries, malformed) = parse_entries(reply.get(5));
+    let got = entries.len() + malformed.len();
+
+    let ready = keys::ready_domains();
+    if wait > 0 {
+        metrics::counter!(m::TOKEN_WAITS, "domain" => cfg.limits.label(&domain).to_string()).increment(1);
+        redis::cmd("ZADD").arg(&ready).arg(now + wait).arg(&domain).query_async::<()>(&mut conn).await?;
+    } else if more {
+        redis::cmd("ZADD").arg(&ready).arg(now).arg(&domain).query_async::<()>(&mut conn).await?;
+    } else if pending > 0 {
+        redis::cmd("ZADD").arg(&ready).arg(now + reclaim_idle as i64).arg(&domain).query_async::<()>(&mut conn).await?;
+    } else {
+        release_drained(&mut conn, &domain, lease).await?;
+    }
+
+    if got == 0 {
+        return Ok(None);
+    }
+    metrics::counter!(m::CLAIMS).increment(got as u64);
+    if reclaimed > 0 {
+        metrics::counter!(m::RECLAIMS).increment(reclaimed as u64);
+        tracing::info!(%domain, reclaimed, "took over entries from a worker presumed dead");
+    }
+    let mut permit = permit;
+    let kept = permit.split(got).expect("took no more than the permits held");
+    drop(permit);
+    Ok(Some(Taken { domain, entries, malformed, permit: kept }))
+}
+
+/// Removes a drained domain from the ready set, then looks again: a job added between the
+/// visit and the removal puts it straight back, so no work is ever stranded.
+async fn release_drained(conn: &mut Conn, domain: &str, lease: i64) -> StoreResult<()> {
+    let removed: i64 = SCRIPTS.unready.key(keys::ready_domains()).arg(domain).arg(lease).invoke_async(conn).await?;
+    if removed == 1 {
+        let work: i64 =
+            SCRIPTS.has_work.key(keys::domain_stream(domain)).arg(keys::WORKER_GROUP).invoke_async(conn).await?;
+        if work == 1 {
+            SCRIPTS.mark_ready.key(keys::ready_domains()).arg(domain).invoke_async::<i64>(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stream entries as `[id, [field, value, ...]]`; entries that do not parse as jobs are
+/// returned by id so they are acked (and logged) rather than retried forever.
+fn parse_entries(value: Option<&Value>) -> (Vec<Entry>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut malformed = Vec::new();
+    let Some(Value::Array(items)) = value else { return (entries, malformed) };
+    for item in items {
+        let Value::Array(parts) = item else { continue };
+        let Some(id) = parts.first().and_then(|v| redis::from_redis_value_ref::<String>(v).ok()) else { continue };
+        let fields: std::collections::HashMap<String, Value> = match parts.get(1) {
+            Some(Value::Array(kv)) => kv
+                .chunks(2)
+                .filter_map(|p| Some((redis::from_redis_value_ref::<String>(p.first()?).ok()?, p.get(1)?.clone())))
+                .collect(),
+            _ => Default::default(),
+        };
+        match Job::from_fields(&fields) {
+            Ok(job) => entries.push(Entry { id, job }),
+            Err(e) => {
+                tracing::error!(entry = %id, error = %e, "malformed job entry; dropping it");
+                malformed.push(id);
+            }
+        }
+    }
+    (entries, malformed)
+}

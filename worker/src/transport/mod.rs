@@ -1,0 +1,75 @@
+//! The seam between delivery logic and the wire: a small [`Transport`] trait, implemented by
+//! the real SMTP relay pool ([`smtp::SmtpRelays`]) and by scripted doubles in tests.
+
+pub mod smtp;
+
+use std::future::Future;
+
+/// Envelope of one message: one sender, one recipient (every message is personalised).
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub from: String,
+    pub to: String,
+}
+
+/// An SMTP reply, kept whole for the record: code, enhanced status code, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpReply {
+    pub code: u16,
+    pub enhanced: Option<String>,
+    pub text: String,
+}
+
+impl SmtpReply {
+    /// Splits `"5.1.1 The account ..."` into its enhanced code and the rest.
+    pub fn parse(code: u16, message: &str) -> SmtpReply {
+        let message = message.trim();
+        let (first, rest) = message.split_once(' ').unwrap_or((message, ""));
+        let is_enhanced = {
+            let parts: Vec<&str> = first.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+        };
+        if is_enhanced {
+            SmtpReply { code, enhanced: Some(first.to_string()), text: rest.to_string() }
+        } else {
+            SmtpReply { code, enhanced: None, text: message.to_string() }
+        }
+    }
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The relay answered 4xx or 5xx.
+    #[error("relay replied {} {}", .0.code, .0.text)]
+    Rejected(SmtpReply),
+    /// No usable connection or the exchange broke off (refused, reset, timeout, TLS): retry later.
+    #[error("connection problem: {0}")]
+    Connection(String),
+    /// The message cannot be sent as it is (e.g. a non-ASCII address to a relay without SMTPUTF8).
+    #[error("cannot send: {0}")]
+    Unsendable(String),
+}
+
+/// Sends one message. Implementations own connection reuse, limits and timeouts.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, envelope: &Envelope, message: &[u8]) -> impl Future<Output = Result<SmtpReply, SendError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SmtpReply;
+
+    #[test]
+    fn enhanced_codes_are_split_from_the_text() {
+        let r = SmtpReply::parse(550, "5.1.1 The email account that you tried to reach does not exist");
+        assert_eq!(r.enhanced.as_deref(), Some("5.1.1"));
+        assert!(r.text.starts_with("The email account"));
+        let r = SmtpReply::parse(554, "delivery error: dd This user doesn't have a yahoo.com account");
+        assert_eq!(r.enhanced, None);
+        assert!(r.text.starts_with("delivery error"));
+        assert_eq!(SmtpReply::parse(421, "4.7.28 rate limited").enhanced.as_deref(), Some("4.7.28"));
+    }
+}

@@ -1,0 +1,167 @@
+//! A whole Sluice on loopback for one test: its own redis-server, an in-process scriptable
+//! SMTP sink, the real scheduler and worker binaries, and an API client.
+
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::Value;
+use sluice_shared::testkit::{Process, RedisServer, bin_path, free_port, smtp_sink::SmtpSink, wait_for};
+
+pub const TOKEN: &str = "test-token-0123";
+
+pub struct Stack {
+    pub redis: RedisServer,
+    pub sink: SmtpSink,
+    pub config: PathBuf,
+    pub api: String,
+    pub scheduler: Process,
+    pub workers: Vec<Process>,
+    http: reqwest::Client,
+}
+
+/// Extra TOML appended to the base config (limits, retry schedule, worker settings).
+pub async fn start(extra_toml: &str, workers: usize) -> Stack {
+    start_with(extra_toml, workers, false).await
+}
+
+pub async fn start_with(extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start(keep_messages).await;
+    let api_port = free_port();
+    let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
+    let text = format!(
+        r#"
+[redis]
+url = "{redis}"
+
+[api]
+listen = "127.0.0.1:{api_port}"
+tokens = ["{TOKEN}"]
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
+[[smtp.relays]]
+host = "127.0.0.1"
+port = {smtp}
+
+[scheduler]
+tick = "20ms"
+
+{extra_toml}
+"#,
+        redis = redis.url(),
+        metrics = free_port(),
+        smtp = sink.port(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let cfg = config.to_str().unwrap().to_string();
+    let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[]);
+    let mut stack = Stack {
+        redis,
+        sink,
+        config,
+        api: format!("http://127.0.0.1:{api_port}"),
+        scheduler,
+        workers: Vec::new(),
+        http: reqwest::Client::new(),
+    };
+    for _ in 0..workers {
+        stack.add_worker();
+    }
+    stack.wait_api().await;
+    stack
+}
+
+impl Stack {
+    /// Starts one more worker with its own stable name and metrics port.
+    pub fn add_worker(&mut self) -> usize {
+        let n = self.workers.len();
+        let name = format!("worker-{n}");
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let cfg = self.config.to_str().unwrap().to_string();
+        let env = [("SLUICE__WORKER__NAME", name.as_str()), ("SLUICE__METRICS__LISTEN", metrics.as_str())];
+        self.workers.push(Process::spawn(&name, &bin_path("sluice-worker"), &["--config", &cfg], &env));
+        n
+    }
+
+    async fn wait_api(&self) {
+        let url = format!("{}/healthz", self.api);
+        let http = self.http.clone();
+        wait_for("scheduler API", Duration::from_secs(20), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.api)).bearer_auth(TOKEN);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let resp = req.send().await.expect("API reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String) -> (u16, Value) {
+        let resp = self.http.post(format!("{}{path}", self.api)).bearer_auth(TOKEN).body(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn campaign(&self, id: &str) -> Value {
+        let (status, body) = self.call("GET", &format!("/v1/campaigns/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls until the campaign reaches `status`; returns its last view.
+    pub async fn wait_status(&self, id: &str, status: &str, deadline: Duration) -> Value {
+        let start = tokio::time::Instant::now();
+        loop {
+            let c = self.campaign(id).await;
+            if c["status"] == status {
+                return c;
+            }
+            if start.elapsed() > deadline {
+                panic!("campaign {id} not {status} after {deadline:?}: {c}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// All logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- scheduler\n{}", self.scheduler.log_text());
+        for w in &self.workers {
+            out.push_str(&format!("--- {}\n{}", w.name, w.log_text()));
+        }
+        out
+    }
+}
+
+/// `n` recipients spread over `domains` domains: `user{i}@d{i % domains}.example`.
+pub fn recipients(n: usize, domains: usize, local: impl Fn(usize) -> String) -> Vec<Value> {
+    (0..n).map(|i| serde_json::json!({"email": format!("{}@d{}.example", local(i), i % domains), "vars": {"name": format!("User {i}")}})).collect()
+}
+
+pub fn campaign_body(id: &str, recipients: Vec<Value>) -> Value {
+    serde_json::json!({
+        "id": id,
+        "from": {"email": "news@shop.example", "name": "Shop"},
+        "subject": "Hello {{name}}",
+        "html": "<p>Hello {{name}}</p>",
+        "text": "Hello {{name}}",
+        "recipients": recipients,
+    })
+}
+
+/// Counts as plain numbers.
+pub fn counts(view: &Value) -> std::collections::BTreeMap<String, u64> {
+    view["counts"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
+}

@@ -1,0 +1,69 @@
+//! The core promise, end to end through the real binaries: a 10,000-recipient campaign over
+//! 50 domains through 2 workers; every deliverable recipient received exactly once, scripted
+//! soft failures arrive on the third try, hard failures bounce and are suppressed, and the
+//! campaign's counts match what the SMTP server saw.
+
+mod common;
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_recipients_over_fifty_domains() {
+    let stack = common::start(
+        r#"
+[limits.default]
+rate = "100000/s"
+burst = 100000
+connections = 16
+
+[retry]
+schedule = ["1s"]
+"#,
+        2,
+    )
+    .await;
+    // Every 100th recipient soft-fails twice, every 100th (offset 50) hard-fails.
+    let local = |i: usize| match i % 100 {
+        7 => format!("soft2-u{i}"),
+        57 => format!("hard-u{i}"),
+        _ => format!("u{i}"),
+    };
+    let recipients = common::recipients(10_000, 50, local);
+    let (status, body) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("big", recipients))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["accepted"], 10_000);
+
+    let done = stack.wait_status("big", "completed", Duration::from_secs(60)).await;
+    let counts = common::counts(&done);
+    let sink = &stack.sink.state;
+    let delivered = sink.delivered.lock().unwrap().clone();
+
+    let mut missing = Vec::new();
+    let mut duplicated = Vec::new();
+    for i in 0..10_000 {
+        let address = format!("{}@d{}.example", local(i), i % 50);
+        let got = delivered.get(&address).copied().unwrap_or(0);
+        if i % 100 == 7 {
+            assert_eq!(sink.attempts_for(&address), 3, "{address} arrives on the third try");
+        }
+        match i % 100 {
+            57 => assert_eq!(got, 0, "{address} must bounce"),
+            _ if got == 0 => missing.push(address),
+            _ if got > 1 => duplicated.push(address),
+            _ => {}
+        }
+    }
+    assert!(missing.is_empty(), "never delivered: {:?}\n{}", &missing[..missing.len().min(10)], stack.logs());
+    assert!(duplicated.is_empty(), "delivered twice: {duplicated:?}");
+
+    assert_eq!(counts["total"], 10_000);
+    assert_eq!(counts["sent"], sink.accepted(), "sent count matches what the SMTP server accepted");
+    assert_eq!(counts["sent"], 9_900);
+    assert_eq!(counts["bounced"], 100);
+    assert_eq!(counts["failed"] + counts["queued"] + counts["deferred"] + counts["staged"], 0, "{counts:?}");
+    assert_eq!(counts["total"], counts["suppressed"] + counts["sent"] + counts["bounced"] + counts["failed"]);
+
+    let (status, body) = stack.call("GET", "/v1/suppressions/hard-u57@d7.example", None).await;
+    assert_eq!(status, 200, "hard bounce suppressed: {body}");
+    assert_eq!(body["detail"]["enhanced"], "5.1.1");
+}
