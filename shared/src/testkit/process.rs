@@ -47,6 +47,14 @@ impl Process {
         child.wait().unwrap()
     }
 
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.take().expect("process already stopped").wait().unwrap()

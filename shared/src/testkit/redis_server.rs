@@ -11,28 +11,33 @@ pub struct RedisServer {
     pub port: u16,
     child: Child,
     dir: PathBuf,
+    aof: bool,
 }
 
 impl RedisServer {
     /// Starts redis-server on a free port. Panics loudly if redis-server is not installed:
     /// a missing dependency is a failure, never a skip.
     pub fn start() -> RedisServer {
-        let port = super::free_port();
+        Self::start_on(super::free_port(), false)
+    }
+
+    /// Starts on `port`; with `aof`, every write is fsynced to an append-only file, so a
+    /// [`RedisServer::restart`] loses nothing.
+    pub fn start_on(port: u16, aof: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("sluice-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}); scripts/test.sh installs it (apt-get install redis-server)")
-            });
-        let server = RedisServer { port, child, dir };
+        let child = spawn(port, &dir, aof);
+        let server = RedisServer { port, child, dir, aof };
         server.wait_ready();
         server
+    }
+
+    /// kill -9, then start again on the same port from the same directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.dir, self.aof);
+        self.wait_ready();
     }
 
     pub fn url(&self) -> String {
@@ -57,6 +62,22 @@ impl RedisServer {
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, aof: bool) -> Child {
+    let persistence: &[&str] =
+        if aof { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(persistence)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start redis-server ({e}); scripts/test.sh installs it (apt-get install redis-server)")
+        })
 }
 
 impl Drop for RedisServer {

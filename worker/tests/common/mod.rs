@@ -26,7 +26,11 @@ pub async fn start(extra_toml: &str, workers: usize) -> Stack {
 }
 
 pub async fn start_with(extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
-    let redis = RedisServer::start();
+    start_on(RedisServer::start(), extra_toml, workers, keep_messages).await
+}
+
+/// A stack on a Redis the caller started (e.g. with AOF, to restart it mid-test).
+pub async fn start_on(redis: RedisServer, extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
     let sink = SmtpSink::start(keep_messages).await;
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
@@ -124,7 +128,7 @@ impl Stack {
     pub async fn wait_status(&self, id: &str, status: &str, deadline: Duration) -> Value {
         let start = tokio::time::Instant::now();
         loop {
-            let c = self.campaign(id).await;
+            let (_, c) = self.call("GET", &format!("/v1/campaigns/{id}"), None).await;
             if c["status"] == status {
                 return c;
             }
