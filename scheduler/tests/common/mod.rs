@@ -1,0 +1,80 @@
+//! The scheduler binary on its own Redis, for API and startup tests.
+
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::Value;
+use sluice_shared::testkit::{Process, RedisServer, free_port, wait_for};
+
+pub const TOKEN: &str = "api-token-0123";
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sluice-scheduler"))
+}
+
+/// Writes a config for a scheduler on `redis_url`, plus `extra` TOML; returns (path, API base URL).
+pub fn config(redis_url: &str, extra: &str) -> (PathBuf, String) {
+    let api = free_port();
+    let path = std::env::temp_dir().join(format!("sluice-sched-{}-{api}.toml", std::process::id()));
+    let text = format!(
+        "[redis]\nurl = \"{redis_url}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\ntokens = [\"{TOKEN}\"]\n[metrics]\nlisten = \"127.0.0.1:{}\"\n{extra}\n",
+        free_port()
+    );
+    std::fs::write(&path, text).unwrap();
+    (path, format!("http://127.0.0.1:{api}"))
+}
+
+pub struct Api {
+    pub redis: RedisServer,
+    pub base: String,
+    pub process: Process,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn start(extra: &str) -> Api {
+        let redis = RedisServer::start();
+        let (path, base) = config(&redis.url(), extra);
+        let process = Process::spawn("scheduler", &bin(), &["--config", path.to_str().unwrap()], &[]);
+        let api = Api { redis, base, process, http: reqwest::Client::new() };
+        api.wait_healthy().await;
+        api
+    }
+
+    pub async fn wait_healthy(&self) {
+        let url = format!("{}/healthz", self.base);
+        wait_for("scheduler API", Duration::from_secs(20), || {
+            let (http, url) = (self.http.clone(), url.clone());
+            async move { http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> (u16, Value) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.request(method, path, Some(TOKEN), body.map(|b| b.to_string())).await
+    }
+
+    /// Every campaign key in Redis: a rejected request must leave none behind.
+    pub fn campaign_keys(&self) -> Vec<String> {
+        let mut conn = self.redis.conn();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("sluice:{c:*").query(&mut conn).unwrap();
+        let listed: Vec<String> = redis::cmd("ZRANGE").arg("sluice:campaigns").arg(0).arg(-1).query(&mut conn).unwrap();
+        keys.extend(listed);
+        keys
+    }
+}

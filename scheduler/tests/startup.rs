@@ -1,0 +1,55 @@
+//! Startup behaviour of the real binary: a bad config exits non-zero naming the key and
+//! value; Redis down at startup is reported clearly and retried until it comes up.
+
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use sluice_shared::testkit::{Process, RedisServer, free_port, wait_for};
+
+fn run_with(config_extra: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let (path, _) = common::config("redis://127.0.0.1:1/0", config_extra);
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("--config").arg(&path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_exits_non_zero() {
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        ("[limits.default]\nrate = \"fast\"\n", &[], "rate"),
+        ("[limits.default]\nburts = 5\n", &[], "burts"),
+        ("[limits.domains.\"gmail.com\"]\nconnections = 0\n", &[], "connections"),
+        ("", &[("SLUICE__LIMITS__DEFAULT__BURST", "0")], "limits.default.burst"),
+        ("", &[("SLUICE__API__LISTEN", "nowhere")], "api.listen"),
+    ];
+    for (extra, env, needle) in cases {
+        let (code, stderr) = run_with(extra, env);
+        assert_eq!(code, 2, "{extra:?} {env:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?} {env:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn redis_down_at_startup_is_retried_until_it_comes_up() {
+    let port = free_port();
+    let (path, base) = common::config(&format!("redis://127.0.0.1:{port}/0"), "");
+    let scheduler = Process::spawn("scheduler", &common::bin(), &["--config", path.to_str().unwrap()], &[]);
+    wait_for("the unreachable-Redis message", Duration::from_secs(10), || async {
+        scheduler.log_text().contains("Redis is unreachable; retrying").then_some(())
+    })
+    .await;
+    let _redis = RedisServer::start_on(port, false);
+    let http = reqwest::Client::new();
+    wait_for("the API after Redis came up", Duration::from_secs(20), || {
+        let (http, url) = (http.clone(), format!("{base}/v1/campaigns"));
+        async move {
+            http.get(url).bearer_auth(common::TOKEN).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        }
+    })
+    .await;
+}
