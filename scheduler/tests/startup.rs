@@ -20,7 +20,8 @@ fn run_with(config_extra: &str, env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn a_bad_config_names_the_key_and_exits_non_zero() {
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Env, &str); 5] = [
         ("[limits.default]\nrate = \"fast\"\n", &[], "rate"),
         ("[limits.default]\nburts = 5\n", &[], "burts"),
         ("[limits.domains.\"gmail.com\"]\nconnections = 0\n", &[], "connections"),
