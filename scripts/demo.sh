@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The main job, on one machine: a local Redis, a local SMTP sink, the scheduler and two
+# workers; a 10,000-recipient campaign over 20 domains with live progress; then the counts
+# and where to look. Everything it starts is stopped when it ends (or on ctrl-c).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/install.sh
+ensure_debian_packages redis-server curl
+
+echo "== building (release)"
+cargo build --release --workspace --all-features --quiet
+BIN=target/release
+source scripts/lib/stack.sh
+trap stack_stop EXIT
+
+stack_start_redis --appendonly yes --appendfsync everysec
+stack_start_sink
+stack_write_config '
+[limits.default]
+rate = "2000/s"
+burst = 500
+
+[limits.domains."d0.example"]
+rate = "300/s"
+
+[retry]
+schedule = ["2s", "5s"]
+'
+stack_start_scheduler
+stack_start_workers 2
+echo "== Redis 127.0.0.1:$REDIS_PORT  SMTP sink 127.0.0.1:$SINK_PORT  API http://127.0.0.1:$API_PORT"
+
+# A draft, its recipients as NDJSON (a few scripted to soft-fail twice or hard-bounce), start.
+api POST /v1/campaigns -H 'content-type: application/json' -d '{
+  "id": "demo",
+  "name": "Spring demo",
+  "from": {"email": "news@shop.example", "name": "Sluice Demo"},
+  "subject": "Hello {{name}}, spring is here",
+  "html": "<h1>Hello {{name}}</h1><p>This is the Sluice demo campaign.</p>",
+  "text": "Hello {{name}}, this is the Sluice demo campaign.",
+  "start": false
+}' >/dev/null
+{
+  recipients_ndjson 9900 20
+  for i in $(seq 1 50); do echo "{\"email\":\"soft2-$i@d$((i % 20)).example\",\"vars\":{\"name\":\"Retry $i\"}}"; done
+  for i in $(seq 1 50); do echo "{\"email\":\"hard-$i@d$((i % 20)).example\",\"vars\":{\"name\":\"Bounce $i\"}}"; done
+} >"$STACK_DIR/recipients.ndjson"
+echo "== uploaded: $(api POST /v1/campaigns/demo/recipients --data-binary @"$STACK_DIR/recipients.ndjson")"
+api POST /v1/campaigns/demo/start >/dev/null
+start=$SECONDS
+
+while :; do
+  view=$(api GET /v1/campaigns/demo)
+  status=$(json_field "$view" status)
+  printf '\r   %-9s total %s  sent %s  queued %s  deferred %s  bounced %s  failed %s  (%ds)   ' \
+    "$status" "$(json_field "$view" total)" "$(json_field "$view" sent)" "$(json_field "$view" queued)" \
+    "$(json_field "$view" deferred)" "$(json_field "$view" bounced)" "$(json_field "$view" failed)" $((SECONDS - start))
+  [ "$status" = completed ] && break
+  [ $((SECONDS - start)) -gt 300 ] && { echo; echo "demo did not finish in 5 minutes; logs in $STACK_DIR" >&2; exit 1; }
+  sleep 1
+done
+echo
+echo "== final: $(api GET /v1/campaigns/demo)"
+echo "== the SMTP sink accepted: $(tail -n1 "$STACK_DIR/sink.log" 2>/dev/null)"
+echo "== metrics (while running): http://127.0.0.1:$SCHED_METRICS_PORT/metrics ${WORKER_METRICS[*]}"
+curl -s "${WORKER_METRICS[0]}" | grep -E '^sluice_messages_total' | head -n 8 || true
+echo "== events of the campaign: redis-cli -p $REDIS_PORT XRANGE 'sluice:{c:demo}:events' - + COUNT 5"
+redis-cli -p "$REDIS_PORT" XRANGE 'sluice:{c:demo}:events' - + COUNT 2
+echo "== logs: $STACK_DIR (everything started here is stopped now)"

@@ -1,0 +1,97 @@
+# A whole local Sluice for the demo and the benchmarks: Redis, an SMTP sink, the scheduler
+# and workers, each on a free port of 127.0.0.1, all stopped by stack_stop (set as an EXIT trap).
+# Needs: source scripts/lib/install.sh first; BIN (directory of the built binaries).
+
+STACK_DIR=$(mktemp -d -t sluice-stack.XXXXXX)
+STACK_PIDS=()
+TOKEN="local-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+
+stack_stop() {
+  for pid in "${STACK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${STACK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -n "${REDIS_PORT:-}" ] && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
+# wait_until DESCRIPTION SECONDS COMMAND... : polls COMMAND every 0.1 s until it succeeds.
+wait_until() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what (logs in $STACK_DIR)" >&2; return 1; fi
+    sleep 0.1
+  done
+}
+
+# stack_start_redis [extra redis-server args...]
+stack_start_redis() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR" --save "" "$@" >"$STACK_DIR/redis.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_until "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
+}
+
+stack_start_sink() {
+  SINK_PORT=$(free_port)
+  "$BIN/sluice-sink" --listen "127.0.0.1:$SINK_PORT" --every 1 >"$STACK_DIR/sink.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_until "SMTP sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
+}
+
+# stack_write_config EXTRA_TOML : the config every process shares.
+stack_write_config() {
+  API_PORT=$(free_port)
+  SCHED_METRICS_PORT=$(free_port)
+  CONFIG="$STACK_DIR/sluice.toml"
+  cat >"$CONFIG" <<TOML
+[redis]
+url = "redis://127.0.0.1:$REDIS_PORT/0"
+
+[api]
+listen = "127.0.0.1:$API_PORT"
+tokens = ["$TOKEN"]
+
+[metrics]
+listen = "127.0.0.1:$SCHED_METRICS_PORT"
+
+[[smtp.relays]]
+host = "127.0.0.1"
+port = $SINK_PORT
+
+$1
+TOML
+}
+
+stack_start_scheduler() {
+  "$BIN/sluice-scheduler" --config "$CONFIG" >"$STACK_DIR/scheduler.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_until "scheduler API" 20 curl -sf "http://127.0.0.1:$API_PORT/healthz"
+}
+
+# stack_start_workers N : workers named worker-1..N, each with its own metrics port.
+WORKER_METRICS=()
+stack_start_workers() {
+  local i port
+  for i in $(seq 1 "$1"); do
+    port=$(free_port)
+    SLUICE__WORKER__NAME="worker-$i" SLUICE__METRICS__LISTEN="127.0.0.1:$port" \
+      "$BIN/sluice-worker" --config "$CONFIG" >"$STACK_DIR/worker-$i.log" 2>&1 &
+    STACK_PIDS+=($!)
+    WORKER_METRICS+=("http://127.0.0.1:$port/metrics")
+  done
+}
+
+# api METHOD PATH [curl args...] : an authenticated admin API call.
+api() {
+  local method=$1 path=$2; shift 2
+  curl -sS -X "$method" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT$path" "$@"
+}
+
+# json_field JSON NAME : the first number or string value of "NAME" in JSON (flat lookup).
+json_field() {
+  printf '%s' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2- | tr -d '"'
+}
+
+# recipients_ndjson COUNT DOMAINS : NDJSON recipients u<i>@d<i % DOMAINS>.example.
+recipients_ndjson() {
+  awk -v n="$1" -v d="$2" 'BEGIN { for (i = 0; i < n; i++) printf "{\"email\":\"u%d@d%d.example\",\"vars\":{\"name\":\"Reader %d\"}}\n", i, i % d, i }'
+}
