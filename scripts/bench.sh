@@ -62,3 +62,4 @@ awk -v n="$N" -v s="$sent" -v a="$accepted" -v t0="$t0" -v t1="$t1" -v t2="$t2" 
   printf "sent / sink accepted  %d / %d\n", s, a
   printf "end-to-end            %.0f msg/s\n", s / (t2 - t1)
 }'
+stack_cpu_report "$sent"

@@ -4,6 +4,7 @@
 
 STACK_DIR=$(mktemp -d -t sluice-stack.XXXXXX)
 STACK_PIDS=()
+STACK_NAMES=()
 TOKEN="local-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
 stack_stop() {
@@ -26,14 +27,14 @@ wait_until() {
 stack_start_redis() {
   REDIS_PORT=$(free_port)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR" --save "" "$@" >"$STACK_DIR/redis.log" 2>&1 &
-  STACK_PIDS+=($!)
+  STACK_PIDS+=($!); STACK_NAMES+=(redis-server)
   wait_until "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
 stack_start_sink() {
   SINK_PORT=$(free_port)
   "$BIN/sluice-sink" --listen "127.0.0.1:$SINK_PORT" --every 1 >"$STACK_DIR/sink.log" 2>&1 &
-  STACK_PIDS+=($!)
+  STACK_PIDS+=($!); STACK_NAMES+=(smtp-sink)
   wait_until "SMTP sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
 }
 
@@ -63,7 +64,7 @@ TOML
 
 stack_start_scheduler() {
   "$BIN/sluice-scheduler" --config "$CONFIG" >"$STACK_DIR/scheduler.log" 2>&1 &
-  STACK_PIDS+=($!)
+  STACK_PIDS+=($!); STACK_NAMES+=(scheduler)
   wait_until "scheduler API" 20 curl -sf "http://127.0.0.1:$API_PORT/healthz"
 }
 
@@ -75,7 +76,7 @@ stack_start_workers() {
     port=$(free_port)
     SLUICE__WORKER__NAME="worker-$i" SLUICE__METRICS__LISTEN="127.0.0.1:$port" \
       "$BIN/sluice-worker" --config "$CONFIG" >"$STACK_DIR/worker-$i.log" 2>&1 &
-    STACK_PIDS+=($!)
+    STACK_PIDS+=($!); STACK_NAMES+=("worker-$i")
     WORKER_METRICS+=("http://127.0.0.1:$port/metrics")
   done
 }
@@ -94,4 +95,16 @@ json_field() {
 # recipients_ndjson COUNT DOMAINS : NDJSON recipients u<i>@d<i % DOMAINS>.example.
 recipients_ndjson() {
   awk -v n="$1" -v d="$2" 'BEGIN { for (i = 0; i < n; i++) printf "{\"email\":\"u%d@d%d.example\",\"vars\":{\"name\":\"Reader %d\"}}\n", i, i % d, i }'
+}
+
+# stack_cpu_report MESSAGES : CPU seconds each process has used, and per message.
+stack_cpu_report() {
+  local i ticks hz total=0
+  hz=$(getconf CLK_TCK)
+  for i in "${!STACK_PIDS[@]}"; do
+    ticks=$(awk '{print $14 + $15}' "/proc/${STACK_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+    total=$((total + ticks))
+    awk -v n="${STACK_NAMES[$i]}" -v t="$ticks" -v hz="$hz" -v m="$1" 'BEGIN { printf "cpu %-14s %6.2f s  %6.1f us/msg\n", n, t / hz, t / hz / m * 1e6 }'
+  done
+  awk -v t="$total" -v hz="$hz" -v m="$1" 'BEGIN { printf "cpu %-14s %6.2f s  %6.1f us/msg\n", "all", t / hz, t / hz / m * 1e6 }'
 }
