@@ -66,4 +66,30 @@ schedule = ["1s"]
     let (status, body) = stack.call("GET", "/v1/suppressions/hard-u57@d7.example", None).await;
     assert_eq!(status, 200, "hard bounce suppressed: {body}");
     assert_eq!(body["detail"]["enhanced"], "5.1.1");
+
+    // Metrics: outcomes, a real latency histogram, claims; queue depth from the scheduler.
+    let worker_metrics = format!("{}{}", stack.scrape(1).await, stack.scrape(2).await);
+    for needle in [
+        "sluice_messages_total{outcome=\"sent\",domain=\"other\"}",
+        "sluice_smtp_latency_seconds_bucket{domain=\"other\",le=\"0.005\"}",
+        "sluice_claims_total",
+    ] {
+        assert!(worker_metrics.contains(needle), "{needle} missing from worker metrics:\n{worker_metrics}");
+    }
+    let sent_metric: f64 = worker_metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_messages_total{outcome=\"sent\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(sent_metric as u64, 9_900);
+    let scheduler_metrics = sluice_shared::testkit::wait_for("queue depth gauge", Duration::from_secs(10), || async {
+        let m = stack.scrape(0).await;
+        m.contains("sluice_queue_depth{domain=\"other\"}").then_some(m)
+    })
+    .await;
+    assert!(scheduler_metrics.contains("sluice_campaigns_created_total"), "{scheduler_metrics}");
+
+    // Recipient addresses never appear at info level.
+    let logs = stack.logs();
+    assert!(!logs.contains(".example"), "an address reached the logs:\n{logs}");
 }

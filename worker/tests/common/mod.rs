@@ -17,6 +17,8 @@ pub struct Stack {
     pub api: String,
     pub scheduler: Process,
     pub workers: Vec<Process>,
+    /// `/metrics` URL of the scheduler, then of each worker.
+    pub metrics: Vec<String>,
     http: reqwest::Client,
 }
 
@@ -34,6 +36,7 @@ pub async fn start_on(redis: RedisServer, extra_toml: &str, workers: usize, keep
     let sink = SmtpSink::start(keep_messages).await;
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
+    let scheduler_metrics = free_port();
     let text = format!(
         r#"
 [redis]
@@ -56,7 +59,7 @@ tick = "20ms"
 {extra_toml}
 "#,
         redis = redis.url(),
-        metrics = free_port(),
+        metrics = scheduler_metrics,
         smtp = sink.port(),
     );
     std::fs::write(&config, text).unwrap();
@@ -69,6 +72,7 @@ tick = "20ms"
         api: format!("http://127.0.0.1:{api_port}"),
         scheduler,
         workers: Vec::new(),
+        metrics: vec![format!("http://127.0.0.1:{scheduler_metrics}/metrics")],
         http: reqwest::Client::new(),
     };
     for _ in 0..workers {
@@ -87,6 +91,7 @@ impl Stack {
         let cfg = self.config.to_str().unwrap().to_string();
         let env = [("SLUICE__WORKER__NAME", name.as_str()), ("SLUICE__METRICS__LISTEN", metrics.as_str())];
         self.workers.push(Process::spawn(&name, &bin_path("sluice-worker"), &["--config", &cfg], &env));
+        self.metrics.push(format!("http://{metrics}/metrics"));
         n
     }
 
@@ -137,6 +142,11 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The Prometheus text a process serves (0 = scheduler, 1.. = workers).
+    pub async fn scrape(&self, i: usize) -> String {
+        self.http.get(&self.metrics[i]).send().await.unwrap().text().await.unwrap()
     }
 
     /// All logs, for failure messages.

@@ -1,0 +1,61 @@
+//! Every dashboard parses, and every metric it queries is one the code exports.
+
+use std::collections::BTreeSet;
+
+use sluice_shared::metrics as m;
+
+const EXPORTED: &[&str] = &[
+    m::MESSAGES,
+    m::SMTP_LATENCY,
+    m::QUEUE_DEPTH,
+    m::TOKEN_WAITS,
+    m::CLAIMS,
+    m::RECLAIMS,
+    m::SKIPPED,
+    m::INTAKE_RECIPIENTS,
+    m::CAMPAIGNS_CREATED,
+    m::INTAKE_ERRORS,
+    m::RETRIES_PROMOTED,
+    m::INFLIGHT,
+    m::REDIS_ERRORS,
+];
+
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("sluice_") {
+        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[i + name.len()..];
+        out.insert(name);
+    }
+    out
+}
+
+fn exported(name: &str) -> bool {
+    let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+    EXPORTED.contains(&name) || EXPORTED.contains(&base)
+}
+
+#[test]
+fn dashboards_query_only_exported_metrics() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../grafana/dashboards");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let names = metric_names(expr);
+                assert!(!names.is_empty(), "{}: panel {:?} queries no Sluice metric", path.display(), panel["title"]);
+                for name in names {
+                    assert!(exported(&name), "{}: {name} is not exported by the code", path.display());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}
