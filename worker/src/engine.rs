@@ -27,6 +27,7 @@ use crate::{
 const LEASE_MS: u64 = 5_000;
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const IDLE_POLL: Duration = Duration::from_millis(50);
+const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 struct Taken {
     domain: String,
@@ -37,6 +38,7 @@ struct Taken {
 
 pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
     let inflight = Arc::new(Semaphore::new(ctx.config.worker.max_inflight));
+    let low_water = ctx.config.worker.batch.min(ctx.config.worker.max_inflight / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut last_beat = tokio::time::Instant::now() - HEARTBEAT;
     while !shutdown.is_triggered() {
@@ -46,10 +48,11 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
             last_beat = tokio::time::Instant::now();
             heartbeat(&ctx).await;
         }
-        // Take the permit before taking work: wait while every slot is busy.
-        if inflight.available_permits() == 0 {
+        // Take the permit before taking work: wait until a useful batch fits, rather than
+        // taking jobs one at a time as single slots free up.
+        if inflight.available_permits() < low_water {
             tokio::select! {
-                p = inflight.clone().acquire_owned() => drop(p),
+                p = inflight.clone().acquire_many_owned(low_water as u32) => drop(p),
                 _ = shutdown.wait() => break,
             }
         }
@@ -141,7 +144,10 @@ async fn round<T: Transport>(
             taken.push(t);
         }
     }
-    Ok((taken, None))
+    // Due domains but nothing taken (no tokens, or no room in this worker): pause briefly
+    // instead of spinning on the same leases.
+    let idle = taken.is_empty().then_some(BUSY_PAUSE);
+    Ok((taken, idle))
 }
 
 fn int(values: &[Value], i: usize) -> StoreResult<i64> {

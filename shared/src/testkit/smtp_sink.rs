@@ -7,19 +7,24 @@
 //! - anything else: accepted.
 //!
 //! It counts, per recipient, the messages it accepted, so tests can check exactly-once.
+//! [`SmtpSink::start_starttls`] also offers STARTTLS with a certificate made at test time.
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
+};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{ServerConfig, pki_types::PrivateKeyDer},
 };
 
 /// What the sink has seen.
@@ -32,7 +37,12 @@ pub struct SinkState {
     /// Raw accepted messages, if `keep_messages` was set.
     pub messages: Mutex<Vec<(String, Vec<u8>)>>,
     pub accepted_total: AtomicU64,
+    /// Of those, accepted on a connection upgraded with STARTTLS.
+    pub accepted_encrypted: AtomicU64,
     pub connections: AtomicU64,
+    /// While set, new connections are closed at once and open sessions answer 421 and close:
+    /// the relay is "down".
+    pub refusing: AtomicBool,
     keep_messages: bool,
 }
 
@@ -46,12 +56,20 @@ impl SinkState {
     pub fn accepted(&self) -> u64 {
         self.accepted_total.load(Ordering::Relaxed)
     }
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+    fn is_refusing(&self) -> bool {
+        self.refusing.load(Ordering::SeqCst)
+    }
 }
 
 /// A running sink.
 pub struct SmtpSink {
     pub addr: SocketAddr,
     pub state: Arc<SinkState>,
+    /// PEM of the self-signed certificate it offers after STARTTLS (for `ca_file`), if any.
+    pub ca_pem: Option<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -61,22 +79,51 @@ impl SmtpSink {
         Self::bind("127.0.0.1:0", keep_messages).await.expect("bind SMTP sink")
     }
 
+    /// Starts on 127.0.0.1 offering STARTTLS with a fresh self-signed certificate for
+    /// `localhost` (generated now, never stored).
+    pub async fn start_starttls(keep_messages: bool) -> SmtpSink {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let pem = key.cert.pem();
+        let certs = vec![key.cert.der().clone()];
+        let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .expect("server certificate");
+        let mut sink =
+            Self::serve("127.0.0.1:0", keep_messages, Some(TlsAcceptor::from(Arc::new(config)))).await.expect("bind");
+        sink.ca_pem = Some(pem);
+        sink
+    }
+
     /// Starts on `listen`.
     pub async fn bind(listen: &str, keep_messages: bool) -> std::io::Result<SmtpSink> {
+        Self::serve(listen, keep_messages, None).await
+    }
+
+    async fn serve(listen: &str, keep_messages: bool, tls: Option<TlsAcceptor>) -> std::io::Result<SmtpSink> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SinkState { keep_messages, ..Default::default() });
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                if shared.is_refusing() {
+                    drop(stream);
+                    continue;
+                }
                 shared.connections.fetch_add(1, Ordering::Relaxed);
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, state).await;
+                    let _ = session(stream, state, tls).await;
                 });
             }
         });
-        Ok(SmtpSink { addr, state, task })
+        Ok(SmtpSink { addr, state, ca_pem: None, task })
     }
 
     pub fn port(&self) -> u16 {
@@ -112,21 +159,52 @@ fn address_in(line: &str) -> String {
     line[start..end.max(start)].to_ascii_lowercase()
 }
 
-async fn session(stream: TcpStream, state: Arc<SinkState>) -> std::io::Result<()> {
+/// How a session on one stream ended.
+enum Ended<S> {
+    Closed,
+    /// The client asked for STARTTLS and got 220: continue on TLS over this stream.
+    Starttls(S),
+}
+
+async fn session(stream: TcpStream, state: Arc<SinkState>, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    write.write_all(b"220 sluice-sink ESMTP ready\r\n").await?;
+    let mut stream = BufReader::new(stream);
+    stream.get_mut().write_all(b"220 sluice-sink ESMTP ready\r\n").await?;
+    if let Ended::Starttls(tcp) = exchange(stream, &state, tls.is_some(), false).await? {
+        let acceptor = tls.expect("STARTTLS is offered only with TLS configured");
+        let encrypted = acceptor.accept(tcp).await?;
+        exchange(BufReader::new(encrypted), &state, false, true).await?;
+    }
+    Ok(())
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: BufReader<S>,
+    state: &SinkState,
+    offer_starttls: bool,
+    encrypted: bool,
+) -> std::io::Result<Ended<S>> {
     let mut line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(());
+        if stream.read_line(&mut line).await? == 0 {
+            return Ok(Ended::Closed);
         }
         let upper = line.to_ascii_uppercase();
+        if state.is_refusing() {
+            stream.get_mut().write_all(b"421 4.3.2 Service not available, closing channel\r\n").await?;
+            return Ok(Ended::Closed);
+        }
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n"
+            if offer_starttls {
+                b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n"
+            } else {
+                b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n"
+            }
+        } else if upper.starts_with("STARTTLS") && offer_starttls {
+            stream.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+            return Ok(Ended::Starttls(stream.into_inner()));
         } else if upper.starts_with("HELO") {
             b"250 sluice-sink\r\n"
         } else if upper.starts_with("MAIL FROM") {
@@ -149,17 +227,20 @@ async fn session(stream: TcpStream, state: Arc<SinkState>) -> std::io::Result<()
             if rcpts.is_empty() {
                 b"554 5.5.1 No valid recipients\r\n"
             } else {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
-                let body = read_data(&mut reader).await?;
+                stream.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                let body = read_data(&mut stream).await?;
                 let blocked = rcpts.iter().any(|r| r.starts_with("block-"));
-                if blocked {
-                    rcpts.clear();
+                let reply: &[u8] = if blocked {
                     b"554 5.7.1 Message rejected as likely unsolicited mail\r\n"
                 } else {
-                    accept(&state, &rcpts, body);
-                    rcpts.clear();
+                    accept(state, &rcpts, body);
+                    if encrypted {
+                        state.accepted_encrypted.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
+                    }
                     b"250 2.0.0 Ok: queued\r\n"
-                }
+                };
+                rcpts.clear();
+                reply
             }
         } else if upper.starts_with("RSET") {
             rcpts.clear();
@@ -167,12 +248,12 @@ async fn session(stream: TcpStream, state: Arc<SinkState>) -> std::io::Result<()
         } else if upper.starts_with("NOOP") {
             b"250 2.0.0 Ok\r\n"
         } else if upper.starts_with("QUIT") {
-            write.write_all(b"221 2.0.0 Bye\r\n").await?;
-            return Ok(());
+            stream.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(Ended::Closed);
         } else {
             b"502 5.5.2 Command not recognized\r\n"
         };
-        write.write_all(reply).await?;
+        stream.get_mut().write_all(reply).await?;
     }
 }
 

@@ -155,8 +155,13 @@ fn code_number(code: lettre::transport::smtp::response::Code) -> u16 {
     code.to_string().parse().unwrap_or(0)
 }
 
+/// While connecting, anything but an SMTP reply (refused, TLS, no STARTTLS offered) is a
+/// problem of the connection, to retry later, never of the message.
 fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
-    classify_error(e)
+    match classify_error(e) {
+        SendError::Unsendable(why) => SendError::Connection(why),
+        other => other,
+    }
 }
 
 /// 4xx/5xx replies keep their code and text; client-side refusals cannot succeed on retry;

@@ -33,10 +33,23 @@ pub async fn start_with(extra_toml: &str, workers: usize, keep_messages: bool) -
 
 /// A stack on a Redis the caller started (e.g. with AOF, to restart it mid-test).
 pub async fn start_on(redis: RedisServer, extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
-    let sink = SmtpSink::start(keep_messages).await;
+    start_full(redis, SmtpSink::start(keep_messages).await, extra_toml, workers).await
+}
+
+/// A stack around a sink the caller started. A sink with a certificate is used over
+/// STARTTLS as `localhost`, trusting that certificate.
+pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, workers: usize) -> Stack {
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
     let scheduler_metrics = free_port();
+    let relay_tls = match &sink.ca_pem {
+        Some(pem) => {
+            let ca = std::env::temp_dir().join(format!("sluice-test-ca-{}-{api_port}.pem", std::process::id()));
+            std::fs::write(&ca, pem).unwrap();
+            format!("host = \"localhost\"\ntls = \"starttls\"\nca_file = \"{}\"", ca.display())
+        }
+        None => "host = \"127.0.0.1\"".to_string(),
+    };
     let text = format!(
         r#"
 [redis]
@@ -50,8 +63,8 @@ tokens = ["{TOKEN}"]
 listen = "127.0.0.1:{metrics}"
 
 [[smtp.relays]]
-host = "127.0.0.1"
 port = {smtp}
+{relay_tls}
 
 [scheduler]
 tick = "20ms"

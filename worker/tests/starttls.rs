@@ -1,0 +1,44 @@
+//! STARTTLS on connections the worker opens itself (TCP_NODELAY socket handed to lettre):
+//! the upgrade works against a real TLS server with a certificate made at test time, and a
+//! relay that does not offer STARTTLS defers the mail instead of sending it in clear.
+
+mod common;
+
+use std::time::Duration;
+
+use sluice_shared::testkit::{RedisServer, smtp_sink::SmtpSink, wait_for};
+
+const FAST_RETRY: &str = "[retry]\nschedule = [\"1s\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls() {
+    let sink = SmtpSink::start_starttls(true).await;
+    let stack = common::start_full(RedisServer::start(), sink, FAST_RETRY, 1).await;
+    let recipients = common::recipients(20, 2, |i| format!("u{i}"));
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("tls", recipients))).await;
+    assert_eq!(status, 201, "{reply}");
+    let done = stack.wait_status("tls", "completed", Duration::from_secs(30)).await;
+    assert_eq!(common::counts(&done)["sent"], 20, "{done}");
+    assert_eq!(stack.sink.state.accepted(), 20);
+    let encrypted = stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(encrypted, 20, "every message went over the upgraded connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_without_starttls_defers_instead_of_sending_in_clear() {
+    // The worker is told to use STARTTLS (the stack sees a certificate), but this relay is a
+    // plain one that does not offer it.
+    let mut sink = SmtpSink::start(false).await;
+    sink.ca_pem = SmtpSink::start_starttls(false).await.ca_pem.clone();
+    let stack = common::start_full(RedisServer::start(), sink, FAST_RETRY, 1).await;
+    let recipients = common::recipients(5, 1, |i| format!("u{i}"));
+    let (status, _) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("clear", recipients))).await;
+    assert_eq!(status, 201);
+    let c = wait_for("deferrals", Duration::from_secs(20), || async {
+        let c = common::counts(&stack.campaign("clear").await);
+        (c["deferred"] == 5).then_some(c)
+    })
+    .await;
+    assert_eq!(c["sent"] + c["failed"] + c["bounced"], 0, "{c:?}");
+    assert_eq!(stack.sink.state.accepted(), 0, "nothing may go out unencrypted");
+}
