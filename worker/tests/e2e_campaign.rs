@@ -1,6 +1,7 @@
 //! The core promise, end to end through the real binaries: a 10,000-recipient campaign over
 //! 50 domains through 2 workers; every deliverable recipient received exactly once, scripted
-//! soft failures arrive on the third try, hard failures bounce and are suppressed, and the
+//! soft failures arrive on the third try, hard failures bounce and are suppressed (content
+//! blocks bounce without suppression), and the
 //! campaign's counts match what the SMTP server saw.
 
 mod common;
@@ -22,10 +23,11 @@ schedule = ["1s"]
         2,
     )
     .await;
-    // Every 100th recipient soft-fails twice, every 100th (offset 50) hard-fails.
+    // Of every 100 recipients, one soft-fails twice, one is unknown (5.1.1), one is blocked (5.7.1).
     let local = |i: usize| match i % 100 {
         7 => format!("soft2-u{i}"),
         57 => format!("hard-u{i}"),
+        77 => format!("block-u{i}"),
         _ => format!("u{i}"),
     };
     let recipients = common::recipients(10_000, 50, local);
@@ -47,7 +49,7 @@ schedule = ["1s"]
             assert_eq!(sink.attempts_for(&address), 3, "{address} arrives on the third try");
         }
         match i % 100 {
-            57 => assert_eq!(got, 0, "{address} must bounce"),
+            57 | 77 => assert_eq!(got, 0, "{address} must bounce"),
             _ if got == 0 => missing.push(address),
             _ if got > 1 => duplicated.push(address),
             _ => {}
@@ -58,14 +60,17 @@ schedule = ["1s"]
 
     assert_eq!(counts["total"], 10_000);
     assert_eq!(counts["sent"], sink.accepted(), "sent count matches what the SMTP server accepted");
-    assert_eq!(counts["sent"], 9_900);
-    assert_eq!(counts["bounced"], 100);
+    assert_eq!(counts["sent"], 9_800);
+    assert_eq!(counts["bounced"], 200);
     assert_eq!(counts["failed"] + counts["queued"] + counts["deferred"] + counts["staged"], 0, "{counts:?}");
     assert_eq!(counts["total"], counts["suppressed"] + counts["sent"] + counts["bounced"] + counts["failed"]);
 
     let (status, body) = stack.call("GET", "/v1/suppressions/hard-u57@d7.example", None).await;
     assert_eq!(status, 200, "hard bounce suppressed: {body}");
     assert_eq!(body["detail"]["enhanced"], "5.1.1");
+    // A content block (5.7.1 after DATA) bounces but is not the recipient's fault.
+    let (status, _) = stack.call("GET", "/v1/suppressions/block-u77@d27.example", None).await;
+    assert_eq!(status, 404, "a spam block must not suppress the recipient");
 
     // Metrics: outcomes, a real latency histogram, claims; queue depth from the scheduler.
     let worker_metrics = format!("{}{}", stack.scrape(1).await, stack.scrape(2).await);
@@ -81,7 +86,7 @@ schedule = ["1s"]
         .filter(|l| l.starts_with("sluice_messages_total{outcome=\"sent\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
-    assert_eq!(sent_metric as u64, 9_900);
+    assert_eq!(sent_metric as u64, 9_800);
     let scheduler_metrics = sluice_shared::testkit::wait_for("queue depth gauge", Duration::from_secs(10), || async {
         let m = stack.scrape(0).await;
         m.contains("sluice_queue_depth{domain=\"other\"}").then_some(m)

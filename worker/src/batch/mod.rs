@@ -208,3 +208,6 @@ async fn record<T: Transport>(
     }
     Ok(inv.invoke_async(&mut conn).await?)
 }
+
+#[cfg(test)]
+mod tests;

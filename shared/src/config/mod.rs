@@ -1,0 +1,203 @@
+//! Typed configuration: a TOML file plus `SLUICE__SECTION__KEY` environment overrides.
+//!
+//! Every section rejects unknown keys, and [`Config::validate`] names the bad key and value,
+//! so a typo stops the process at startup instead of being silently ignored.
+
+mod sections;
+
+use std::{net::SocketAddr, path::Path};
+
+use serde::Deserialize;
+
+pub use sections::*;
+
+/// Which binary is loading the config; some sections matter to one role only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Scheduler,
+    Worker,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub campaigns: CampaignConfig,
+}
+
+/// A configuration problem, naming the key and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("config key `{key}` = {value:?}: {problem}")]
+    Invalid { key: String, value: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, value: impl ToString, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), value: value.to_string(), problem: problem.into() }
+}
+
+impl Config {
+    /// Reads `path` (TOML) if given, then `SLUICE__SECTION__KEY` variables, then validates for `role`.
+    pub fn load(path: Option<&Path>, role: Role) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("SLUICE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("api.tokens")
+                .with_list_parse_key("retry.schedule"),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate(role)?;
+        Ok(config)
+    }
+
+    /// Parses a TOML string without environment overrides (tests, tooling).
+    pub fn from_toml(text: &str, role: Role) -> Result<Config, ConfigError> {
+        let config: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        config.validate(role)?;
+        Ok(config)
+    }
+
+    /// Checks every value that serde alone cannot, naming the key on failure.
+    pub fn validate(&self, role: Role) -> Result<(), ConfigError> {
+        let url = &self.redis.url;
+        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+            return Err(invalid("redis.url", url, "must start with redis:// or rediss://"));
+        }
+        if self.redis.pool_size == 0 {
+            return Err(invalid("redis.pool_size", 0, "must be at least 1"));
+        }
+        if self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("metrics.listen", &self.metrics.listen, "must be an address like 127.0.0.1:9464"));
+        }
+        let d = &self.limits.default;
+        if d.burst == 0 {
+            return Err(invalid("limits.default.burst", 0, "must be at least 1"));
+        }
+        if d.connections == 0 {
+            return Err(invalid("limits.default.connections", 0, "must be at least 1"));
+        }
+        for (domain, o) in &self.limits.domains {
+            if domain != &domain.to_ascii_lowercase() || domain.is_empty() {
+                return Err(invalid(
+                    format!("limits.domains.{domain}"),
+                    domain,
+                    "domain must be lower-case and non-empty",
+                ));
+            }
+            if o.burst == Some(0) {
+                return Err(invalid(format!("limits.domains.\"{domain}\".burst"), 0, "must be at least 1"));
+            }
+            if o.connections == Some(0) {
+                return Err(invalid(format!("limits.domains.\"{domain}\".connections"), 0, "must be at least 1"));
+            }
+        }
+        if self.retry.schedule.is_empty() {
+            return Err(invalid("retry.schedule", "[]", "needs at least one delay"));
+        }
+        if let Some(zero) = self.retry.schedule.iter().find(|s| s.as_millis() == 0) {
+            return Err(invalid("retry.schedule", format!("{:?}", zero.get()), "delays must be positive"));
+        }
+        match role {
+            Role::Scheduler => self.validate_scheduler(),
+            Role::Worker => self.validate_worker(),
+        }
+    }
+
+    fn validate_scheduler(&self) -> Result<(), ConfigError> {
+        if self.api.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("api.listen", &self.api.listen, "must be an address like 127.0.0.1:8025"));
+        }
+        if self.api.tokens.is_empty() {
+            return Err(invalid("api.tokens", "[]", "needs at least one Bearer token"));
+        }
+        if let Some(t) = self.api.tokens.iter().find(|t| t.trim().len() < 8) {
+            return Err(invalid(
+                "api.tokens",
+                format!("{}…", t.chars().take(2).collect::<String>()),
+                "each token needs at least 8 characters",
+            ));
+        }
+        let s = &self.scheduler;
+        if s.expand_chunk == 0 {
+            return Err(invalid("scheduler.expand_chunk", 0, "must be at least 1"));
+        }
+        if s.expand_window == 0 {
+            return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
+        }
+        if self.campaigns.max_inline_recipients == 0 {
+            return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_worker(&self) -> Result<(), ConfigError> {
+        if self.smtp.relays.is_empty() {
+            return Err(invalid("smtp.relays", "[]", "a worker needs at least one [[smtp.relays]]"));
+        }
+        for (i, r) in self.smtp.relays.iter().enumerate() {
+            if r.host.trim().is_empty() {
+                return Err(invalid(format!("smtp.relays[{i}].host"), &r.host, "must not be empty"));
+            }
+            if r.port == 0 {
+                return Err(invalid(format!("smtp.relays[{i}].port"), 0, "must be 1-65535"));
+            }
+            if r.username.is_some() != r.password.is_some() {
+                return Err(invalid(
+                    format!("smtp.relays[{i}].username"),
+                    r.username.as_deref().unwrap_or(""),
+                    "username and password go together",
+                ));
+            }
+        }
+        if self.smtp.max_connections_per_relay == 0 {
+            return Err(invalid("smtp.max_connections_per_relay", 0, "must be at least 1"));
+        }
+        let w = &self.worker;
+        if w.batch == 0 {
+            return Err(invalid("worker.batch", 0, "must be at least 1"));
+        }
+        if w.max_inflight < w.batch {
+            return Err(invalid("worker.max_inflight", w.max_inflight, "must be at least worker.batch"));
+        }
+        if w.domains_per_round == 0 {
+            return Err(invalid("worker.domains_per_round", 0, "must be at least 1"));
+        }
+        if w.reclaim_idle.as_millis() < 1000 {
+            return Err(invalid("worker.reclaim_idle", format!("{:?}", w.reclaim_idle.get()), "must be at least 1s"));
+        }
+        if let Some(name) = &w.name {
+            crate::validate::consumer_name(name).map_err(|p| invalid("worker.name", name, p))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+//! The sections of the configuration file, with their defaults.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::units::{Rate, Span};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://` for TLS.
+    pub url: String,
+    #[serde(default = "defaults::pool_size")]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "defaults::api_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub tokens: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: defaults::api_listen(), tokens: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "defaults::metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: defaults::metrics_listen() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub host: String,
+    pub port: u16,
+    #[serde(default = "defaults::tls")]
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Extra PEM root certificate to trust (private relays, tests).
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    #[serde(default)]
+    pub relays: Vec<RelayConfig>,
+    /// Name sent in EHLO.
+    #[serde(default = "defaults::hello_name")]
+    pub hello_name: String,
+    /// Bound on every SMTP exchange (connect, each command, the message).
+    #[serde(default = "defaults::smtp_timeout")]
+    pub timeout: Span,
+    /// Concurrent connections a worker opens to one relay.
+    #[serde(default = "defaults::relay_connections")]
+    pub max_connections_per_relay: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            relays: Vec::new(),
+            hello_name: defaults::hello_name(),
+            timeout: defaults::smtp_timeout(),
+            max_connections_per_relay: defaults::relay_connections(),
+        }
+    }
+}
+
+/// Limits for one destination domain. Unset fields inherit from `[limits.default]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    pub rate: Option<Rate>,
+    pub burst: Option<u32>,
+    pub connections: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultLimit {
+    #[serde(default = "defaults::rate")]
+    pub rate: Rate,
+    #[serde(default = "defaults::burst")]
+    pub burst: u32,
+    #[serde(default = "defaults::connections")]
+    pub connections: usize,
+}
+
+impl Default for DefaultLimit {
+    fn default() -> Self {
+        DefaultLimit { rate: defaults::rate(), burst: defaults::burst(), connections: defaults::connections() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default)]
+    pub default: DefaultLimit,
+    #[serde(default)]
+    pub domains: BTreeMap<String, LimitOverride>,
+}
+
+/// The limits that apply to one destination domain, resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DomainLimit {
+    pub per_second: f64,
+    pub burst: u32,
+    pub connections: usize,
+}
+
+impl LimitsConfig {
+    /// Limits for `domain`: its own section if configured, else the default.
+    /// A domain section that sets `rate` but not `burst` gets one second's worth of burst.
+    pub fn for_domain(&self, domain: &str) -> DomainLimit {
+        let d = &self.default;
+        match self.domains.get(domain) {
+            None => DomainLimit { per_second: d.rate.per_second(), burst: d.burst, connections: d.connections },
+            Some(o) => {
+                let per_second = o.rate.map_or(d.rate.per_second(), Rate::per_second);
+                let burst = match (o.burst, o.rate) {
+                    (Some(b), _) => b,
+                    (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
+                    (None, None) => d.burst,
+                };
+                DomainLimit { per_second, burst, connections: o.connections.unwrap_or(d.connections) }
+            }
+        }
+    }
+
+    /// Bounded metric label for a domain: the domain itself if configured, else "other".
+    pub fn label<'a>(&self, domain: &'a str) -> &'a str {
+        if self.domains.contains_key(domain) { domain } else { "other" }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before each retry; the last one repeats until `max_age`.
+    #[serde(default = "defaults::retry_schedule")]
+    pub schedule: Vec<Span>,
+    /// A message still deferred this long after it was first queued fails.
+    #[serde(default = "defaults::max_age")]
+    pub max_age: Span,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig { schedule: defaults::retry_schedule(), max_age: defaults::max_age() }
+    }
+}
+
+impl RetryConfig {
+    /// Delay before attempt number `next_attempt` (1 = first retry).
+    pub fn delay_before(&self, next_attempt: u32) -> Span {
+        let i = (next_attempt.max(1) as usize - 1).min(self.schedule.len() - 1);
+        self.schedule[i]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Stable consumer name; defaults to the host name. Two workers on one host need two names.
+    pub name: Option<String>,
+    /// Most jobs taken from one domain per visit.
+    #[serde(default = "defaults::batch")]
+    pub batch: usize,
+    /// Most jobs one worker holds at once (claimed and not yet acked).
+    #[serde(default = "defaults::inflight")]
+    pub max_inflight: usize,
+    /// Domains looked at per scheduling round.
+    #[serde(default = "defaults::domains_per_round")]
+    pub domains_per_round: usize,
+    /// Pending entries idle this long are taken over from a worker presumed dead.
+    #[serde(default = "defaults::reclaim_idle")]
+    pub reclaim_idle: Span,
+    /// Longest wait for in-flight sends after SIGTERM.
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: Span,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            name: None,
+            batch: defaults::batch(),
+            max_inflight: defaults::inflight(),
+            domains_per_round: defaults::domains_per_round(),
+            reclaim_idle: defaults::reclaim_idle(),
+            drain_timeout: defaults::drain_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Stable consumer name on the intake stream; defaults to the host name.
+    pub name: Option<String>,
+    /// Pause between housekeeping rounds when there was nothing to do.
+    #[serde(default = "defaults::tick")]
+    pub tick: Span,
+    /// Recipients moved from a campaign into domain streams per round.
+    #[serde(default = "defaults::expand_chunk")]
+    pub expand_chunk: usize,
+    /// A campaign is expanded only while fewer than this many of its jobs are queued.
+    #[serde(default = "defaults::expand_window")]
+    pub expand_window: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            name: None,
+            tick: defaults::tick(),
+            expand_chunk: defaults::expand_chunk(),
+            expand_window: defaults::expand_window(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Largest subject + html + text + headers a campaign may carry, in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most recipients inline in `POST /v1/campaigns`.
+    #[serde(default = "defaults::max_inline_recipients")]
+    pub max_inline_recipients: usize,
+    /// Approximate cap on each campaign's event stream.
+    #[serde(default = "defaults::events_maxlen")]
+    pub events_maxlen: u64,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        CampaignConfig {
+            max_body_bytes: defaults::max_body_bytes(),
+            max_inline_recipients: defaults::max_inline_recipients(),
+            events_maxlen: defaults::events_maxlen(),
+        }
+    }
+}
+
+mod defaults {
+    use super::*;
+    pub fn pool_size() -> usize {
+        32
+    }
+    pub fn api_listen() -> String {
+        "127.0.0.1:8025".into()
+    }
+    pub fn metrics_listen() -> String {
+        "127.0.0.1:9464".into()
+    }
+    pub fn tls() -> TlsMode {
+        TlsMode::None
+    }
+    pub fn hello_name() -> String {
+        "localhost".into()
+    }
+    pub fn smtp_timeout() -> Span {
+        Span::try_from("30s").unwrap()
+    }
+    pub fn relay_connections() -> usize {
+        64
+    }
+    pub fn rate() -> Rate {
+        Rate::try_from("100/s").unwrap()
+    }
+    pub fn burst() -> u32 {
+        100
+    }
+    pub fn connections() -> usize {
+        10
+    }
+    pub fn retry_schedule() -> Vec<Span> {
+        ["1m", "5m", "30m", "2h", "6h"].iter().map(|s| Span::try_from(*s).unwrap()).collect()
+    }
+    pub fn max_age() -> Span {
+        Span::try_from("3d").unwrap()
+    }
+    pub fn batch() -> usize {
+        200
+    }
+    pub fn inflight() -> usize {
+        2000
+    }
+    pub fn domains_per_round() -> usize {
+        32
+    }
+    pub fn reclaim_idle() -> Span {
+        Span::try_from("60s").unwrap()
+    }
+    pub fn drain_timeout() -> Span {
+        Span::try_from("30s").unwrap()
+    }
+    pub fn tick() -> Span {
+        Span::try_from("100ms").unwrap()
+    }
+    pub fn expand_chunk() -> usize {
+        1000
+    }
+    pub fn expand_window() -> u64 {
+        20_000
+    }
+    pub fn max_body_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn max_inline_recipients() -> usize {
+        10_000
+    }
+    pub fn events_maxlen() -> u64 {
+        1_000_000
+    }
+}

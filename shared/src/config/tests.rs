@@ -1,0 +1,79 @@
+use super::*;
+
+const ISSUE_EXAMPLE: &str = r#"
+[redis]
+url = "redis://127.0.0.1:6379/0"
+
+[api]
+listen = "127.0.0.1:8025"
+tokens = ["change-me"]
+
+[metrics]
+listen = "127.0.0.1:9464"
+
+[[smtp.relays]]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+
+[limits.default]
+rate = "100/s"
+burst = 100
+connections = 10
+
+[limits.domains."gmail.com"]
+rate = "20/s"
+"#;
+
+#[test]
+fn the_documented_example_loads_for_both_roles() {
+    let c = Config::from_toml(ISSUE_EXAMPLE, Role::Scheduler).unwrap();
+    Config::from_toml(ISSUE_EXAMPLE, Role::Worker).unwrap();
+    assert_eq!(c.smtp.relays[0].port, 2525);
+    let g = c.limits.for_domain("gmail.com");
+    assert_eq!((g.per_second, g.burst, g.connections), (20.0, 20, 10));
+    let o = c.limits.for_domain("example.org");
+    assert_eq!((o.per_second, o.burst, o.connections), (100.0, 100, 10));
+    assert_eq!(c.limits.label("gmail.com"), "gmail.com");
+    assert_eq!(c.limits.label("example.org"), "other");
+}
+
+fn error_of(text: &str, role: Role) -> String {
+    Config::from_toml(text, role).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let base = "[redis]\nurl = \"redis://x\"\n[api]\ntokens=[\"long-enough\"]\n";
+    let cases = [
+        (format!("{base}[limits.default]\nrate = \"fast\"\n"), "rate"),
+        (format!("{base}[limits.default]\nburst = 0\n"), "limits.default.burst"),
+        (format!("{base}[limits.domains.\"gmail.com\"]\nconnections = 0\n"), "connections"),
+        (format!("{base}[metrics]\nlisten = \"nowhere\"\n"), "metrics.listen"),
+        (format!("{base}[retry]\nschedule = []\n"), "retry.schedule"),
+        ("[redis]\nurl = \"http://x\"\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "redis.url"),
+        ("[redis]\nurl = \"redis://x\"\n".to_string(), "api.tokens"),
+        (format!("{base}[api.extra]\n"), "extra"),
+        (format!("{base}[limits.default]\nrte = \"1/s\"\n"), "rte"),
+    ];
+    for (text, needle) in cases {
+        let err = error_of(&text, Role::Scheduler);
+        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    }
+}
+
+#[test]
+fn worker_needs_a_relay() {
+    let err = error_of("[redis]\nurl = \"redis://x\"\n", Role::Worker);
+    assert!(err.contains("smtp.relays"), "{err}");
+    let err =
+        error_of("[redis]\nurl = \"redis://x\"\n[[smtp.relays]]\nhost=\"h\"\nport=25\ntls=\"ssl\"\n", Role::Worker);
+    assert!(err.contains("tls") || err.contains("ssl"), "{err}");
+}
+
+#[test]
+fn retry_schedule_repeats_its_last_step() {
+    let r = RetryConfig::default();
+    let secs: Vec<u64> = (1..=7).map(|n| r.delay_before(n).as_millis() / 1000).collect();
+    assert_eq!(secs, vec![60, 300, 1800, 7200, 21600, 21600, 21600]);
+}

@@ -1,0 +1,151 @@
+//! Delivery logic against a scripted transport double and a real redis-server.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use sluice_shared::{
+    config::{Config, Role},
+    keys,
+    model::{CampaignSpec, Job, Sender},
+    testkit::RedisServer,
+};
+
+use super::{Entry, process};
+use crate::{
+    context::Ctx,
+    transport::{Envelope, SendError, SmtpReply, Transport},
+};
+
+/// Answers per recipient local part, and counts what it was asked to send.
+#[derive(Default)]
+struct Scripted {
+    sent: Mutex<HashMap<String, u32>>,
+}
+
+impl Transport for Scripted {
+    async fn send(&self, envelope: &Envelope, _message: &[u8]) -> Result<SmtpReply, SendError> {
+        *self.sent.lock().unwrap().entry(envelope.to.clone()).or_insert(0) += 1;
+        let local = envelope.to.split('@').next().unwrap();
+        match local {
+            "ok" => Ok(SmtpReply::parse(250, "2.0.0 queued")),
+            "gone" => Err(SendError::Rejected(SmtpReply::parse(550, "5.1.1 no such user"))),
+            "spam" => Err(SendError::Rejected(SmtpReply::parse(554, "5.7.1 rejected as spam"))),
+            "busy" => Err(SendError::Rejected(SmtpReply::parse(451, "4.7.0 try later"))),
+            "down" => Err(SendError::Connection("connection refused".into())),
+            _ => Err(SendError::Unsendable("no SMTPUTF8".into())),
+        }
+    }
+}
+
+async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
+    let toml = format!("[redis]\nurl = \"{}\"\n[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 1\n", redis.url());
+    let config = Arc::new(Config::from_toml(&toml, Role::Worker).unwrap());
+    let pool = sluice_shared::redis::pool(&config.redis).unwrap();
+    let spec = CampaignSpec {
+        id: "c".into(),
+        name: None,
+        from: Sender { email: "news@shop.example".into(), name: None },
+        reply_to: None,
+        subject: "Hi {{name}}".into(),
+        html: None,
+        text: Some("Hello".into()),
+        headers: Default::default(),
+        send_at_ms: None,
+    };
+    let mut conn = redis.conn();
+    let _: () = redis::cmd("HSET")
+        .arg(keys::campaign_meta("c"))
+        .arg(&[
+            ("spec", serde_json::to_string(&spec).unwrap()),
+            ("status", "running".into()),
+            ("created_at", "1".into()),
+        ])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(keys::campaign_counts("c"))
+        .arg(&[("total", locals.len()), ("queued", locals.len())])
+        .query(&mut conn)
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let entries = locals
+        .iter()
+        .enumerate()
+        .map(|(i, local)| {
+            let vars = if *local == "novars" { String::new() } else { "{\"name\":\"N\"}".into() };
+            let job =
+                Job { c: "c".into(), i: i as u64, r: format!("{local}@x.example"), v: vars, a: 0, t: now, p: false };
+            Entry { id: format!("1-{i}"), job }
+        })
+        .collect();
+    (Arc::new(Ctx::new(pool, config, Scripted::default(), "w1".into())), entries)
+}
+
+fn counts(redis: &RedisServer) -> HashMap<String, i64> {
+    redis::cmd("HGETALL").arg(keys::campaign_counts("c")).query(&mut redis.conn()).unwrap()
+}
+
+fn state(redis: &RedisServer) -> HashMap<String, String> {
+    redis::cmd("HGETALL").arg(keys::campaign_state("c")).query(&mut redis.conn()).unwrap()
+}
+
+#[tokio::test]
+async fn every_reply_class_is_recorded_with_its_consequence() {
+    let redis = RedisServer::start();
+    let locals = ["ok", "gone", "spam", "busy", "down", "utf8", "novars"];
+    let (ctx, entries) = setup(&redis, &locals).await;
+    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
+
+    let c = counts(&redis);
+    assert_eq!((c["sent"], c["bounced"], c["deferred"], c["failed"], c["queued"]), (1, 2, 2, 2, 0), "{c:?}");
+    let s = state(&redis);
+    let by_local: HashMap<&str, &str> =
+        locals.iter().enumerate().map(|(i, l)| (*l, s[&i.to_string()].as_str())).collect();
+    assert_eq!(by_local["ok"], "s");
+    assert_eq!((by_local["gone"], by_local["spam"]), ("b", "b"));
+    assert_eq!((by_local["busy"], by_local["down"]), ("d0", "d0"));
+    assert_eq!((by_local["utf8"], by_local["novars"]), ("f", "f"));
+    // Only the invalid recipient is suppressed; the spam block is not the recipient's fault.
+    let suppressed: Vec<String> = redis::cmd("HKEYS").arg(keys::suppressed()).query(&mut redis.conn()).unwrap();
+    assert_eq!(suppressed, vec!["gone@x.example".to_string()]);
+    // Deferred jobs wait in the retry set as their next attempt.
+    let retry: Vec<String> =
+        redis::cmd("ZRANGE").arg(keys::campaign_retry("c")).arg(0).arg(-1).query(&mut redis.conn()).unwrap();
+    let attempts: Vec<u32> = retry.iter().map(|m| serde_json::from_str::<Job>(m).unwrap().a).collect();
+    assert_eq!(attempts, vec![1, 1]);
+    // The render failure never reached the transport.
+    assert!(!ctx.transport.sent.lock().unwrap().contains_key("novars@x.example"));
+    let events: i64 = redis::cmd("XLEN").arg(keys::campaign_events("c")).query(&mut redis.conn()).unwrap();
+    assert_eq!(events, 7);
+}
+
+#[tokio::test]
+async fn a_deferral_past_max_age_fails_with_the_reason() {
+    let redis = RedisServer::start();
+    let (ctx, mut entries) = setup(&redis, &["busy"]).await;
+    entries[0].job.t = 0; // first queued long ago
+    process(ctx, "x.example".into(), entries, Vec::new()).await;
+    assert_eq!(state(&redis)["0"], "f");
+    let events: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg(keys::campaign_events("c")).arg("-").arg("+").query(&mut redis.conn()).unwrap();
+    assert_eq!(events[0].1["type"], "failed");
+    assert!(events[0].1["data"].contains("max_age") && events[0].1["data"].contains("4.7.0"), "{:?}", events[0].1);
+}
+
+#[tokio::test]
+async fn a_replayed_entry_is_never_sent_or_counted_twice() {
+    let redis = RedisServer::start();
+    let (ctx, entries) = setup(&redis, &["ok", "gone"]).await;
+    process(ctx.clone(), "x.example".into(), entries.clone(), Vec::new()).await;
+    // The same entries again (a reclaim after a crash between record and ack) ...
+    process(ctx.clone(), "x.example".into(), entries.clone(), Vec::new()).await;
+    // ... and the same jobs under other entry ids (expanded twice).
+    let copies = entries.iter().map(|e| Entry { id: format!("2-{}", e.job.i), job: e.job.clone() }).collect();
+    process(ctx.clone(), "x.example".into(), copies, Vec::new()).await;
+    let sent = ctx.transport.sent.lock().unwrap().clone();
+    assert_eq!((sent["ok@x.example"], sent["gone@x.example"]), (1, 1));
+    let c = counts(&redis);
+    assert_eq!((c["sent"], c["bounced"], c["queued"]), (1, 1, 0), "{c:?}");
+}
