@@ -7,10 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-50000}
 WORKERS=${2:-2}
-source scripts/lib/install.sh
-ensure_debian_packages redis-server curl
-cargo build --release --workspace --all-features --quiet
-BIN=target/release
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 

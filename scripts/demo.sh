@@ -4,12 +4,6 @@
 # and where to look. Everything it starts is stopped when it ends (or on ctrl-c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib/install.sh
-ensure_debian_packages redis-server curl
-
-echo "== building (release)"
-cargo build --release --workspace --all-features --quiet
-BIN=target/release
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 

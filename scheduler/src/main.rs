@@ -15,12 +15,12 @@ mod expander;
 mod intake;
 mod retries;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use sluice_shared::{
-    config::{Config, Role},
-    redis, shutdown, telemetry,
+    config::Role,
+    startup::{self, Started},
 };
 
 #[derive(Parser)]
@@ -31,41 +31,15 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "scheduler".into())
-}
-
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init();
-    let config = match Config::load(args.config.as_deref(), Role::Scheduler) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("sluice-scheduler: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sluice-scheduler: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    startup::run("sluice-scheduler", Role::Scheduler, args.config.as_deref(), run).await
 }
 
-async fn run(config: Arc<Config>) -> anyhow::Result<()> {
-    sluice_shared::metrics::install(&config.metrics.listen)?;
-    let shutdown = shutdown::on_signals();
-    let pool = redis::pool(&config.redis)?;
-    tracing::info!(redis = %redis::redacted(&config.redis.url), "connecting to Redis");
-    if redis::wait_until_reachable(&pool, &config.redis.url, &shutdown).await.is_none() {
-        return Ok(());
-    }
-    let consumer = config.scheduler.name.clone().unwrap_or_else(host_name);
+async fn run(started: Started) -> anyhow::Result<()> {
+    let Started { config, pool, shutdown } = started;
+    let consumer = config.scheduler.name.clone().unwrap_or_else(|| startup::host_name("scheduler"));
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;

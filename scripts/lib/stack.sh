@@ -1,6 +1,12 @@
 # A whole local Sluice for the demo and the benchmarks: Redis, an SMTP sink, the scheduler
 # and workers, each on a free port of 127.0.0.1, all stopped by stack_stop (set as an EXIT trap).
-# Needs: source scripts/lib/install.sh first; BIN (directory of the built binaries).
+# Sourcing it installs what is missing (redis-server, curl) and builds the release binaries.
+
+source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
+ensure_debian_packages redis-server curl
+echo "== building (release)"
+cargo build --release --workspace --all-features --quiet
+BIN=target/release
 
 STACK_DIR=$(mktemp -d -t sluice-stack.XXXXXX)
 STACK_PIDS=()

@@ -8,6 +8,7 @@
 //! - [`redis`]: connection pool with startup backoff, and the Lua scripts.
 //! - [`metrics`]: metric names and the Prometheus exporter.
 //! - [`shutdown`]: SIGTERM/ctrl-c as a cloneable listener.
+//! - [`startup`]: how both binaries start (config, logs, metrics, Redis).
 //! - [`telemetry`]: tracing setup.
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod redis;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 pub mod units;
 pub mod validate;

@@ -13,12 +13,12 @@ mod engine;
 mod message;
 mod transport;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use sluice_shared::{
-    config::{Config, Role},
-    redis, shutdown, telemetry,
+    config::Role,
+    startup::{self, Started},
 };
 
 #[derive(Parser)]
@@ -29,42 +29,16 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "worker".into())
-}
-
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init();
-    let config = match Config::load(args.config.as_deref(), Role::Worker) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("sluice-worker: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sluice-worker: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    startup::run("sluice-worker", Role::Worker, args.config.as_deref(), run).await
 }
 
-async fn run(config: Arc<Config>) -> anyhow::Result<()> {
-    sluice_shared::metrics::install(&config.metrics.listen)?;
+async fn run(started: Started) -> anyhow::Result<()> {
+    let Started { config, pool, shutdown } = started;
     let transport = transport::smtp::SmtpRelays::new(&config.smtp)?;
-    let shutdown = shutdown::on_signals();
-    let pool = redis::pool(&config.redis)?;
-    tracing::info!(redis = %redis::redacted(&config.redis.url), "connecting to Redis");
-    if redis::wait_until_reachable(&pool, &config.redis.url, &shutdown).await.is_none() {
-        return Ok(());
-    }
-    let consumer = config.worker.name.clone().unwrap_or_else(host_name);
+    let consumer = config.worker.name.clone().unwrap_or_else(|| startup::host_name("worker"));
     tracing::info!(consumer, metrics = %config.metrics.listen, relays = config.smtp.relays.len(), "worker started");
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
     engine::run(ctx, shutdown).await;

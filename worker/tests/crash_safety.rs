@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::Stack;
-use sluice_shared::testkit::{RedisServer, free_port, wait_for};
+use sluice_shared::testkit::{RedisServer, free_port};
 
 const PACED: &str = r#"
 [limits.default]
@@ -33,33 +33,15 @@ async fn post(stack: &Stack, id: &str, n: usize) {
     assert_eq!(status, 201, "{reply}");
 }
 
-async fn wait_accepted(stack: &Stack, at_least: u64) {
-    wait_for("deliveries", Duration::from_secs(30), || async {
-        (stack.sink.state.accepted() >= at_least).then_some(())
-    })
-    .await;
-}
-
-/// (never delivered, delivered more than once)
-fn losses_and_duplicates(stack: &Stack, n: usize) -> (Vec<usize>, usize) {
-    let delivered = stack.sink.state.delivered.lock().unwrap();
-    let mut lost = Vec::new();
-    let mut dups = 0;
-    for i in 0..n {
-        match delivered.get(&format!("u{i}@paced.example")).copied().unwrap_or(0) {
-            0 => lost.push(i),
-            1 => {}
-            k => dups += k as usize - 1,
-        }
-    }
-    (lost, dups)
+fn paced(n: usize) -> impl Iterator<Item = String> {
+    (0..n).map(|i| format!("u{i}@paced.example"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_sends_and_exits_zero() {
     let mut stack = common::start(PACED, 1).await;
     post(&stack, "drain", 1_500).await;
-    wait_accepted(&stack, 200).await;
+    stack.wait_accepted(200).await;
     let status = stack.workers[0].terminate();
     assert!(status.success(), "worker exit status {status:?}\n{}", stack.logs());
     let log = stack.workers[0].log_text();
@@ -67,7 +49,7 @@ async fn sigterm_drains_in_flight_sends_and_exits_zero() {
     // A fresh worker finishes the campaign; the drained one lost and duplicated nothing.
     stack.add_worker();
     stack.wait_status("drain", "completed", Duration::from_secs(60)).await;
-    let (lost, dups) = losses_and_duplicates(&stack, 1_500);
+    let (lost, dups) = stack.losses_and_duplicates(paced(1_500));
     assert!(lost.is_empty(), "lost {lost:?}");
     assert_eq!(dups, 0, "SIGTERM must not duplicate");
 }
@@ -76,11 +58,11 @@ async fn sigterm_drains_in_flight_sends_and_exits_zero() {
 async fn a_killed_workers_entries_are_reclaimed_by_another() {
     let mut stack = common::start(PACED, 1).await;
     post(&stack, "reclaim", 1_500).await;
-    wait_accepted(&stack, 300).await;
+    stack.wait_accepted(300).await;
     stack.workers[0].kill();
     stack.add_worker();
     let done = stack.wait_status("reclaim", "completed", Duration::from_secs(60)).await;
-    let (lost, dups) = losses_and_duplicates(&stack, 1_500);
+    let (lost, dups) = stack.losses_and_duplicates(paced(1_500));
     assert!(lost.is_empty(), "lost {lost:?}\n{}", stack.logs());
     // Only sends accepted by the relay but not yet recorded at the kill can repeat: at most
     // the jobs one worker holds (batch 50 per visit, a few visits in flight).
@@ -95,10 +77,10 @@ async fn losing_redis_mid_campaign_loses_no_message() {
     let redis = RedisServer::start_on(free_port(), true);
     let mut stack = common::start_on(redis, PACED, 2, false).await;
     post(&stack, "redis-down", 1_500).await;
-    wait_accepted(&stack, 300).await;
+    stack.wait_accepted(300).await;
     stack.redis.restart();
     let done = stack.wait_status("redis-down", "completed", Duration::from_secs(90)).await;
-    let (lost, dups) = losses_and_duplicates(&stack, 1_500);
+    let (lost, dups) = stack.losses_and_duplicates(paced(1_500));
     assert!(lost.is_empty(), "lost {} e.g. {:?}\n{}", lost.len(), &lost[..lost.len().min(5)], stack.logs());
     let c = common::counts(&done);
     assert_eq!(c["total"], 1_500);

@@ -26,19 +26,9 @@ fn paced(id: &str, n: usize) -> serde_json::Value {
     common::campaign_body(id, recipients)
 }
 
-async fn wait_accepted(stack: &Stack, at_least: u64) {
-    sluice_shared::testkit::wait_for("deliveries", Duration::from_secs(30), || async {
-        (stack.sink.state.accepted() >= at_least).then_some(())
-    })
-    .await;
-}
-
 fn assert_exactly_once(stack: &Stack, n: usize) {
-    let delivered = stack.sink.state.delivered.lock().unwrap();
-    for i in 0..n {
-        let got = delivered.get(&format!("u{i}@paced.example")).copied().unwrap_or(0);
-        assert_eq!(got, 1, "u{i} received {got} copies");
-    }
+    let (lost, dups) = stack.losses_and_duplicates((0..n).map(|i| format!("u{i}@paced.example")));
+    assert!(lost.is_empty() && dups == 0, "never delivered: {lost:?}; extra copies: {dups}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +36,7 @@ async fn pause_stops_sending_and_resume_sends_nobody_twice() {
     let stack = common::start(LIMITED, 2).await;
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(paced("pr", 2_000))).await;
     assert_eq!(status, 201, "{reply}");
-    wait_accepted(&stack, 300).await;
+    stack.wait_accepted(300).await;
 
     let (status, reply) = stack.call("POST", "/v1/campaigns/pr/pause", None).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("paused")), "{reply}");
@@ -73,7 +63,7 @@ async fn cancel_drops_everything_not_yet_sent() {
     let stack = common::start(LIMITED, 2).await;
     let (status, _) = stack.call("POST", "/v1/campaigns", Some(paced("cx", 2_000))).await;
     assert_eq!(status, 201);
-    wait_accepted(&stack, 200).await;
+    stack.wait_accepted(200).await;
     let (status, reply) = stack.call("POST", "/v1/campaigns/cx/cancel", None).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("cancelled")), "{reply}");
     tokio::time::sleep(Duration::from_millis(1200)).await;

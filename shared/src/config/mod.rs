@@ -168,6 +168,11 @@ impl Config {
             if r.port == 0 {
                 return Err(invalid(format!("smtp.relays[{i}].port"), 0, "must be 1-65535"));
             }
+            if let Some(ca) = &r.ca_file
+                && let Err(e) = std::fs::read(ca)
+            {
+                return Err(invalid(format!("smtp.relays[{i}].ca_file"), ca, format!("cannot be read: {e}")));
+            }
             if r.username.is_some() != r.password.is_some() {
                 return Err(invalid(
                     format!("smtp.relays[{i}].username"),

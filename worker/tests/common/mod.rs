@@ -157,6 +157,27 @@ impl Stack {
         }
     }
 
+    /// Polls until the sink has accepted at least `n` messages.
+    pub async fn wait_accepted(&self, n: u64) {
+        wait_for("deliveries", Duration::from_secs(30), || async { (self.sink.state.accepted() >= n).then_some(()) })
+            .await;
+    }
+
+    /// How many messages the sink accepted for each of `addresses`, as (never, more than once).
+    pub fn losses_and_duplicates(&self, addresses: impl Iterator<Item = String>) -> (Vec<String>, usize) {
+        let delivered = self.sink.state.delivered.lock().unwrap();
+        let mut lost = Vec::new();
+        let mut dups = 0;
+        for a in addresses {
+            match delivered.get(&a).copied().unwrap_or(0) {
+                0 => lost.push(a),
+                1 => {}
+                k => dups += k as usize - 1,
+            }
+        }
+        (lost, dups)
+    }
+
     /// The Prometheus text a process serves (0 = scheduler, 1.. = workers).
     pub async fn scrape(&self, i: usize) -> String {
         self.http.get(&self.metrics[i]).send().await.unwrap().text().await.unwrap()

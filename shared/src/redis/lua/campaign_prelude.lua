@@ -29,3 +29,13 @@ end
 local function event(events, maxlen, kind, idx, rcpt, data)
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'i', idx, 'r', rcpt, 'data', data)
 end
+
+-- RPUSH ARGV[first..] onto `key` in chunks (Lua's unpack has a stack limit).
+local function push_args(key, first)
+  local i = first
+  while i <= #ARGV do
+    local last = math.min(i + 999, #ARGV)
+    redis.call('RPUSH', key, unpack(ARGV, i, last))
+    i = last + 1
+  end
+end

@@ -18,12 +18,7 @@ end
 redis.call('HSET', meta, 'spec', ARGV[1], 'digest', ARGV[2], 'status', status, 'created_at', now, 'cursor', 0)
 if ARGV[4] ~= '' then redis.call('HSET', meta, 'send_at', ARGV[4]) end
 local n = #ARGV - 4
-local i = 5
-while i <= #ARGV do
-  local last = math.min(i + 999, #ARGV)
-  redis.call('RPUSH', staged, unpack(ARGV, i, last))
-  i = last + 1
-end
+push_args(staged, 5)
 redis.call('HSET', counts, 'total', n, 'staged', n)
 maybe_complete(meta, counts, now)
 return {'created', redis.call('HGET', meta, 'status')}

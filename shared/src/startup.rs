@@ -1,0 +1,59 @@
+//! How both binaries start: logs, config (exit code 2 naming the bad key), metrics listener,
+//! signal handling, and a Redis pool that waits until Redis answers.
+
+use std::{future::Future, path::Path, process::ExitCode, sync::Arc};
+
+use crate::{
+    config::{Config, Role},
+    redis::{self, Pool},
+    shutdown::{self, Shutdown},
+    telemetry,
+};
+
+/// What a binary has once started.
+pub struct Started {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub shutdown: Shutdown,
+}
+
+/// Starts a binary called `name` and runs `body`; the exit code says how it ended
+/// (0 done or shut down, 1 failed, 2 bad config).
+pub async fn run<F, Fut>(name: &str, role: Role, config_path: Option<&Path>, body: F) -> ExitCode
+where
+    F: FnOnce(Started) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    telemetry::init();
+    let config = match Config::load(config_path, role) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = async {
+        crate::metrics::install(&config.metrics.listen)?;
+        let shutdown = shutdown::on_signals();
+        let pool = redis::pool(&config.redis)?;
+        tracing::info!(redis = %redis::redacted(&config.redis.url), "connecting to Redis");
+        if redis::wait_until_reachable(&pool, &config.redis.url, &shutdown).await.is_none() {
+            return Ok(());
+        }
+        body(Started { config, pool, shutdown }).await
+    };
+    match result.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The machine's host name (the default consumer name), or `fallback`.
+pub fn host_name(fallback: &str) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| fallback.into())
+}
