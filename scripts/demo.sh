@@ -55,6 +55,7 @@ while :; do
 done
 echo
 echo "== final: $(api GET /v1/campaigns/demo)"
+sleep 1.2 # the sink prints its totals every second
 echo "== the SMTP sink accepted: $(tail -n1 "$STACK_DIR/sink.log" 2>/dev/null)"
 echo "== metrics (while running): http://127.0.0.1:$SCHED_METRICS_PORT/metrics ${WORKER_METRICS[*]}"
 curl -s "${WORKER_METRICS[0]}" | grep -E '^sluice_messages_total' | head -n 8 || true

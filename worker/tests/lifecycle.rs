@@ -142,3 +142,21 @@ async fn the_redis_intake_stream_works_like_the_api() {
         .unwrap();
     assert_eq!(pending.0, 0, "every intake entry acknowledged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_at_holds_the_campaign_until_its_time() {
+    let stack = common::start(LIMITED, 1).await;
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(2500);
+    let mut body = paced("later", 20);
+    body["send_at"] = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into();
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!((status, reply["status"].as_str()), (201, Some("scheduled")), "{reply}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(stack.sink.state.accepted(), 0, "sent before send_at");
+    assert_eq!(stack.campaign("later").await["status"], "scheduled");
+    stack.wait_status("later", "completed", Duration::from_secs(20)).await;
+    let first = stack.sink.state.accepted();
+    assert_eq!(first, 20);
+    assert!(chrono::Utc::now() >= at);
+    assert_exactly_once(&stack, 20);
+}
