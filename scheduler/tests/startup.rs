@@ -38,14 +38,20 @@ fn a_bad_config_names_the_key_and_exits_non_zero() {
 #[tokio::test]
 async fn redis_down_at_startup_is_retried_until_it_comes_up() {
     let port = free_port();
-    let (path, base) = common::config(&format!("redis://127.0.0.1:{port}/0"), "");
-    let scheduler = Process::spawn("scheduler", &common::bin(), &["--config", path.to_str().unwrap()], &[]);
+    let (path, base, ops) = common::config_with_ops(&format!("redis://127.0.0.1:{port}/0"), "");
+    let mut scheduler = Process::spawn("scheduler", &common::bin(), &["--config", path.to_str().unwrap()], &[]);
     wait_for("the unreachable-Redis message", Duration::from_secs(10), || async {
         scheduler.log_text().contains("Redis is unreachable; retrying").then_some(())
     })
     .await;
-    let _redis = RedisServer::start_on(port, false);
     let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, url) = (http.clone(), format!("{ops}{path}"));
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(status("/healthz").await, 200, "alive while waiting for Redis");
+    assert_eq!(status("/readyz").await, 503, "not ready without Redis");
+    let _redis = RedisServer::start_on(port, false);
     wait_for("the API after Redis came up", Duration::from_secs(20), || {
         let (http, url) = (http.clone(), format!("{base}/v1/campaigns"));
         async move {
@@ -53,4 +59,6 @@ async fn redis_down_at_startup_is_retried_until_it_comes_up() {
         }
     })
     .await;
+    assert_eq!(status("/readyz").await, 200, "ready once Redis answers");
+    assert!(scheduler.terminate().success(), "SIGTERM exits 0");
 }

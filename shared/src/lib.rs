@@ -6,7 +6,8 @@
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`validate`]: address, domain and header checks shared by every intake path.
 //! - [`redis`]: connection pool with startup backoff, and the Lua scripts.
-//! - [`metrics`]: metric names and the Prometheus exporter.
+//! - [`metrics`]: metric names and the Prometheus recorder.
+//! - [`ops_http`]: `/metrics`, `/healthz`, `/readyz` on `metrics.listen`.
 //! - [`shutdown`]: SIGTERM/ctrl-c as a cloneable listener.
 //! - [`startup`]: how both binaries start (config, logs, metrics, Redis).
 //! - [`telemetry`]: tracing setup.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod ops_http;
 pub mod redis;
 pub mod shutdown;
 pub mod startup;

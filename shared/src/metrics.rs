@@ -1,9 +1,9 @@
 //! Metric names and the Prometheus exporter. Domain labels are bounded: configured domains
 //! plus "other" (see [`crate::config::LimitsConfig::label`]).
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Messages by final or interim outcome: labels `outcome`, `domain`.
 pub const MESSAGES: &str = "sluice_messages_total";
@@ -36,17 +36,22 @@ pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Serves `GET /metrics` on `listen`, with real histogram buckets for latency.
-pub fn install(listen: &str) -> anyhow::Result<()> {
-    let addr: SocketAddr =
-        listen.parse().map_err(|e| anyhow::anyhow!("config key `metrics.listen` = {listen:?}: {e}"))?;
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// Installs the global recorder (real histogram buckets for latency) and returns the handle
+/// that renders `/metrics` (see [`crate::ops_http`]).
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(SMTP_LATENCY.into()), LATENCY_BUCKETS)?
-        .install()
-        .map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
     describe();
-    Ok(())
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 fn describe() {

@@ -1,5 +1,6 @@
-//! How both binaries start: logs, config (exit code 2 naming the bad key), metrics listener,
-//! signal handling, and a Redis pool that waits until Redis answers.
+//! How both binaries start: logs, config (exit code 2 naming the bad key), the operations
+//! listener (metrics, health, readiness), signal handling, and a Redis pool that waits until
+//! Redis answers.
 
 use std::{future::Future, path::Path, process::ExitCode, sync::Arc};
 
@@ -33,9 +34,10 @@ where
         }
     };
     let result = async {
-        crate::metrics::install(&config.metrics.listen)?;
+        let metrics = crate::metrics::install()?;
         let shutdown = shutdown::on_signals();
         let pool = redis::pool(&config.redis)?;
+        crate::ops_http::serve(&config.metrics.listen, pool.clone(), shutdown.clone(), metrics).await?;
         tracing::info!(redis = %redis::redacted(&config.redis.url), "connecting to Redis");
         if redis::wait_until_reachable(&pool, &config.redis.url, &shutdown).await.is_none() {
             return Ok(());

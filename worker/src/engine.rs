@@ -207,16 +207,23 @@ async fn visit<T: Transport>(
     let (entries, malformed) = parse_entries(reply.get(5));
     let got = entries.len() + malformed.len();
 
-    let ready = keys::ready_domains();
-    if wait > 0 {
+    let due = if wait > 0 {
         metrics::counter!(m::TOKEN_WAITS, "domain" => cfg.limits.label(&domain).to_string()).increment(1);
-        redis::cmd("ZADD").arg(&ready).arg(now + wait).arg(&domain).query_async::<()>(&mut conn).await?;
+        Some(now + wait)
     } else if more {
-        redis::cmd("ZADD").arg(&ready).arg(now).arg(&domain).query_async::<()>(&mut conn).await?;
+        Some(now)
     } else if pending > 0 {
-        redis::cmd("ZADD").arg(&ready).arg(now + reclaim_idle as i64).arg(&domain).query_async::<()>(&mut conn).await?;
+        // Jobs in flight: look again once they could be a dead worker's.
+        Some(now + reclaim_idle as i64)
     } else {
-        release_drained(&mut conn, &domain, lease).await?;
+        None
+    };
+    match due {
+        Some(due) => {
+            let mut inv = SCRIPTS.reschedule.key(keys::ready_domains());
+            inv.arg(&domain).arg(lease).arg(due).invoke_async::<i64>(&mut conn).await?;
+        }
+        None => release_drained(&mut conn, &domain, lease).await?,
     }
 
     if got == 0 {

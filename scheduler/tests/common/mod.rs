@@ -15,14 +15,20 @@ pub fn bin() -> PathBuf {
 
 /// Writes a config for a scheduler on `redis_url`, plus `extra` TOML; returns (path, API base URL).
 pub fn config(redis_url: &str, extra: &str) -> (PathBuf, String) {
+    let (path, api, _) = config_with_ops(redis_url, extra);
+    (path, api)
+}
+
+/// Like [`config`], also returning the operations listener's base URL (metrics, health).
+pub fn config_with_ops(redis_url: &str, extra: &str) -> (PathBuf, String, String) {
     let api = free_port();
+    let ops = free_port();
     let path = std::env::temp_dir().join(format!("sluice-sched-{}-{api}.toml", std::process::id()));
     let text = format!(
-        "[redis]\nurl = \"{redis_url}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\ntokens = [\"{TOKEN}\"]\n[metrics]\nlisten = \"127.0.0.1:{}\"\n{extra}\n",
-        free_port()
+        "[redis]\nurl = \"{redis_url}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\ntokens = [\"{TOKEN}\"]\n[metrics]\nlisten = \"127.0.0.1:{ops}\"\n{extra}\n"
     );
     std::fs::write(&path, text).unwrap();
-    (path, format!("http://127.0.0.1:{api}"))
+    (path, format!("http://127.0.0.1:{api}"), format!("http://127.0.0.1:{ops}"))
 }
 
 pub struct Api {

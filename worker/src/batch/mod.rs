@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde_json::json;
 use sluice_shared::{
+    config::Config,
     keys, metrics as m,
     model::{Job, OutcomeKind},
     redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
@@ -94,7 +95,7 @@ async fn handle_campaign<T: Transport>(
     entries: Vec<Entry>,
 ) -> StoreResult<()> {
     let mut conn = ctx.conn().await?;
-    let codes = claim(&mut conn, ctx.config.campaigns.events_maxlen, campaign_id, &entries).await?;
+    let codes = claim(&mut conn, &ctx.config, campaign_id, &entries).await?;
     let to_send: Vec<&Entry> = entries.iter().zip(&codes).filter(|(_, c)| **c == CLAIM_SEND).map(|(e, _)| e).collect();
     let skipped = codes.iter().filter(|c| **c == CLAIM_SKIP).count();
     if skipped > 0 {
@@ -134,17 +135,17 @@ async fn handle_campaign<T: Transport>(
     Ok(())
 }
 
-async fn claim(conn: &mut Conn, events_maxlen: u64, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
+async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
     let mut inv = SCRIPTS.claim.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))
         .key(keys::campaign_retry(campaign_id))
         .key(keys::campaign_counts(campaign_id))
         .key(keys::campaign_events(campaign_id));
-    inv.arg(events_maxlen);
+    inv.arg(config.campaigns.events_maxlen).arg(config.retry.max_age.as_millis());
     for e in entries {
         let parked = Job { p: true, ..e.job.clone() }.member();
-        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r);
+        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r).arg(e.job.t);
     }
     let reply: Vec<redis::Value> = inv.invoke_async(conn).await?;
     let codes: Vec<i64> = reply.iter().skip(1).map(|v| redis::from_redis_value_ref(v).unwrap_or(CLAIM_SKIP)).collect();

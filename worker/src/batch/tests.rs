@@ -122,16 +122,30 @@ async fn every_reply_class_is_recorded_with_its_consequence() {
 }
 
 #[tokio::test]
-async fn a_deferral_past_max_age_fails_with_the_reason() {
+async fn a_deferral_whose_retry_would_pass_max_age_fails_with_the_reason() {
     let redis = RedisServer::start();
     let (ctx, mut entries) = setup(&redis, &["busy"]).await;
-    entries[0].job.t = 0; // first queued long ago
-    process(ctx, "x.example".into(), entries, Vec::new()).await;
+    // Queued 3 days minus 30 s ago: the first retry (1 min) would come after max age.
+    entries[0].job.t -= 3 * 86_400_000 - 30_000;
+    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
     assert_eq!(state(&redis)["0"], "f");
+    assert_eq!(ctx.transport.sent.lock().unwrap().len(), 1, "it was tried once");
     let events: Vec<(String, HashMap<String, String>)> =
         redis::cmd("XRANGE").arg(keys::campaign_events("c")).arg("-").arg("+").query(&mut redis.conn()).unwrap();
     assert_eq!(events[0].1["type"], "failed");
     assert!(events[0].1["data"].contains("max_age") && events[0].1["data"].contains("4.7.0"), "{:?}", events[0].1);
+}
+
+#[tokio::test]
+async fn a_job_older_than_max_age_is_failed_before_any_send() {
+    let redis = RedisServer::start();
+    let (ctx, mut entries) = setup(&redis, &["ok"]).await;
+    entries[0].job.t = 0; // sat somewhere (a dead worker's pending list, a pause) for ages
+    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
+    assert_eq!(state(&redis)["0"], "f");
+    assert!(ctx.transport.sent.lock().unwrap().is_empty(), "never sent");
+    let c = counts(&redis);
+    assert_eq!((c["failed"], c["queued"]), (1, 0), "{c:?}");
 }
 
 #[tokio::test]

@@ -1,18 +1,29 @@
 -- Decides, for a batch of jobs of one campaign just read from a domain stream, what the worker
 -- does with each: 1 send, 0 skip (stale duplicate), 2 parked (campaign not running), 3 dropped
--- (campaign cancelled). Marks the jobs to send as in flight under their stream entry id.
+-- (campaign cancelled), 4 failed (older than max age: wherever a job sat, in a stream, a
+-- retry, a pause or a dead worker's pending list, it is checked here before any send).
+-- Marks the jobs to send as in flight under their stream entry id.
 -- KEYS: meta, state, retry, counts, events
--- ARGV: events_maxlen, then (index, attempt, entry_id, parked_member_json, address) per job
+-- ARGV: events_maxlen, max_age_ms, then (index, attempt, entry_id, parked_member_json,
+--       address, queued_at_ms) per job
 -- Returns {status, code...}
 local meta, state, retry, counts, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local status = redis.call('HGET', meta, 'status') or 'missing'
+local max_age = tonumber(ARGV[2])
 local now = now_ms()
 local out = {status}
-for i = 2, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local idx, attempt, entry = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local current = job_is_current(redis.call('HGET', state, idx), attempt, entry)
+  local expired = now - tonumber(ARGV[i + 5]) >= max_age
   local code = 0
-  if status == 'running' then
+  if current and expired and status ~= 'cancelled' and status ~= 'missing' then
+    redis.call('HSET', state, idx, 'f')
+    redis.call('HINCRBY', counts, 'queued', -1)
+    redis.call('HINCRBY', counts, 'failed', 1)
+    event(events, ARGV[1], 'failed', idx, ARGV[i + 4], cjson.encode({reason = 'max_age', attempts = attempt}))
+    code = 4
+  elseif status == 'running' then
     if current then
       redis.call('HSET', state, idx, 'q' .. attempt .. ':' .. entry)
       code = 1
@@ -33,4 +44,5 @@ for i = 2, #ARGV, 5 do
   end
   out[#out + 1] = code
 end
+maybe_complete(meta, counts, now)
 return out

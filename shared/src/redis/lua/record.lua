@@ -4,7 +4,8 @@
 -- ARGV: events_maxlen, max_age_ms, then per outcome:
 --   index, attempt, entry_id, kind (sent|deferred|bounced|failed), retry_delay_ms,
 --   retry_member_json, queued_at_ms, address, detail_json
--- Returns {recorded (0/1) ...} with deferrals past max age turned into failures (2).
+-- Returns {recorded (0/1) ...}; a deferral whose next attempt would come after the job's max
+-- age fails now instead (2), so no retry ever waits past max age.
 local meta, state, counts, retry, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxlen, max_age = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
@@ -15,7 +16,7 @@ for i = 3, #ARGV, 9 do
   if redis.call('HGET', state, idx) == ('q' .. attempt .. ':' .. entry) then
     recorded = 1
     local detail = ARGV[i + 8]
-    if kind == 'deferred' and now - tonumber(ARGV[i + 6]) >= max_age then
+    if kind == 'deferred' and now + tonumber(ARGV[i + 4]) - tonumber(ARGV[i + 6]) >= max_age then
       kind = 'failed'
       detail = cjson.encode({reason = 'max_age', last = cjson.decode(detail)})
       recorded = 2
