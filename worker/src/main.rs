@@ -9,6 +9,7 @@ mod batch;
 mod campaigns;
 mod classify;
 mod context;
+mod crash;
 mod engine;
 mod message;
 mod transport;
@@ -32,6 +33,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    #[cfg(feature = "failpoints")]
+    let _crash_points = fail::FailScenario::setup();
     startup::run("sluice-worker", Role::Worker, args.config.as_deref(), run).await
 }
 

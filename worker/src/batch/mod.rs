@@ -2,7 +2,14 @@
 //! and send the ones that are current, record every outcome (record.lua), then ack.
 //! Outcomes are recorded before the ack, so a crash in between replays the ack, never the count.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::json;
 use sluice_shared::{
@@ -16,7 +23,7 @@ use crate::{
     campaigns::Campaign,
     classify::{Verdict, classify, render_failure},
     context::Ctx,
-    message,
+    crash, message,
     transport::{Envelope, Transport},
 };
 
@@ -56,6 +63,7 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, entries: Ve
         }
         inv.invoke_async::<i64>(&mut conn).await.map_err(StoreError::from)
     };
+    crash::point("worker::before_ack");
     if !done.is_empty() && retrying(&ctx, "ack", ack).await.is_err() {
         tracing::warn!(%domain, "ack failed; entries stay pending and will be skipped as duplicates on reclaim");
     }
@@ -106,11 +114,23 @@ async fn handle_campaign<T: Transport>(
     }
     let campaign = ctx.campaigns.get(&mut conn, campaign_id).await?;
     let permits = ctx.domain_permits(domain);
+    let answered = AtomicUsize::new(0);
+    let half = to_send.len().div_ceil(2);
     let verdicts: Vec<Verdict> = match &campaign {
-        Some(Ok(c)) => futures::future::join_all(to_send.iter().map(|e| deliver(ctx, c, &permits, domain, e))).await,
+        Some(Ok(c)) => {
+            let sends = to_send.iter().map(|e| async {
+                let verdict = deliver(ctx, c, &permits, domain, e).await;
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
+                    crash::point("worker::mid_batch");
+                }
+                verdict
+            });
+            futures::future::join_all(sends).await
+        }
         Some(Err(reason)) => to_send.iter().map(|_| render_failure(reason)).collect(),
         None => to_send.iter().map(|_| render_failure("campaign no longer exists")).collect(),
     };
+    crash::point("worker::before_record");
     let recorded = retrying(ctx, "record", || record(ctx, campaign_id, &to_send, &verdicts)).await?;
     let label = ctx.config.limits.label(domain).to_string();
     let mut suppress = Vec::new();
@@ -172,6 +192,7 @@ async fn deliver<T: Transport>(
         Err(reason) => return render_failure(&reason),
     };
     let _permit = permits.acquire().await.expect("domain semaphores are never closed");
+    crash::point_for("worker::before_send", &job.r);
     let started = std::time::Instant::now();
     let result =
         ctx.transport.send(&Envelope { from: campaign.spec.from.email.clone(), to: job.r.clone() }, &bytes).await;

@@ -98,11 +98,17 @@ tick = "20ms"
 impl Stack {
     /// Starts one more worker with its own stable name and metrics port.
     pub fn add_worker(&mut self) -> usize {
+        self.add_worker_with(&[])
+    }
+
+    /// Starts one more worker with extra environment (e.g. `FAILPOINTS`).
+    pub fn add_worker_with(&mut self, extra_env: &[(&str, &str)]) -> usize {
         let n = self.workers.len();
         let name = format!("worker-{n}");
         let metrics = format!("127.0.0.1:{}", free_port());
         let cfg = self.config.to_str().unwrap().to_string();
-        let env = [("SLUICE__WORKER__NAME", name.as_str()), ("SLUICE__METRICS__LISTEN", metrics.as_str())];
+        let mut env = vec![("SLUICE__WORKER__NAME", name.as_str()), ("SLUICE__METRICS__LISTEN", metrics.as_str())];
+        env.extend_from_slice(extra_env);
         self.workers.push(Process::spawn(&name, &bin_path("sluice-worker"), &["--config", &cfg], &env));
         self.metrics.push(format!("http://{metrics}/metrics"));
         n
