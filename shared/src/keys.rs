@@ -48,7 +48,8 @@ pub fn campaign_staged(id: &str) -> String {
 }
 
 /// Hash recipient index -> state: `q<attempt>:<entry>` in flight, `d<attempt>` deferred,
-/// `s` sent, `b` bounced, `f` failed, `u` suppressed, `x` cancelled. Doubles as the sent marker.
+/// `s` sent, `b` bounced, `f` failed, `p<attempt>` dead-lettered, `u` suppressed, `x` cancelled.
+/// Doubles as the sent marker.
 pub fn campaign_state(id: &str) -> String {
     format!("sluice:{{c:{id}}}:state")
 }
@@ -94,6 +95,12 @@ pub fn suppressed() -> String {
     "sluice:suppressed".into()
 }
 
+/// Stream of jobs that kept killing or stalling their workers: fields `c`, `i`, `r`, `v`, `a`,
+/// `t` (the job), `domain`, `entry` (its stream entry), `deliveries`.
+pub fn dead_letters() -> String {
+    "sluice:dead-letters".into()
+}
+
 /// Sorted set consumer name -> last heartbeat (ms): live workers.
 pub fn workers() -> String {
     "sluice:workers".into()
@@ -127,6 +134,7 @@ mod tests {
         assert_eq!(ready_domains(), "sluice:ready");
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(workers(), "sluice:workers");
+        assert_eq!(dead_letters(), "sluice:dead-letters");
     }
 
     fn hash_tag(key: &str) -> &str {

@@ -31,8 +31,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 struct Taken {
     domain: String,
-    entries: Vec<Entry>,
-    malformed: Vec<String>,
+    batch: batch::Batch,
     permit: OwnedSemaphorePermit,
 }
 
@@ -61,7 +60,7 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
                 for t in taken {
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
-                        batch::process(ctx, t.domain, t.entries, t.malformed).await;
+                        batch::process(ctx, t.domain, t.batch).await;
                         drop(t.permit);
                     });
                 }
@@ -204,8 +203,25 @@ async fn visit<T: Transport>(
     let more = int(&reply, 2)? == 1;
     let pending = int(&reply, 3)?;
     let reclaimed = int(&reply, 4)?;
-    let (entries, malformed) = parse_entries(reply.get(5));
+    let (mut entries, malformed) = parse_entries(reply.get(5));
     let got = entries.len() + malformed.len();
+    let deliveries: Vec<u64> = match reply.get(6) {
+        Some(Value::Array(d)) => d.iter().map(|v| redis::from_redis_value_ref(v).unwrap_or(1)).collect(),
+        _ => Vec::new(),
+    };
+    // The first `reclaimed` entries were taken over; those handed out too often are poison.
+    let mut poisoned = Vec::new();
+    let mut k = 0;
+    entries.retain(|e| {
+        let n = if k < deliveries.len() && (k as i64) < reclaimed { deliveries[k] } else { 1 };
+        k += 1;
+        if n > cfg.worker.max_deliveries {
+            poisoned.push((e.clone(), n));
+            false
+        } else {
+            true
+        }
+    });
 
     let due = if wait > 0 {
         metrics::counter!(m::TOKEN_WAITS, "domain" => cfg.limits.label(&domain).to_string()).increment(1);
@@ -237,7 +253,7 @@ async fn visit<T: Transport>(
     let mut permit = permit;
     let kept = permit.split(got).expect("took no more than the permits held");
     drop(permit);
-    Ok(Some(Taken { domain, entries, malformed, permit: kept }))
+    Ok(Some(Taken { domain, batch: batch::Batch { entries, malformed, poisoned }, permit: kept }))
 }
 
 /// Removes a drained domain from the ready set, then looks again: a job added between the

@@ -10,6 +10,7 @@ mod campaigns;
 mod classify;
 mod context;
 mod crash;
+mod dead_letter;
 mod engine;
 mod message;
 mod transport;

@@ -16,9 +16,12 @@ burst = 10000
 [limits.domains."paced.example"]
 rate = "400/s"
 burst = 50
+connections = 16
 
+# One batch in flight at a time, so each test sees exactly one crash point's effect.
 [worker]
 batch = 50
+max_inflight = 50
 reclaim_idle = "1s"
 "#;
 

@@ -2,6 +2,7 @@
 //! without a socket. Every `/v1` route needs `Authorization: Bearer <token>`.
 
 mod campaigns;
+mod dead_letters;
 pub mod error;
 mod suppressions;
 
@@ -42,6 +43,8 @@ pub fn app(state: AppState) -> Router {
         .route("/campaigns/{id}", get(campaigns::get_one))
         .route("/campaigns/{id}/recipients", post(campaigns::upload_recipients).layer(DefaultBodyLimit::disable()))
         .route("/campaigns/{id}/{action}", post(campaigns::act))
+        .route("/dead-letters", get(dead_letters::list))
+        .route("/dead-letters/{id}/requeue", post(dead_letters::requeue))
         .route("/suppressions", get(suppressions::list))
         .route("/suppressions/{email}", get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

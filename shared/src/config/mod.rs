@@ -197,6 +197,9 @@ impl Config {
         if w.reclaim_idle.as_millis() < 1000 {
             return Err(invalid("worker.reclaim_idle", format!("{:?}", w.reclaim_idle.get()), "must be at least 1s"));
         }
+        if w.max_deliveries < 2 {
+            return Err(invalid("worker.max_deliveries", w.max_deliveries, "must be at least 2"));
+        }
         if let Some(name) = &w.name {
             crate::validate::consumer_name(name).map_err(|p| invalid("worker.name", name, p))?;
         }

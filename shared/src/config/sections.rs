@@ -204,6 +204,10 @@ pub struct WorkerConfig {
     /// Longest wait for in-flight sends after SIGTERM.
     #[serde(default = "defaults::drain_timeout")]
     pub drain_timeout: Span,
+    /// A job handed out more often than this (its worker kept dying or stalling) goes to the
+    /// dead-letter stream instead of looping forever.
+    #[serde(default = "defaults::max_deliveries")]
+    pub max_deliveries: u64,
 }
 
 impl Default for WorkerConfig {
@@ -215,6 +219,7 @@ impl Default for WorkerConfig {
             domains_per_round: defaults::domains_per_round(),
             reclaim_idle: defaults::reclaim_idle(),
             drain_timeout: defaults::drain_timeout(),
+            max_deliveries: defaults::max_deliveries(),
         }
     }
 }
@@ -319,6 +324,9 @@ mod defaults {
     }
     pub fn reclaim_idle() -> Span {
         Span::try_from("60s").unwrap()
+    }
+    pub fn max_deliveries() -> u64 {
+        5
     }
     pub fn drain_timeout() -> Span {
         Span::try_from("30s").unwrap()

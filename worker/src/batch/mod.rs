@@ -23,7 +23,7 @@ use crate::{
     campaigns::Campaign,
     classify::{Verdict, classify, render_failure},
     context::Ctx,
-    crash, message,
+    crash, dead_letter, message,
     transport::{Envelope, Transport},
 };
 
@@ -37,9 +37,28 @@ pub struct Entry {
 const CLAIM_SEND: i64 = 1;
 const CLAIM_SKIP: i64 = 0;
 
+/// What one visit to a domain took.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub entries: Vec<Entry>,
+    /// Entries that are not jobs: acked and dropped (logged when read).
+    pub malformed: Vec<String>,
+    /// Entries handed out more than `worker.max_deliveries` times, with that count.
+    pub poisoned: Vec<(Entry, u64)>,
+}
+
 /// Processes a batch and acks every entry whose fate is recorded. Entries whose campaign step
 /// failed on Redis stay pending and are reclaimed later.
-pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, entries: Vec<Entry>, mut done: Vec<String>) {
+pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batch) {
+    let Batch { entries, malformed: mut done, poisoned } = batch;
+    if !poisoned.is_empty() {
+        let maxlen = ctx.config.campaigns.events_maxlen;
+        let step = async { dead_letter::dead_letter(&mut ctx.conn().await?, &domain, maxlen, &poisoned).await };
+        match step.await {
+            Ok(ids) => done.extend(ids),
+            Err(e) => tracing::warn!(%domain, error = %e, "dead-lettering failed; entries stay pending"),
+        }
+    }
     let mut by_campaign: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for e in entries {
         by_campaign.entry(e.job.c.clone()).or_default().push(e);

@@ -12,7 +12,7 @@ use sluice_shared::{
     testkit::RedisServer,
 };
 
-use super::{Entry, process};
+use super::{Batch, Entry, process};
 use crate::{
     context::Ctx,
     transport::{Envelope, SendError, SmtpReply, Transport},
@@ -96,7 +96,7 @@ async fn every_reply_class_is_recorded_with_its_consequence() {
     let redis = RedisServer::start();
     let locals = ["ok", "gone", "spam", "busy", "down", "utf8", "novars"];
     let (ctx, entries) = setup(&redis, &locals).await;
-    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
 
     let c = counts(&redis);
     assert_eq!((c["sent"], c["bounced"], c["deferred"], c["failed"], c["queued"]), (1, 2, 2, 2, 0), "{c:?}");
@@ -127,7 +127,7 @@ async fn a_deferral_whose_retry_would_pass_max_age_fails_with_the_reason() {
     let (ctx, mut entries) = setup(&redis, &["busy"]).await;
     // Queued 3 days minus 30 s ago: the first retry (1 min) would come after max age.
     entries[0].job.t -= 3 * 86_400_000 - 30_000;
-    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
     assert_eq!(state(&redis)["0"], "f");
     assert_eq!(ctx.transport.sent.lock().unwrap().len(), 1, "it was tried once");
     let events: Vec<(String, HashMap<String, String>)> =
@@ -141,7 +141,7 @@ async fn a_job_older_than_max_age_is_failed_before_any_send() {
     let redis = RedisServer::start();
     let (ctx, mut entries) = setup(&redis, &["ok"]).await;
     entries[0].job.t = 0; // sat somewhere (a dead worker's pending list, a pause) for ages
-    process(ctx.clone(), "x.example".into(), entries, Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
     assert_eq!(state(&redis)["0"], "f");
     assert!(ctx.transport.sent.lock().unwrap().is_empty(), "never sent");
     let c = counts(&redis);
@@ -152,12 +152,12 @@ async fn a_job_older_than_max_age_is_failed_before_any_send() {
 async fn a_replayed_entry_is_never_sent_or_counted_twice() {
     let redis = RedisServer::start();
     let (ctx, entries) = setup(&redis, &["ok", "gone"]).await;
-    process(ctx.clone(), "x.example".into(), entries.clone(), Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries: entries.clone(), ..Default::default() }).await;
     // The same entries again (a reclaim after a crash between record and ack) ...
-    process(ctx.clone(), "x.example".into(), entries.clone(), Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries: entries.clone(), ..Default::default() }).await;
     // ... and the same jobs under other entry ids (expanded twice).
     let copies = entries.iter().map(|e| Entry { id: format!("2-{}", e.job.i), job: e.job.clone() }).collect();
-    process(ctx.clone(), "x.example".into(), copies, Vec::new()).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries: copies, ..Default::default() }).await;
     let sent = ctx.transport.sent.lock().unwrap().clone();
     assert_eq!((sent["ok@x.example"], sent["gone@x.example"]), (1, 1));
     let c = counts(&redis);

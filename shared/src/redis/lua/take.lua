@@ -4,7 +4,8 @@
 -- Unused tokens are not spent.
 -- KEYS: bucket, stream, reclaim_marker
 -- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms
--- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries}
+-- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries}: the first
+-- `reclaimed` entries are taken over, and `deliveries` has how often each was handed out.
 local bucket, stream, marker = KEYS[1], KEYS[2], KEYS[3]
 local want, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local group, consumer = ARGV[4], ARGV[5]
@@ -17,12 +18,16 @@ local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
 local allowed = math.min(want, math.floor(tokens))
 
-local entries, reclaimed, more = {}, 0, 0
+local entries, deliveries, reclaimed, more = {}, {}, 0, 0
 if allowed > 0 then
   if redis.call('SET', marker, '1', 'NX', 'PX', ARGV[7]) then
     local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[6], '0-0', 'COUNT', allowed)
     for _, e in ipairs(r[2]) do
-      if e then entries[#entries + 1] = e end
+      if e then
+        entries[#entries + 1] = e
+        local p = redis.call('XPENDING', stream, group, e[1], e[1], 1)
+        deliveries[#deliveries + 1] = p[1] and p[1][4] or 1
+      end
     end
     reclaimed = #entries
   end
@@ -53,4 +58,4 @@ if #entries < want and more == 1 and tokens < 1 then
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
 local pending = redis.call('XPENDING', stream, group)[1]
-return {now, wait, more, pending, reclaimed, entries}
+return {now, wait, more, pending, reclaimed, entries, deliveries}

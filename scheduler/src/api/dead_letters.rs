@@ -1,0 +1,128 @@
+//! `/v1/dead-letters`: jobs that kept killing or stalling their workers. Listing and requeue.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_shared::{
+    keys,
+    model::Job,
+    redis::{StoreError, scripts::SCRIPTS},
+};
+
+use super::{AppState, error::ApiError};
+use crate::campaign::request::FieldError;
+
+type Fields = HashMap<String, redis::Value>;
+
+fn view(id: &str, fields: &Fields) -> Value {
+    let text = |k: &str| fields.get(k).and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+    let ms: Option<i64> = id.split('-').next().and_then(|t| t.parse().ok());
+    json!({
+        "id": id,
+        "campaign": text("c"),
+        "index": text("i").and_then(|i| i.parse::<u64>().ok()),
+        "recipient": text("r"),
+        "domain": text("domain"),
+        "attempt": text("a").and_then(|a| a.parse::<u32>().ok()),
+        "deliveries": text("deliveries").and_then(|d| d.parse::<u64>().ok()),
+        "dead_lettered_at": ms.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Oldest first; `next_cursor` is the last id of the page, `null` on the last page.
+pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Field(FieldError::invalid("limit", "must be 1-1000")));
+    }
+    let start = match page.cursor.as_deref() {
+        None | Some("") => "-".to_string(),
+        Some(c) if c.split('-').all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit())) => format!("({c}"),
+        Some(_) => return Err(ApiError::Field(FieldError::invalid("cursor", "must be a cursor from a previous page"))),
+    };
+    let mut conn = state.conn().await?;
+    let entries: Vec<(String, Fields)> = redis::cmd("XRANGE")
+        .arg(keys::dead_letters())
+        .arg(&start)
+        .arg("+")
+        .arg("COUNT")
+        .arg(limit + 1)
+        .query_async(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let more = entries.len() > limit;
+    let items: Vec<Value> = entries.iter().take(limit).map(|(id, f)| view(id, f)).collect();
+    let next = more.then(|| entries[limit - 1].0.clone());
+    Ok(Json(json!({"items": items, "next_cursor": next})))
+}
+
+/// Puts a dead-lettered job back: the recipient's state is restored and the job waits in its
+/// campaign's retry set, due now, with a fresh max age.
+pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.conn().await?;
+    let found: Vec<(String, Fields)> = redis::cmd("XRANGE")
+        .arg(keys::dead_letters())
+        .arg(&id)
+        .arg(&id)
+        .query_async(&mut *conn)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("dead letter {id:?}")))?;
+    let Some((_, fields)) = found.first() else { return Err(ApiError::NotFound(format!("dead letter {id:?}"))) };
+    let job = Job::from_fields(fields).map_err(|e| ApiError::Store(StoreError::Reply(e)))?;
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let member = Job { t: now, p: false, ..job.clone() }.member();
+    let (code, status): (String, String) = SCRIPTS
+        .requeue
+        .key(keys::campaign_meta(&job.c))
+        .key(keys::campaign_state(&job.c))
+        .key(keys::campaign_counts(&job.c))
+        .key(keys::campaign_retry(&job.c))
+        .arg(job.i)
+        .arg(job.a)
+        .arg(member)
+        .invoke_async(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let drop_record = || async {
+        let mut conn = state.conn().await?;
+        redis::cmd("XDEL")
+            .arg(keys::dead_letters())
+            .arg(&id)
+            .query_async::<i64>(&mut *conn)
+            .await
+            .map_err(|e| ApiError::Store(e.into()))
+    };
+    match code.as_str() {
+        "ok" => {
+            redis::cmd("SADD")
+                .arg(keys::active_campaigns())
+                .arg(&job.c)
+                .query_async::<i64>(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            drop_record().await?;
+            tracing::info!(campaign = %job.c, index = job.i, "dead letter requeued");
+            Ok(Json(
+                json!({"id": id, "campaign": job.c, "index": job.i, "status": "requeued", "campaign_status": status}),
+            ))
+        }
+        "not_poisoned" => {
+            drop_record().await?;
+            Err(ApiError::Conflict(format!("dead letter {id:?} was already requeued or handled")))
+        }
+        "cancelled" => Err(ApiError::Conflict(format!("campaign {:?} is cancelled", job.c))),
+        _ => Err(ApiError::NotFound(format!("campaign {:?}", job.c))),
+    }
+}
