@@ -37,7 +37,14 @@ impl Duties {
                     intake::prepare(&mut conn).await?;
                     prepared = true;
                 }
-                let mut busy = intake::poll(&mut conn, &self.consumer, &self.config.campaigns).await? > 0;
+                let mut busy = intake::poll(
+                    &mut conn,
+                    &self.consumer,
+                    &self.config.campaigns,
+                    self.config.scheduler.reclaim_idle.get(),
+                )
+                .await?
+                    > 0;
                 busy |= self.campaigns(&mut conn).await?;
                 if last_metrics.elapsed() >= METRICS_EVERY {
                     last_metrics = Instant::now();

@@ -16,8 +16,6 @@ use sluice_shared::{
 use crate::campaign::submit::{SubmitError, submit};
 
 const BATCH: usize = 20;
-/// Entries a crashed scheduler held are taken over after this long.
-const RECLAIM_IDLE: Duration = Duration::from_secs(30);
 /// Rejection records kept (approximately).
 const ERRORS_MAXLEN: usize = 10_000;
 
@@ -26,12 +24,17 @@ pub async fn prepare(conn: &mut Conn) -> StoreResult<()> {
 }
 
 /// Handles up to one batch of intake entries (reclaimed ones first); returns how many.
-pub async fn poll(conn: &mut Conn, consumer: &str, limits: &CampaignConfig) -> StoreResult<usize> {
+pub async fn poll(
+    conn: &mut Conn,
+    consumer: &str,
+    limits: &CampaignConfig,
+    reclaim_idle: Duration,
+) -> StoreResult<usize> {
     let claimed: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
         .arg(keys::intake())
         .arg(keys::INTAKE_GROUP)
         .arg(consumer)
-        .arg(RECLAIM_IDLE.as_millis() as u64)
+        .arg(reclaim_idle.as_millis() as u64)
         .arg("0-0")
         .arg("COUNT")
         .arg(BATCH)
@@ -42,6 +45,9 @@ pub async fn poll(conn: &mut Conn, consumer: &str, limits: &CampaignConfig) -> S
         let opts = redis::streams::StreamReadOptions::default().group(keys::INTAKE_GROUP, consumer).count(BATCH);
         let reply: Option<StreamReadReply> = conn.xread_options(&[keys::intake()], &[">"], &opts).await?;
         entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+    }
+    if !entries.is_empty() {
+        sluice_shared::crash::point("scheduler::intake_read");
     }
     let mut handled = Vec::with_capacity(entries.len());
     for entry in &entries {

@@ -1,5 +1,6 @@
 //! Sluice common crate.
 //!
+//! - [`crash`]: crash points for reliability tests (feature `failpoints`).
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
@@ -14,6 +15,7 @@
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
 pub mod config;
+pub mod crash;
 pub mod keys;
 pub mod metrics;
 pub mod model;

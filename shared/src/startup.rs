@@ -26,6 +26,8 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     telemetry::init();
+    #[cfg(feature = "failpoints")]
+    let _crash_points = fail::FailScenario::setup();
     let config = match Config::load(config_path, role) {
         Ok(c) => Arc::new(c),
         Err(e) => {

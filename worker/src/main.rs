@@ -9,7 +9,6 @@ mod batch;
 mod campaigns;
 mod classify;
 mod context;
-mod crash;
 mod dead_letter;
 mod engine;
 mod message;
@@ -34,8 +33,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    #[cfg(feature = "failpoints")]
-    let _crash_points = fail::FailScenario::setup();
     startup::run("sluice-worker", Role::Worker, args.config.as_deref(), run).await
 }
 

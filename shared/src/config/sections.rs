@@ -238,6 +238,9 @@ pub struct SchedulerConfig {
     /// A campaign is expanded only while fewer than this many of its jobs are queued.
     #[serde(default = "defaults::expand_window")]
     pub expand_window: u64,
+    /// Intake entries a crashed scheduler held are taken over after this long.
+    #[serde(default = "defaults::scheduler_reclaim_idle")]
+    pub reclaim_idle: Span,
 }
 
 impl Default for SchedulerConfig {
@@ -247,6 +250,7 @@ impl Default for SchedulerConfig {
             tick: defaults::tick(),
             expand_chunk: defaults::expand_chunk(),
             expand_window: defaults::expand_window(),
+            reclaim_idle: defaults::scheduler_reclaim_idle(),
         }
     }
 }
@@ -324,6 +328,9 @@ mod defaults {
     }
     pub fn reclaim_idle() -> Span {
         Span::try_from("60s").unwrap()
+    }
+    pub fn scheduler_reclaim_idle() -> Span {
+        Span::try_from("30s").unwrap()
     }
     pub fn max_deliveries() -> u64 {
         5

@@ -14,7 +14,7 @@ use std::{
 use serde_json::json;
 use sluice_shared::{
     config::Config,
-    keys, metrics as m,
+    crash, keys, metrics as m,
     model::{Job, OutcomeKind},
     redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
 };
@@ -23,7 +23,7 @@ use crate::{
     campaigns::Campaign,
     classify::{Verdict, classify, render_failure},
     context::Ctx,
-    crash, dead_letter, message,
+    dead_letter, message,
     transport::{Envelope, Transport},
 };
 

@@ -10,6 +10,10 @@ use sluice_shared::testkit::{Process, RedisServer, bin_path, free_port, smtp_sin
 
 pub const TOKEN: &str = "test-token-0123";
 
+/// Schedulers in tests look for work every 20 ms (set by environment, so a test's own
+/// `[scheduler]` section can still be used).
+const FAST_TICK: (&str, &str) = ("SLUICE__SCHEDULER__TICK", "20ms");
+
 pub struct Stack {
     pub redis: RedisServer,
     pub sink: SmtpSink,
@@ -66,9 +70,6 @@ listen = "127.0.0.1:{metrics}"
 port = {smtp}
 {relay_tls}
 
-[scheduler]
-tick = "20ms"
-
 {extra_toml}
 "#,
         redis = redis.url(),
@@ -77,7 +78,7 @@ tick = "20ms"
     );
     std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap().to_string();
-    let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[]);
+    let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[FAST_TICK]);
     let mut stack = Stack {
         redis,
         sink,
@@ -96,6 +97,26 @@ tick = "20ms"
 }
 
 impl Stack {
+    /// Starts one more scheduler (own name, API and metrics ports, extra environment), and
+    /// points the client at its API. Returns the process.
+    pub async fn add_scheduler_with(&mut self, name: &str, extra_env: &[(&str, &str)]) -> Process {
+        let api_port = free_port();
+        let listen = format!("127.0.0.1:{api_port}");
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let cfg = self.config.to_str().unwrap().to_string();
+        let mut env = vec![
+            FAST_TICK,
+            ("SLUICE__SCHEDULER__NAME", name),
+            ("SLUICE__API__LISTEN", listen.as_str()),
+            ("SLUICE__METRICS__LISTEN", metrics.as_str()),
+        ];
+        env.extend_from_slice(extra_env);
+        let process = Process::spawn(name, &bin_path("sluice-scheduler"), &["--config", &cfg], &env);
+        self.api = format!("http://{listen}");
+        self.wait_api().await;
+        process
+    }
+
     /// Starts one more worker with its own stable name and metrics port.
     pub fn add_worker(&mut self) -> usize {
         self.add_worker_with(&[])

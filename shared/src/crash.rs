@@ -5,7 +5,8 @@
 //!
 //! Points: `worker::before_send` (argument: a recipient prefix, e.g. `return(poison)`),
 //! `worker::mid_batch` (half of a batch's sends answered), `worker::before_record` (relay
-//! answered, outcomes not recorded), `worker::before_ack` (recorded, not acked).
+//! answered, outcomes not recorded), `worker::before_ack` (recorded, not acked),
+//! `scheduler::intake_read` (intake entries read, not yet handled).
 
 /// Exit here if the point is armed.
 pub fn point(name: &str) {
