@@ -13,7 +13,7 @@ use sluice_shared::{config::Config, keys, redis::StoreResult, shutdown::Shutdown
 use crate::{
     campaign::store::{self, Action},
     enqueue::Enqueuer,
-    expander, intake, retries,
+    expander, hygiene, intake, retries,
 };
 
 const METRICS_EVERY: Duration = Duration::from_secs(5);
@@ -49,6 +49,7 @@ impl Duties {
                 if last_metrics.elapsed() >= METRICS_EVERY {
                     last_metrics = Instant::now();
                     self.queue_depths(&mut conn).await?;
+                    hygiene::prune_consumers(&mut conn, &self.config).await?;
                 }
                 Ok::<_, sluice_shared::redis::StoreError>(busy)
             };
@@ -85,7 +86,11 @@ impl Duties {
                     store::transition(conn, &id, Action::Release).await?;
                 }
                 "running" => busy |= retries::promote(conn, &self.enqueuer, &id).await? > 0,
-                "completed" | "cancelled" | "" => {
+                "completed" | "cancelled" => {
+                    hygiene::expire_campaign(conn, &id, &self.config).await?;
+                    let _: i64 = conn.srem(keys::active_campaigns(), &id).await?;
+                }
+                "" => {
                     let _: i64 = conn.srem(keys::active_campaigns(), &id).await?;
                 }
                 _ => {}

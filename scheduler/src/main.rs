@@ -5,13 +5,14 @@
 //! - [`campaign`]: request validation, storage, the shared submit path.
 //! - [`intake`]: the `sluice:intake` stream consumer.
 //! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
-//! - [`duties`]: the housekeeping loop.
+//! - [`duties`]: the housekeeping loop; [`hygiene`]: expiry of finished campaigns, gone consumers.
 
 mod api;
 mod campaign;
 mod duties;
 mod enqueue;
 mod expander;
+mod hygiene;
 mod intake;
 mod retries;
 

@@ -89,6 +89,8 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
         .key(keys::campaign_state(&job.c))
         .key(keys::campaign_counts(&job.c))
         .key(keys::campaign_retry(&job.c))
+        .key(keys::campaign_events(&job.c))
+        .key(keys::campaign_staged(&job.c))
         .arg(job.i)
         .arg(job.a)
         .arg(member)

@@ -199,8 +199,10 @@ pub async fn list(conn: &mut Conn, offset: usize, limit: usize) -> StoreResult<(
     let more = ids.len() > limit;
     let mut out = Vec::with_capacity(limit);
     for id in ids.iter().take(limit) {
-        if let Some(view) = get(conn, id).await? {
-            out.push(view);
+        match get(conn, id).await? {
+            Some(view) => out.push(view),
+            // Expired after its retention: drop it from the index too.
+            None => redis::cmd("ZREM").arg(keys::campaigns()).arg(id).query_async::<()>(conn).await?,
         }
     }
     Ok((out, more.then_some(offset + limit)))

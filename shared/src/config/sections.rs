@@ -241,6 +241,9 @@ pub struct SchedulerConfig {
     /// Intake entries a crashed scheduler held are taken over after this long.
     #[serde(default = "defaults::scheduler_reclaim_idle")]
     pub reclaim_idle: Span,
+    /// Consumers (workers, schedulers) idle this long with nothing pending are removed.
+    #[serde(default = "defaults::consumer_expiry")]
+    pub consumer_expiry: Span,
 }
 
 impl Default for SchedulerConfig {
@@ -251,6 +254,7 @@ impl Default for SchedulerConfig {
             expand_chunk: defaults::expand_chunk(),
             expand_window: defaults::expand_window(),
             reclaim_idle: defaults::scheduler_reclaim_idle(),
+            consumer_expiry: defaults::consumer_expiry(),
         }
     }
 }
@@ -267,6 +271,9 @@ pub struct CampaignConfig {
     /// Approximate cap on each campaign's event stream.
     #[serde(default = "defaults::events_maxlen")]
     pub events_maxlen: u64,
+    /// A completed or cancelled campaign's data (counts, events, states) is kept this long.
+    #[serde(default = "defaults::retention")]
+    pub retention: Span,
 }
 
 impl Default for CampaignConfig {
@@ -275,6 +282,7 @@ impl Default for CampaignConfig {
             max_body_bytes: defaults::max_body_bytes(),
             max_inline_recipients: defaults::max_inline_recipients(),
             events_maxlen: defaults::events_maxlen(),
+            retention: defaults::retention(),
         }
     }
 }
@@ -328,6 +336,12 @@ mod defaults {
     }
     pub fn reclaim_idle() -> Span {
         Span::try_from("60s").unwrap()
+    }
+    pub fn consumer_expiry() -> Span {
+        Span::try_from("1h").unwrap()
+    }
+    pub fn retention() -> Span {
+        Span::try_from("30d").unwrap()
     }
     pub fn scheduler_reclaim_idle() -> Span {
         Span::try_from("30s").unwrap()

@@ -32,6 +32,7 @@ pub struct Scripts {
     pub take: Script,
     pub ack: Script,
     pub has_work: Script,
+    pub prune_consumers: Script,
 }
 
 /// The scripts, hashed once per process; `invoke_async` loads them into Redis on first use.
@@ -54,4 +55,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     take: Script::new(include_str!("lua/take.lua")),
     ack: Script::new(include_str!("lua/ack.lua")),
     has_work: Script::new(include_str!("lua/has_work.lua")),
+    prune_consumers: Script::new(include_str!("lua/prune_consumers.lua")),
 });

@@ -2,7 +2,7 @@
 -- attempt, its state goes back to what it was before, it moves from failed to deferred, and it
 -- waits in the retry set, due now (the schedulers put it back into its domain stream). A
 -- completed campaign runs again until it is done.
--- KEYS: meta, state, counts, retry
+-- KEYS: meta, state, counts, retry, events, staged
 -- ARGV: index, attempt, retry_member_json
 -- Returns {'ok'|'not_poisoned'|'cancelled'|'missing', status}
 local meta, state, counts, retry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -20,6 +20,8 @@ redis.call('HINCRBY', counts, 'failed', -1)
 redis.call('HINCRBY', counts, 'deferred', 1)
 redis.call('ZADD', retry, now_ms(), ARGV[3])
 if status == 'completed' then
+  -- Finished campaigns expire after their retention; a reopened one must not.
+  for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end
   redis.call('HSET', meta, 'status', 'running')
   redis.call('HDEL', meta, 'completed_at')
   status = 'running'

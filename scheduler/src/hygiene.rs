@@ -1,0 +1,50 @@
+//! Keeping Redis from growing without bound: finished campaigns expire after
+//! `campaigns.retention`, and consumers that are gone (idle past `scheduler.consumer_expiry`
+//! with nothing pending) are removed from every group. Acked job entries are deleted by the
+//! workers as they ack, and event streams are capped by `campaigns.events_maxlen`.
+
+use redis::AsyncCommands;
+use sluice_shared::{
+    config::Config,
+    keys,
+    redis::{Conn, StoreResult, scripts::SCRIPTS},
+};
+
+/// Sets every key of a finished campaign to expire after the retention period.
+pub async fn expire_campaign(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<()> {
+    let ms = config.campaigns.retention.as_millis();
+    let mut pipe = redis::pipe();
+    for key in [
+        keys::campaign_meta(id),
+        keys::campaign_counts(id),
+        keys::campaign_staged(id),
+        keys::campaign_state(id),
+        keys::campaign_retry(id),
+        keys::campaign_events(id),
+    ] {
+        pipe.pexpire(key, ms as i64).ignore();
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+/// Removes gone consumers from the domain streams and the intake stream, and stale heartbeats.
+pub async fn prune_consumers(conn: &mut Conn, config: &Config) -> StoreResult<usize> {
+    let idle = config.scheduler.consumer_expiry.as_millis();
+    let mut removed = 0;
+    let domains: Vec<String> = conn.smembers(keys::domains()).await?;
+    let streams = domains
+        .iter()
+        .map(|d| (keys::domain_stream(d), keys::WORKER_GROUP))
+        .chain([(keys::intake(), keys::INTAKE_GROUP)]);
+    for (stream, group) in streams {
+        let n: i64 = SCRIPTS.prune_consumers.key(&stream).arg(group).arg(idle).invoke_async(conn).await?;
+        removed += n as usize;
+    }
+    let cutoff = chrono::Utc::now().timestamp_millis() - idle as i64;
+    let _: i64 = conn.zrembyscore(keys::workers(), "-inf", cutoff).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed consumers that were gone and held nothing");
+    }
+    Ok(removed)
+}
