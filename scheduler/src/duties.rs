@@ -37,6 +37,7 @@ impl Duties {
                     intake::prepare(&mut conn).await?;
                     prepared = true;
                 }
+                let sweep = last_metrics.elapsed() >= METRICS_EVERY;
                 let mut busy = intake::poll(
                     &mut conn,
                     &self.consumer,
@@ -45,7 +46,7 @@ impl Duties {
                 )
                 .await?
                     > 0;
-                busy |= self.campaigns(&mut conn).await?;
+                busy |= self.campaigns(&mut conn, sweep).await?;
                 if last_metrics.elapsed() >= METRICS_EVERY {
                     last_metrics = Instant::now();
                     self.queue_depths(&mut conn).await?;
@@ -68,7 +69,8 @@ impl Duties {
     }
 
     /// One pass over the active campaigns; true if anything moved.
-    async fn campaigns(&self, conn: &mut sluice_shared::redis::Pooled) -> StoreResult<bool> {
+    /// `sweep`: also run the slower checks (max age of paused campaigns' waiting jobs).
+    async fn campaigns(&self, conn: &mut sluice_shared::redis::Pooled, sweep: bool) -> StoreResult<bool> {
         let ids: Vec<String> = conn.smembers(keys::active_campaigns()).await?;
         let mut busy = false;
         for id in ids {
@@ -86,6 +88,9 @@ impl Duties {
                     store::transition(conn, &id, Action::Release).await?;
                 }
                 "running" => busy |= retries::promote(conn, &self.enqueuer, &id).await? > 0,
+                "paused" if sweep => {
+                    hygiene::expire_waiting(conn, &id, &self.config).await?;
+                }
                 "completed" | "cancelled" => {
                     hygiene::expire_campaign(conn, &id, &self.config).await?;
                     let _: i64 = conn.srem(keys::active_campaigns(), &id).await?;

@@ -28,6 +28,24 @@ pub async fn expire_campaign(conn: &mut Conn, id: &str, config: &Config) -> Stor
     Ok(())
 }
 
+/// Fails jobs of a paused campaign that have waited past their max age (checked every few
+/// seconds, up to 1,000 per campaign per pass).
+pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {
+    SCRIPTS
+        .expire_waiting
+        .key(keys::campaign_meta(id))
+        .key(keys::campaign_state(id))
+        .key(keys::campaign_counts(id))
+        .key(keys::campaign_retry(id))
+        .key(keys::campaign_events(id))
+        .arg(config.retry.max_age.as_millis())
+        .arg(config.campaigns.events_maxlen)
+        .arg(1000)
+        .invoke_async(conn)
+        .await
+        .map_err(Into::into)
+}
+
 /// Removes gone consumers from the domain streams and the intake stream, and stale heartbeats.
 pub async fn prune_consumers(conn: &mut Conn, config: &Config) -> StoreResult<usize> {
     let idle = config.scheduler.consumer_expiry.as_millis();

@@ -37,9 +37,10 @@ stack_start_redis() {
   wait_until "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
+# stack_start_sink [extra sluice-sink args...]
 stack_start_sink() {
   SINK_PORT=$(free_port)
-  "$BIN/sluice-sink" --listen "127.0.0.1:$SINK_PORT" --every 1 >"$STACK_DIR/sink.log" 2>&1 &
+  "$BIN/sluice-sink" --listen "127.0.0.1:$SINK_PORT" --every 1 "$@" >"$STACK_DIR/sink.log" 2>&1 &
   STACK_PIDS+=($!); STACK_NAMES+=(smtp-sink)
   wait_until "SMTP sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
 }
@@ -68,23 +69,36 @@ $1
 TOML
 }
 
+# stack_start_scheduler [NAME] : the first one serves api.listen; others get their own ports.
 stack_start_scheduler() {
-  "$BIN/sluice-scheduler" --config "$CONFIG" >"$STACK_DIR/scheduler.log" 2>&1 &
-  STACK_PIDS+=($!); STACK_NAMES+=(scheduler)
-  wait_until "scheduler API" 20 curl -sf "http://127.0.0.1:$API_PORT/healthz"
+  local name=${1:-scheduler-1} api=$API_PORT metrics=$SCHED_METRICS_PORT
+  if [ "$name" != scheduler-1 ]; then api=$(free_port); metrics=$(free_port); fi
+  SLUICE__SCHEDULER__NAME="$name" SLUICE__API__LISTEN="127.0.0.1:$api" SLUICE__METRICS__LISTEN="127.0.0.1:$metrics" \
+    "$BIN/sluice-scheduler" --config "$CONFIG" >"$STACK_DIR/$name.log" 2>&1 &
+  STACK_PIDS+=($!); STACK_NAMES+=("$name")
+  SCHEDULER_PIDS+=($!)
+  SCHEDULER_APIS+=("$api")
+  wait_until "scheduler API" 20 curl -sf "http://127.0.0.1:$api/healthz"
+}
+SCHEDULER_PIDS=()
+SCHEDULER_APIS=()
+
+# stack_start_worker NAME : one worker with its own metrics port; its pid is in LAST_PID.
+WORKER_METRICS=()
+stack_start_worker() {
+  local port
+  port=$(free_port)
+  SLUICE__WORKER__NAME="$1" SLUICE__METRICS__LISTEN="127.0.0.1:$port" \
+    "$BIN/sluice-worker" --config "$CONFIG" >>"$STACK_DIR/$1.log" 2>&1 &
+  LAST_PID=$!
+  STACK_PIDS+=($!); STACK_NAMES+=("$1")
+  WORKER_METRICS+=("http://127.0.0.1:$port/metrics")
 }
 
-# stack_start_workers N : workers named worker-1..N, each with its own metrics port.
-WORKER_METRICS=()
+# stack_start_workers N : workers named worker-1..N.
 stack_start_workers() {
-  local i port
-  for i in $(seq 1 "$1"); do
-    port=$(free_port)
-    SLUICE__WORKER__NAME="worker-$i" SLUICE__METRICS__LISTEN="127.0.0.1:$port" \
-      "$BIN/sluice-worker" --config "$CONFIG" >"$STACK_DIR/worker-$i.log" 2>&1 &
-    STACK_PIDS+=($!); STACK_NAMES+=("worker-$i")
-    WORKER_METRICS+=("http://127.0.0.1:$port/metrics")
-  done
+  local i
+  for i in $(seq 1 "$1"); do stack_start_worker "worker-$i"; done
 }
 
 # api METHOD PATH [curl args...] : an authenticated admin API call.

@@ -160,3 +160,37 @@ async fn send_at_holds_the_campaign_until_its_time() {
     assert!(chrono::Utc::now() >= at);
     assert_exactly_once(&stack, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_paused_campaign_fail_once_past_max_age() {
+    let config = r#"
+[limits.default]
+rate = "10000/s"
+burst = 10000
+
+[limits.domains."paced.example"]
+rate = "100/s"
+burst = 10
+
+[retry]
+schedule = ["1s"]
+max_age = "3s"
+"#;
+    let stack = common::start(config, 1).await;
+    let (status, _) = stack.call("POST", "/v1/campaigns", Some(paced("old", 1_000))).await;
+    assert_eq!(status, 201);
+    stack.wait_accepted(50).await;
+    stack.call("POST", "/v1/campaigns/old/pause", None).await;
+    // Nothing is sent while paused, and nothing waits past max age either.
+    let c = sluice_shared::testkit::wait_for("waiting jobs to fail by max age", Duration::from_secs(30), || async {
+        let c = common::counts(&stack.campaign("old").await);
+        (c["queued"] + c["deferred"] == 0).then_some(c)
+    })
+    .await;
+    assert_eq!(c["sent"] + c["failed"], 1_000, "{c:?}");
+    assert!(c["failed"] > 0, "{c:?}");
+    assert_eq!(stack.sink.state.accepted(), c["sent"]);
+    assert_eq!(stack.campaign("old").await["status"], "paused");
+    let (status, reply) = stack.call("POST", "/v1/campaigns/old/resume", None).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("completed")), "{reply}");
+}
