@@ -92,3 +92,32 @@ async fn losing_redis_mid_campaign_loses_no_message() {
     assert_eq!(c["sent"] + c["failed"] + c["bounced"], 1_500, "{c:?}");
     println!("duplicates after a Redis restart: {dups}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_is_not_ready_and_finishes_its_sends() {
+    let mut stack = common::start(PACED, 1).await;
+    let recipients =
+        (0..5).map(|i| serde_json::json!({"email": format!("slow-{i}@paced.example"), "vars": {"name": i}})).collect();
+    let (status, _) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("slow", recipients))).await;
+    assert_eq!(status, 201);
+    sluice_shared::testkit::wait_for("slow sends in flight", Duration::from_secs(10), || async {
+        (stack.sink.state.attempts_for("slow-0@paced.example") > 0).then_some(())
+    })
+    .await;
+    let ready = stack.metrics[1].replace("/metrics", "/readyz");
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&ready).send().await.unwrap().status().as_u16(), 200);
+    stack.workers[0].signal_term();
+    let status = sluice_shared::testkit::wait_for("readyz to say draining", Duration::from_secs(5), || async {
+        let r = http.get(&ready).send().await.ok()?;
+        (r.status().as_u16() == 503).then_some(())?;
+        Some(r.text().await.unwrap())
+    })
+    .await;
+    assert_eq!(status, "draining");
+    let exit = stack.workers[0].wait_exit(Duration::from_secs(15)).expect("the worker exits after draining");
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(stack.sink.state.accepted(), 5, "in-flight sends finished before the exit");
+    let c = common::counts(&stack.campaign("slow").await);
+    assert_eq!(c["sent"], 5, "and their outcomes were recorded: {c:?}");
+}

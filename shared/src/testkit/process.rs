@@ -47,6 +47,13 @@ impl Process {
         child.wait().unwrap()
     }
 
+    /// Sends SIGTERM without waiting for the exit.
+    pub fn signal_term(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        }
+    }
+
     /// SIGKILL: the process gets no chance to clean up.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

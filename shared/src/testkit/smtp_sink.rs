@@ -4,6 +4,7 @@
 //! - `soft<N>-...`: `451 4.3.0` at RCPT the first N times, then accepted;
 //! - `hard-...`: `550 5.1.1` at RCPT (invalid recipient), every time;
 //! - `block-...`: `554 5.7.1` after DATA (spam content), every time;
+//! - `slow-...`: accepted, but the RCPT reply takes 2 seconds;
 //! - anything else: accepted.
 //!
 //! It counts, per recipient, the messages it accepted, so tests can check exactly-once.
@@ -218,6 +219,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 *n += 1;
                 *n - 1
             };
+            if rcpt.starts_with("slow-") {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
             let reply = rcpt_reply(&rcpt, before);
             if reply.starts_with('2') {
                 rcpts.push(rcpt);
