@@ -54,10 +54,7 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Re
             .parse()
             .map_err(|_| ApiError::Field(FieldError::invalid("cursor", "must be a cursor from a previous page")))?,
     };
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Field(FieldError::invalid("limit", "must be 1-500")));
-    }
+    let limit = super::page_limit(page.limit, 50, 500)?;
     let mut conn = state.conn().await?;
     let (items, next) = store::list(&mut conn, offset, limit).await?;
     Ok(Json(json!({"items": items, "next_cursor": next.map(|n| n.to_string())})))

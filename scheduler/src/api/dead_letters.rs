@@ -43,10 +43,7 @@ pub struct Page {
 
 /// Oldest first; `next_cursor` is the last id of the page, `null` on the last page.
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Field(FieldError::invalid("limit", "must be 1-1000")));
-    }
+    let limit = super::page_limit(page.limit, 100, 1000)?;
     let start = match page.cursor.as_deref() {
         None | Some("") => "-".to_string(),
         Some(c) if c.split('-').all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit())) => format!("({c}"),

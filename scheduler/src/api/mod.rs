@@ -66,6 +66,15 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
+/// The `limit` query parameter of a paged list: `default` when absent, else 1..=`max`.
+pub fn page_limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::Field(crate::campaign::request::FieldError::invalid("limit", format!("must be 1-{max}"))));
+    }
+    Ok(limit)
+}
+
 /// Compares without an early exit, so response time does not reveal a token prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -82,10 +82,7 @@ pub struct Page {
 
 /// A page of suppressions (HSCAN order); `next_cursor` is null on the last page.
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Field(FieldError::invalid("limit", "must be 1-1000")));
-    }
+    let limit = super::page_limit(page.limit, 100, 1000)?;
     let mut conn = state.conn().await?;
     let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
         .arg(keys::suppressed())
