@@ -70,7 +70,10 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 pub fn page_limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
     let limit = given.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::Field(crate::campaign::request::FieldError::invalid("limit", format!("must be 1-{max}"))));
+        return Err(ApiError::Field(crate::campaign::request::FieldError::invalid(
+            "limit",
+            format!("must be 1-{max}"),
+        )));
     }
     Ok(limit)
 }
