@@ -1,6 +1,7 @@
-//! STARTTLS on connections the worker opens itself (TCP_NODELAY socket handed to lettre):
-//! the upgrade works against a real TLS server with a certificate made at test time, and a
-//! relay that does not offer STARTTLS defers the mail instead of sending it in clear.
+//! TLS to the relay against a real TLS server with a certificate made at test time: STARTTLS
+//! on connections the worker opens itself (TCP_NODELAY socket handed to lettre), implicit TLS
+//! (`tls = "tls"`), and a relay that does not offer STARTTLS defers the mail instead of
+//! sending it in clear.
 
 mod common;
 
@@ -22,6 +23,19 @@ async fn mail_goes_over_starttls() {
     assert_eq!(stack.sink.state.accepted(), 20);
     let encrypted = stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(encrypted, 20, "every message went over the upgraded connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_implicit_tls() {
+    let sink = SmtpSink::start_implicit_tls(false).await;
+    let stack = common::start_full(RedisServer::start(), sink, FAST_RETRY, 1).await;
+    let recipients = common::recipients(10, 2, |i| format!("u{i}"));
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("smtps", recipients))).await;
+    assert_eq!(status, 201, "{reply}");
+    let done = stack.wait_status("smtps", "completed", Duration::from_secs(30)).await;
+    assert_eq!(common::counts(&done)["sent"], 10, "{done}");
+    let encrypted = stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(encrypted, 10, "every message went over TLS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,8 +69,10 @@ impl SinkState {
 pub struct SmtpSink {
     pub addr: SocketAddr,
     pub state: Arc<SinkState>,
-    /// PEM of the self-signed certificate it offers after STARTTLS (for `ca_file`), if any.
+    /// PEM of the self-signed certificate it offers (for `ca_file`), if any.
     pub ca_pem: Option<String>,
+    /// TLS from the first byte (SMTPS) rather than after STARTTLS.
+    pub implicit_tls: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -83,6 +85,15 @@ impl SmtpSink {
     /// Starts on 127.0.0.1 offering STARTTLS with a fresh self-signed certificate for
     /// `localhost` (generated now, never stored).
     pub async fn start_starttls(keep_messages: bool) -> SmtpSink {
+        Self::start_tls(keep_messages, false).await
+    }
+
+    /// Starts on 127.0.0.1 speaking TLS from the first byte (SMTPS), same certificate kind.
+    pub async fn start_implicit_tls(keep_messages: bool) -> SmtpSink {
+        Self::start_tls(keep_messages, true).await
+    }
+
+    async fn start_tls(keep_messages: bool, implicit: bool) -> SmtpSink {
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let pem = key.cert.pem();
         let certs = vec![key.cert.der().clone()];
@@ -94,9 +105,10 @@ impl SmtpSink {
             .with_no_client_auth()
             .with_single_cert(certs, private)
             .expect("server certificate");
-        let mut sink =
-            Self::serve("127.0.0.1:0", keep_messages, Some(TlsAcceptor::from(Arc::new(config)))).await.expect("bind");
+        let tls = Tls { acceptor: TlsAcceptor::from(Arc::new(config)), implicit };
+        let mut sink = Self::serve("127.0.0.1:0", keep_messages, Some(tls)).await.expect("bind");
         sink.ca_pem = Some(pem);
+        sink.implicit_tls = implicit;
         sink
     }
 
@@ -105,7 +117,7 @@ impl SmtpSink {
         Self::serve(listen, keep_messages, None).await
     }
 
-    async fn serve(listen: &str, keep_messages: bool, tls: Option<TlsAcceptor>) -> std::io::Result<SmtpSink> {
+    async fn serve(listen: &str, keep_messages: bool, tls: Option<Tls>) -> std::io::Result<SmtpSink> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SinkState { keep_messages, ..Default::default() });
@@ -124,7 +136,7 @@ impl SmtpSink {
                 });
             }
         });
-        Ok(SmtpSink { addr, state, ca_pem: None, task })
+        Ok(SmtpSink { addr, state, ca_pem: None, implicit_tls: false, task })
     }
 
     pub fn port(&self) -> u16 {
@@ -167,12 +179,27 @@ enum Ended<S> {
     Starttls(S),
 }
 
-async fn session(stream: TcpStream, state: Arc<SinkState>, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
+/// How the sink speaks TLS.
+#[derive(Clone)]
+struct Tls {
+    acceptor: TlsAcceptor,
+    implicit: bool,
+}
+
+const GREETING: &[u8] = b"220 sluice-sink ESMTP ready\r\n";
+
+async fn session(stream: TcpStream, state: Arc<SinkState>, tls: Option<Tls>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
+    if let Some(Tls { acceptor, implicit: true }) = &tls {
+        let mut encrypted = BufReader::new(acceptor.accept(stream).await?);
+        encrypted.get_mut().write_all(GREETING).await?;
+        exchange(encrypted, &state, false, true).await?;
+        return Ok(());
+    }
     let mut stream = BufReader::new(stream);
-    stream.get_mut().write_all(b"220 sluice-sink ESMTP ready\r\n").await?;
+    stream.get_mut().write_all(GREETING).await?;
     if let Ended::Starttls(tcp) = exchange(stream, &state, tls.is_some(), false).await? {
-        let acceptor = tls.expect("STARTTLS is offered only with TLS configured");
+        let acceptor = tls.expect("STARTTLS is offered only with TLS configured").acceptor;
         let encrypted = acceptor.accept(tcp).await?;
         exchange(BufReader::new(encrypted), &state, false, true).await?;
     }

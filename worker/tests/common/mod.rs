@@ -40,8 +40,8 @@ pub async fn start_on(redis: RedisServer, extra_toml: &str, workers: usize, keep
     start_full(redis, SmtpSink::start(keep_messages).await, extra_toml, workers).await
 }
 
-/// A stack around a sink the caller started. A sink with a certificate is used over
-/// STARTTLS as `localhost`, trusting that certificate.
+/// A stack around a sink the caller started. A sink with a certificate is used over TLS
+/// (STARTTLS or implicit, as the sink speaks) as `localhost`, trusting that certificate.
 pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, workers: usize) -> Stack {
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
@@ -50,7 +50,8 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
         Some(pem) => {
             let ca = std::env::temp_dir().join(format!("sluice-test-ca-{}-{api_port}.pem", std::process::id()));
             std::fs::write(&ca, pem).unwrap();
-            format!("host = \"localhost\"\ntls = \"starttls\"\nca_file = \"{}\"", ca.display())
+            let mode = if sink.implicit_tls { "tls" } else { "starttls" };
+            format!("host = \"localhost\"\ntls = \"{mode}\"\nca_file = \"{}\"", ca.display())
         }
         None => "host = \"127.0.0.1\"".to_string(),
     };
