@@ -2,6 +2,7 @@
 //! the real SMTP relay pool ([`smtp::SmtpRelays`]) and by scripted doubles in tests.
 
 pub mod smtp;
+mod tls;
 
 use std::future::Future;
 

@@ -1,7 +1,8 @@
 //! The real transport: pooled lettre `AsyncSmtpConnection`s over sockets we own.
 //!
 //! lettre's own pool neither sets TCP_NODELAY (so Nagle adds ~40 ms per message) nor bounds
-//! concurrent opens, and sends a NOOP per checkout. Here each relay has a semaphore of
+//! concurrent opens, and sends a NOOP per checkout. Every mode (plain, STARTTLS, implicit
+//! TLS) runs on a socket opened here with TCP_NODELAY. Here each relay has a semaphore of
 //! `smtp.max_connections_per_relay`, an idle list, and every exchange runs under `smtp.timeout`.
 
 use std::{
@@ -28,7 +29,10 @@ use super::{Envelope, SendError, SmtpReply, Transport};
 
 struct Relay {
     config: RelayConfig,
+    /// STARTTLS parameters (lettre upgrades the connection).
     tls: Option<TlsParameters>,
+    /// Implicit TLS on our own socket.
+    smtps: Option<tokio_rustls::TlsConnector>,
     idle: Mutex<Vec<AsyncSmtpConnection>>,
     permits: Arc<Semaphore>,
 }
@@ -48,8 +52,14 @@ impl SmtpRelays {
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let key = |e: anyhow::Error| anyhow::anyhow!("config key `smtp.relays[{i}]`: {e}");
+                let smtps = match r.tls {
+                    TlsMode::Tls => Some(super::tls::connector(r.ca_file.as_deref()).map_err(key)?),
+                    _ => None,
+                };
                 Ok(Relay {
-                    tls: tls_parameters(r).map_err(|e| anyhow::anyhow!("config key `smtp.relays[{i}]`: {e}"))?,
+                    tls: tls_parameters(r).map_err(key)?,
+                    smtps,
                     config: r.clone(),
                     idle: Mutex::new(Vec::new()),
                     permits: Arc::new(Semaphore::new(config.max_connections_per_relay)),
@@ -66,31 +76,27 @@ impl SmtpRelays {
 
     async fn connect(&self, relay: &Relay) -> Result<AsyncSmtpConnection, SendError> {
         let r = &relay.config;
-        let mut conn = match r.tls {
-            TlsMode::Tls => AsyncSmtpConnection::connect_tokio1(
-                (r.host.as_str(), r.port),
-                Some(self.timeout),
-                &self.hello,
-                relay.tls.clone(),
-                None,
-            )
+        let tcp = TcpStream::connect((r.host.as_str(), r.port))
             .await
-            .map_err(connection_error)?,
-            TlsMode::None | TlsMode::Starttls => {
-                let tcp = TcpStream::connect((r.host.as_str(), r.port))
+            .map_err(|e| SendError::Connection(format!("connect {}:{}: {e}", r.host, r.port)))?;
+        tcp.set_nodelay(true).map_err(|e| SendError::Connection(e.to_string()))?;
+        let mut conn = match &relay.smtps {
+            Some(connector) => {
+                let stream = super::tls::handshake(connector, &r.host, tcp)
                     .await
-                    .map_err(|e| SendError::Connection(format!("connect {}:{}: {e}", r.host, r.port)))?;
-                tcp.set_nodelay(true).map_err(|e| SendError::Connection(e.to_string()))?;
-                let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                    .map_err(|e| SendError::Connection(format!("TLS with {}:{}: {e}", r.host, r.port)))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                     .await
-                    .map_err(connection_error)?;
-                if r.tls == TlsMode::Starttls {
-                    let params = relay.tls.clone().expect("starttls relays have TLS parameters");
-                    conn.starttls(params, &self.hello).await.map_err(connection_error)?;
-                }
-                conn
+                    .map_err(connection_error)?
             }
+            None => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(connection_error)?,
         };
+        if r.tls == TlsMode::Starttls {
+            let params = relay.tls.clone().expect("starttls relays have TLS parameters");
+            conn.starttls(params, &self.hello).await.map_err(connection_error)?;
+        }
         if let (Some(user), Some(pass)) = (&r.username, &r.password) {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pass.clone()))
                 .await
@@ -138,8 +144,9 @@ impl Transport for SmtpRelays {
     }
 }
 
+/// lettre's parameters for the STARTTLS upgrade (implicit TLS uses [`super::tls`]).
 fn tls_parameters(r: &RelayConfig) -> anyhow::Result<Option<TlsParameters>> {
-    if r.tls == TlsMode::None {
+    if r.tls != TlsMode::Starttls {
         return Ok(None);
     }
     let mut builder = TlsParameters::builder(r.host.clone());
