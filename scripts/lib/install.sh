@@ -23,11 +23,13 @@ ensure_nextest() {
   cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 }
 
-# free_port : a TCP port on 127.0.0.1 that is free right now.
+# free_port : a TCP port on 127.0.0.1 that is free right now, below the kernel's ephemeral
+# range so that no outgoing connection can be holding it.
 free_port() {
-  local port
+  local port low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
-    port=$(( (RANDOM << 1 | RANDOM & 1) % 20000 + 30000 ))
+    port=$(( RANDOM % (low - 20000) + 20000 ))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
