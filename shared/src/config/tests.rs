@@ -2,7 +2,7 @@ use super::*;
 
 const ISSUE_EXAMPLE: &str = r#"
 [redis]
-url = "redis://127.0.0.1:6379/0"
+url = "redis://127.0.0.1:6379/0" # the example as the issue wrote it: parsed only, never connected to
 
 [api]
 listen = "127.0.0.1:8025"
