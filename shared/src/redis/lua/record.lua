@@ -10,6 +10,8 @@ local meta, state, counts, retry, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], K
 local maxlen, max_age = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local out = {}
+-- Counter changes are summed and applied once per batch.
+local delta = {queued = 0}
 for i = 3, #ARGV, 9 do
   local idx, attempt, entry, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local recorded = 0
@@ -21,18 +23,20 @@ for i = 3, #ARGV, 9 do
       detail = cjson.encode({reason = 'max_age', last = cjson.decode(detail)})
       recorded = 2
     end
-    redis.call('HINCRBY', counts, 'queued', -1)
+    delta.queued = delta.queued - 1
+    delta[kind] = (delta[kind] or 0) + 1
     if kind == 'deferred' then
       redis.call('HSET', state, idx, 'd' .. attempt)
-      redis.call('HINCRBY', counts, 'deferred', 1)
       redis.call('ZADD', retry, now + tonumber(ARGV[i + 4]), ARGV[i + 5])
     else
       redis.call('HSET', state, idx, string.sub(kind, 1, 1))
-      redis.call('HINCRBY', counts, kind, 1)
     end
     event(events, maxlen, kind, idx, ARGV[i + 7], detail)
   end
   out[#out + 1] = recorded
+end
+for field, n in pairs(delta) do
+  if n ~= 0 then redis.call('HINCRBY', counts, field, n) end
 end
 maybe_complete(meta, counts, now)
 return out
