@@ -59,4 +59,4 @@ awk -v n="$N" -v s="$sent" -v a="$accepted" -v t0="$t0" -v t1="$t1" -v t2="$t2" 
   printf "end-to-end            %.0f msg/s\n", s / (t2 - t1)
 }'
 stack_cpu_report "$sent"
-redis-cli -p "$REDIS_PORT" INFO commandstats | awk -F"[:=,]" -v m="$sent" '/^cmdstat_/ { printf "redis %-22s %8d calls  %6.3f per msg\n", substr($1, 9), $3, $3 / m }' | sort -k3 -nr | head -n 8
+redis-cli -p "$REDIS_PORT" INFO commandstats | awk -F"[:=,]" -v m="$sent" '/^cmdstat_/ { printf "redis %-22s %8d calls  %6.3f per msg\n", substr($1, 9), $3, $3 / m }' | sort -k3 -nr | head -n 12

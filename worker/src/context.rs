@@ -22,6 +22,9 @@ pub struct Ctx<T: Transport> {
     pub consumer: String,
     /// Per-destination concurrent sends (`connections` of the domain's limits).
     permits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// One multiplexed connection shared by every task; taken from the pool again only after
+    /// an error (a pool checkout costs a PING round trip).
+    shared: Mutex<Option<Conn>>,
 }
 
 impl<T: Transport> Ctx<T> {
@@ -33,12 +36,24 @@ impl<T: Transport> Ctx<T> {
             campaigns: CampaignCache::default(),
             consumer,
             permits: Mutex::new(HashMap::new()),
+            shared: Mutex::new(None),
         }
     }
 
-    /// A connection from the pool (multiplexed: cheap to clone for concurrent use).
+    /// The shared connection (multiplexed: cheap to clone for concurrent use).
     pub async fn conn(&self) -> StoreResult<Conn> {
-        Ok((*self.pool.get().await?).clone())
+        if let Some(c) = self.shared.lock().unwrap().clone() {
+            return Ok(c);
+        }
+        let fresh = (*self.pool.get().await?).clone();
+        *self.shared.lock().unwrap() = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// After a Redis error the shared connection may be broken (Redis restarted, connection
+    /// killed): the next [`Ctx::conn`] takes a fresh one from the pool.
+    pub fn forget_conn(&self) {
+        self.shared.lock().unwrap().take();
     }
 
     /// The semaphore bounding concurrent sends to `domain` from this worker.

@@ -69,6 +69,7 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
                 }
             }
             Err(e) => {
+                ctx.forget_conn();
                 metrics::counter!(m::REDIS_ERRORS, "op" => "round").increment(1);
                 tracing::warn!(error = %e, "worker round failed; retrying");
                 shutdown.sleep(Duration::from_secs(1)).await;
@@ -102,6 +103,7 @@ async fn heartbeat<T: Transport>(ctx: &Ctx<T>) {
         Ok::<_, StoreError>(())
     };
     if let Err(e) = beat.await {
+        ctx.forget_conn();
         tracing::warn!(error = %e, "heartbeat failed");
     }
 }
@@ -203,25 +205,11 @@ async fn visit<T: Transport>(
     let more = int(&reply, 2)? == 1;
     let pending = int(&reply, 3)?;
     let reclaimed = int(&reply, 4)?;
-    let (mut entries, malformed) = parse_entries(reply.get(5));
+    let (entries, malformed) = parse_entries(reply.get(5), reply.get(6));
     let got = entries.len() + malformed.len();
-    let deliveries: Vec<u64> = match reply.get(6) {
-        Some(Value::Array(d)) => d.iter().map(|v| redis::from_redis_value_ref(v).unwrap_or(1)).collect(),
-        _ => Vec::new(),
-    };
-    // The first `reclaimed` entries were taken over; those handed out too often are poison.
-    let mut poisoned = Vec::new();
-    let mut k = 0;
-    entries.retain(|e| {
-        let n = if k < deliveries.len() && (k as i64) < reclaimed { deliveries[k] } else { 1 };
-        k += 1;
-        if n > cfg.worker.max_deliveries {
-            poisoned.push((e.clone(), n));
-            false
-        } else {
-            true
-        }
-    });
+    // Entries handed out more than max_deliveries times kept killing or stalling workers.
+    let (poisoned, entries): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, n)| *n > cfg.worker.max_deliveries);
+    let entries = entries.into_iter().map(|(e, _)| e).collect();
 
     let due = if wait > 0 {
         metrics::counter!(m::TOKEN_WAITS, "domain" => cfg.limits.label(&domain).to_string()).increment(1);
@@ -270,13 +258,16 @@ async fn release_drained(conn: &mut Conn, domain: &str, lease: i64) -> StoreResu
     Ok(())
 }
 
-/// Stream entries as `[id, [field, value, ...]]`; entries that do not parse as jobs are
-/// returned by id so they are acked (and logged) rather than retried forever.
-fn parse_entries(value: Option<&Value>) -> (Vec<Entry>, Vec<String>) {
+/// Stream entries as `[id, [field, value, ...]]`, each with its delivery count; entries that
+/// do not parse as jobs are returned by id so they are acked (and logged) rather than retried
+/// forever.
+fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Entry, u64)>, Vec<String>) {
     let mut entries = Vec::new();
     let mut malformed = Vec::new();
-    let Some(Value::Array(items)) = value else { return (entries, malformed) };
-    for item in items {
+    let (Some(Value::Array(items)), Some(Value::Array(deliveries))) = (items, deliveries) else {
+        return (entries, malformed);
+    };
+    for (item, count) in items.iter().zip(deliveries) {
         let Value::Array(parts) = item else { continue };
         let Some(id) = parts.first().and_then(|v| redis::from_redis_value_ref::<String>(v).ok()) else { continue };
         let fields: std::collections::HashMap<String, Value> = match parts.get(1) {
@@ -287,7 +278,7 @@ fn parse_entries(value: Option<&Value>) -> (Vec<Entry>, Vec<String>) {
             _ => Default::default(),
         };
         match Job::from_fields(&fields) {
-            Ok(job) => entries.push(Entry { id, job }),
+            Ok(job) => entries.push((Entry { id, job }, redis::from_redis_value_ref(count).unwrap_or(1))),
             Err(e) => {
                 tracing::error!(entry = %id, error = %e, "malformed job entry; dropping it");
                 malformed.push(id);

@@ -1,15 +1,21 @@
 //! The Lua scripts, kept as `.lua` files and loaded once. Each runs on keys of one hash tag.
 //!
-//! Scripts that work on a campaign get `campaign_prelude.lua` prepended (shared helpers).
+//! Every script gets `clock.lua` prepended (the Redis clock); scripts that work on a campaign
+//! also get `campaign_prelude.lua` (shared helpers).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
+const CLOCK: &str = include_str!("lua/clock.lua");
 const PRELUDE: &str = include_str!("lua/campaign_prelude.lua");
 
 fn campaign(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    Script::new(&format!("{CLOCK}\n{PRELUDE}\n{body}"))
+}
+
+fn plain(body: &str) -> Script {
+    Script::new(&format!("{CLOCK}\n{body}"))
 }
 
 /// Every script Sluice runs.
@@ -50,12 +56,12 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     expire_waiting: campaign(include_str!("lua/expire_waiting.lua")),
     requeue: campaign(include_str!("lua/requeue.lua")),
     retry_done: campaign(include_str!("lua/retry_done.lua")),
-    pick_domains: Script::new(include_str!("lua/pick_domains.lua")),
-    mark_ready: Script::new(include_str!("lua/mark_ready.lua")),
-    unready: Script::new(include_str!("lua/unready.lua")),
-    reschedule: Script::new(include_str!("lua/reschedule.lua")),
-    take: Script::new(include_str!("lua/take.lua")),
-    ack: Script::new(include_str!("lua/ack.lua")),
-    has_work: Script::new(include_str!("lua/has_work.lua")),
-    prune_consumers: Script::new(include_str!("lua/prune_consumers.lua")),
+    pick_domains: plain(include_str!("lua/pick_domains.lua")),
+    mark_ready: plain(include_str!("lua/mark_ready.lua")),
+    unready: plain(include_str!("lua/unready.lua")),
+    reschedule: plain(include_str!("lua/reschedule.lua")),
+    take: plain(include_str!("lua/take.lua")),
+    ack: plain(include_str!("lua/ack.lua")),
+    has_work: plain(include_str!("lua/has_work.lua")),
+    prune_consumers: plain(include_str!("lua/prune_consumers.lua")),
 });

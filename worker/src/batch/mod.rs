@@ -56,7 +56,10 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
         let step = async { dead_letter::dead_letter(&mut ctx.conn().await?, &domain, maxlen, &poisoned).await };
         match step.await {
             Ok(ids) => done.extend(ids),
-            Err(e) => tracing::warn!(%domain, error = %e, "dead-lettering failed; entries stay pending"),
+            Err(e) => {
+                ctx.forget_conn();
+                tracing::warn!(%domain, error = %e, "dead-lettering failed; entries stay pending");
+            }
         }
     }
     let mut by_campaign: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
@@ -68,6 +71,7 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
         match handle_campaign(&ctx, &domain, &campaign, entries).await {
             Ok(()) => done.extend(ids),
             Err(e) => {
+                ctx.forget_conn();
                 m_redis_error("batch");
                 tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending for reclaim");
             }
@@ -105,12 +109,16 @@ where
         match step().await {
             Ok(r) => return Ok(r),
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                ctx.forget_conn();
                 m_redis_error(what);
                 tracing::warn!(step = what, error = %e, retry_in = ?delay, "Redis step failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                ctx.forget_conn();
+                return Err(e);
+            }
         }
     }
 }

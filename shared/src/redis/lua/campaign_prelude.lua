@@ -1,10 +1,5 @@
 -- Helpers shared by every script that works on one campaign's keys (hash tag {c:ID}).
--- Prepended to those scripts when they are loaded.
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- Prepended to those scripts when they are loaded (after clock.lua).
 
 local function count(counts, field)
   return tonumber(redis.call('HGET', counts, field) or 0) or 0

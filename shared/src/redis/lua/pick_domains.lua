@@ -5,8 +5,7 @@
 -- ARGV: k, lease_ms
 -- Returns {now_ms, lease_until_ms, next_due_ms or -1, domain...}
 local ready = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local lease = now + tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', ready, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local next_due = -1

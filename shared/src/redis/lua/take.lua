@@ -4,13 +4,12 @@
 -- Unused tokens are not spent.
 -- KEYS: bucket, stream, reclaim_marker
 -- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms
--- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries}: the first
--- `reclaimed` entries are taken over, and `deliveries` has how often each was handed out.
+-- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries}:
+-- `deliveries[k]` is how often `entries[k]` has been handed out (1 for a new one).
 local bucket, stream, marker = KEYS[1], KEYS[2], KEYS[3]
 local want, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local group, consumer = ARGV[4], ARGV[5]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local b = redis.call('HMGET', bucket, 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst
@@ -38,6 +37,7 @@ if allowed > 0 then
     if r then
       for _, e in ipairs(r[1][2]) do
         entries[#entries + 1] = e
+        deliveries[#deliveries + 1] = 1
         got = got + 1
       end
     end
