@@ -29,6 +29,9 @@ impl Duties {
     /// Runs until shutdown; Redis errors are logged and retried after a pause.
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_metrics = Instant::now() - METRICS_EVERY;
+        // Pruning visits every domain stream: a quarter of the expiry is often enough.
+        let prune_every = (self.config.scheduler.consumer_expiry.get() / 4).max(METRICS_EVERY);
+        let mut last_prune = Instant::now();
         let mut prepared = false;
         while !shutdown.is_triggered() {
             let round = async {
@@ -47,9 +50,12 @@ impl Duties {
                 .await?
                     > 0;
                 busy |= self.campaigns(&mut conn, sweep).await?;
-                if last_metrics.elapsed() >= METRICS_EVERY {
+                if sweep {
                     last_metrics = Instant::now();
                     self.queue_depths(&mut conn).await?;
+                }
+                if last_prune.elapsed() >= prune_every {
+                    last_prune = Instant::now();
                     hygiene::prune_consumers(&mut conn, &self.config).await?;
                 }
                 Ok::<_, sluice_shared::redis::StoreError>(busy)

@@ -11,9 +11,8 @@ use sluice_shared::testkit::{RedisServer, smtp_sink::SmtpSink, wait_for};
 
 const FAST_RETRY: &str = "[retry]\nschedule = [\"1s\"]\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mail_goes_over_starttls() {
-    let sink = SmtpSink::start_starttls(true).await;
+/// Sends a 20-recipient campaign through `sink` and checks every message went over TLS.
+async fn all_encrypted_through(sink: SmtpSink) {
     let stack = common::start_full(RedisServer::start(), sink, FAST_RETRY, 1).await;
     let recipients = common::recipients(20, 2, |i| format!("u{i}"));
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("tls", recipients))).await;
@@ -22,20 +21,17 @@ async fn mail_goes_over_starttls() {
     assert_eq!(common::counts(&done)["sent"], 20, "{done}");
     assert_eq!(stack.sink.state.accepted(), 20);
     let encrypted = stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(encrypted, 20, "every message went over the upgraded connection");
+    assert_eq!(encrypted, 20, "every message went over TLS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls() {
+    all_encrypted_through(SmtpSink::start_starttls(false).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_goes_over_implicit_tls() {
-    let sink = SmtpSink::start_implicit_tls(false).await;
-    let stack = common::start_full(RedisServer::start(), sink, FAST_RETRY, 1).await;
-    let recipients = common::recipients(10, 2, |i| format!("u{i}"));
-    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("smtps", recipients))).await;
-    assert_eq!(status, 201, "{reply}");
-    let done = stack.wait_status("smtps", "completed", Duration::from_secs(30)).await;
-    assert_eq!(common::counts(&done)["sent"], 10, "{done}");
-    let encrypted = stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(encrypted, 10, "every message went over TLS");
+    all_encrypted_through(SmtpSink::start_implicit_tls(false).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,9 +24,7 @@ pub fn config_with_ops(redis_url: &str, extra: &str) -> (PathBuf, String, String
     let api = free_port();
     let ops = free_port();
     let path = std::env::temp_dir().join(format!("sluice-sched-{}-{api}.toml", std::process::id()));
-    let text = format!(
-        "[redis]\nurl = \"{redis_url}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\ntokens = [\"{TOKEN}\"]\n[metrics]\nlisten = \"127.0.0.1:{ops}\"\n{extra}\n"
-    );
+    let text = sluice_shared::testkit::config_toml(redis_url, api, ops, TOKEN, extra);
     std::fs::write(&path, text).unwrap();
     (path, format!("http://127.0.0.1:{api}"), format!("http://127.0.0.1:{ops}"))
 }

@@ -19,6 +19,15 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
+/// The config file every test process shares: Redis, the admin API with one `token`, the
+/// operations listener, then `extra` TOML (relays, limits...).
+pub fn config_toml(redis_url: &str, api_port: u16, ops_port: u16, token: &str, extra: &str) -> String {
+    format!(
+        "[redis]\nurl = \"{redis_url}\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\ntokens = [\"{token}\"]\n\n\
+         [metrics]\nlisten = \"127.0.0.1:{ops_port}\"\n\n{extra}\n"
+    )
+}
+
 /// Polls `check` every 50 ms until it yields `Some`, or panics with `what` after `deadline`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where

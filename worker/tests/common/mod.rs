@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
-use sluice_shared::testkit::{Process, RedisServer, bin_path, free_port, smtp_sink::SmtpSink, wait_for};
+use sluice_shared::testkit::{Process, RedisServer, bin_path, config_toml, free_port, smtp_sink::SmtpSink, wait_for};
 
 pub const TOKEN: &str = "test-token-0123";
 
@@ -55,28 +55,8 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
         }
         None => "host = \"127.0.0.1\"".to_string(),
     };
-    let text = format!(
-        r#"
-[redis]
-url = "{redis}"
-
-[api]
-listen = "127.0.0.1:{api_port}"
-tokens = ["{TOKEN}"]
-
-[metrics]
-listen = "127.0.0.1:{metrics}"
-
-[[smtp.relays]]
-port = {smtp}
-{relay_tls}
-
-{extra_toml}
-"#,
-        redis = redis.url(),
-        metrics = scheduler_metrics,
-        smtp = sink.port(),
-    );
+    let relay = format!("[[smtp.relays]]\nport = {}\n{relay_tls}\n\n{extra_toml}", sink.port());
+    let text = config_toml(&redis.url(), api_port, scheduler_metrics, TOKEN, &relay);
     std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap().to_string();
     let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[FAST_TICK]);
