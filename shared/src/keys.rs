@@ -75,6 +75,18 @@ pub fn domain_bucket(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:tb")
 }
 
+/// Hash of the domain's adaptive shape after throttling replies: `factor`, `until`, `ramp`
+/// (rate cut and recovery), `suspend_until` (ms, Redis clock). Expires when it no longer applies.
+pub fn domain_shape(domain: &str) -> String {
+    format!("sluice:{{d:{domain}}}:shape")
+}
+
+/// Counter of recent soft bounces (mailbox full...) of one address; expires after the
+/// configured window.
+pub fn soft_bounces(address: &str) -> String {
+    format!("sluice:soft-bounces:{address}")
+}
+
 /// Marker (SET NX PX) that spaces out reclaim scans of one domain stream.
 pub fn domain_reclaim_marker(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:rc")
@@ -130,6 +142,8 @@ mod tests {
         assert_eq!(domain_stream("gmail.com"), "sluice:{d:gmail.com}:q");
         assert_eq!(domain_bucket("gmail.com"), "sluice:{d:gmail.com}:tb");
         assert_eq!(domain_reclaim_marker("gmail.com"), "sluice:{d:gmail.com}:rc");
+        assert_eq!(domain_shape("gmail.com"), "sluice:{d:gmail.com}:shape");
+        assert_eq!(soft_bounces("ann@x.example"), "sluice:soft-bounces:ann@x.example");
         assert_eq!(domains(), "sluice:domains");
         assert_eq!(ready_domains(), "sluice:ready");
         assert_eq!(suppressed(), "sluice:suppressed");
@@ -154,7 +168,7 @@ mod tests {
             campaign_events("x"),
         ];
         assert!(c.iter().all(|k| hash_tag(k) == "c:x"));
-        let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b")];
+        let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b"), domain_shape("a.b")];
         assert!(d.iter().all(|k| hash_tag(k) == "d:a.b"));
         assert_eq!(domain_of_stream(&domain_stream("a.b")), Some("a.b"));
         assert_eq!(domain_of_stream("sluice:other"), None);

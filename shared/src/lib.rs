@@ -1,5 +1,6 @@
 //! Sluice common crate.
 //!
+//! - [`classify`]: SMTP replies to category and action, by regex rules kept as data.
 //! - [`crash`]: crash points for reliability tests (feature `failpoints`).
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
@@ -14,6 +15,7 @@
 //! - [`telemetry`]: tracing setup.
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
+pub mod classify;
 pub mod config;
 pub mod crash;
 pub mod keys;

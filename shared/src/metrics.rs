@@ -29,6 +29,16 @@ pub const INTAKE_ERRORS: &str = "sluice_intake_errors_total";
 pub const RETRIES_PROMOTED: &str = "sluice_retries_promoted_total";
 /// Jobs a worker holds right now.
 pub const INFLIGHT: &str = "sluice_worker_inflight";
+/// SMTP replies that were not 2xx, by how the rules read them: labels `category`, `action`.
+pub const REPLIES: &str = "sluice_replies_total";
+/// Destinations slowed or suspended by a throttling reply: labels `action`, `domain`.
+pub const SHAPE_CHANGES: &str = "sluice_destination_shape_changes_total";
+/// Share of its configured rate a destination may use now (1 = full): label `domain`.
+pub const RATE_FACTOR: &str = "sluice_destination_rate_factor";
+/// 1 while a destination is suspended: label `domain`.
+pub const SUSPENDED: &str = "sluice_destination_suspended";
+/// Addresses suppressed after repeated soft bounces.
+pub const SOFT_BOUNCE_SUPPRESSIONS: &str = "sluice_soft_bounce_suppressions_total";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 

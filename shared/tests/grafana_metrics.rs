@@ -18,6 +18,11 @@ const EXPORTED: &[&str] = &[
     m::RETRIES_PROMOTED,
     m::INFLIGHT,
     m::REDIS_ERRORS,
+    m::REPLIES,
+    m::SHAPE_CHANGES,
+    m::RATE_FACTOR,
+    m::SUSPENDED,
+    m::SOFT_BOUNCE_SUPPRESSIONS,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

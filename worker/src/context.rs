@@ -6,6 +6,7 @@ use std::{
 };
 
 use sluice_shared::{
+    classify::Classifier,
     config::Config,
     redis::{Conn, Pool, StoreResult},
 };
@@ -18,6 +19,8 @@ pub struct Ctx<T: Transport> {
     pub config: Arc<Config>,
     pub transport: T,
     pub campaigns: CampaignCache,
+    /// How replies are read: the operator's rules, then the built-in ones.
+    pub rules: Classifier,
     /// Stable consumer name in every domain stream's group.
     pub consumer: String,
     /// Per-destination concurrent sends (`connections` of the domain's limits).
@@ -29,7 +32,9 @@ pub struct Ctx<T: Transport> {
 
 impl<T: Transport> Ctx<T> {
     pub fn new(pool: Pool, config: Arc<Config>, transport: T, consumer: String) -> Ctx<T> {
+        let rules = config.bounces.classifier().expect("rules were checked when the config was validated");
         Ctx {
+            rules,
             pool,
             config,
             transport,

@@ -183,6 +183,7 @@ async fn visit<T: Transport>(
         .key(keys::domain_bucket(&domain))
         .key(keys::domain_stream(&domain))
         .key(keys::domain_reclaim_marker(&domain))
+        .key(keys::domain_shape(&domain))
         .arg(want)
         .arg(limit.per_second)
         .arg(limit.burst)
@@ -206,13 +207,16 @@ async fn visit<T: Transport>(
     let pending = int(&reply, 3)?;
     let reclaimed = int(&reply, 4)?;
     let (entries, malformed) = parse_entries(reply.get(5), reply.get(6));
+    let label = cfg.limits.label(&domain).to_string();
+    metrics::gauge!(m::RATE_FACTOR, "domain" => label.clone()).set(int(&reply, 7)? as f64 / 1000.0);
+    metrics::gauge!(m::SUSPENDED, "domain" => label.clone()).set(if int(&reply, 8)? > 0 { 1.0 } else { 0.0 });
     let got = entries.len() + malformed.len();
     // Entries handed out more than max_deliveries times kept killing or stalling workers.
     let (poisoned, entries): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, n)| *n > cfg.worker.max_deliveries);
     let entries = entries.into_iter().map(|(e, _)| e).collect();
 
     let due = if wait > 0 {
-        metrics::counter!(m::TOKEN_WAITS, "domain" => cfg.limits.label(&domain).to_string()).increment(1);
+        metrics::counter!(m::TOKEN_WAITS, "domain" => label).increment(1);
         Some(now + wait)
     } else if more {
         Some(now)

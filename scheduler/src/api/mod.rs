@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod dead_letters;
+mod destinations;
 pub mod error;
 mod suppressions;
 
@@ -45,6 +46,8 @@ pub fn app(state: AppState) -> Router {
         .route("/campaigns/{id}/{action}", post(campaigns::act))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/{id}/requeue", post(dead_letters::requeue))
+        .route("/destinations", get(destinations::list))
+        .route("/destinations/{domain}", get(destinations::get_one))
         .route("/suppressions", get(suppressions::list))
         .route("/suppressions/{email}", get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

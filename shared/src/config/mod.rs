@@ -38,6 +38,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub campaigns: CampaignConfig,
+    #[serde(default)]
+    pub bounces: BouncesConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -123,6 +125,12 @@ impl Config {
         }
         if let Some(zero) = self.retry.schedule.iter().find(|s| s.as_millis() == 0) {
             return Err(invalid("retry.schedule", format!("{:?}", zero.get()), "delays must be positive"));
+        }
+        if let Err(e) = self.bounces.classifier() {
+            return Err(invalid(e.location, "", e.problem));
+        }
+        if self.bounces.soft_window.as_millis() == 0 {
+            return Err(invalid("bounces.soft_window", "0", "must be positive"));
         }
         match role {
             Role::Scheduler => self.validate_scheduler(),

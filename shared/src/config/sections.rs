@@ -287,6 +287,44 @@ impl Default for CampaignConfig {
     }
 }
 
+/// How replies are read ([`crate::classify`]) and what repeated soft bounces lead to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    /// Rules checked before the built-in ones, in order.
+    #[serde(default)]
+    pub rules: Vec<crate::classify::RuleSpec>,
+    /// A TOML file of more rules (`[[rule]]` tables), checked after `rules`, before the built-ins.
+    pub rules_file: Option<String>,
+    /// Reply categories that count as soft bounces of the address.
+    #[serde(default = "defaults::soft_categories")]
+    pub soft_categories: Vec<crate::classify::Category>,
+    /// Soft bounces within `soft_window` after which the address is suppressed (0: never).
+    #[serde(default = "defaults::soft_limit")]
+    pub soft_limit: u32,
+    #[serde(default = "defaults::soft_window")]
+    pub soft_window: Span,
+}
+
+impl Default for BouncesConfig {
+    fn default() -> Self {
+        BouncesConfig {
+            rules: Vec::new(),
+            rules_file: None,
+            soft_categories: defaults::soft_categories(),
+            soft_limit: defaults::soft_limit(),
+            soft_window: defaults::soft_window(),
+        }
+    }
+}
+
+impl BouncesConfig {
+    /// The operator's rules ahead of the built-in ones.
+    pub fn classifier(&self) -> Result<crate::classify::Classifier, crate::classify::RuleError> {
+        crate::classify::Classifier::new(&self.rules, self.rules_file.as_deref())
+    }
+}
+
 mod defaults {
     use super::*;
     pub fn pool_size() -> usize {
@@ -366,6 +404,15 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn soft_categories() -> Vec<crate::classify::Category> {
+        vec![crate::classify::Category::MailboxFull]
+    }
+    pub fn soft_limit() -> u32 {
+        5
+    }
+    pub fn soft_window() -> Span {
+        Span::try_from("7d").unwrap()
     }
     pub fn events_maxlen() -> u64 {
         1_000_000

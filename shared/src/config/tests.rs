@@ -77,3 +77,16 @@ fn retry_schedule_repeats_its_last_step() {
     let secs: Vec<u64> = (1..=7).map(|n| r.delay_before(n).as_millis() / 1000).collect();
     assert_eq!(secs, vec![60, 300, 1800, 7200, 21600, 21600, 21600]);
 }
+
+#[test]
+fn a_bad_bounce_rule_names_its_key() {
+    let text = format!(
+        "{ISSUE_EXAMPLE}\n[[bounces.rules]]\ncode = \"^4\"\ncategory = \"throttled\"\naction = \"slow\"\nfactor = 2.0\n"
+    );
+    let e = Config::from_toml(&text, Role::Worker).unwrap_err().to_string();
+    assert!(e.contains("bounces.rules[0].factor"), "{e}");
+    let unknown =
+        format!("{ISSUE_EXAMPLE}\n[[bounces.rules]]\ncode = \"^4\"\ncategory = \"late\"\naction = \"retry\"\n");
+    let e = Config::from_toml(&unknown, Role::Worker).unwrap_err().to_string();
+    assert!(e.contains("late"), "{e}");
+}

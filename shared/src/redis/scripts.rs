@@ -1,7 +1,8 @@
 //! The Lua scripts, kept as `.lua` files and loaded once. Each runs on keys of one hash tag.
 //!
 //! Every script gets `clock.lua` prepended (the Redis clock); scripts that work on a campaign
-//! also get `campaign_prelude.lua` (shared helpers).
+//! also get `campaign_prelude.lua` (shared helpers), scripts that shape a destination's rate
+//! `destination_prelude.lua`.
 
 use std::sync::LazyLock;
 
@@ -9,9 +10,14 @@ use redis::Script;
 
 const CLOCK: &str = include_str!("lua/clock.lua");
 const PRELUDE: &str = include_str!("lua/campaign_prelude.lua");
+const DESTINATION: &str = include_str!("lua/destination_prelude.lua");
 
 fn campaign(body: &str) -> Script {
     Script::new(&format!("{CLOCK}\n{PRELUDE}\n{body}"))
+}
+
+fn destination(body: &str) -> Script {
+    Script::new(&format!("{CLOCK}\n{DESTINATION}\n{body}"))
 }
 
 fn plain(body: &str) -> Script {
@@ -37,6 +43,7 @@ pub struct Scripts {
     pub unready: Script,
     pub reschedule: Script,
     pub take: Script,
+    pub shape: Script,
     pub ack: Script,
     pub has_work: Script,
     pub prune_consumers: Script,
@@ -60,7 +67,8 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     mark_ready: plain(include_str!("lua/mark_ready.lua")),
     unready: plain(include_str!("lua/unready.lua")),
     reschedule: plain(include_str!("lua/reschedule.lua")),
-    take: plain(include_str!("lua/take.lua")),
+    take: destination(include_str!("lua/take.lua")),
+    shape: destination(include_str!("lua/shape.lua")),
     ack: plain(include_str!("lua/ack.lua")),
     has_work: plain(include_str!("lua/has_work.lua")),
     prune_consumers: plain(include_str!("lua/prune_consumers.lua")),

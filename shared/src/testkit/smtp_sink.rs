@@ -4,6 +4,8 @@
 //! - `soft<N>-...`: `451 4.3.0` at RCPT the first N times, then accepted;
 //! - `hard-...`: `550 5.1.1` at RCPT (invalid recipient), every time;
 //! - `block-...`: `554 5.7.1` after DATA (spam content), every time;
+//! - `throttle<N>-...`: `421 4.7.28` (Google's "temporarily rate limited") the first N times;
+//! - `full-...`: `452 4.2.2` (mailbox full), every time;
 //! - `slow-...`: accepted, but the RCPT reply takes 2 seconds;
 //! - anything else: accepted.
 //!
@@ -156,12 +158,22 @@ fn rcpt_reply(rcpt: &str, tries_before: u32) -> &'static str {
     if local.starts_with("hard-") {
         return "550 5.1.1 The email account that you tried to reach does not exist\r\n";
     }
-    if let Some(rest) = local.strip_prefix("soft")
-        && let Some((n, _)) = rest.split_once('-')
-        && let Ok(n) = n.parse::<u32>()
-        && tries_before < n
-    {
+    if local.starts_with("full-") {
+        return "452 4.2.2 The recipient's inbox is out of storage space\r\n";
+    }
+    let failing_first = |prefix: &str| {
+        local
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(n, _)| n.parse::<u32>().ok())
+            .is_some_and(|n| tries_before < n)
+    };
+    if failing_first("soft") {
         return "451 4.3.0 Temporary failure, try again later\r\n";
+    }
+    if failing_first("throttle") {
+        return "421 4.7.28 Our system has detected an unusual rate of unsolicited email originating from \
+                your IP address; it has been temporarily rate limited\r\n";
     }
     "250 2.1.5 Ok\r\n"
 }
@@ -328,6 +340,9 @@ mod tests {
         assert!(rcpt_reply("soft2-1@x.example", 0).starts_with("451"));
         assert!(rcpt_reply("soft2-1@x.example", 1).starts_with("451"));
         assert!(rcpt_reply("soft2-1@x.example", 2).starts_with("250"));
+        assert!(rcpt_reply("throttle1-1@x.example", 0).starts_with("421 4.7.28"));
+        assert!(rcpt_reply("throttle1-1@x.example", 1).starts_with("250"));
+        assert!(rcpt_reply("full-1@x.example", 5).starts_with("452 4.2.2"));
         assert!(rcpt_reply("ann@x.example", 0).starts_with("250"));
     }
 }

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use serde_json::json;
 use sluice_shared::{
     config::Config,
     crash, keys, metrics as m,
@@ -143,7 +142,7 @@ async fn handle_campaign<T: Transport>(
     let permits = ctx.domain_permits(domain);
     let answered = AtomicUsize::new(0);
     let half = to_send.len().div_ceil(2);
-    let verdicts: Vec<Verdict> = match &campaign {
+    let mut verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
             let sends = to_send.iter().map(|e| async {
                 let verdict = deliver(ctx, c, &permits, domain, e).await;
@@ -157,29 +156,24 @@ async fn handle_campaign<T: Transport>(
         Some(Err(reason)) => to_send.iter().map(|_| render_failure(reason)).collect(),
         None => to_send.iter().map(|_| render_failure("campaign no longer exists")).collect(),
     };
+    let addresses: Vec<&str> = to_send.iter().map(|e| e.job.r.as_str()).collect();
+    // Best effort: the messages are sent, so nothing may stop their outcomes being recorded.
+    if let Err(e) = effects::count_soft_bounces(ctx, &mut conn, &addresses, &mut verdicts).await {
+        m_redis_error("soft_bounces");
+        tracing::warn!(%domain, error = %e, "counting soft bounces failed; recording outcomes as they are");
+    }
     crash::point("worker::before_record");
     let recorded = retrying(ctx, "record", || record(ctx, campaign_id, &to_send, &verdicts)).await?;
     let label = ctx.config.limits.label(domain).to_string();
-    let mut suppress = Vec::new();
+    let mut counted = Vec::new();
     for ((entry, verdict), flag) in to_send.iter().zip(&verdicts).zip(recorded) {
         let kind = if flag == 2 { OutcomeKind::Failed } else { verdict.kind };
         if flag > 0 {
             metrics::counter!(m::MESSAGES, "outcome" => kind.as_str(), "domain" => label.clone()).increment(1);
-        }
-        if flag > 0 && verdict.suppress {
-            suppress.push((entry.job.r.to_ascii_lowercase(), verdict));
+            counted.push((entry.job.r.as_str(), verdict));
         }
     }
-    if !suppress.is_empty() {
-        let mut pipe = redis::pipe();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        for (address, verdict) in &suppress {
-            let record = json!({"reason": "bounce", "source": "bounce", "detail": verdict.detail, "campaign": campaign_id, "created_at": now});
-            pipe.hset(keys::suppressed(), address, record.to_string()).ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await?;
-    }
-    Ok(())
+    effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await
 }
 
 async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
@@ -225,7 +219,7 @@ async fn deliver<T: Transport>(
         ctx.transport.send(&Envelope { from: campaign.spec.from.email.clone(), to: job.r.clone() }, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
         .record(started.elapsed().as_secs_f64());
-    classify(&result)
+    classify(&ctx.rules, &result)
 }
 
 async fn record<T: Transport>(
@@ -257,6 +251,8 @@ async fn record<T: Transport>(
     }
     Ok(inv.invoke_async(&mut conn).await?)
 }
+
+mod effects;
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,27 @@
 -- One visit of a worker to one destination domain: take tokens from the domain's bucket
 -- (shared by the whole cluster, Redis clock), then claim at most that many jobs: first entries
 -- idle past `min_idle_ms` (a dead worker's), at most once per `reclaim_every_ms`, then new ones.
--- Unused tokens are not spent.
--- KEYS: bucket, stream, reclaim_marker
+-- Unused tokens are not spent. A destination slowed by a throttling reply (shape.lua) gets
+-- its share of the rate and burst; a suspended one gets nothing until the suspension ends.
+-- KEYS: bucket, stream, reclaim_marker, shape
 -- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms
--- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries}:
--- `deliveries[k]` is how often `entries[k]` has been handed out (1 for a new one).
-local bucket, stream, marker = KEYS[1], KEYS[2], KEYS[3]
+-- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries,
+-- factor_x1000, suspended_ms}: `deliveries[k]` is how often `entries[k]` has been handed out
+-- (1 for a new one); the last two show the shape in force.
+local bucket, stream, marker, shape = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local want, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local group, consumer = ARGV[4], ARGV[5]
 local now = now_ms()
+
+local s = redis.call('HMGET', shape, 'factor', 'until', 'ramp', 'suspend_until')
+local factor = effective_factor(tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), now)
+local suspended = math.max(0, (tonumber(s[4]) or 0) - now)
+if suspended > 0 then
+  local pending = redis.call('XPENDING', stream, group)[1]
+  return {now, suspended, 1, pending, 0, {}, {}, math.floor(factor * 1000), suspended}
+end
+rate = rate * factor
+burst = math.max(1, math.floor(burst * factor))
 
 local b = redis.call('HMGET', bucket, 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst
@@ -58,4 +70,4 @@ if #entries < want and more == 1 and tokens < 1 then
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
 local pending = redis.call('XPENDING', stream, group)[1]
-return {now, wait, more, pending, reclaimed, entries, deliveries}
+return {now, wait, more, pending, reclaimed, entries, deliveries, math.floor(factor * 1000), 0}
