@@ -9,7 +9,14 @@ trap stack_stop EXIT
 
 stack_start_redis --appendonly yes --appendfsync everysec
 stack_start_sink
-stack_write_config '
+# A DKIM key for the demo From domain, made for this run: every demo message is signed.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$STACK_DIR/dkim.pem" 2>/dev/null
+stack_write_config "
+[[dkim.keys]]
+domain = \"shop.example\"
+selector = \"demo\"
+key_file = \"$STACK_DIR/dkim.pem\"
+"'
 [limits.default]
 rate = "2000/s"
 burst = 500

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
-ensure_debian_packages redis-server
+# redis-server for every test; openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
+# Ed25519) is the independent DKIM verifier.
+ensure_debian_packages redis-server openssl python3-dkim python3-nacl
 ensure_nextest
 
 echo "== cargo fmt --check"

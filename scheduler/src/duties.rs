@@ -41,14 +41,7 @@ impl Duties {
                     prepared = true;
                 }
                 let sweep = last_metrics.elapsed() >= METRICS_EVERY;
-                let mut busy = intake::poll(
-                    &mut conn,
-                    &self.consumer,
-                    &self.config.campaigns,
-                    self.config.scheduler.reclaim_idle.get(),
-                )
-                .await?
-                    > 0;
+                let mut busy = intake::poll(&mut conn, &self.consumer, &self.config).await? > 0;
                 busy |= self.campaigns(&mut conn, sweep).await?;
                 if sweep {
                     last_metrics = Instant::now();

@@ -4,11 +4,10 @@
 //! Rejected entries are recorded on `sluice:intake:errors`.
 
 use sluice_shared::redis::Conn;
-use std::time::Duration;
 
 use redis::{AsyncCommands, streams::StreamReadReply};
 use sluice_shared::{
-    config::CampaignConfig,
+    config::Config,
     keys,
     redis::{StoreResult, scripts::SCRIPTS},
 };
@@ -24,12 +23,8 @@ pub async fn prepare(conn: &mut Conn) -> StoreResult<()> {
 }
 
 /// Handles up to one batch of intake entries (reclaimed ones first); returns how many.
-pub async fn poll(
-    conn: &mut Conn,
-    consumer: &str,
-    limits: &CampaignConfig,
-    reclaim_idle: Duration,
-) -> StoreResult<usize> {
+pub async fn poll(conn: &mut Conn, consumer: &str, config: &Config) -> StoreResult<usize> {
+    let reclaim_idle = config.scheduler.reclaim_idle.get();
     let claimed: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
         .arg(keys::intake())
         .arg(keys::INTAKE_GROUP)
@@ -55,7 +50,7 @@ pub async fn poll(
         let outcome = match &body {
             Some(body) => {
                 let fallback = format!("intake-{}", entry.id);
-                submit(conn, limits, body.as_bytes(), move || fallback, "stream").await.map(|_| ())
+                submit(conn, config, body.as_bytes(), move || fallback, "stream").await.map(|_| ())
             }
             None => Err(SubmitError::Field(crate::campaign::request::FieldError::invalid(
                 "campaign",

@@ -3,7 +3,7 @@
 # Sourcing it installs what is missing (redis-server, curl) and builds the release binaries.
 
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
-ensure_debian_packages redis-server curl
+ensure_debian_packages redis-server curl openssl
 echo "== building (release)"
 # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
 cargo build --release --workspace --features sluice-shared/test-util --quiet
@@ -65,6 +65,9 @@ listen = "127.0.0.1:$SCHED_METRICS_PORT"
 [[smtp.relays]]
 host = "127.0.0.1"
 port = $SINK_PORT
+
+[dkim]
+missing_key = "send"   # messages from domains without [[dkim.keys]] go out unsigned
 
 $1
 TOML

@@ -8,6 +8,7 @@ use std::{
 use sluice_shared::{
     classify::Classifier,
     config::Config,
+    dkim::Signer,
     redis::{Conn, Pool, StoreResult},
 };
 use tokio::sync::Semaphore;
@@ -21,6 +22,8 @@ pub struct Ctx<T: Transport> {
     pub campaigns: CampaignCache,
     /// How replies are read: the operator's rules, then the built-in ones.
     pub rules: Classifier,
+    /// DKIM keys, parsed once.
+    pub dkim: Signer,
     /// Stable consumer name in every domain stream's group.
     pub consumer: String,
     /// Per-destination concurrent sends (`connections` of the domain's limits).
@@ -33,8 +36,10 @@ pub struct Ctx<T: Transport> {
 impl<T: Transport> Ctx<T> {
     pub fn new(pool: Pool, config: Arc<Config>, transport: T, consumer: String) -> Ctx<T> {
         let rules = config.bounces.classifier().expect("rules were checked when the config was validated");
+        let dkim = Signer::from_config(&config.dkim).expect("keys were checked when the config was validated");
         Ctx {
             rules,
+            dkim,
             pool,
             config,
             transport,

@@ -9,6 +9,8 @@ use lettre::{
     },
 };
 
+use sluice_shared::{config::MissingKey, dkim::Signer};
+
 use crate::campaigns::{Campaign, Rendered};
 
 /// The Message-ID of recipient `index` of a campaign: stable across retries, unique across
@@ -44,6 +46,22 @@ pub fn build(campaign: &Campaign, index: u64, to: &str, content: Rendered) -> Re
     }
     .map_err(|e| format!("message: {e}"))?;
     Ok(message.formatted())
+}
+
+/// Puts the DKIM signatures of the From domain's active keys on top of the message. Without a
+/// key the message goes unsigned or fails, per `dkim.missing_key`.
+pub fn sign(signer: &Signer, missing: MissingKey, from: &str, message: Vec<u8>) -> Result<Vec<u8>, String> {
+    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let header = signer.sign(domain, &message, chrono::Utc::now()).map_err(|e| format!("dkim: {e}"))?;
+    if header.is_empty() {
+        return match missing {
+            MissingKey::Send => Ok(message),
+            MissingKey::Refuse => Err(format!("dkim: no key for From domain {domain:?} (dkim.missing_key = refuse)")),
+        };
+    }
+    let mut signed = header;
+    signed.extend_from_slice(&message);
+    Ok(signed)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::campaign::{
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let mut conn = state.conn().await?;
     let new_id = || uuid::Uuid::now_v7().simple().to_string();
-    let done = submit(&mut conn, &state.config.campaigns, &body, new_id, "api").await?;
+    let done = submit(&mut conn, &state.config, &body, new_id, "api").await?;
     let code = if done.replay { StatusCode::OK } else { StatusCode::CREATED };
     Ok((code, Json(done)))
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use sluice_shared::redis::Conn;
-use sluice_shared::{config::CampaignConfig, model::CampaignStatus, redis::StoreError};
+use sluice_shared::{config::Config, model::CampaignStatus, redis::StoreError};
 
 use super::{
     request::{self, FieldError, Rejection},
@@ -34,12 +34,19 @@ pub enum SubmitError {
 /// Validates and stores a campaign; rejected as a whole, it writes nothing.
 pub async fn submit(
     conn: &mut Conn,
-    limits: &CampaignConfig,
+    config: &Config,
     body: &[u8],
     fallback_id: impl FnOnce() -> String,
     source: &'static str,
 ) -> Result<Submitted, SubmitError> {
-    let valid = request::parse(body, limits, fallback_id).map_err(SubmitError::Field)?;
+    let valid = request::parse(body, &config.campaigns, fallback_id).map_err(SubmitError::Field)?;
+    let from_domain = valid.spec.from.email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    if !config.dkim.allows(from_domain) {
+        return Err(SubmitError::Field(FieldError::invalid(
+            "from.email",
+            format!("no DKIM key is configured for {from_domain:?} and dkim.missing_key = \"refuse\""),
+        )));
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let created = store::create(conn, &valid, now).await?;
     let (status, replay) = match created {

@@ -40,6 +40,8 @@ pub struct Config {
     pub campaigns: CampaignConfig,
     #[serde(default)]
     pub bounces: BouncesConfig,
+    #[serde(default)]
+    pub dkim: DkimConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -129,6 +131,22 @@ impl Config {
         if let Err(e) = self.bounces.classifier() {
             return Err(invalid(e.location, "", e.problem));
         }
+        for (i, k) in self.dkim.keys.iter().enumerate() {
+            if crate::validate::domain(&k.domain).is_err() || k.domain != k.domain.to_ascii_lowercase() {
+                return Err(invalid(format!("dkim.keys[{i}].domain"), &k.domain, "must be a lower-case domain"));
+            }
+            let selector_ok = !k.selector.is_empty()
+                && k.selector
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !selector_ok {
+                return Err(invalid(
+                    format!("dkim.keys[{i}].selector"),
+                    &k.selector,
+                    "must be DNS labels (letters, digits, -)",
+                ));
+            }
+        }
         if self.bounces.soft_window.as_millis() == 0 {
             return Err(invalid("bounces.soft_window", "0", "must be positive"));
         }
@@ -166,6 +184,14 @@ impl Config {
     }
 
     fn validate_worker(&self) -> Result<(), ConfigError> {
+        if let Err(e) = crate::dkim::Signer::from_config(&self.dkim) {
+            return Err(match e {
+                crate::dkim::DkimError::Key { index, path, problem } => {
+                    invalid(format!("dkim.keys[{index}].key_file"), path, problem)
+                }
+                other => invalid("dkim.keys", "", other.to_string()),
+            });
+        }
         if self.smtp.relays.is_empty() {
             return Err(invalid("smtp.relays", "[]", "a worker needs at least one [[smtp.relays]]"));
         }

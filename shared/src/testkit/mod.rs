@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
 pub fn config_toml(redis_url: &str, api_port: u16, ops_port: u16, token: &str, extra: &str) -> String {
     format!(
         "[redis]\nurl = \"{redis_url}\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\ntokens = [\"{token}\"]\n\n\
-         [metrics]\nlisten = \"127.0.0.1:{ops_port}\"\n\n{extra}\n"
+         [metrics]\nlisten = \"127.0.0.1:{ops_port}\"\n\n[dkim]\nmissing_key = \"send\"\n\n{extra}\n"
     )
 }
 

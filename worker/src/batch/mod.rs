@@ -208,7 +208,9 @@ async fn deliver<T: Transport>(
         Ok(c) => c,
         Err(reason) => return render_failure(&reason),
     };
-    let bytes = match message::build(campaign, job.i, &job.r, content) {
+    let bytes = match message::build(campaign, job.i, &job.r, content)
+        .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
+    {
         Ok(b) => b,
         Err(reason) => return render_failure(&reason),
     };

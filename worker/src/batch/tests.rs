@@ -40,7 +40,10 @@ impl Transport for Scripted {
 }
 
 async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
-    let toml = format!("[redis]\nurl = \"{}\"\n[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 1\n", redis.url());
+    let toml = format!(
+        "[redis]\nurl = \"{}\"\n[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 1\n[dkim]\nmissing_key = \"send\"\n",
+        redis.url()
+    );
     let config = Arc::new(Config::from_toml(&toml, Role::Worker).unwrap());
     let pool = sluice_shared::redis::pool(&config.redis).unwrap();
     let spec = CampaignSpec {

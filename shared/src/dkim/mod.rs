@@ -1,0 +1,249 @@
+//! DKIM signing (RFC 6376, relaxed/relaxed, no `l=`; RSA-SHA256 and Ed25519-SHA256, RFC 8463).
+//!
+//! Keys are read and parsed once at startup ([`Signer::from_config`]); per message we hash and
+//! sign only. Several keys for one From domain and algorithm rotate by their `from` time: the
+//! latest whose time has come signs.
+
+mod canon;
+
+use std::collections::BTreeMap;
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use chrono::{DateTime, Utc};
+use ring::{
+    rand::SystemRandom,
+    signature::{self, Ed25519KeyPair, KeyPair, RsaKeyPair},
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::{DkimAlgorithm, DkimConfig, DkimKeyConfig};
+
+/// Headers signed when present (DOMAIN.md section 1; RFC 8058 requires the unsubscribe pair).
+const SIGNED: &[&str] = &[
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "reply-to",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "feedback-id",
+];
+/// Signed once more than present, so a second From or Subject cannot be added unnoticed.
+const OVERSIGNED: &[&str] = &["from", "subject"];
+
+enum Private {
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// One parsed key.
+pub struct Key {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// From this time on the key signs (rotation); None: always.
+    pub from: Option<DateTime<Utc>>,
+    private: Private,
+}
+
+impl Key {
+    /// The public key as it belongs in the selector's TXT record `p=` (base64 of the
+    /// SubjectPublicKeyInfo for RSA, of the raw 32 bytes for Ed25519).
+    pub fn public_key_b64(&self) -> String {
+        match &self.private {
+            Private::Rsa(k) => B64.encode(rsa_spki(k.public_key().as_ref())),
+            Private::Ed25519(k) => B64.encode(k.public_key().as_ref()),
+        }
+    }
+
+    /// The TXT record to publish at `<selector>._domainkey.<domain>`.
+    pub fn dns_record(&self) -> String {
+        let k = match self.algorithm {
+            DkimAlgorithm::RsaSha256 => "rsa",
+            DkimAlgorithm::Ed25519Sha256 => "ed25519",
+        };
+        format!("v=DKIM1; k={k}; p={}", self.public_key_b64())
+    }
+
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, DkimError> {
+        match &self.private {
+            Private::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), data, &mut sig)
+                    .map_err(|_| DkimError::Sign(self.domain.clone()))?;
+                Ok(sig)
+            }
+            // RFC 8463: Ed25519 over the SHA-256 of the data.
+            Private::Ed25519(k) => Ok(k.sign(&Sha256::digest(data)).as_ref().to_vec()),
+        }
+    }
+}
+
+/// A DKIM problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DkimError {
+    #[error("dkim.keys[{index}].key_file {path:?}: {problem}")]
+    Key { index: usize, path: String, problem: String },
+    #[error("no DKIM key for From domain {0:?}")]
+    NoKey(String),
+    #[error("signing for {0:?} failed")]
+    Sign(String),
+}
+
+/// Every configured key, by From domain.
+#[derive(Default)]
+pub struct Signer {
+    keys: BTreeMap<String, Vec<Key>>,
+}
+
+impl Signer {
+    /// Reads and parses every key file.
+    pub fn from_config(config: &DkimConfig) -> Result<Signer, DkimError> {
+        let mut keys: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+        for (index, k) in config.keys.iter().enumerate() {
+            let key = load(index, k)?;
+            keys.entry(key.domain.clone()).or_default().push(key);
+        }
+        Ok(Signer { keys })
+    }
+
+    /// Whether any key exists for `domain`.
+    pub fn has_key(&self, domain: &str) -> bool {
+        self.keys.contains_key(&domain.to_ascii_lowercase())
+    }
+
+    /// The keys for `domain` in force at `now`: per algorithm, the one with the latest `from`
+    /// not after `now`. RSA first, so its signature is on top.
+    pub fn active(&self, domain: &str, now: DateTime<Utc>) -> Vec<&Key> {
+        let Some(all) = self.keys.get(&domain.to_ascii_lowercase()) else { return Vec::new() };
+        let mut out = Vec::new();
+        for algorithm in [DkimAlgorithm::RsaSha256, DkimAlgorithm::Ed25519Sha256] {
+            let current = all
+                .iter()
+                .filter(|k| k.algorithm == algorithm && k.from.is_none_or(|f| f <= now))
+                .max_by_key(|k| k.from.unwrap_or(DateTime::<Utc>::MIN_UTC));
+            out.extend(current);
+        }
+        out
+    }
+
+    /// All keys of a domain (doctor, rotation overviews).
+    pub fn keys_for(&self, domain: &str) -> &[Key] {
+        self.keys.get(&domain.to_ascii_lowercase()).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The `DKIM-Signature` header fields (each ending in CRLF) to put on top of `message`,
+    /// one per active key of `domain`; empty when the domain has no key.
+    pub fn sign(&self, domain: &str, message: &[u8], now: DateTime<Utc>) -> Result<Vec<u8>, DkimError> {
+        let keys = self.active(domain, now);
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (fields, body) = canon::split(message);
+        let body_hash = B64.encode(Sha256::digest(canon::relaxed_body(body)));
+        let names = canon::signed_names(&fields, SIGNED, OVERSIGNED);
+        let headers = canon::header_data(&fields, &names);
+        let mut out = Vec::new();
+        for key in keys {
+            let a = match key.algorithm {
+                DkimAlgorithm::RsaSha256 => "rsa-sha256",
+                DkimAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+            };
+            let value = format!(
+                " v=1; a={a}; c=relaxed/relaxed; d={}; s={};\r\n\tt={}; h={};\r\n\tbh={body_hash};\r\n\tb=",
+                key.domain,
+                key.selector,
+                now.timestamp(),
+                names.join(":"),
+            );
+            let mut data = headers.clone();
+            canon::relaxed_header("DKIM-Signature", &value, &mut data);
+            let signature = B64.encode(key.sign(&data)?);
+            out.extend_from_slice(b"DKIM-Signature:");
+            out.extend_from_slice(value.as_bytes());
+            for (i, chunk) in signature.as_bytes().chunks(72).enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b"\r\n\t");
+                }
+                out.extend_from_slice(chunk);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(out)
+    }
+}
+
+fn load(index: usize, k: &DkimKeyConfig) -> Result<Key, DkimError> {
+    let fail = |problem: String| DkimError::Key { index, path: k.key_file.clone(), problem };
+    let pem = std::fs::read_to_string(&k.key_file).map_err(|e| fail(e.to_string()))?;
+    let (label, der) = pem_decode(&pem).ok_or_else(|| fail("not a PEM private key".into()))?;
+    let private = match (k.algorithm, label.as_str()) {
+        (DkimAlgorithm::RsaSha256, "PRIVATE KEY") => {
+            Private::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|e| fail(format!("not an RSA key: {e}")))?)
+        }
+        (DkimAlgorithm::RsaSha256, "RSA PRIVATE KEY") => {
+            Private::Rsa(RsaKeyPair::from_der(&der).map_err(|e| fail(format!("not an RSA key: {e}")))?)
+        }
+        (DkimAlgorithm::Ed25519Sha256, "PRIVATE KEY") => Private::Ed25519(
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| fail(format!("not an Ed25519 key: {e}")))?,
+        ),
+        (_, other) => return Err(fail(format!("PEM label {other:?} does not fit algorithm {:?}", k.algorithm))),
+    };
+    if let Private::Rsa(r) = &private
+        && r.public().modulus_len() < 128
+    {
+        return Err(fail("RSA keys need at least 1024 bits (2048 recommended)".into()));
+    }
+    Ok(Key {
+        domain: k.domain.to_ascii_lowercase(),
+        selector: k.selector.clone(),
+        algorithm: k.algorithm,
+        from: k.from,
+        private,
+    })
+}
+
+/// The first PEM block: its label and decoded bytes.
+fn pem_decode(pem: &str) -> Option<(String, Vec<u8>)> {
+    let begin = pem.find("-----BEGIN ")?;
+    let rest = &pem[begin + 11..];
+    let label_end = rest.find("-----")?;
+    let label = rest[..label_end].to_string();
+    let body_start = label_end + 5;
+    let end = rest.find(&format!("-----END {label}-----"))?;
+    let b64: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    Some((label, B64.decode(b64).ok()?))
+}
+
+/// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo (what `openssl rsa -pubout` prints
+/// and what DNS records carry).
+fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
+    // AlgorithmIdentifier rsaEncryption with NULL parameters.
+    const ALG: &[u8] = &[0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    let mut bit_string = vec![0u8];
+    bit_string.extend_from_slice(pkcs1);
+    let mut inner = ALG.to_vec();
+    inner.extend(der_tlv(0x03, &bit_string));
+    der_tlv(0x30, &inner)
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+#[cfg(test)]
+mod tests;
