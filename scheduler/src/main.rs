@@ -5,6 +5,7 @@
 //! - [`campaign`]: request validation, storage, the shared submit path.
 //! - [`intake`]: the `sluice:intake` stream consumer.
 //! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
+//! - [`public`]: the public listener (one-click unsubscribe).
 //! - [`duties`]: the housekeeping loop; [`hygiene`]: expiry of finished campaigns, gone consumers.
 
 mod api;
@@ -14,6 +15,7 @@ mod enqueue;
 mod expander;
 mod hygiene;
 mod intake;
+mod public;
 mod retries;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -50,9 +52,30 @@ async fn run(started: Started) -> anyhow::Result<()> {
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.wait().await }).await
     });
+    let public = match &config.public {
+        Some(p) => {
+            let listener = tokio::net::TcpListener::bind(&p.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("config key `public.listen` = {:?}: {e}", p.listen))?;
+            tracing::info!(public = %p.listen, base_url = %p.base_url, "public listener started");
+            let app = public::app(public::PublicState {
+                pool: pool.clone(),
+                config: config.clone(),
+                tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
+            });
+            let public_shutdown = shutdown.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(async move { public_shutdown.wait().await }).await
+            }))
+        }
+        None => None,
+    };
     let duties = duties::Duties { pool, config, consumer, enqueuer: Default::default() };
     duties.run(shutdown).await;
     server.await??;
+    if let Some(public) = public {
+        public.await??;
+    }
     tracing::info!("scheduler stopped");
     Ok(())
 }

@@ -50,6 +50,7 @@ stack_start_sink() {
 stack_write_config() {
   API_PORT=$(free_port)
   SCHED_METRICS_PORT=$(free_port)
+  PUBLIC_PORT=$(free_port)
   CONFIG="$STACK_DIR/sluice.toml"
   cat >"$CONFIG" <<TOML
 [redis]
@@ -61,6 +62,11 @@ tokens = ["$TOKEN"]
 
 [metrics]
 listen = "127.0.0.1:$SCHED_METRICS_PORT"
+
+[public]
+listen = "127.0.0.1:$PUBLIC_PORT"
+base_url = "http://127.0.0.1:$PUBLIC_PORT"
+secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 [[smtp.relays]]
 host = "127.0.0.1"
@@ -75,9 +81,10 @@ TOML
 
 # stack_start_scheduler [NAME] : the first one serves api.listen; others get their own ports.
 stack_start_scheduler() {
-  local name=${1:-scheduler-1} api=$API_PORT metrics=$SCHED_METRICS_PORT
-  if [ "$name" != scheduler-1 ]; then api=$(free_port); metrics=$(free_port); fi
+  local name=${1:-scheduler-1} api=$API_PORT metrics=$SCHED_METRICS_PORT public=$PUBLIC_PORT
+  if [ "$name" != scheduler-1 ]; then api=$(free_port); metrics=$(free_port); public=$(free_port); fi
   SLUICE__SCHEDULER__NAME="$name" SLUICE__API__LISTEN="127.0.0.1:$api" SLUICE__METRICS__LISTEN="127.0.0.1:$metrics" \
+    SLUICE__PUBLIC__LISTEN="127.0.0.1:$public" \
     "$BIN/sluice-scheduler" --config "$CONFIG" >"$STACK_DIR/$name.log" 2>&1 &
   STACK_PIDS+=($!); STACK_NAMES+=("$name")
   SCHEDULER_PIDS+=($!)

@@ -65,6 +65,11 @@ pub fn campaign_events(id: &str) -> String {
     format!("sluice:{{c:{id}}}:events")
 }
 
+/// Set of recipient indexes that unsubscribed through this campaign's links.
+pub fn campaign_unsubscribed(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:unsub")
+}
+
 /// Stream of jobs for one destination domain, read by the `workers` group.
 pub fn domain_stream(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:q")
@@ -139,6 +144,7 @@ mod tests {
         assert_eq!(campaign_state("c1"), "sluice:{c:c1}:state");
         assert_eq!(campaign_retry("c1"), "sluice:{c:c1}:retry");
         assert_eq!(campaign_events("c1"), "sluice:{c:c1}:events");
+        assert_eq!(campaign_unsubscribed("c1"), "sluice:{c:c1}:unsub");
         assert_eq!(domain_stream("gmail.com"), "sluice:{d:gmail.com}:q");
         assert_eq!(domain_bucket("gmail.com"), "sluice:{d:gmail.com}:tb");
         assert_eq!(domain_reclaim_marker("gmail.com"), "sluice:{d:gmail.com}:rc");
@@ -166,6 +172,7 @@ mod tests {
             campaign_state("x"),
             campaign_retry("x"),
             campaign_events("x"),
+            campaign_unsubscribed("x"),
         ];
         assert!(c.iter().all(|k| hash_tag(k) == "c:x"));
         let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b"), domain_shape("a.b")];

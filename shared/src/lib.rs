@@ -14,6 +14,7 @@
 //! - [`shutdown`]: SIGTERM/ctrl-c as a cloneable listener.
 //! - [`startup`]: how both binaries start (config, logs, metrics, Redis).
 //! - [`telemetry`]: tracing setup.
+//! - [`tokens`]: HMAC-signed tokens for public links (one-click unsubscribe).
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
 pub mod classify;
@@ -28,6 +29,7 @@ pub mod redis;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;
 pub mod units;
 pub mod validate;
 

@@ -39,6 +39,8 @@ pub const RATE_FACTOR: &str = "sluice_destination_rate_factor";
 pub const SUSPENDED: &str = "sluice_destination_suspended";
 /// Addresses suppressed after repeated soft bounces.
 pub const SOFT_BOUNCE_SUPPRESSIONS: &str = "sluice_soft_bounce_suppressions_total";
+/// Recipients who unsubscribed with the one-click link (counted once per campaign).
+pub const UNSUBSCRIBES: &str = "sluice_unsubscribes_total";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 

@@ -93,6 +93,9 @@ pub struct Counts {
     pub bounced: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Recipients who unsubscribed through this campaign's links (after being sent; not a
+    /// bucket of `total`).
+    pub unsubscribed: u64,
 }
 
 impl Counts {
@@ -110,6 +113,7 @@ impl Counts {
                 "bounced" => &mut c.bounced,
                 "failed" => &mut c.failed,
                 "cancelled" => &mut c.cancelled,
+                "unsubscribed" => &mut c.unsubscribed,
                 _ => continue,
             };
             *slot = *v;

@@ -23,6 +23,7 @@ const EXPORTED: &[&str] = &[
     m::RATE_FACTOR,
     m::SUSPENDED,
     m::SOFT_BOUNCE_SUPPRESSIONS,
+    m::UNSUBSCRIBES,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

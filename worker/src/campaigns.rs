@@ -47,14 +47,18 @@ impl Campaign {
         Ok(Campaign { spec, created_ms, html, plain })
     }
 
-    /// Renders for one recipient: `vars` plus `email`. HTML escaping applies to html only.
-    pub fn render(&self, email: &str, vars_json: &str) -> Result<Rendered, String> {
+    /// Renders for one recipient: `vars` plus `email` and, when the public listener is
+    /// configured, `unsubscribe_url`. HTML escaping applies to html only.
+    pub fn render(&self, email: &str, vars_json: &str, unsubscribe_url: Option<&str>) -> Result<Rendered, String> {
         let mut data = if vars_json.is_empty() {
             serde_json::Map::new()
         } else {
             serde_json::from_str(vars_json).map_err(|e| format!("vars: {e}"))?
         };
         data.entry("email").or_insert_with(|| email.into());
+        if let Some(url) = unsubscribe_url {
+            data.insert("unsubscribe_url".into(), url.into());
+        }
         let data = serde_json::Value::Object(data);
         let subject = self.plain.render("subject", &data).map_err(|e| format!("subject: {e}"))?;
         if subject.contains(['\r', '\n']) {
@@ -128,22 +132,32 @@ mod tests {
     fn html_is_escaped_but_subject_and_text_are_not() {
         let c = Campaign::compile(spec("Hi {{name}}", Some("<p>{{name}}</p>"), Some("Hi {{name}} <{{email}}>")), 1)
             .unwrap();
-        let r = c.render("x@y.example", r#"{"name":"Tom & <Jerry>"}"#).unwrap();
+        let r = c.render("x@y.example", r#"{"name":"Tom & <Jerry>"}"#, None).unwrap();
         assert_eq!(r.subject, "Hi Tom & <Jerry>");
         assert_eq!(r.html.unwrap(), "<p>Tom &amp; &lt;Jerry&gt;</p>");
         assert_eq!(r.text.unwrap(), "Hi Tom & <Jerry> <x@y.example>");
     }
 
     #[test]
+    fn the_unsubscribe_url_is_a_template_variable() {
+        let c = Campaign::compile(spec("s", Some("<a href=\"{{unsubscribe_url}}\">stop</a>"), None), 1).unwrap();
+        let r = c.render("x@y.example", "", Some("https://m.example/u/abc")).unwrap();
+        assert_eq!(r.html.unwrap(), "<a href=\"https://m.example/u/abc\">stop</a>");
+        assert!(c.render("x@y.example", "", None).unwrap_err().contains("unsubscribe_url"));
+    }
+
+    #[test]
     fn a_missing_variable_is_a_clear_error() {
         let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
-        let err = c.render("x@y.example", "").unwrap_err();
+        let err = c.render("x@y.example", "", None).unwrap_err();
         assert!(err.starts_with("subject:") && err.contains("name"), "{err}");
     }
 
     #[test]
     fn a_rendered_line_break_in_the_subject_is_refused() {
         let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
-        assert!(c.render("x@y.example", r#"{"name":"a\r\nBcc: v@x.example"}"#).unwrap_err().contains("line break"));
+        assert!(
+            c.render("x@y.example", r#"{"name":"a\r\nBcc: v@x.example"}"#, None).unwrap_err().contains("line break")
+        );
     }
 }

@@ -10,6 +10,7 @@ use sluice_shared::{
     config::Config,
     dkim::Signer,
     redis::{Conn, Pool, StoreResult},
+    tokens::TokenKey,
 };
 use tokio::sync::Semaphore;
 
@@ -24,6 +25,8 @@ pub struct Ctx<T: Transport> {
     pub rules: Classifier,
     /// DKIM keys, parsed once.
     pub dkim: Signer,
+    /// Signs unsubscribe links, when `[public]` is configured.
+    pub tokens: Option<TokenKey>,
     /// Stable consumer name in every domain stream's group.
     pub consumer: String,
     /// Per-destination concurrent sends (`connections` of the domain's limits).
@@ -37,9 +40,11 @@ impl<T: Transport> Ctx<T> {
     pub fn new(pool: Pool, config: Arc<Config>, transport: T, consumer: String) -> Ctx<T> {
         let rules = config.bounces.classifier().expect("rules were checked when the config was validated");
         let dkim = Signer::from_config(&config.dkim).expect("keys were checked when the config was validated");
+        let tokens = config.public.as_ref().map(|p| TokenKey::new(&p.secret));
         Ctx {
             rules,
             dkim,
+            tokens,
             pool,
             config,
             transport,
@@ -64,6 +69,12 @@ impl<T: Transport> Ctx<T> {
     /// killed): the next [`Ctx::conn`] takes a fresh one from the pool.
     pub fn forget_conn(&self) {
         self.shared.lock().unwrap().take();
+    }
+
+    /// The one-click unsubscribe link for one recipient of a campaign, if `[public]` is set.
+    pub fn unsubscribe_url(&self, campaign: &str, index: u64, address: &str) -> Option<String> {
+        let (public, key) = (self.config.public.as_ref()?, self.tokens.as_ref()?);
+        Some(format!("{}/u/{}", public.base_url, key.unsubscribe(campaign, index, address)))
     }
 
     /// The semaphore bounding concurrent sends to `domain` from this worker.

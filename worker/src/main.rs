@@ -41,6 +41,11 @@ async fn run(started: Started) -> anyhow::Result<()> {
     let transport = transport::smtp::SmtpRelays::new(&config.smtp)?;
     let consumer = config.worker.name.clone().unwrap_or_else(|| startup::host_name("worker"));
     tracing::info!(consumer, metrics = %config.metrics.listen, relays = config.smtp.relays.len(), "worker started");
+    if config.public.is_none() {
+        tracing::warn!(
+            "no [public] section: campaign mail goes without List-Unsubscribe (Gmail and Yahoo require it for bulk senders)"
+        );
+    }
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
     engine::run(ctx, shutdown).await;
     tracing::info!("worker stopped");

@@ -20,8 +20,21 @@ pub fn message_id(campaign: &Campaign, index: u64) -> String {
     format!("<{index}.{}.{}@{domain}>", campaign.created_ms, campaign.spec.id)
 }
 
-/// The whole message for one recipient, as bytes ready for DATA.
-pub fn build(campaign: &Campaign, index: u64, to: &str, content: Rendered) -> Result<Vec<u8>, String> {
+/// RFC 8058 one-click unsubscribe: the HTTPS link, and optionally a mailto.
+pub struct ListUnsubscribe<'a> {
+    pub url: &'a str,
+    pub mailto: Option<&'a str>,
+}
+
+/// The whole message for one recipient, as bytes ready for DATA. A campaign that sets its own
+/// List-Unsubscribe header keeps it instead of ours.
+pub fn build(
+    campaign: &Campaign,
+    index: u64,
+    to: &str,
+    content: Rendered,
+    unsubscribe: Option<ListUnsubscribe<'_>>,
+) -> Result<Vec<u8>, String> {
     let spec = &campaign.spec;
     let from = Mailbox::new(spec.from.name.clone(), spec.from.email.parse().map_err(|e| format!("from: {e}"))?);
     let to = Mailbox::new(None, to.parse().map_err(|e| format!("to: {e}"))?);
@@ -33,6 +46,19 @@ pub fn build(campaign: &Campaign, index: u64, to: &str, content: Rendered) -> Re
         .message_id(Some(message_id(campaign, index)));
     if let Some(r) = &spec.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.parse().map_err(|e| format!("reply_to: {e}"))?));
+    }
+    let own_list_unsubscribe = spec.headers.keys().any(|k| k.eq_ignore_ascii_case("list-unsubscribe"));
+    if let Some(u) = unsubscribe.filter(|_| !own_list_unsubscribe) {
+        let value = match u.mailto {
+            Some(m) => format!("<{}>, <mailto:{m}?subject=unsubscribe>", u.url),
+            None => format!("<{}>", u.url),
+        };
+        builder = builder
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), value))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
     }
     for (name, value) in &spec.headers {
         let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| format!("header {name}: {e}"))?;
@@ -91,9 +117,21 @@ mod tests {
             Rendered {
                 subject: "こんにちは、世界".into(), html: Some("<p>x</p>".into()), text: Some("x".into())
             };
-        let raw = String::from_utf8(build(&c, 7, "ann@x.example", content).unwrap()).unwrap();
+        let unsubscribe = ListUnsubscribe { url: "https://m.shop.example/u/tok", mailto: Some("unsub@shop.example") };
+        let raw = String::from_utf8(build(&c, 7, "ann@x.example", content, Some(unsubscribe)).unwrap()).unwrap();
         let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
-        for name in ["From:", "To:", "Subject:", "Date:", "Message-ID:", "MIME-Version:", "Reply-To:", "X-Campaign:"] {
+        for name in [
+            "From:",
+            "To:",
+            "Subject:",
+            "Date:",
+            "Message-ID:",
+            "MIME-Version:",
+            "Reply-To:",
+            "X-Campaign:",
+            "List-Unsubscribe:",
+            "List-Unsubscribe-Post:",
+        ] {
             assert_eq!(
                 headers.matches(&format!("\r\n{name}")).count() + usize::from(headers.starts_with(name)),
                 1,
@@ -101,6 +139,14 @@ mod tests {
             );
         }
         assert!(headers.contains("Message-ID: <7.1700000000000.spring@shop.example>"), "{headers}");
+        let unfolded = headers.replace("\r\n ", " ");
+        assert!(
+            unfolded.contains(
+                "List-Unsubscribe: <https://m.shop.example/u/tok>, <mailto:unsub@shop.example?subject=unsubscribe>"
+            ),
+            "{headers}"
+        );
+        assert!(headers.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{headers}");
         assert!(headers.contains("=?utf-8?b?"), "subject and display name are encoded-words: {headers}");
         assert!(headers.is_ascii());
         assert!(raw.contains("multipart/alternative"));

@@ -42,6 +42,8 @@ pub struct Config {
     pub bounces: BouncesConfig,
     #[serde(default)]
     pub dkim: DkimConfig,
+    /// Absent: no public listener, and bulk mail goes without List-Unsubscribe (warned).
+    pub public: Option<PublicConfig>,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -145,6 +147,25 @@ impl Config {
                     &k.selector,
                     "must be DNS labels (letters, digits, -)",
                 ));
+            }
+        }
+        if let Some(p) = &self.public {
+            if p.listen.parse::<SocketAddr>().is_err() {
+                return Err(invalid("public.listen", &p.listen, "must be an address like 0.0.0.0:8026"));
+            }
+            let url_ok = (p.base_url.starts_with("https://") || p.base_url.starts_with("http://"))
+                && !p.base_url.ends_with('/')
+                && !p.base_url.contains(|c: char| c.is_whitespace() || c.is_control() || c == '>' || c == ',');
+            if !url_ok {
+                return Err(invalid("public.base_url", &p.base_url, "must be an http(s) URL without a trailing slash"));
+            }
+            if p.secret.chars().count() < 32 {
+                return Err(invalid("public.secret", "…", "needs at least 32 characters"));
+            }
+            if let Some(m) = &p.unsubscribe_mailto
+                && crate::validate::email(m).is_err()
+            {
+                return Err(invalid("public.unsubscribe_mailto", m, "must be an email address"));
             }
         }
         if self.bounces.soft_window.as_millis() == 0 {

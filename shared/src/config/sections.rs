@@ -287,6 +287,21 @@ impl Default for CampaignConfig {
     }
 }
 
+/// The public listener (scheduler): one-click unsubscribe now, open and click tracking later.
+/// Workers use `base_url` and `secret` to put links in messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    #[serde(default = "defaults::public_listen")]
+    pub listen: String,
+    /// How recipients reach the listener, e.g. `https://mail.shop.example` (no trailing slash).
+    pub base_url: String,
+    /// HMAC key for link tokens (at least 32 characters). Changing it breaks links already sent.
+    pub secret: String,
+    /// Also offer `mailto:` in List-Unsubscribe (processed by whoever reads that mailbox).
+    pub unsubscribe_mailto: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DkimAlgorithm {
@@ -460,6 +475,9 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn public_listen() -> String {
+        "127.0.0.1:8026".into()
     }
     pub fn dkim_algorithm() -> DkimAlgorithm {
         DkimAlgorithm::RsaSha256

@@ -204,11 +204,16 @@ async fn deliver<T: Transport>(
     entry: &Entry,
 ) -> Verdict {
     let job = &entry.job;
-    let content = match campaign.render(&job.r, &job.v) {
+    let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.i, &job.r);
+    let content = match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref()) {
         Ok(c) => c,
         Err(reason) => return render_failure(&reason),
     };
-    let bytes = match message::build(campaign, job.i, &job.r, content)
+    let list_unsubscribe = unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
+        url,
+        mailto: ctx.config.public.as_ref().and_then(|p| p.unsubscribe_mailto.as_deref()),
+    });
+    let bytes = match message::build(campaign, job.i, &job.r, content, list_unsubscribe)
         .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
     {
         Ok(b) => b,

@@ -19,6 +19,8 @@ pub struct Stack {
     pub sink: SmtpSink,
     pub config: PathBuf,
     pub api: String,
+    /// Base URL of the scheduler's public listener (unsubscribe links).
+    pub public: String,
     pub scheduler: Process,
     pub workers: Vec<Process>,
     /// `/metrics` URL of the scheduler, then of each worker.
@@ -55,7 +57,15 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
         }
         None => "host = \"127.0.0.1\"".to_string(),
     };
-    let relay = format!("[[smtp.relays]]\nport = {}\n{relay_tls}\n\n{extra_toml}", sink.port());
+    let public_port = free_port();
+    let public = format!("http://127.0.0.1:{public_port}");
+    // A link secret made for this run.
+    let secret: String = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let relay = format!(
+        "[public]\nlisten = \"127.0.0.1:{public_port}\"\nbase_url = \"{public}\"\nsecret = \"{secret}\"\n\n\
+         [[smtp.relays]]\nport = {}\n{relay_tls}\n\n{extra_toml}",
+        sink.port()
+    );
     let text = config_toml(&redis.url(), api_port, scheduler_metrics, TOKEN, &relay);
     std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap().to_string();
@@ -65,6 +75,7 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
         sink,
         config,
         api: format!("http://127.0.0.1:{api_port}"),
+        public,
         scheduler,
         workers: Vec::new(),
         metrics: vec![format!("http://127.0.0.1:{scheduler_metrics}/metrics")],
@@ -84,9 +95,11 @@ impl Stack {
         let api_port = free_port();
         let listen = format!("127.0.0.1:{api_port}");
         let metrics = format!("127.0.0.1:{}", free_port());
+        let public = format!("127.0.0.1:{}", free_port());
         let cfg = self.config.to_str().unwrap().to_string();
         let mut env = vec![
             FAST_TICK,
+            ("SLUICE__PUBLIC__LISTEN", public.as_str()),
             ("SLUICE__SCHEDULER__NAME", name),
             ("SLUICE__API__LISTEN", listen.as_str()),
             ("SLUICE__METRICS__LISTEN", metrics.as_str()),
