@@ -21,7 +21,7 @@ pub async fn expire_campaign(conn: &mut Conn, id: &str, config: &Config) -> Stor
         keys::campaign_state(id),
         keys::campaign_retry(id),
         keys::campaign_events(id),
-        keys::campaign_unsubscribed(id),
+        keys::campaign_late_events(id),
     ] {
         pipe.pexpire(key, ms as i64).ignore();
     }

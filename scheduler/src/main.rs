@@ -5,6 +5,7 @@
 //! - [`campaign`]: request validation, storage, the shared submit path.
 //! - [`intake`]: the `sluice:intake` stream consumer.
 //! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
+//! - [`inbound`]: bounce and complaint reports that arrive later (DSN, ARF).
 //! - [`public`]: the public listener (one-click unsubscribe).
 //! - [`duties`]: the housekeeping loop; [`hygiene`]: expiry of finished campaigns, gone consumers.
 
@@ -14,6 +15,7 @@ mod duties;
 mod enqueue;
 mod expander;
 mod hygiene;
+mod inbound;
 mod intake;
 mod public;
 mod retries;
@@ -47,7 +49,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;
     tracing::info!(api = %config.api.listen, metrics = %config.metrics.listen, consumer, "scheduler started");
-    let app = api::app(api::AppState { pool: pool.clone(), config: config.clone() });
+    let app = api::app(api::AppState::new(pool.clone(), config.clone()));
     let api_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.wait().await }).await

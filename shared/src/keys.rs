@@ -65,9 +65,10 @@ pub fn campaign_events(id: &str) -> String {
     format!("sluice:{{c:{id}}}:events")
 }
 
-/// Set of recipient indexes that unsubscribed through this campaign's links.
-pub fn campaign_unsubscribed(id: &str) -> String {
-    format!("sluice:{{c:{id}}}:unsub")
+/// Set of what happened to recipients after the send, once each: `u:<index>` unsubscribed,
+/// `b:<index>` bounce report, `c:<index>` complaint.
+pub fn campaign_late_events(id: &str) -> String {
+    format!("sluice:{{c:{id}}}:late")
 }
 
 /// Stream of jobs for one destination domain, read by the `workers` group.
@@ -118,6 +119,12 @@ pub fn dead_letters() -> String {
     "sluice:dead-letters".into()
 }
 
+/// Stream of inbound messages (bounce/complaint reports) that could not be parsed or matched:
+/// fields `reason`, `received_at`, `raw`.
+pub fn inbound_unmatched() -> String {
+    "sluice:inbound:unmatched".into()
+}
+
 /// Sorted set consumer name -> last heartbeat (ms): live workers.
 pub fn workers() -> String {
     "sluice:workers".into()
@@ -144,7 +151,7 @@ mod tests {
         assert_eq!(campaign_state("c1"), "sluice:{c:c1}:state");
         assert_eq!(campaign_retry("c1"), "sluice:{c:c1}:retry");
         assert_eq!(campaign_events("c1"), "sluice:{c:c1}:events");
-        assert_eq!(campaign_unsubscribed("c1"), "sluice:{c:c1}:unsub");
+        assert_eq!(campaign_late_events("c1"), "sluice:{c:c1}:late");
         assert_eq!(domain_stream("gmail.com"), "sluice:{d:gmail.com}:q");
         assert_eq!(domain_bucket("gmail.com"), "sluice:{d:gmail.com}:tb");
         assert_eq!(domain_reclaim_marker("gmail.com"), "sluice:{d:gmail.com}:rc");
@@ -154,6 +161,7 @@ mod tests {
         assert_eq!(ready_domains(), "sluice:ready");
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(workers(), "sluice:workers");
+        assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
         assert_eq!(dead_letters(), "sluice:dead-letters");
     }
 
@@ -172,7 +180,7 @@ mod tests {
             campaign_state("x"),
             campaign_retry("x"),
             campaign_events("x"),
-            campaign_unsubscribed("x"),
+            campaign_late_events("x"),
         ];
         assert!(c.iter().all(|k| hash_tag(k) == "c:x"));
         let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b"), domain_shape("a.b")];

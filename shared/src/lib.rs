@@ -6,8 +6,10 @@
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
+//! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`validate`]: address, domain and header checks shared by every intake path.
+//! - [`refs`]: VERP Return-Path, trace header and Message-ID: finding a message again.
 //! - [`redis`]: connection pool with startup backoff, and the Lua scripts.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 //! - [`ops_http`]: `/metrics`, `/healthz`, `/readyz` on `metrics.listen`.
@@ -22,10 +24,12 @@ pub mod config;
 pub mod crash;
 pub mod dkim;
 pub mod keys;
+pub mod late;
 pub mod metrics;
 pub mod model;
 pub mod ops_http;
 pub mod redis;
+pub mod refs;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

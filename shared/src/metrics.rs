@@ -41,6 +41,8 @@ pub const SUSPENDED: &str = "sluice_destination_suspended";
 pub const SOFT_BOUNCE_SUPPRESSIONS: &str = "sluice_soft_bounce_suppressions_total";
 /// Recipients who unsubscribed with the one-click link (counted once per campaign).
 pub const UNSUBSCRIBES: &str = "sluice_unsubscribes_total";
+/// Inbound reports by result: `result` (bounced, complained, ignored, unmatched, unparseable).
+pub const INBOUND_REPORTS: &str = "sluice_inbound_reports_total";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 

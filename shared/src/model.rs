@@ -96,6 +96,10 @@ pub struct Counts {
     /// Recipients who unsubscribed through this campaign's links (after being sent; not a
     /// bucket of `total`).
     pub unsubscribed: u64,
+    /// Bounce reports (DSNs) that arrived after the relay accepted the message.
+    pub bounced_async: u64,
+    /// Complaints (ARF reports).
+    pub complained: u64,
 }
 
 impl Counts {
@@ -114,6 +118,8 @@ impl Counts {
                 "failed" => &mut c.failed,
                 "cancelled" => &mut c.cancelled,
                 "unsubscribed" => &mut c.unsubscribed,
+                "bounced_async" => &mut c.bounced_async,
+                "complained" => &mut c.complained,
                 _ => continue,
             };
             *slot = *v;

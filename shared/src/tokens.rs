@@ -9,12 +9,18 @@ use ring::hmac;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Unsubscribe,
+    /// The trace header `X-Sluice-Ref`: finds a message again when a report comes back.
+    Reference,
+    /// The short tag in a VERP Return-Path.
+    Verp,
 }
 
 impl Purpose {
     fn tag(self) -> &'static [u8] {
         match self {
             Purpose::Unsubscribe => b"sluice-unsubscribe-v1\0",
+            Purpose::Reference => b"sluice-reference-v1\0",
+            Purpose::Verp => b"sluice-verp-v1\0",
         }
     }
 }
@@ -34,9 +40,9 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
-/// The fields of an unsubscribe token.
+/// The fields of an unsubscribe or reference token: one recipient of one campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsubscribe {
+pub struct Recipient {
     pub campaign: String,
     pub index: u64,
     pub address: String,
@@ -78,11 +84,34 @@ impl TokenKey {
     }
 
     /// The fields of a genuine unsubscribe token; None for anything forged or altered.
-    pub fn open_unsubscribe(&self, token: &str) -> Option<Unsubscribe> {
-        let mut f = self.open(Purpose::Unsubscribe, token, 3)?;
+    pub fn open_unsubscribe(&self, token: &str) -> Option<Recipient> {
+        self.open_recipient(Purpose::Unsubscribe, token)
+    }
+
+    /// A trace reference for recipient `index` (`address`) of `campaign`.
+    pub fn reference(&self, campaign: &str, index: u64, address: &str) -> String {
+        self.seal(Purpose::Reference, &[campaign, &index.to_string(), address])
+    }
+
+    /// The fields of a genuine trace reference.
+    pub fn open_reference(&self, token: &str) -> Option<Recipient> {
+        self.open_recipient(Purpose::Reference, token)
+    }
+
+    /// Eight hex digits binding a VERP address to its recipient (lower-case: local parts may
+    /// be case-folded on the way back).
+    pub fn verp_tag(&self, campaign: &str, index: u64, address: &str) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(Purpose::Verp.tag());
+        ctx.update(format!("{campaign}\n{index}\n{}", address.to_ascii_lowercase()).as_bytes());
+        hex::encode(&ctx.sign().as_ref()[..4])
+    }
+
+    fn open_recipient(&self, purpose: Purpose, token: &str) -> Option<Recipient> {
+        let mut f = self.open(purpose, token, 3)?;
         let address = f.pop()?;
         let index = f.pop()?.parse().ok()?;
-        Some(Unsubscribe { campaign: f.pop()?, index, address })
+        Some(Recipient { campaign: f.pop()?, index, address })
     }
 }
 
@@ -103,7 +132,12 @@ mod tests {
         let token = key.unsubscribe("spring", 42, "ann@x.example");
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)), "{token}");
         let opened = key.open_unsubscribe(&token).unwrap();
-        assert_eq!(opened, Unsubscribe { campaign: "spring".into(), index: 42, address: "ann@x.example".into() });
+        assert_eq!(opened, Recipient { campaign: "spring".into(), index: 42, address: "ann@x.example".into() });
+        assert_eq!(key.open_reference(&token), None, "an unsubscribe token is not a reference");
+        let reference = key.reference("spring", 42, "ann@x.example");
+        assert_eq!(key.open_reference(&reference), Some(opened));
+        assert_eq!(key.verp_tag("spring", 42, "Ann@X.example"), key.verp_tag("spring", 42, "ann@x.example"));
+        assert_ne!(key.verp_tag("spring", 42, "ann@x.example"), key.verp_tag("spring", 43, "ann@x.example"));
 
         // Another secret, an altered payload, an altered tag, garbage: all refused.
         assert_eq!(TokenKey::new("another-secret-of-32-characters!!!!").open_unsubscribe(&token), None);

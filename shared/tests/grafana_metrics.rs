@@ -24,6 +24,7 @@ const EXPORTED: &[&str] = &[
     m::SUSPENDED,
     m::SOFT_BOUNCE_SUPPRESSIONS,
     m::UNSUBSCRIBES,
+    m::INBOUND_REPORTS,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

@@ -10,6 +10,7 @@ use sluice_shared::{
     config::Config,
     dkim::Signer,
     redis::{Conn, Pool, StoreResult},
+    refs,
     tokens::TokenKey,
 };
 use tokio::sync::Semaphore;
@@ -75,6 +76,17 @@ impl<T: Transport> Ctx<T> {
     pub fn unsubscribe_url(&self, campaign: &str, index: u64, address: &str) -> Option<String> {
         let (public, key) = (self.config.public.as_ref()?, self.tokens.as_ref()?);
         Some(format!("{}/u/{}", public.base_url, key.unsubscribe(campaign, index, address)))
+    }
+
+    /// The envelope sender: a VERP address at `bounces.return_path_domain` when configured (or
+    /// `b@` that domain when the VERP form would not fit), else the From address.
+    pub fn return_path(&self, campaign: &str, index: u64, address: &str, from: &str) -> String {
+        match (&self.config.bounces.return_path_domain, &self.tokens) {
+            (Some(domain), Some(key)) => {
+                refs::verp_address(key, campaign, index, address, domain).unwrap_or_else(|| format!("b@{domain}"))
+            }
+            _ => from.to_string(),
+        }
     }
 
     /// The semaphore bounding concurrent sends to `domain` from this worker.

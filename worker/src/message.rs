@@ -9,21 +9,28 @@ use lettre::{
     },
 };
 
-use sluice_shared::{config::MissingKey, dkim::Signer};
+use sluice_shared::{config::MissingKey, dkim::Signer, refs};
 
 use crate::campaigns::{Campaign, Rendered};
 
-/// The Message-ID of recipient `index` of a campaign: stable across retries, unique across
-/// campaigns (creation time and id), in the sender's domain.
+/// The Message-ID of recipient `index` of a campaign ([`refs::message_id`]).
 pub fn message_id(campaign: &Campaign, index: u64) -> String {
     let domain = campaign.spec.from.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
-    format!("<{index}.{}.{}@{domain}>", campaign.created_ms, campaign.spec.id)
+    refs::message_id(&campaign.spec.id, campaign.created_ms, index, domain)
 }
 
 /// RFC 8058 one-click unsubscribe: the HTTPS link, and optionally a mailto.
 pub struct ListUnsubscribe<'a> {
     pub url: &'a str,
     pub mailto: Option<&'a str>,
+}
+
+/// What a message carries so that replies and reports find their way back.
+#[derive(Default)]
+pub struct Links<'a> {
+    pub unsubscribe: Option<ListUnsubscribe<'a>>,
+    /// The signed trace reference for `X-Sluice-Ref`.
+    pub reference: Option<&'a str>,
 }
 
 /// The whole message for one recipient, as bytes ready for DATA. A campaign that sets its own
@@ -33,7 +40,7 @@ pub fn build(
     index: u64,
     to: &str,
     content: Rendered,
-    unsubscribe: Option<ListUnsubscribe<'_>>,
+    links: Links<'_>,
 ) -> Result<Vec<u8>, String> {
     let spec = &campaign.spec;
     let from = Mailbox::new(spec.from.name.clone(), spec.from.email.parse().map_err(|e| format!("from: {e}"))?);
@@ -48,7 +55,11 @@ pub fn build(
         builder = builder.reply_to(Mailbox::new(None, r.parse().map_err(|e| format!("reply_to: {e}"))?));
     }
     let own_list_unsubscribe = spec.headers.keys().any(|k| k.eq_ignore_ascii_case("list-unsubscribe"));
-    if let Some(u) = unsubscribe.filter(|_| !own_list_unsubscribe) {
+    if let Some(reference) = links.reference {
+        builder =
+            builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(refs::TRACE_HEADER), reference.into()));
+    }
+    if let Some(u) = links.unsubscribe.filter(|_| !own_list_unsubscribe) {
         let value = match u.mailto {
             Some(m) => format!("<{}>, <mailto:{m}?subject=unsubscribe>", u.url),
             None => format!("<{}>", u.url),
@@ -118,7 +129,8 @@ mod tests {
                 subject: "こんにちは、世界".into(), html: Some("<p>x</p>".into()), text: Some("x".into())
             };
         let unsubscribe = ListUnsubscribe { url: "https://m.shop.example/u/tok", mailto: Some("unsub@shop.example") };
-        let raw = String::from_utf8(build(&c, 7, "ann@x.example", content, Some(unsubscribe)).unwrap()).unwrap();
+        let links = Links { unsubscribe: Some(unsubscribe), reference: Some("ref.tag") };
+        let raw = String::from_utf8(build(&c, 7, "ann@x.example", content, links).unwrap()).unwrap();
         let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
         for name in [
             "From:",
@@ -131,6 +143,7 @@ mod tests {
             "X-Campaign:",
             "List-Unsubscribe:",
             "List-Unsubscribe-Post:",
+            "X-Sluice-Ref:",
         ] {
             assert_eq!(
                 headers.matches(&format!("\r\n{name}")).count() + usize::from(headers.starts_with(name)),

@@ -5,6 +5,7 @@ mod campaigns;
 mod dead_letters;
 mod destinations;
 pub mod error;
+mod inbound;
 mod suppressions;
 
 use std::sync::Arc;
@@ -27,6 +28,26 @@ use error::ApiError;
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
+    /// What reading inbound reports needs; None without `[public]`.
+    pub inbound: Option<Arc<InboundParts>>,
+}
+
+/// The link secret and the reply rules, built once.
+pub struct InboundParts {
+    pub tokens: sluice_shared::tokens::TokenKey,
+    pub rules: sluice_shared::classify::Classifier,
+}
+
+impl AppState {
+    pub fn new(pool: Pool, config: Arc<Config>) -> AppState {
+        let inbound = config.public.as_ref().map(|p| {
+            Arc::new(InboundParts {
+                tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
+                rules: config.bounces.classifier().expect("rules were checked when the config was validated"),
+            })
+        });
+        AppState { pool, config, inbound }
+    }
 }
 
 impl AppState {
@@ -34,6 +55,9 @@ impl AppState {
         self.pool.get().await.map_err(|e| ApiError::Store(e.into()))
     }
 }
+
+/// Largest inbound report accepted (a DSN carrying the whole original message).
+const INBOUND_MAX: usize = 10 * 1024 * 1024;
 
 /// The whole admin API.
 pub fn app(state: AppState) -> Router {
@@ -46,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/campaigns/{id}/{action}", post(campaigns::act))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/{id}/requeue", post(dead_letters::requeue))
+        .route("/inbound", post(inbound::receive).layer(DefaultBodyLimit::max(INBOUND_MAX)))
         .route("/destinations", get(destinations::list))
         .route("/destinations/{domain}", get(destinations::get_one))
         .route("/suppressions", get(suppressions::list))

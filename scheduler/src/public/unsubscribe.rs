@@ -10,7 +10,10 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use serde_json::json;
-use sluice_shared::{keys, redis::scripts::SCRIPTS, tokens::Unsubscribe};
+use sluice_shared::{
+    late::{self, LateKind, Recorded},
+    tokens::Recipient,
+};
 
 use super::PublicState;
 
@@ -79,32 +82,23 @@ pub async fn one_click(
     }
 }
 
-/// Suppresses the address (first: it is what matters), then records the event once per
-/// campaign and recipient.
-async fn record(state: &PublicState, u: &Unsubscribe) -> Result<(), redis::RedisError> {
-    let mut conn = state.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-    let address = u.address.to_ascii_lowercase();
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let entry = json!({"reason": "unsubscribed", "source": "unsubscribe", "campaign": u.campaign, "created_at": now});
-    redis::cmd("HSET")
-        .arg(keys::suppressed())
-        .arg(&address)
-        .arg(entry.to_string())
-        .query_async::<()>(&mut *conn)
-        .await?;
-    let recorded: i64 = SCRIPTS
-        .unsubscribe
-        .key(keys::campaign_meta(&u.campaign))
-        .key(keys::campaign_counts(&u.campaign))
-        .key(keys::campaign_events(&u.campaign))
-        .key(keys::campaign_unsubscribed(&u.campaign))
-        .arg(state.config.campaigns.events_maxlen)
-        .arg(u.index)
-        .arg(&address)
-        .arg(json!({"method": "one-click"}).to_string())
-        .invoke_async(&mut *conn)
-        .await?;
-    if recorded == 1 {
+/// Suppresses the address, then records the unsubscribe once on its campaign.
+async fn record(state: &PublicState, u: &Recipient) -> anyhow::Result<()> {
+    let mut conn = state.pool.get().await?;
+    let detail = json!({"method": "one-click"});
+    let maxlen = state.config.campaigns.events_maxlen;
+    let recorded = late::record(
+        &mut conn,
+        maxlen,
+        LateKind::Unsubscribed,
+        &u.campaign,
+        u.index,
+        &u.address,
+        &detail,
+        Some("unsubscribed"),
+    )
+    .await?;
+    if recorded == Recorded::New {
         metrics::counter!(sluice_shared::metrics::UNSUBSCRIBES).increment(1);
         tracing::info!(campaign = %u.campaign, index = u.index, "recipient unsubscribed");
     }

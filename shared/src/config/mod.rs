@@ -168,6 +168,18 @@ impl Config {
                 return Err(invalid("public.unsubscribe_mailto", m, "must be an email address"));
             }
         }
+        if let Some(d) = &self.bounces.return_path_domain {
+            if crate::validate::domain(d).is_err() || d != &d.to_ascii_lowercase() {
+                return Err(invalid("bounces.return_path_domain", d, "must be a lower-case domain"));
+            }
+            if self.public.is_none() {
+                return Err(invalid(
+                    "bounces.return_path_domain",
+                    d,
+                    "needs a [public] section (its secret signs VERP addresses)",
+                ));
+            }
+        }
         if self.bounces.soft_window.as_millis() == 0 {
             return Err(invalid("bounces.soft_window", "0", "must be positive"));
         }

@@ -375,6 +375,9 @@ pub struct BouncesConfig {
     pub soft_limit: u32,
     #[serde(default = "defaults::soft_window")]
     pub soft_window: Span,
+    /// Envelope senders become VERP addresses at this domain (point its MX at the inbound
+    /// listener); needs `[public]` for the signing secret. Absent: the From address.
+    pub return_path_domain: Option<String>,
 }
 
 impl Default for BouncesConfig {
@@ -385,6 +388,7 @@ impl Default for BouncesConfig {
             soft_categories: defaults::soft_categories(),
             soft_limit: defaults::soft_limit(),
             soft_window: defaults::soft_window(),
+            return_path_domain: None,
         }
     }
 }

@@ -226,6 +226,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<Ended<S>> {
     let mut line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
+    let mut sender = String::new();
     loop {
         line.clear();
         if stream.read_line(&mut line).await? == 0 {
@@ -249,6 +250,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             b"250 sluice-sink\r\n"
         } else if upper.starts_with("MAIL FROM") {
             rcpts.clear();
+            sender = address_in(&line);
             b"250 2.1.0 Ok\r\n"
         } else if upper.starts_with("RCPT TO") {
             let rcpt = address_in(&line);
@@ -276,7 +278,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 let reply: &[u8] = if blocked {
                     b"554 5.7.1 Message rejected as likely unsolicited mail\r\n"
                 } else {
-                    accept(state, &rcpts, body);
+                    accept(state, &rcpts, &sender, body);
                     if encrypted {
                         state.accepted_encrypted.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
                     }
@@ -300,7 +302,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn accept(state: &SinkState, rcpts: &[String], body: Vec<u8>) {
+/// Kept messages start with `Return-Path: <MAIL FROM>`, as a final delivery agent writes it.
+fn accept(state: &SinkState, rcpts: &[String], sender: &str, body: Vec<u8>) {
     {
         let mut delivered = state.delivered.lock().unwrap();
         for r in rcpts {
@@ -309,7 +312,9 @@ fn accept(state: &SinkState, rcpts: &[String], body: Vec<u8>) {
     }
     state.accepted_total.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
     if state.keep_messages {
-        state.messages.lock().unwrap().push((rcpts[0].clone(), body));
+        let mut kept = format!("Return-Path: <{sender}>\r\n").into_bytes();
+        kept.extend(body);
+        state.messages.lock().unwrap().push((rcpts[0].clone(), kept));
     }
 }
 

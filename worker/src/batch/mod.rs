@@ -209,11 +209,15 @@ async fn deliver<T: Transport>(
         Ok(c) => c,
         Err(reason) => return render_failure(&reason),
     };
-    let list_unsubscribe = unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
-        url,
-        mailto: ctx.config.public.as_ref().and_then(|p| p.unsubscribe_mailto.as_deref()),
-    });
-    let bytes = match message::build(campaign, job.i, &job.r, content, list_unsubscribe)
+    let reference = ctx.tokens.as_ref().map(|k| k.reference(&campaign.spec.id, job.i, &job.r));
+    let links = message::Links {
+        unsubscribe: unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
+            url,
+            mailto: ctx.config.public.as_ref().and_then(|p| p.unsubscribe_mailto.as_deref()),
+        }),
+        reference: reference.as_deref(),
+    };
+    let bytes = match message::build(campaign, job.i, &job.r, content, links)
         .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
     {
         Ok(b) => b,
@@ -222,8 +226,11 @@ async fn deliver<T: Transport>(
     let _permit = permits.acquire().await.expect("domain semaphores are never closed");
     crash::point_for("worker::before_send", &job.r);
     let started = std::time::Instant::now();
-    let result =
-        ctx.transport.send(&Envelope { from: campaign.spec.from.email.clone(), to: job.r.clone() }, &bytes).await;
+    let envelope = Envelope {
+        from: ctx.return_path(&campaign.spec.id, job.i, &job.r, &campaign.spec.from.email),
+        to: job.r.clone(),
+    };
+    let result = ctx.transport.send(&envelope, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
         .record(started.elapsed().as_secs_f64());
     classify(&ctx.rules, &result)

@@ -1,0 +1,91 @@
+//! Recording what happens to a recipient after the send (unsubscribe, bounce report,
+//! complaint): suppress the address first, then count and log it once on its campaign.
+
+use serde_json::{Value, json};
+
+use crate::{
+    keys,
+    redis::{Conn, StoreResult, scripts::SCRIPTS},
+};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateKind {
+    Unsubscribed,
+    Bounced,
+    Complained,
+}
+
+impl LateKind {
+    fn member_prefix(self) -> &'static str {
+        match self {
+            LateKind::Unsubscribed => "u",
+            LateKind::Bounced => "b",
+            LateKind::Complained => "c",
+        }
+    }
+    fn counter(self) -> &'static str {
+        match self {
+            LateKind::Unsubscribed => "unsubscribed",
+            LateKind::Bounced => "bounced_async",
+            LateKind::Complained => "complained",
+        }
+    }
+    /// The event type in the campaign's stream.
+    pub fn event(self) -> &'static str {
+        match self {
+            LateKind::Unsubscribed => "unsubscribed",
+            LateKind::Bounced => "bounced",
+            LateKind::Complained => "complained",
+        }
+    }
+}
+
+/// Whether the record was new, a repeat, or its campaign is gone (retention passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Repeat,
+    CampaignGone,
+}
+
+/// Adds `address` to the suppression list with `reason` (if `suppress_reason` is given), then
+/// records the event on the campaign once per recipient and kind.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    conn: &mut Conn,
+    events_maxlen: u64,
+    kind: LateKind,
+    campaign: &str,
+    index: u64,
+    address: &str,
+    detail: &Value,
+    suppress_reason: Option<&str>,
+) -> StoreResult<Recorded> {
+    let address = address.to_ascii_lowercase();
+    if let Some(reason) = suppress_reason {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let entry = json!({"reason": reason, "source": kind.event(), "campaign": campaign, "detail": detail, "created_at": now});
+        redis::cmd("HSET").arg(keys::suppressed()).arg(&address).arg(entry.to_string()).query_async::<()>(conn).await?;
+    }
+    let n: i64 = SCRIPTS
+        .late_event
+        .key(keys::campaign_meta(campaign))
+        .key(keys::campaign_counts(campaign))
+        .key(keys::campaign_events(campaign))
+        .key(keys::campaign_late_events(campaign))
+        .arg(events_maxlen)
+        .arg(format!("{}:{index}", kind.member_prefix()))
+        .arg(kind.counter())
+        .arg(kind.event())
+        .arg(index)
+        .arg(&address)
+        .arg(detail.to_string())
+        .invoke_async(conn)
+        .await?;
+    Ok(match n {
+        1 => Recorded::New,
+        0 => Recorded::Repeat,
+        _ => Recorded::CampaignGone,
+    })
+}

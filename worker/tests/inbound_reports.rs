@@ -1,0 +1,136 @@
+//! Bounces and complaints that arrive later, end to end: messages go out with a VERP
+//! Return-Path and a signed trace header; realistic reports built from the messages the sink
+//! captured (a multipart DSN with the original message, an ARF complaint with a redacted
+//! recipient, a DSN matched only by Message-ID) are posted to /v1/inbound, recorded once,
+//! and suppress the address; forged and unparseable ones are kept, never dropped.
+
+mod common;
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::{Value, json};
+use sluice_shared::keys;
+
+fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scheduler/tests/fixtures").join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn head(raw: &str) -> &str {
+    &raw[..raw.find("\r\n\r\n").unwrap() + 2]
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> &'a str {
+    head(raw).split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap()
+}
+
+async fn post(stack: &common::Stack, report: String, rcpt: Option<&str>) -> (u16, Value) {
+    let path = match rcpt {
+        Some(r) => format!("/v1/inbound?rcpt={r}"),
+        None => "/v1/inbound".into(),
+    };
+    stack.post_raw(&path, report).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_and_arf_reports_are_matched_recorded_and_suppress() {
+    let stack = common::start_with("[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n", 1, true).await;
+    let recipients =
+        ["ann", "bob", "cat", "dan"].map(|n| json!({"email": format!("{n}@x.example"), "vars": {"name": n}}));
+    let (status, reply) =
+        stack.call("POST", "/v1/campaigns", Some(common::campaign_body("late", recipients.to_vec()))).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_status("late", "completed", Duration::from_secs(20)).await;
+    let messages: Vec<(String, String)> = stack
+        .sink
+        .state
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, m)| (r.clone(), String::from_utf8_lossy(m).into_owned()))
+        .collect();
+    let message = |rcpt: &str| messages.iter().find(|(r, _)| r == rcpt).unwrap().1.clone();
+    let ann = message("ann@x.example");
+    let verp = header(&ann, "Return-Path").trim_matches(['<', '>']).to_string();
+    assert!(verp.starts_with("b+late=0=") && verp.ends_with("@bounces.shop.example"), "VERP Return-Path: {verp}");
+    assert!(!header(&ann, "X-Sluice-Ref").is_empty());
+
+    // A multipart DSN carrying the whole original message: a hard bounce.
+    let dsn = fixture("dsn_multipart.eml")
+        .replace("{{VERP}}", &verp)
+        .replace("{{RCPT}}", "ann@x.example")
+        .replace("{{ORIGINAL}}\r\n", &ann);
+    let (status, body) = post(&stack, dsn.clone(), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kind"], "dsn");
+    let o = &body["outcomes"][0];
+    assert_eq!(
+        (o["event"].as_str(), o["category"].as_str(), o["suppressed"].as_bool()),
+        (Some("bounced"), Some("invalid_recipient"), Some(true)),
+        "{body}"
+    );
+    assert_eq!((o["campaign"].as_str(), o["index"].as_u64(), o["new"].as_bool()), (Some("late"), Some(0), Some(true)));
+    let (status, entry) = stack.call("GET", "/v1/suppressions/ann@x.example", None).await;
+    assert_eq!((status, entry["reason"].as_str()), (200, Some("bounce")), "{entry}");
+    let (_, again) = post(&stack, dsn, None).await;
+    assert_eq!(again["outcomes"][0]["new"], false, "the same report is recorded once");
+
+    // An ARF complaint: recipient redacted everywhere; only the signed trace header names it.
+    let bob = message("bob@x.example");
+    let bob_verp = header(&bob, "Return-Path").trim_matches(['<', '>']).to_string();
+    let redacted_headers = head(&bob).replace("To: bob@x.example", "To: xxxxxxxx@x.example");
+    let arf = fixture("arf_redacted.eml")
+        .replace("{{VERP}}", &bob_verp)
+        .replace("{{ORIGINAL_REDACTED}}\r\n", &redacted_headers);
+    let (status, body) = post(&stack, arf, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["kind"].as_str(), body["outcomes"][0]["event"].as_str()),
+        (Some("arf"), Some("complained")),
+        "{body}"
+    );
+    assert_eq!(body["outcomes"][0]["recipient"], "bob@x.example");
+    let (status, entry) = stack.call("GET", "/v1/suppressions/bob@x.example", None).await;
+    assert_eq!((status, entry["reason"].as_str()), (200, Some("complaint")), "{entry}");
+
+    // A DSN with neither VERP nor trace header: matched by the original Message-ID.
+    let cat = message("cat@x.example");
+    let cat_original: String =
+        cat.split("\r\n").filter(|l| !l.starts_with("X-Sluice-Ref:")).collect::<Vec<_>>().join("\r\n");
+    let by_message_id = fixture("dsn_multipart.eml")
+        .replace("{{VERP}}", "postmaster@shop.example")
+        .replace("{{RCPT}}", "cat@x.example")
+        .replace("{{ORIGINAL}}\r\n", &cat_original);
+    let (status, body) = post(&stack, by_message_id, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["outcomes"][0]["recipient"].as_str(), body["outcomes"][0]["index"].as_u64()),
+        (Some("cat@x.example"), Some(2))
+    );
+
+    // Forged: ann's VERP address naming dan, without the original message. Kept, not applied.
+    let forged = fixture("dsn_multipart.eml")
+        .replace("{{VERP}}", &verp)
+        .replace("{{RCPT}}", "dan@x.example")
+        .replace("{{ORIGINAL}}\r\n", "");
+    let (status, body) = post(&stack, forged, Some(&verp)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["kept"].as_str().unwrap().starts_with("unmatched"), "{body}");
+    let (status, _) = stack.call("GET", "/v1/suppressions/dan@x.example", None).await;
+    assert_eq!(status, 404, "a forged report suppresses nobody");
+    // Not a report at all.
+    let (status, body) = post(&stack, "Subject: out of office\r\n\r\nI am away.\r\n".into(), None).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["kept"].as_str().unwrap().starts_with("unparseable"), "{body}");
+    let kept: i64 = redis::cmd("XLEN").arg(keys::inbound_unmatched()).query(&mut stack.redis.conn()).unwrap();
+    assert_eq!(kept, 2, "both kept for a person to look at");
+    let (status, body) = post(&stack, String::new(), None).await;
+    assert_eq!(status, 422, "{body}");
+
+    let view = stack.campaign("late").await;
+    let counts = common::counts(&view);
+    assert_eq!((counts["bounced_async"], counts["complained"], counts["sent"]), (2, 1, 4), "{view}");
+    let scheduler_metrics = stack.scrape(0).await;
+    assert!(scheduler_metrics.contains("sluice_inbound_reports_total{result=\"unmatched\"} 1"), "{scheduler_metrics}");
+}
