@@ -20,7 +20,7 @@ mod intake;
 mod public;
 mod retries;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use sluice_shared::{
@@ -49,7 +49,20 @@ async fn run(started: Started) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;
     tracing::info!(api = %config.api.listen, metrics = %config.metrics.listen, consumer, "scheduler started");
-    let app = api::app(api::AppState::new(pool.clone(), config.clone()));
+    let state = api::AppState::new(pool.clone(), config.clone());
+    let inbound_smtp = match (&config.inbound.smtp_listen, &state.inbound) {
+        (Some(listen), Some(parts)) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("config key `inbound.smtp_listen` = {listen:?}: {e}"))?;
+            tracing::info!(inbound_smtp = %listen, "inbound SMTP listener started");
+            let server =
+                Arc::new(inbound::smtp::Listener { pool: pool.clone(), config: config.clone(), parts: parts.clone() });
+            Some(tokio::spawn(server.run(listener, shutdown.clone())))
+        }
+        _ => None,
+    };
+    let app = api::app(state);
     let api_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.wait().await }).await
@@ -77,6 +90,9 @@ async fn run(started: Started) -> anyhow::Result<()> {
     server.await??;
     if let Some(public) = public {
         public.await??;
+    }
+    if let Some(smtp) = inbound_smtp {
+        smtp.await?;
     }
     tracing::info!("scheduler stopped");
     Ok(())

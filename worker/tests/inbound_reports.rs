@@ -134,3 +134,58 @@ async fn dsn_and_arf_reports_are_matched_recorded_and_suppress() {
     let scheduler_metrics = stack.scrape(0).await;
     assert!(scheduler_metrics.contains("sluice_inbound_reports_total{result=\"unmatched\"} 1"), "{scheduler_metrics}");
 }
+
+/// One SMTP exchange: sends `line` (if any) and returns the reply's first line.
+async fn smtp(conn: &mut tokio::io::BufReader<tokio::net::TcpStream>, line: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if !line.is_empty() {
+        conn.get_mut().write_all(line.as_bytes()).await.unwrap();
+    }
+    let mut reply = String::new();
+    loop {
+        let mut l = String::new();
+        conn.read_line(&mut l).await.unwrap();
+        reply.push_str(&l);
+        if l.len() < 4 || l.as_bytes()[3] != b'-' {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbound_smtp_listener_takes_reports_for_the_bounce_domain_only() {
+    let port = sluice_shared::testkit::free_port();
+    let extra = format!(
+        "[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n[inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\n"
+    );
+    let stack = common::start_with(&extra, 1, true).await;
+    let body = common::campaign_body("mx", vec![json!({"email": "ann@x.example", "vars": {"name": "Ann"}})]);
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_status("mx", "completed", Duration::from_secs(20)).await;
+    let ann = String::from_utf8_lossy(&stack.sink.state.messages.lock().unwrap()[0].1).into_owned();
+    let verp = header(&ann, "Return-Path").trim_matches(['<', '>']).to_string();
+    let dsn = fixture("dsn_multipart.eml")
+        .replace("{{VERP}}", &verp)
+        .replace("{{RCPT}}", "ann@x.example")
+        .replace("{{ORIGINAL}}\r\n", &ann);
+    // Dot-stuff as any SMTP client would.
+    let stuffed: String =
+        dsn.split("\r\n").map(|l| if l.starts_with('.') { format!(".{l}\r\n") } else { format!("{l}\r\n") }).collect();
+
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut c = tokio::io::BufReader::new(tcp);
+    assert!(smtp(&mut c, "").await.starts_with("220"));
+    assert!(smtp(&mut c, "EHLO mx.x.example\r\n").await.contains("SIZE"));
+    assert!(smtp(&mut c, "MAIL FROM:<>\r\n").await.starts_with("250"));
+    assert!(smtp(&mut c, "RCPT TO:<someone@elsewhere.example>\r\n").await.starts_with("550"), "no relaying");
+    assert!(smtp(&mut c, &format!("RCPT TO:<{verp}>\r\n")).await.starts_with("250"));
+    assert!(smtp(&mut c, "DATA\r\n").await.starts_with("354"));
+    let reply = smtp(&mut c, &format!("{stuffed}.\r\n")).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(smtp(&mut c, "QUIT\r\n").await.starts_with("221"));
+
+    let (status, entry) = stack.call("GET", "/v1/suppressions/ann@x.example", None).await;
+    assert_eq!((status, entry["reason"].as_str()), (200, Some("bounce")), "{entry}");
+    assert_eq!(common::counts(&stack.campaign("mx").await)["bounced_async"], 1);
+}

@@ -5,6 +5,7 @@
 //! matched is kept in `sluice:inbound:unmatched` and counted, never dropped.
 
 pub mod report;
+pub mod smtp;
 
 use serde::Serialize;
 use serde_json::json;

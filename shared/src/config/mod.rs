@@ -44,6 +44,8 @@ pub struct Config {
     pub dkim: DkimConfig,
     /// Absent: no public listener, and bulk mail goes without List-Unsubscribe (warned).
     pub public: Option<PublicConfig>,
+    #[serde(default)]
+    pub inbound: InboundConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -177,6 +179,18 @@ impl Config {
                     "bounces.return_path_domain",
                     d,
                     "needs a [public] section (its secret signs VERP addresses)",
+                ));
+            }
+        }
+        if let Some(l) = &self.inbound.smtp_listen {
+            if l.parse::<SocketAddr>().is_err() {
+                return Err(invalid("inbound.smtp_listen", l, "must be an address like 0.0.0.0:25"));
+            }
+            if self.bounces.return_path_domain.is_none() {
+                return Err(invalid(
+                    "inbound.smtp_listen",
+                    l,
+                    "needs bounces.return_path_domain (the domain it receives for)",
                 ));
             }
         }

@@ -302,6 +302,16 @@ pub struct PublicConfig {
     pub unsubscribe_mailto: Option<String>,
 }
 
+/// The optional inbound SMTP listener for the bounce domain (scheduler).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Listen address, e.g. `0.0.0.0:25`; absent: reports come over `POST /v1/inbound` only.
+    pub smtp_listen: Option<String>,
+    #[serde(default = "defaults::inbound_max_bytes")]
+    pub max_message_bytes: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DkimAlgorithm {
@@ -479,6 +489,9 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn inbound_max_bytes() -> usize {
+        10 * 1024 * 1024
     }
     pub fn public_listen() -> String {
         "127.0.0.1:8026".into()
