@@ -125,6 +125,11 @@ pub fn inbound_unmatched() -> String {
     "sluice:inbound:unmatched".into()
 }
 
+/// Sends counted against a From domain's warm-up cap on one UTC date (`YYYY-MM-DD`).
+pub fn warmup_sent(domain: &str, date: &str) -> String {
+    format!("sluice:warmup:{domain}:{date}")
+}
+
 /// Sorted set consumer name -> last heartbeat (ms): live workers.
 pub fn workers() -> String {
     "sluice:workers".into()
@@ -162,6 +167,7 @@ mod tests {
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(workers(), "sluice:workers");
         assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
+        assert_eq!(warmup_sent("shop.example", "2026-11-26"), "sluice:warmup:shop.example:2026-11-26");
         assert_eq!(dead_letters(), "sluice:dead-letters");
     }
 

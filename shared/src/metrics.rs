@@ -43,6 +43,12 @@ pub const SOFT_BOUNCE_SUPPRESSIONS: &str = "sluice_soft_bounce_suppressions_tota
 pub const UNSUBSCRIBES: &str = "sluice_unsubscribes_total";
 /// Inbound reports by result: `result` (bounced, complained, ignored, unmatched, unparseable).
 pub const INBOUND_REPORTS: &str = "sluice_inbound_reports_total";
+/// Sends counted today against a From domain's warm-up cap: label `sender`.
+pub const WARMUP_SENT: &str = "sluice_warmup_sent_today";
+/// Today's warm-up cap of a From domain: label `sender`.
+pub const WARMUP_CAP: &str = "sluice_warmup_cap";
+/// Messages held for the next day because the cap was reached: label `sender`.
+pub const WARMUP_HELD: &str = "sluice_warmup_held_total";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 

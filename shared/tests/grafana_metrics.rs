@@ -25,6 +25,9 @@ const EXPORTED: &[&str] = &[
     m::SOFT_BOUNCE_SUPPRESSIONS,
     m::UNSUBSCRIBES,
     m::INBOUND_REPORTS,
+    m::WARMUP_SENT,
+    m::WARMUP_CAP,
+    m::WARMUP_HELD,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

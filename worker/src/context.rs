@@ -17,7 +17,26 @@ use tokio::sync::Semaphore;
 
 use crate::{campaigns::CampaignCache, transport::Transport};
 
+/// Where the worker reads the date for warm-up caps; tests move it across midnight.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock(Arc::new(chrono::Utc::now))
+    }
+    #[cfg(test)]
+    pub fn from_fn(f: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.0)()
+    }
+}
+
 pub struct Ctx<T: Transport> {
+    /// The date for warm-up caps.
+    pub clock: Clock,
     pub pool: Pool,
     pub config: Arc<Config>,
     pub transport: T,
@@ -43,6 +62,7 @@ impl<T: Transport> Ctx<T> {
         let dkim = Signer::from_config(&config.dkim).expect("keys were checked when the config was validated");
         let tokens = config.public.as_ref().map(|p| TokenKey::new(&p.secret));
         Ctx {
+            clock: Clock::system(),
             rules,
             dkim,
             tokens,

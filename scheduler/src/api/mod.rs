@@ -7,6 +7,7 @@ mod destinations;
 pub mod error;
 mod inbound;
 mod suppressions;
+mod warmup;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/{id}/requeue", post(dead_letters::requeue))
         .route("/inbound", post(inbound::receive).layer(DefaultBodyLimit::max(INBOUND_MAX)))
+        .route("/warmup", get(warmup::progress))
         .route("/destinations", get(destinations::list))
         .route("/destinations/{domain}", get(destinations::get_one))
         .route("/suppressions", get(suppressions::list))

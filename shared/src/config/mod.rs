@@ -4,12 +4,14 @@
 //! so a typo stops the process at startup instead of being silently ignored.
 
 mod sections;
+mod warmup;
 
 use std::{net::SocketAddr, path::Path};
 
 use serde::Deserialize;
 
 pub use sections::*;
+pub use warmup::*;
 
 /// Which binary is loading the config; some sections matter to one role only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub public: Option<PublicConfig>,
     #[serde(default)]
     pub inbound: InboundConfig,
+    #[serde(default)]
+    pub warmup: WarmupConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -180,6 +184,21 @@ impl Config {
                     d,
                     "needs a [public] section (its secret signs VERP addresses)",
                 ));
+            }
+        }
+        for (name, plan) in &self.warmup.plans {
+            plan.check().map_err(|p| invalid(format!("warmup.plans.{name}"), name, p))?;
+        }
+        for (domain, sender) in &self.warmup.senders {
+            if !self.warmup.plans.contains_key(&sender.plan) {
+                return Err(invalid(
+                    format!("warmup.senders.\"{domain}\".plan"),
+                    &sender.plan,
+                    "no such plan in [warmup.plans]",
+                ));
+            }
+            if domain != &domain.to_ascii_lowercase() {
+                return Err(invalid(format!("warmup.senders.\"{domain}\""), domain, "From domains are lower-case"));
             }
         }
         if let Some(l) = &self.inbound.smtp_listen {

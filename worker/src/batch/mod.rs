@@ -139,6 +139,13 @@ async fn handle_campaign<T: Transport>(
         return Ok(());
     }
     let campaign = ctx.campaigns.get(&mut conn, campaign_id).await?;
+    let to_send = match &campaign {
+        Some(Ok(c)) => warmup::within_cap(ctx, &mut conn, c, to_send).await?,
+        _ => to_send,
+    };
+    if to_send.is_empty() {
+        return Ok(());
+    }
     let permits = ctx.domain_permits(domain);
     let answered = AtomicUsize::new(0);
     let half = to_send.len().div_ceil(2);
@@ -267,6 +274,7 @@ async fn record<T: Transport>(
 }
 
 mod effects;
+mod warmup;
 
 #[cfg(test)]
 mod tests;

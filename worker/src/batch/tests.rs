@@ -14,7 +14,7 @@ use sluice_shared::{
 
 use super::{Batch, Entry, process};
 use crate::{
-    context::Ctx,
+    context::{Clock, Ctx},
     transport::{Envelope, SendError, SmtpReply, Transport},
 };
 
@@ -29,7 +29,7 @@ impl Transport for Scripted {
         *self.sent.lock().unwrap().entry(envelope.to.clone()).or_insert(0) += 1;
         let local = envelope.to.split('@').next().unwrap();
         match local {
-            "ok" => Ok(SmtpReply::parse(250, "2.0.0 queued")),
+            l if l.starts_with("ok") => Ok(SmtpReply::parse(250, "2.0.0 queued")),
             "gone" => Err(SendError::Rejected(SmtpReply::parse(550, "5.1.1 no such user"))),
             "spam" => Err(SendError::Rejected(SmtpReply::parse(554, "5.7.1 rejected as spam"))),
             "busy" => Err(SendError::Rejected(SmtpReply::parse(451, "4.7.0 try later"))),
@@ -40,8 +40,18 @@ impl Transport for Scripted {
 }
 
 async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
+    setup_with(redis, locals, "", None).await
+}
+
+/// A worker context (with `extra` TOML and, if given, a clock) and one job per local part.
+async fn setup_with(
+    redis: &RedisServer,
+    locals: &[&str],
+    extra: &str,
+    clock: Option<Clock>,
+) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
     let toml = format!(
-        "[redis]\nurl = \"{}\"\n[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 1\n[dkim]\nmissing_key = \"send\"\n",
+        "[redis]\nurl = \"{}\"\n[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 1\n[dkim]\nmissing_key = \"send\"\n{extra}",
         redis.url()
     );
     let config = Arc::new(Config::from_toml(&toml, Role::Worker).unwrap());
@@ -83,7 +93,11 @@ async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec
             Entry { id: format!("1-{i}"), job }
         })
         .collect();
-    (Arc::new(Ctx::new(pool, config, Scripted::default(), "w1".into())), entries)
+    let mut ctx = Ctx::new(pool, config, Scripted::default(), "w1".into());
+    if let Some(clock) = clock {
+        ctx.clock = clock;
+    }
+    (Arc::new(ctx), entries)
 }
 
 fn counts(redis: &RedisServer) -> HashMap<String, i64> {
@@ -166,4 +180,80 @@ async fn a_replayed_entry_is_never_sent_or_counted_twice() {
     assert_eq!((sent["ok@x.example"], sent["gone@x.example"]), (1, 1));
     let c = counts(&redis);
     assert_eq!((c["sent"], c["bounced"], c["queued"]), (1, 1, 0), "{c:?}");
+}
+
+const WARMUP: &str =
+    "[warmup.plans.new]\ndays = [3, 5]\n[warmup.senders.\"shop.example\"]\nplan = \"new\"\nstart = \"2026-11-25\"\n";
+
+#[tokio::test]
+async fn the_warmup_cap_holds_for_the_day_and_grows_the_next() {
+    let redis = RedisServer::start();
+    let now = Arc::new(Mutex::new("2026-11-25T23:59:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()));
+    let clock = {
+        let now = now.clone();
+        Clock::from_fn(move || *now.lock().unwrap())
+    };
+    let locals = ["ok0", "ok1", "ok2", "ok3", "ok4"];
+    let (ctx, entries) = setup_with(&redis, &locals, WARMUP, Some(clock.clone())).await;
+    process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
+
+    // Day 0: cap 3. Two wait for midnight, unsent, without using an attempt.
+    let c = counts(&redis);
+    assert_eq!((c["sent"], c["deferred"], c["queued"]), (3, 2, 0), "{c:?}");
+    assert_eq!(ctx.transport.sent.lock().unwrap().len(), 3);
+    let midnight = "2026-11-26T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
+    let waiting: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(keys::campaign_retry("c"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(waiting.iter().all(|(m, score)| *score == midnight && serde_json::from_str::<Job>(m).unwrap().a == 0));
+    assert_eq!(state(&redis).len(), 3, "held recipients are back to never tried");
+
+    // Another worker the same day finds the cap used up: the cap is the cluster's.
+    let (other, _) = setup_with(&redis, &[], WARMUP, Some(clock)).await;
+    let late = Entry {
+        id: "1-9".into(),
+        job: Job {
+            c: "c".into(),
+            i: 9,
+            r: "ok9@x.example".into(),
+            v: "{\"name\":\"N\"}".into(),
+            a: 0,
+            t: midnight as u64,
+            p: false,
+        },
+    };
+    let _: () =
+        redis::cmd("HINCRBY").arg(keys::campaign_counts("c")).arg("queued").arg(1).query(&mut redis.conn()).unwrap();
+    process(other.clone(), "x.example".into(), Batch { entries: vec![late], ..Default::default() }).await;
+    assert!(other.transport.sent.lock().unwrap().is_empty());
+    assert_eq!(counts(&redis)["deferred"], 3);
+
+    // Past midnight: day 1, cap 5. The waiting jobs come back (as the scheduler's retry
+    // promotion would put them) and go out.
+    *now.lock().unwrap() = "2026-11-26T00:00:01Z".parse().unwrap();
+    let members: Vec<String> =
+        redis::cmd("ZRANGE").arg(keys::campaign_retry("c")).arg(0).arg(-1).query(&mut redis.conn()).unwrap();
+    let _: i64 = sluice_shared::redis::scripts::SCRIPTS
+        .retry_done
+        .key(keys::campaign_counts("c"))
+        .key(keys::campaign_retry("c"))
+        .arg(&members)
+        .invoke(&mut redis.conn())
+        .unwrap();
+    let back: Vec<Entry> = members
+        .iter()
+        .enumerate()
+        .map(|(k, m)| Entry { id: format!("2-{k}"), job: serde_json::from_str(m).unwrap() })
+        .collect();
+    process(ctx.clone(), "x.example".into(), Batch { entries: back, ..Default::default() }).await;
+    let c = counts(&redis);
+    assert_eq!((c["sent"], c["deferred"], c["queued"]), (6, 0, 0), "{c:?}");
+    let today: u64 =
+        redis::cmd("GET").arg(keys::warmup_sent("shop.example", "2026-11-26")).query(&mut redis.conn()).unwrap();
+    assert_eq!(today, 3);
 }

@@ -1,0 +1,54 @@
+//! Warm-up caps at send time: a From domain on a plan may send at most its cap per UTC day,
+//! counted in Redis for the whole cluster; jobs over the cap wait, unsent and without using an
+//! attempt, until the next day.
+
+use serde_json::json;
+use sluice_shared::{
+    keys, metrics as m,
+    model::Job,
+    redis::{Conn, StoreResult, scripts::SCRIPTS},
+};
+
+use super::Entry;
+use crate::{campaigns::Campaign, context::Ctx, transport::Transport};
+
+/// The counter outlives its day long enough for the API to show yesterday.
+const COUNTER_TTL_MS: u64 = 3 * 86_400_000;
+
+/// The jobs that may be sent now; the others are put back to wait for the next day.
+pub async fn within_cap<'e, T: Transport>(
+    ctx: &Ctx<T>,
+    conn: &mut Conn,
+    campaign: &Campaign,
+    to_send: Vec<&'e Entry>,
+) -> StoreResult<Vec<&'e Entry>> {
+    let domain = campaign.spec.from.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+    let Some(today) = ctx.config.warmup.today(&domain, ctx.clock.now()) else { return Ok(to_send) };
+    let Some(cap) = today.cap else { return Ok(to_send) };
+    let counter = keys::warmup_sent(&domain, &today.date.to_string());
+    let (granted, sent): (usize, u64) =
+        SCRIPTS.warmup_take.key(&counter).arg(cap).arg(to_send.len()).arg(COUNTER_TTL_MS).invoke_async(conn).await?;
+    metrics::gauge!(m::WARMUP_SENT, "sender" => domain.clone()).set(sent as f64);
+    metrics::gauge!(m::WARMUP_CAP, "sender" => domain.clone()).set(cap as f64);
+    if granted >= to_send.len() {
+        return Ok(to_send);
+    }
+    let (send, held) = to_send.split_at(granted);
+    let id = &campaign.spec.id;
+    let mut inv = SCRIPTS.hold.prepare_invoke();
+    inv.key(keys::campaign_meta(id))
+        .key(keys::campaign_state(id))
+        .key(keys::campaign_retry(id))
+        .key(keys::campaign_counts(id))
+        .key(keys::campaign_events(id));
+    let detail = json!({"reason": "warmup_cap", "plan": today.plan, "day": today.day, "cap": cap});
+    inv.arg(ctx.config.campaigns.events_maxlen).arg(today.next_day_ms).arg(detail.to_string());
+    for e in held {
+        let waiting = Job { p: false, ..e.job.clone() };
+        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
+    }
+    let n: u64 = inv.invoke_async(conn).await?;
+    metrics::counter!(m::WARMUP_HELD, "sender" => domain.clone()).increment(n);
+    tracing::info!(sender = %domain, cap, held = n, until = today.next_day_ms, "warm-up cap reached; holding the rest for tomorrow");
+    Ok(send.to_vec())
+}
