@@ -3,6 +3,7 @@
 //! - [`classify`]: SMTP replies to category and action, by regex rules kept as data.
 //! - [`crash`]: crash points for reliability tests (feature `failpoints`).
 //! - [`dkim`]: DKIM signing keys (parsed once) and relaxed/relaxed signatures.
+//! - [`dns`]: MX, A, TXT and PTR lookups on the configured nameservers (cached by TTL).
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
@@ -23,6 +24,7 @@ pub mod classify;
 pub mod config;
 pub mod crash;
 pub mod dkim;
+pub mod dns;
 pub mod keys;
 pub mod late;
 pub mod metrics;

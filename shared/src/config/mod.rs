@@ -50,6 +50,8 @@ pub struct Config {
     pub inbound: InboundConfig,
     #[serde(default)]
     pub warmup: WarmupConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -184,6 +186,11 @@ impl Config {
                     d,
                     "needs a [public] section (its secret signs VERP addresses)",
                 ));
+            }
+        }
+        for (i, ns) in self.dns.nameservers.iter().enumerate() {
+            if ns.parse::<SocketAddr>().is_err() {
+                return Err(invalid(format!("dns.nameservers[{i}]"), ns, "must be an address like 127.0.0.1:53"));
             }
         }
         for (name, plan) in &self.warmup.plans {

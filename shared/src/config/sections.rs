@@ -302,6 +302,23 @@ pub struct PublicConfig {
     pub unsubscribe_mailto: Option<String>,
 }
 
+/// DNS for direct MX delivery, MX rollup and doctor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `host:port` of each nameserver; empty: the system's (/etc/resolv.conf).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    #[serde(default = "defaults::dns_timeout")]
+    pub timeout: Span,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig { nameservers: Vec::new(), timeout: defaults::dns_timeout() }
+    }
+}
+
 /// The optional inbound SMTP listener for the bounce domain (scheduler).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -489,6 +506,9 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn dns_timeout() -> Span {
+        Span::try_from("5s").unwrap()
     }
     pub fn inbound_max_bytes() -> usize {
         10 * 1024 * 1024

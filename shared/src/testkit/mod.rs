@@ -5,6 +5,7 @@
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
 
+pub mod dns_server;
 mod process;
 mod redis_server;
 pub mod smtp_sink;
