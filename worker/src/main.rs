@@ -18,7 +18,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use sluice_shared::{
-    config::Role,
+    config::{DeliveryMode, Role},
     startup::{self, Started},
 };
 
@@ -38,7 +38,14 @@ async fn main() -> ExitCode {
 
 async fn run(started: Started) -> anyhow::Result<()> {
     let Started { config, pool, shutdown } = started;
-    let transport = transport::smtp::SmtpRelays::new(&config.smtp)?;
+    let transport = match config.smtp.mode {
+        DeliveryMode::Relay => transport::Delivery::Relays(transport::smtp::SmtpRelays::new(&config.smtp)?),
+        DeliveryMode::Mx => {
+            let dns = sluice_shared::dns::Dns::from_config(&config.dns)
+                .map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?;
+            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(&config.smtp, &config.limits, dns)))
+        }
+    };
     let consumer = config.worker.name.clone().unwrap_or_else(|| startup::host_name("worker"));
     tracing::info!(consumer, metrics = %config.metrics.listen, relays = config.smtp.relays.len(), "worker started");
     if config.public.is_none() {

@@ -265,8 +265,30 @@ impl Config {
                 other => invalid("dkim.keys", "", other.to_string()),
             });
         }
-        if self.smtp.relays.is_empty() {
-            return Err(invalid("smtp.relays", "[]", "a worker needs at least one [[smtp.relays]]"));
+        match self.smtp.mode {
+            DeliveryMode::Relay if self.smtp.relays.is_empty() => {
+                return Err(invalid("smtp.relays", "[]", "relay mode needs at least one [[smtp.relays]]"));
+            }
+            DeliveryMode::Mx if !self.smtp.relays.is_empty() => {
+                return Err(invalid(
+                    "smtp.relays",
+                    "[...]",
+                    "mx mode delivers directly; remove [[smtp.relays]] or use mode = \"relay\"",
+                ));
+            }
+            _ => {}
+        }
+        if self.smtp.mx_port == 0 {
+            return Err(invalid("smtp.mx_port", 0, "must be 1-65535"));
+        }
+        for (i, ip) in self.smtp.ip_pool.iter().enumerate() {
+            if crate::validate::domain(&ip.helo).is_err() {
+                return Err(invalid(
+                    format!("smtp.ip_pool[{i}].helo"),
+                    &ip.helo,
+                    "must be a host name (the address's PTR name)",
+                ));
+            }
         }
         for (i, r) in self.smtp.relays.iter().enumerate() {
             if r.host.trim().is_empty() {

@@ -64,11 +64,37 @@ pub struct RelayConfig {
     pub ca_file: Option<String>,
 }
 
+/// How workers reach recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Through the configured `[[smtp.relays]]`.
+    Relay,
+    /// Straight to each recipient domain's MX hosts.
+    Mx,
+}
+
+/// A source address for direct delivery, with the name it gives in EHLO (its PTR name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIp {
+    pub address: std::net::IpAddr,
+    pub helo: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
+    #[serde(default = "defaults::delivery_mode")]
+    pub mode: DeliveryMode,
     #[serde(default)]
     pub relays: Vec<RelayConfig>,
+    /// mx mode: the port MX hosts listen on (25; tests use their own).
+    #[serde(default = "defaults::mx_port")]
+    pub mx_port: u16,
+    /// mx mode: source addresses used in turn; empty: the system picks, EHLO `hello_name`.
+    #[serde(default)]
+    pub ip_pool: Vec<SourceIp>,
     /// Name sent in EHLO.
     #[serde(default = "defaults::hello_name")]
     pub hello_name: String,
@@ -83,7 +109,10 @@ pub struct SmtpConfig {
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
+            mode: defaults::delivery_mode(),
             relays: Vec::new(),
+            mx_port: defaults::mx_port(),
+            ip_pool: Vec::new(),
             hello_name: defaults::hello_name(),
             timeout: defaults::smtp_timeout(),
             max_connections_per_relay: defaults::relay_connections(),
@@ -98,6 +127,10 @@ pub struct LimitOverride {
     pub rate: Option<Rate>,
     pub burst: Option<u32>,
     pub connections: Option<usize>,
+    /// mx mode: refuse to send without STARTTLS (otherwise STARTTLS is used when offered).
+    pub require_tls: Option<bool>,
+    /// mx mode: a connection is closed after this many messages.
+    pub messages_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,11 +142,21 @@ pub struct DefaultLimit {
     pub burst: u32,
     #[serde(default = "defaults::connections")]
     pub connections: usize,
+    #[serde(default)]
+    pub require_tls: bool,
+    #[serde(default = "defaults::messages_per_connection")]
+    pub messages_per_connection: u32,
 }
 
 impl Default for DefaultLimit {
     fn default() -> Self {
-        DefaultLimit { rate: defaults::rate(), burst: defaults::burst(), connections: defaults::connections() }
+        DefaultLimit {
+            rate: defaults::rate(),
+            burst: defaults::burst(),
+            connections: defaults::connections(),
+            require_tls: false,
+            messages_per_connection: defaults::messages_per_connection(),
+        }
     }
 }
 
@@ -132,6 +175,8 @@ pub struct DomainLimit {
     pub per_second: f64,
     pub burst: u32,
     pub connections: usize,
+    pub require_tls: bool,
+    pub messages_per_connection: u32,
 }
 
 impl LimitsConfig {
@@ -140,7 +185,13 @@ impl LimitsConfig {
     pub fn for_domain(&self, domain: &str) -> DomainLimit {
         let d = &self.default;
         match self.domains.get(domain) {
-            None => DomainLimit { per_second: d.rate.per_second(), burst: d.burst, connections: d.connections },
+            None => DomainLimit {
+                per_second: d.rate.per_second(),
+                burst: d.burst,
+                connections: d.connections,
+                require_tls: d.require_tls,
+                messages_per_connection: d.messages_per_connection,
+            },
             Some(o) => {
                 let per_second = o.rate.map_or(d.rate.per_second(), Rate::per_second);
                 let burst = match (o.burst, o.rate) {
@@ -148,7 +199,13 @@ impl LimitsConfig {
                     (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
                     (None, None) => d.burst,
                 };
-                DomainLimit { per_second, burst, connections: o.connections.unwrap_or(d.connections) }
+                DomainLimit {
+                    per_second,
+                    burst,
+                    connections: o.connections.unwrap_or(d.connections),
+                    require_tls: o.require_tls.unwrap_or(d.require_tls),
+                    messages_per_connection: o.messages_per_connection.unwrap_or(d.messages_per_connection),
+                }
             }
         }
     }
@@ -506,6 +563,15 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn delivery_mode() -> DeliveryMode {
+        DeliveryMode::Relay
+    }
+    pub fn mx_port() -> u16 {
+        25
+    }
+    pub fn messages_per_connection() -> u32 {
+        100
     }
     pub fn dns_timeout() -> Span {
         Span::try_from("5s").unwrap()

@@ -43,6 +43,9 @@ pub struct SinkState {
     /// Of those, accepted on a connection upgraded with STARTTLS.
     pub accepted_encrypted: AtomicU64,
     pub connections: AtomicU64,
+    /// Client address of each connection, and each EHLO/HELO name given.
+    pub peers: Mutex<Vec<std::net::IpAddr>>,
+    pub helo_names: Mutex<Vec<String>>,
     /// While set, new connections are closed at once and open sessions answer 421 and close:
     /// the relay is "down".
     pub refusing: AtomicBool,
@@ -95,7 +98,16 @@ impl SmtpSink {
         Self::start_tls(keep_messages, true).await
     }
 
+    /// Starts on `listen`, offering STARTTLS.
+    pub async fn bind_starttls(listen: &str, keep_messages: bool) -> SmtpSink {
+        Self::start_tls_on(listen, keep_messages, false).await
+    }
+
     async fn start_tls(keep_messages: bool, implicit: bool) -> SmtpSink {
+        Self::start_tls_on("127.0.0.1:0", keep_messages, implicit).await
+    }
+
+    async fn start_tls_on(listen: &str, keep_messages: bool, implicit: bool) -> SmtpSink {
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let pem = key.cert.pem();
         let certs = vec![key.cert.der().clone()];
@@ -108,7 +120,7 @@ impl SmtpSink {
             .with_single_cert(certs, private)
             .expect("server certificate");
         let tls = Tls { acceptor: TlsAcceptor::from(Arc::new(config)), implicit };
-        let mut sink = Self::serve("127.0.0.1:0", keep_messages, Some(tls)).await.expect("bind");
+        let mut sink = Self::serve(listen, keep_messages, Some(tls)).await.expect("bind");
         sink.ca_pem = Some(pem);
         sink.implicit_tls = implicit;
         sink
@@ -125,7 +137,8 @@ impl SmtpSink {
         let state = Arc::new(SinkState { keep_messages, ..Default::default() });
         let shared = state.clone();
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((stream, peer)) = listener.accept().await {
+                shared.peers.lock().unwrap().push(peer.ip());
                 if shared.is_refusing() {
                     drop(stream);
                     continue;
@@ -236,6 +249,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         if state.is_refusing() {
             stream.get_mut().write_all(b"421 4.3.2 Service not available, closing channel\r\n").await?;
             return Ok(Ended::Closed);
+        }
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            state.helo_names.lock().unwrap().push(line[4..].trim().to_string());
         }
         let reply: &[u8] = if upper.starts_with("EHLO") {
             if offer_starttls {

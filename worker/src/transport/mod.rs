@@ -1,6 +1,8 @@
 //! The seam between delivery logic and the wire: a small [`Transport`] trait, implemented by
-//! the real SMTP relay pool ([`smtp::SmtpRelays`]) and by scripted doubles in tests.
+//! the real SMTP relay pool ([`smtp::SmtpRelays`]), direct MX delivery ([`mx::MxDelivery`]),
+//! and by scripted doubles in tests. [`Delivery`] picks one per `smtp.mode`.
 
+pub mod mx;
 pub mod smtp;
 mod tls;
 
@@ -57,6 +59,21 @@ pub enum SendError {
 /// Sends one message. Implementations own connection reuse, limits and timeouts.
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, envelope: &Envelope, message: &[u8]) -> impl Future<Output = Result<SmtpReply, SendError>> + Send;
+}
+
+/// The configured way out.
+pub enum Delivery {
+    Relays(smtp::SmtpRelays),
+    Mx(Box<mx::MxDelivery>),
+}
+
+impl Transport for Delivery {
+    async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
+        match self {
+            Delivery::Relays(r) => r.send(envelope, message).await,
+            Delivery::Mx(m) => m.send(envelope, message).await,
+        }
+    }
 }
 
 #[cfg(test)]

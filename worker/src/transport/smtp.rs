@@ -158,13 +158,13 @@ fn tls_parameters(r: &RelayConfig) -> anyhow::Result<Option<TlsParameters>> {
     Ok(Some(builder.build_rustls().map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?))
 }
 
-fn code_number(code: lettre::transport::smtp::response::Code) -> u16 {
+pub(super) fn code_number(code: lettre::transport::smtp::response::Code) -> u16 {
     code.to_string().parse().unwrap_or(0)
 }
 
 /// While connecting, anything but an SMTP reply (refused, TLS, no STARTTLS offered) is a
 /// problem of the connection, to retry later, never of the message.
-fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
+pub(super) fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
     match classify_error(e) {
         SendError::Unsendable(why) => SendError::Connection(why),
         other => other,
@@ -173,7 +173,7 @@ fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
 
 /// 4xx/5xx replies keep their code and text; client-side refusals cannot succeed on retry;
 /// everything else (network, TLS, timeouts) is a connection problem.
-fn classify_error(e: lettre::transport::smtp::Error) -> SendError {
+pub(super) fn classify_error(e: lettre::transport::smtp::Error) -> SendError {
     if let Some(code) = e.status() {
         let text = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
         return SendError::Rejected(SmtpReply::parse(code_number(code), &text));

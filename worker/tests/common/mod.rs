@@ -61,10 +61,15 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
     let public = format!("http://127.0.0.1:{public_port}");
     // A link secret made for this run.
     let secret: String = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    // A test of direct MX delivery brings its own [smtp] section and DNS; no relay then.
+    let relay_section = if extra_toml.contains("mode = \"mx\"") {
+        String::new()
+    } else {
+        format!("[[smtp.relays]]\nport = {}\n{relay_tls}\n", sink.port())
+    };
     let relay = format!(
         "[public]\nlisten = \"127.0.0.1:{public_port}\"\nbase_url = \"{public}\"\nsecret = \"{secret}\"\n\n\
-         [[smtp.relays]]\nport = {}\n{relay_tls}\n\n{extra_toml}",
-        sink.port()
+         {relay_section}\n{extra_toml}"
     );
     let text = config_toml(&redis.url(), api_port, scheduler_metrics, TOKEN, &relay);
     std::fs::write(&config, text).unwrap();

@@ -1,0 +1,179 @@
+//! Direct delivery: each recipient domain's MX hosts in preference order (implicit MX when
+//! there is none, RFC 7505 null MX refused), from the configured source addresses in turn,
+//! each with its own EHLO name. STARTTLS is used whenever offered (encryption without
+//! certificate checks, like Postfix's `may` level) and required where the destination's limits
+//! say `require_tls`. Connections are pooled per (MX host, source address) and closed after
+//! the destination's `messages_per_connection`.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use lettre::{
+    Address,
+    address::Envelope as LettreEnvelope,
+    transport::smtp::{
+        client::{AsyncSmtpConnection, TlsParameters},
+        extension::ClientId,
+    },
+};
+use sluice_shared::{
+    config::{LimitsConfig, SmtpConfig},
+    dns::{Dns, DnsError, MailHosts},
+};
+use tokio::net::TcpSocket;
+
+use super::{
+    Envelope, SendError, SmtpReply, Transport,
+    smtp::{classify_error, code_number, connection_error},
+};
+
+struct Source {
+    address: Option<IpAddr>,
+    helo: ClientId,
+}
+
+struct Pooled {
+    conn: AsyncSmtpConnection,
+    sent: u32,
+}
+
+pub struct MxDelivery {
+    dns: Dns,
+    port: u16,
+    sources: Vec<Source>,
+    next_source: AtomicUsize,
+    idle: Mutex<HashMap<(String, usize), Vec<Pooled>>>,
+    limits: LimitsConfig,
+    timeout: Duration,
+}
+
+impl MxDelivery {
+    pub fn new(smtp: &SmtpConfig, limits: &LimitsConfig, dns: Dns) -> MxDelivery {
+        let mut sources: Vec<Source> = smtp
+            .ip_pool
+            .iter()
+            .map(|s| Source { address: Some(s.address), helo: ClientId::Domain(s.helo.clone()) })
+            .collect();
+        if sources.is_empty() {
+            sources.push(Source { address: None, helo: ClientId::Domain(smtp.hello_name.clone()) });
+        }
+        MxDelivery {
+            dns,
+            port: smtp.mx_port,
+            sources,
+            next_source: AtomicUsize::new(0),
+            idle: Mutex::new(HashMap::new()),
+            limits: limits.clone(),
+            timeout: smtp.timeout.get(),
+        }
+    }
+
+    /// The hosts to try for `domain`, or the permanent or temporary reason there are none.
+    async fn hosts(&self, domain: &str) -> Result<Vec<String>, SendError> {
+        match self.dns.mail_hosts(domain).await {
+            Ok(MailHosts::Null) => {
+                Err(SendError::Rejected(SmtpReply::parse(556, "5.1.10 the domain accepts no mail (null MX)")))
+            }
+            Ok(hosts) => Ok(hosts.hosts()),
+            Err(DnsError::NoSuchDomain(d)) => {
+                Err(SendError::Rejected(SmtpReply::parse(550, &format!("5.1.2 domain {d} does not exist"))))
+            }
+            Err(e) => Err(SendError::Connection(e.to_string())),
+        }
+    }
+
+    async fn connect(&self, host: &str, source: &Source, require_tls: bool) -> Result<AsyncSmtpConnection, SendError> {
+        let addresses = self.dns.ipv4(host).await.map_err(|e| SendError::Connection(e.to_string()))?;
+        let ip = addresses.first().ok_or_else(|| SendError::Connection(format!("{host}: no address")))?;
+        let socket = TcpSocket::new_v4().map_err(|e| SendError::Connection(e.to_string()))?;
+        if let Some(src) = source.address {
+            socket.bind(SocketAddr::new(src, 0)).map_err(|e| SendError::Connection(format!("bind {src}: {e}")))?;
+        }
+        let tcp = socket
+            .connect(SocketAddr::new(IpAddr::V4(*ip), self.port))
+            .await
+            .map_err(|e| SendError::Connection(format!("connect {host} ({ip}:{}): {e}", self.port)))?;
+        tcp.set_nodelay(true).map_err(|e| SendError::Connection(e.to_string()))?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &source.helo).await.map_err(connection_error)?;
+        if conn.can_starttls() {
+            let params = TlsParameters::builder(host.to_string())
+                .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true)
+                .build_rustls()
+                .map_err(|e| SendError::Connection(format!("TLS setup: {e}")))?;
+            conn.starttls(params, &source.helo).await.map_err(connection_error)?;
+        } else if require_tls {
+            return Err(SendError::Connection(format!("{host} does not offer STARTTLS, and TLS is required")));
+        }
+        Ok(conn)
+    }
+
+    async fn deliver(
+        &self,
+        envelope: &LettreEnvelope,
+        to_domain: &str,
+        message: &[u8],
+    ) -> Result<SmtpReply, SendError> {
+        let hosts = self.hosts(to_domain).await?;
+        let limit = self.limits.for_domain(to_domain);
+        let s = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+        let source = &self.sources[s];
+        let mut last = SendError::Connection(format!("{to_domain}: no mail hosts"));
+        for host in hosts {
+            let key = (host.clone(), s);
+            let pooled = self.idle.lock().unwrap().get_mut(&key).and_then(Vec::pop);
+            let mut pooled = match pooled {
+                Some(p) => p,
+                None => match self.connect(&host, source, limit.require_tls).await {
+                    Ok(conn) => Pooled { conn, sent: 0 },
+                    // This host is down or refuses us: try the next one.
+                    Err(e) => {
+                        tracing::debug!(%host, error = %e, "MX host unusable; trying the next");
+                        last = e;
+                        continue;
+                    }
+                },
+            };
+            let result = pooled.conn.send(envelope, message).await;
+            pooled.sent += 1;
+            return match result {
+                Ok(response) => {
+                    if !pooled.conn.has_broken() && pooled.sent < limit.messages_per_connection {
+                        self.idle.lock().unwrap().entry(key).or_default().push(pooled);
+                    } else {
+                        let _ = pooled.conn.quit().await;
+                    }
+                    let text: Vec<&str> = response.message().collect();
+                    Ok(SmtpReply::parse(code_number(response.code()), &text.join(" ")))
+                }
+                // A reply or a break during the transaction is this message's answer: trying
+                // another host could deliver it twice.
+                Err(e) => Err(classify_error(e)),
+            };
+        }
+        Err(last)
+    }
+}
+
+impl Transport for MxDelivery {
+    async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
+        let from: Address = envelope.from.parse().map_err(|e| SendError::Unsendable(format!("sender address: {e}")))?;
+        let to: Address = envelope.to.parse().map_err(|e| SendError::Unsendable(format!("recipient address: {e}")))?;
+        let domain = to.domain().to_ascii_lowercase();
+        let envelope = LettreEnvelope::new(Some(from), vec![to]).map_err(|e| SendError::Unsendable(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.deliver(&envelope, &domain, message)).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(SendError::Connection(format!("no answer from the MX hosts of {domain} within {:?}", self.timeout)))
+            }
+        }
+    }
+}

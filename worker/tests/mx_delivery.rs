@@ -1,0 +1,89 @@
+//! Direct MX delivery through the real binaries, against a local DNS server and local MX
+//! hosts: the preferred MX refuses, the next one takes the mail over opportunistic STARTTLS
+//! from the configured source address with its EHLO name; implicit MX, null MX and
+//! non-existent domains behave per RFC 5321 / 7505; a destination that requires TLS is not
+//! sent to in the clear.
+
+mod common;
+
+use std::{net::IpAddr, time::Duration};
+
+use serde_json::json;
+use sluice_shared::testkit::{
+    RedisServer,
+    dns_server::{DnsServer, Entry, ip},
+    free_port,
+    smtp_sink::SmtpSink,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_hosts_in_preference_order_with_starttls_from_the_pool_address() {
+    let port = free_port();
+    let refusing = SmtpSink::bind(&format!("127.0.0.2:{port}"), false).await.unwrap();
+    refusing.state.set_refusing(true);
+    let cleartext_only = SmtpSink::bind(&format!("127.0.0.4:{port}"), false).await.unwrap();
+    let good = SmtpSink::bind_starttls(&format!("127.0.0.1:{port}"), true).await;
+    let mx =
+        |name: &str, preference, exchange: &str| Entry::Mx { name: name.into(), preference, exchange: exchange.into() };
+    let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
+    let dns = DnsServer::start(vec![
+        mx("x.example", 10, "mx1.x.example"),
+        mx("x.example", 20, "mx2.x.example"),
+        a("mx1.x.example", "127.0.0.2"),
+        a("mx2.x.example", "127.0.0.1"),
+        a("nomx.example", "127.0.0.1"),
+        mx("null.example", 0, "."),
+        mx("plain.example", 10, "mx.plain.example"),
+        a("mx.plain.example", "127.0.0.4"),
+    ])
+    .await;
+    let extra = format!(
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
+         [dns]\nnameservers = [\"{}\"]\n\n[limits.domains.\"x.example\"]\nrequire_tls = true\n\n\
+         [limits.domains.\"plain.example\"]\nrequire_tls = true\n\n[retry]\nschedule = [\"1h\"]\n",
+        dns.nameserver()
+    );
+    let stack = common::start_full(RedisServer::start(), good, &extra, 1).await;
+    let mut recipients: Vec<_> = (0..5).map(|i| format!("u{i}@x.example")).collect();
+    recipients.extend(["v@nomx.example", "w@null.example", "z@nowhere.example", "p@plain.example"].map(String::from));
+    let body = common::campaign_body(
+        "direct",
+        recipients.iter().map(|r| json!({"email": r, "vars": {"name": "N"}})).collect(),
+    );
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let counts = loop {
+        let counts = common::counts(&stack.campaign("direct").await);
+        if counts["queued"] == 0 && counts["sent"] + counts["bounced"] + counts["deferred"] == 9 {
+            break counts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{counts:?}\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((counts["sent"], counts["bounced"], counts["deferred"]), (6, 2, 1), "{counts:?}\n{}", stack.logs());
+
+    let sink = &stack.sink.state;
+    assert_eq!(sink.accepted(), 6);
+    assert_eq!(sink.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed), 6, "STARTTLS used when offered");
+    assert!(!refusing.state.peers.lock().unwrap().is_empty(), "the preferred MX was tried first");
+    assert_eq!(refusing.state.accepted(), 0);
+    assert!(
+        sink.peers.lock().unwrap().iter().all(|p| *p == "127.0.0.3".parse::<IpAddr>().unwrap()),
+        "bound to the pool address"
+    );
+    assert!(sink.helo_names.lock().unwrap().iter().all(|h| h == "mta1.shop.example"));
+    assert_eq!(cleartext_only.state.accepted(), 0, "TLS required: never sent in the clear");
+    assert!(
+        !cleartext_only.state.helo_names.lock().unwrap().is_empty(),
+        "it was reached, then refused for lack of STARTTLS"
+    );
+
+    // Null MX and a domain that does not exist bounce; the address is suppressed.
+    for (address, enhanced) in [("w@null.example", "5.1.10"), ("z@nowhere.example", "5.1.2")] {
+        let (status, entry) = stack.call("GET", &format!("/v1/suppressions/{address}"), None).await;
+        assert_eq!(status, 200, "{address}: {entry}");
+        assert_eq!(entry["detail"]["enhanced"], enhanced, "{entry}");
+    }
+}
