@@ -1,57 +1,123 @@
-//! Pushes jobs into per-domain streams and tells workers which domains have work.
+//! Pushes jobs into their destination streams and tells workers which destinations have work.
+//! A destination is the recipient's domain, or `@provider` when the domain belongs to a
+//! provider (by its domain list, or by its MX hosts when `limits.mx_rollup` is on) and has no
+//! `[limits.domains]` section of its own.
 
-use sluice_shared::redis::Conn;
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sluice_shared::{
+    config::{Config, Providers},
+    dns::Dns,
     keys,
     model::Job,
-    redis::{StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::SCRIPTS},
 };
 use tokio::sync::Mutex;
 
-/// Remembers which domain streams already have the workers' consumer group.
-#[derive(Default)]
+/// How long a domain's destination is remembered before its MX hosts are looked at again.
+const ROLLUP_TTL: Duration = Duration::from_secs(3600);
+/// Domains remembered at most (the map starts over beyond it).
+const ROLLUP_MAX: usize = 200_000;
+
 pub struct Enqueuer {
+    providers: Providers,
+    /// Domains with their own `[limits.domains]` section keep their own queue.
+    own_limits: HashSet<String>,
+    /// Present when `limits.mx_rollup` is on.
+    dns: Option<Dns>,
+    /// Streams that already have the workers' consumer group.
     known: Mutex<HashSet<String>>,
+    /// Domain -> destination, with when it was decided.
+    destinations: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Enqueuer {
-    /// Appends `jobs` to their domains' streams (one pipeline) and marks those domains ready.
+    pub fn new(config: Arc<Config>) -> anyhow::Result<Enqueuer> {
+        let dns = match config.limits.mx_rollup {
+            true => Some(Dns::from_config(&config.dns).map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?),
+            false => None,
+        };
+        let own_limits = config.limits.domains.keys().cloned().collect();
+        Ok(Enqueuer {
+            providers: config.limits.providers(),
+            own_limits,
+            dns,
+            known: Mutex::new(HashSet::new()),
+            destinations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The destination (stream) for recipients of `domain`.
+    pub async fn destination(&self, domain: &str) -> String {
+        if let Some((d, at)) = self.destinations.lock().await.get(domain)
+            && at.elapsed() < ROLLUP_TTL
+        {
+            return d.clone();
+        }
+        if self.own_limits.contains(domain) {
+            return domain.to_string();
+        }
+        let by_list = self.providers.by_domain(domain).map(|p| p.queue());
+        let found = match (by_list, &self.dns) {
+            (Some(q), _) => q,
+            (None, Some(dns)) => match dns.mail_hosts(domain).await {
+                Ok(hosts) => self.providers.by_mx(&hosts.hosts()).map_or_else(|| domain.to_string(), |p| p.queue()),
+                // Without an answer the domain keeps its own queue; the worker defers if DNS
+                // stays down. Not remembered, so the next job asks again.
+                Err(e) => {
+                    tracing::debug!(%domain, error = %e, "MX rollup lookup failed; domain queued alone");
+                    return domain.to_string();
+                }
+            },
+            (None, None) => domain.to_string(),
+        };
+        let mut map = self.destinations.lock().await;
+        if map.len() >= ROLLUP_MAX {
+            map.clear();
+        }
+        map.insert(domain.to_string(), (found.clone(), Instant::now()));
+        found
+    }
+
+    /// Appends `jobs` to their destinations' streams (one pipeline) and marks them ready.
     pub async fn push(&self, conn: &mut Conn, jobs: &[Job]) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let mut by_domain: BTreeMap<&str, Vec<&Job>> = BTreeMap::new();
+        let mut by_destination: BTreeMap<String, Vec<&Job>> = BTreeMap::new();
         for job in jobs {
-            by_domain.entry(job.domain()).or_default().push(job);
+            by_destination.entry(self.destination(job.domain()).await).or_default().push(job);
         }
-        self.ensure_groups(conn, by_domain.keys().copied()).await?;
+        self.ensure_groups(conn, by_destination.keys()).await?;
         let mut pipe = redis::pipe();
-        for (domain, jobs) in &by_domain {
-            let stream = keys::domain_stream(domain);
+        for (destination, jobs) in &by_destination {
+            let stream = keys::domain_stream(destination);
             for job in jobs {
                 pipe.xadd(&stream, "*", &job.to_fields()).ignore();
             }
         }
         pipe.query_async::<()>(conn).await?;
         let mut mark = SCRIPTS.mark_ready.key(keys::ready_domains());
-        for domain in by_domain.keys() {
-            mark.arg(*domain);
+        for destination in by_destination.keys() {
+            mark.arg(destination);
         }
         mark.invoke_async::<i64>(conn).await?;
         Ok(())
     }
 
-    async fn ensure_groups<'a>(&self, conn: &mut Conn, domains: impl Iterator<Item = &'a str>) -> StoreResult<()> {
+    async fn ensure_groups(&self, conn: &mut Conn, destinations: impl Iterator<Item = &String>) -> StoreResult<()> {
         let mut known = self.known.lock().await;
-        for domain in domains {
-            if known.contains(domain) {
+        for destination in destinations {
+            if known.contains(destination) {
                 continue;
             }
-            sluice_shared::redis::ensure_group(conn, &keys::domain_stream(domain), keys::WORKER_GROUP).await?;
-            redis::cmd("SADD").arg(keys::domains()).arg(domain).query_async::<()>(conn).await?;
-            known.insert(domain.to_string());
+            sluice_shared::redis::ensure_group(conn, &keys::domain_stream(destination), keys::WORKER_GROUP).await?;
+            redis::cmd("SADD").arg(keys::domains()).arg(destination).query_async::<()>(conn).await?;
+            known.insert(destination.clone());
         }
         Ok(())
     }

@@ -85,7 +85,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let duties = duties::Duties { pool, config, consumer, enqueuer: Default::default() };
+    let enqueuer = enqueue::Enqueuer::new(config.clone())?;
+    let duties = duties::Duties { pool, config, consumer, enqueuer };
     duties.run(shutdown).await;
     server.await??;
     if let Some(public) = public {

@@ -3,6 +3,7 @@
 //! Every section rejects unknown keys, and [`Config::validate`] names the bad key and value,
 //! so a typo stops the process at startup instead of being silently ignored.
 
+mod providers;
 mod sections;
 mod warmup;
 
@@ -10,6 +11,7 @@ use std::{net::SocketAddr, path::Path};
 
 use serde::Deserialize;
 
+pub use providers::*;
 pub use sections::*;
 pub use warmup::*;
 
@@ -130,6 +132,32 @@ impl Config {
             }
             if o.connections == Some(0) {
                 return Err(invalid(format!("limits.domains.\"{domain}\".connections"), 0, "must be at least 1"));
+            }
+        }
+        for (name, p) in &self.limits.providers {
+            let name_ok =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok {
+                return Err(invalid(
+                    format!("limits.providers.{name}"),
+                    name,
+                    "provider names are lower-case letters, digits and -",
+                ));
+            }
+            let lists = p.domains.iter().flatten().chain(p.mx_suffixes.iter().flatten());
+            if let Some(bad) = lists.into_iter().find(|d| d.is_empty() || **d != d.to_ascii_lowercase()) {
+                return Err(invalid(
+                    format!("limits.providers.{name}"),
+                    bad,
+                    "domains and MX suffixes must be lower-case and non-empty",
+                ));
+            }
+            if p.burst == Some(0) || p.connections == Some(0) || p.messages_per_connection == Some(0) {
+                return Err(invalid(
+                    format!("limits.providers.{name}"),
+                    name,
+                    "burst, connections and messages_per_connection must be at least 1",
+                ));
             }
         }
         if self.retry.schedule.is_empty() {

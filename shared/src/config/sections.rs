@@ -167,6 +167,13 @@ pub struct LimitsConfig {
     pub default: DefaultLimit,
     #[serde(default)]
     pub domains: BTreeMap<String, LimitOverride>,
+    /// Provider groups (see [`super::providers`]); built-in ones exist without configuration.
+    #[serde(default)]
+    pub providers: BTreeMap<String, super::ProviderConfig>,
+    /// Group domains into providers by their MX hosts too (DNS lookups at expansion, cached);
+    /// off: by the providers' domain lists only.
+    #[serde(default)]
+    pub mx_rollup: bool,
 }
 
 /// The limits that apply to one destination domain, resolved.
@@ -180,9 +187,13 @@ pub struct DomainLimit {
 }
 
 impl LimitsConfig {
-    /// Limits for `domain`: its own section if configured, else the default.
-    /// A domain section that sets `rate` but not `burst` gets one second's worth of burst.
+    /// Limits for a destination: a provider queue (`@name`) gets its provider's; a domain its
+    /// own section if configured, else the default. A section that sets `rate` but not
+    /// `burst` gets one second's worth of burst.
     pub fn for_domain(&self, domain: &str) -> DomainLimit {
+        if let Some(p) = domain.strip_prefix('@').and_then(|name| self.provider(name)) {
+            return p.limit;
+        }
         let d = &self.default;
         match self.domains.get(domain) {
             None => DomainLimit {
@@ -210,9 +221,14 @@ impl LimitsConfig {
         }
     }
 
-    /// Bounded metric label for a domain: the domain itself if configured, else "other".
+    /// Bounded metric label for a destination: the provider's name for a provider queue, the
+    /// domain itself if configured, else "other".
     pub fn label<'a>(&self, domain: &'a str) -> &'a str {
-        if self.domains.contains_key(domain) { domain } else { "other" }
+        match domain.strip_prefix('@') {
+            Some(name) => name,
+            None if self.domains.contains_key(domain) => domain,
+            None => "other",
+        }
     }
 }
 

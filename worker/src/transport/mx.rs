@@ -24,7 +24,7 @@ use lettre::{
     },
 };
 use sluice_shared::{
-    config::{LimitsConfig, SmtpConfig},
+    config::{LimitsConfig, Providers, SmtpConfig},
     dns::{Dns, DnsError, MailHosts},
 };
 use tokio::net::TcpSocket;
@@ -51,6 +51,7 @@ pub struct MxDelivery {
     next_source: AtomicUsize,
     idle: Mutex<HashMap<(String, usize), Vec<Pooled>>>,
     limits: LimitsConfig,
+    providers: Providers,
     timeout: Duration,
 }
 
@@ -71,6 +72,7 @@ impl MxDelivery {
             next_source: AtomicUsize::new(0),
             idle: Mutex::new(HashMap::new()),
             limits: limits.clone(),
+            providers: limits.providers(),
             timeout: smtp.timeout.get(),
         }
     }
@@ -123,7 +125,16 @@ impl MxDelivery {
         message: &[u8],
     ) -> Result<SmtpReply, SendError> {
         let hosts = self.hosts(to_domain).await?;
-        let limit = self.limits.for_domain(to_domain);
+        // TLS and connection reuse follow the domain's own limits if configured, else its
+        // provider's (by domain list, else by MX host), else the default.
+        let limit = match self.limits.domains.contains_key(to_domain) {
+            true => self.limits.for_domain(to_domain),
+            false => self
+                .providers
+                .by_domain(to_domain)
+                .or_else(|| self.providers.by_mx(&hosts))
+                .map_or_else(|| self.limits.for_domain(to_domain), |p| p.limit),
+        };
         let s = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
         let source = &self.sources[s];
         let mut last = SendError::Connection(format!("{to_domain}: no mail hosts"));

@@ -1,0 +1,180 @@
+//! Mailbox providers: destinations grouped by domain list and by MX host suffix ("MX rollup":
+//! every domain whose mail goes to Google's MX shares Google's queue and limits). A provider's
+//! queue is named `@<provider>`; its limits start from the built-in table (DOMAIN.md section 4)
+//! and `[limits.providers.NAME]` overrides any field or adds providers.
+
+use serde::Deserialize;
+
+use super::{DomainLimit, LimitsConfig};
+use crate::units::Rate;
+
+/// One provider as configured; every field is optional and overrides the built-in value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub domains: Option<Vec<String>>,
+    /// MX host names ending in one of these (e.g. `google.com` matches `aspmx.l.google.com`).
+    pub mx_suffixes: Option<Vec<String>>,
+    pub rate: Option<Rate>,
+    pub burst: Option<u32>,
+    pub connections: Option<usize>,
+    pub require_tls: Option<bool>,
+    pub messages_per_connection: Option<u32>,
+}
+
+struct Builtin {
+    name: &'static str,
+    domains: &'static [&'static str],
+    mx_suffixes: &'static [&'static str],
+    connections: Option<usize>,
+    messages_per_connection: Option<u32>,
+    require_tls: bool,
+}
+
+/// KumoMTA's shipped shaping, as DOMAIN.md section 4 lists it.
+const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "google",
+        domains: &["gmail.com", "googlemail.com"],
+        mx_suffixes: &["google.com", "googlemail.com"],
+        connections: Some(5),
+        messages_per_connection: Some(50),
+        require_tls: true,
+    },
+    Builtin {
+        name: "yahoo",
+        domains: &["yahoo.com", "ymail.com", "rocketmail.com", "aol.com"],
+        mx_suffixes: &["yahoodns.net"],
+        connections: None,
+        messages_per_connection: Some(20),
+        require_tls: false,
+    },
+    Builtin {
+        name: "outlook",
+        domains: &["outlook.com", "hotmail.com", "live.com", "msn.com"],
+        mx_suffixes: &["outlook.com"],
+        connections: Some(5),
+        messages_per_connection: Some(50),
+        require_tls: false,
+    },
+    Builtin {
+        name: "comcast",
+        domains: &["comcast.net"],
+        mx_suffixes: &["comcast.net"],
+        connections: Some(25),
+        messages_per_connection: Some(1000),
+        require_tls: false,
+    },
+];
+
+/// A provider with its configuration merged over the built-in entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provider {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub mx_suffixes: Vec<String>,
+    pub limit: DomainLimit,
+}
+
+impl Provider {
+    /// Its queue (and destination) name.
+    pub fn queue(&self) -> String {
+        format!("@{}", self.name)
+    }
+}
+
+/// Every provider, resolved once; matching is done against this list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Providers(pub Vec<Provider>);
+
+impl Providers {
+    /// The provider whose domain list holds `domain`.
+    pub fn by_domain(&self, domain: &str) -> Option<&Provider> {
+        let domain = domain.to_ascii_lowercase();
+        self.0.iter().find(|p| p.domains.contains(&domain))
+    }
+
+    /// The provider of the first of `mx_hosts` that matches any provider's MX suffixes.
+    pub fn by_mx(&self, mx_hosts: &[String]) -> Option<&Provider> {
+        mx_hosts.iter().find_map(|host| {
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            self.0.iter().find(|p| p.mx_suffixes.iter().any(|s| host == *s || host.ends_with(&format!(".{s}"))))
+        })
+    }
+}
+
+impl LimitsConfig {
+    /// Every provider: the built-in ones (as overridden) and the configured ones.
+    pub fn providers(&self) -> Providers {
+        let mut names: Vec<String> = BUILTIN.iter().map(|b| b.name.to_string()).collect();
+        names.extend(self.providers.keys().filter(|n| !BUILTIN.iter().any(|b| b.name == n.as_str())).cloned());
+        Providers(names.into_iter().filter_map(|n| self.provider(&n)).collect())
+    }
+
+    /// One provider by name.
+    pub fn provider(&self, name: &str) -> Option<Provider> {
+        let builtin = BUILTIN.iter().find(|b| b.name == name);
+        let configured = self.providers.get(name);
+        if builtin.is_none() && configured.is_none() {
+            return None;
+        }
+        let c = configured.cloned().unwrap_or_default();
+        let d = &self.default;
+        let list = |given: Option<Vec<String>>, fallback: Option<&[&str]>| {
+            given.unwrap_or_else(|| fallback.unwrap_or(&[]).iter().map(|s| s.to_string()).collect())
+        };
+        let per_second = c.rate.map_or(d.rate.per_second(), Rate::per_second);
+        let burst = match (c.burst, c.rate) {
+            (Some(b), _) => b,
+            (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
+            (None, None) => d.burst,
+        };
+        Some(Provider {
+            name: name.to_string(),
+            domains: list(c.domains, builtin.map(|b| b.domains)),
+            mx_suffixes: list(c.mx_suffixes, builtin.map(|b| b.mx_suffixes)),
+            limit: DomainLimit {
+                per_second,
+                burst,
+                connections: c.connections.or(builtin.and_then(|b| b.connections)).unwrap_or(d.connections),
+                require_tls: c.require_tls.unwrap_or(builtin.is_some_and(|b| b.require_tls) || d.require_tls),
+                messages_per_connection: c
+                    .messages_per_connection
+                    .or(builtin.and_then(|b| b.messages_per_connection))
+                    .unwrap_or(d.messages_per_connection),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(toml_text: &str) -> LimitsConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn built_in_providers_follow_domain_md_and_can_be_overridden() {
+        let l = limits(
+            "[providers.google]\nrate = \"20/s\"\n[providers.fastmail]\ndomains = [\"fastmail.com\"]\nconnections = 3\n",
+        );
+        let g = l.provider("google").unwrap();
+        assert_eq!((g.limit.connections, g.limit.messages_per_connection, g.limit.require_tls), (5, 50, true));
+        assert_eq!((g.limit.per_second, g.limit.burst), (20.0, 20));
+        assert!(g.domains.contains(&"gmail.com".to_string()), "the override keeps the built-in domains");
+        assert_eq!(l.provider("comcast").unwrap().limit.messages_per_connection, 1000);
+        assert_eq!(l.provider("fastmail").unwrap().limit.connections, 3);
+        let all = l.providers();
+        assert_eq!(all.by_domain("GMAIL.com").unwrap().queue(), "@google");
+        assert_eq!(all.by_domain("fastmail.com").unwrap().name, "fastmail");
+        assert_eq!(all.by_domain("shop.example"), None);
+        let hosts = vec!["alt1.aspmx.l.google.com.".to_string()];
+        assert_eq!(all.by_mx(&hosts).unwrap().name, "google");
+        assert_eq!(all.by_mx(&["mx.notgoogle.com".to_string()]), None, "suffixes match whole labels");
+        // Provider queues resolve to the provider's limits and label.
+        assert_eq!(l.for_domain("@google").connections, 5);
+        assert_eq!(l.label("@google"), "google");
+    }
+}
