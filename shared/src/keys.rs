@@ -130,6 +130,11 @@ pub fn warmup_sent(domain: &str, date: &str) -> String {
     format!("sluice:warmup:{domain}:{date}")
 }
 
+/// Messages sent from one source address on one UTC date (its warm-up cap).
+pub fn warmup_ip_sent(address: &str, date: &str) -> String {
+    format!("sluice:warmup:ip:{address}:{date}")
+}
+
 /// Sorted set consumer name -> last heartbeat (ms): live workers.
 pub fn workers() -> String {
     "sluice:workers".into()
@@ -168,6 +173,7 @@ mod tests {
         assert_eq!(workers(), "sluice:workers");
         assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
         assert_eq!(warmup_sent("shop.example", "2026-11-26"), "sluice:warmup:shop.example:2026-11-26");
+        assert_eq!(warmup_ip_sent("192.0.2.10", "2026-11-26"), "sluice:warmup:ip:192.0.2.10:2026-11-26");
         assert_eq!(dead_letters(), "sluice:dead-letters");
     }
 

@@ -22,11 +22,13 @@ pub struct Verdict {
     pub suppress: bool,
     /// Slow or suspend the whole destination.
     pub destination: Option<DestinationAction>,
+    /// Not attempted: the job waits until then without using an attempt.
+    pub hold_until: Option<i64>,
 }
 
 impl Verdict {
     fn plain(kind: OutcomeKind, category: Option<Category>, detail: Value) -> Verdict {
-        Verdict { kind, detail, category, suppress: false, destination: None }
+        Verdict { kind, detail, category, suppress: false, destination: None, hold_until: None }
     }
 }
 
@@ -47,6 +49,7 @@ pub fn classify(rules: &Classifier, result: &Result<SmtpReply, SendError>) -> Ve
                 category: Some(rule.category),
                 suppress: rule.action == Action::BounceAndSuppress,
                 destination: rule.destination,
+                hold_until: None,
             }
         }
         Err(SendError::Connection(e)) => Verdict::plain(
@@ -57,6 +60,10 @@ pub fn classify(rules: &Classifier, result: &Result<SmtpReply, SendError>) -> Ve
         Err(SendError::Unsendable(e)) => {
             Verdict::plain(OutcomeKind::Failed, Some(Category::Other), json!({"error": e, "category": "other"}))
         }
+        Err(SendError::Hold { until_ms, reason }) => Verdict {
+            hold_until: Some(*until_ms),
+            ..Verdict::plain(OutcomeKind::Deferred, None, json!({"reason": "warmup_cap", "detail": reason}))
+        },
     }
 }
 

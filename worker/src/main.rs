@@ -43,7 +43,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         DeliveryMode::Mx => {
             let dns = sluice_shared::dns::Dns::from_config(&config.dns)
                 .map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?;
-            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(&config.smtp, &config.limits, dns)))
+            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(&config, dns, pool.clone())))
         }
     };
     let consumer = config.worker.name.clone().unwrap_or_else(|| startup::host_name("worker"));

@@ -87,3 +87,102 @@ async fn mx_hosts_in_preference_order_with_starttls_from_the_pool_address() {
         assert_eq!(entry["detail"]["enhanced"], enhanced, "{entry}");
     }
 }
+
+/// Where each kept message came from, by the sink's `Received: from HELO ([ip])` line.
+fn sources(sink: &SmtpSink) -> Vec<String> {
+    sink.state
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| {
+            let text = String::from_utf8_lossy(m);
+            let line = text.lines().find(|l| l.starts_with("Received: from ")).unwrap().to_string();
+            line.rsplit_once("([").unwrap().1.trim_end_matches("])").to_string()
+        })
+        .collect()
+}
+
+async fn warmup_stack(spill: bool) -> (common::Stack, DnsServer) {
+    let port = free_port();
+    let sink = SmtpSink::bind(&format!("127.0.0.1:{port}"), true).await.unwrap();
+    let dns = DnsServer::start(vec![
+        Entry::Mx { name: "x.example".into(), preference: 10, exchange: "mx.x.example".into() },
+        Entry::A { name: "mx.x.example".into(), address: ip("127.0.0.1") },
+    ])
+    .await;
+    let today = chrono::Utc::now().date_naive();
+    let spill_section = if spill {
+        "[[smtp.ip_pool]]\naddress = \"127.0.0.5\"\nhelo = \"mta2.shop.example\"\npool = \"overflow\"\n\n".to_string()
+    } else {
+        String::new()
+    };
+    let spill_key = if spill { "spill_pool = \"overflow\"\n" } else { "" };
+    let extra = format!(
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
+         {spill_section}[dns]\nnameservers = [\"{}\"]\n\n[warmup]\n{spill_key}\n[warmup.plans.new-ip]\ndays = [2, 4]\n\n\
+         [warmup.ips.\"127.0.0.3\"]\nplan = \"new-ip\"\nstart = \"{today}\"\n",
+        dns.nameserver()
+    );
+    (common::start_full(RedisServer::start(), sink, &extra, 1).await, dns)
+}
+
+async fn settled(stack: &common::Stack, id: &str, total: u64) -> std::collections::BTreeMap<String, u64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = common::counts(&stack.campaign(id).await);
+        if counts["queued"] == 0 && counts["sent"] + counts["deferred"] == total {
+            return counts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{counts:?}\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn five(id: &str) -> serde_json::Value {
+    common::campaign_body(
+        id,
+        (0..5).map(|i| json!({"email": format!("u{i}@x.example"), "vars": {"name": "N"}})).collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warming_address_sends_its_cap_then_the_spill_pool_takes_over() {
+    let (stack, _dns) = warmup_stack(true).await;
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(five("spill"))).await;
+    assert_eq!(status, 201, "{reply}");
+    let counts = settled(&stack, "spill", 5).await;
+    assert_eq!(counts["sent"], 5, "{counts:?}");
+    let mut from = sources(&stack.sink);
+    from.sort();
+    assert_eq!(from, ["127.0.0.3", "127.0.0.3", "127.0.0.5", "127.0.0.5", "127.0.0.5"]);
+    let (_, body) = stack.call("GET", "/v1/warmup", None).await;
+    let ip = &body["senders"][0];
+    assert_eq!(
+        (ip["sender"].as_str(), ip["cap"].as_u64(), ip["sent_today"].as_u64()),
+        (Some("ip:127.0.0.3"), Some(2), Some(2)),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_spill_pool_the_overflow_waits_for_the_next_day() {
+    let (stack, _dns) = warmup_stack(false).await;
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(five("wait"))).await;
+    assert_eq!(status, 201, "{reply}");
+    let counts = settled(&stack, "wait", 5).await;
+    assert_eq!((counts["sent"], counts["deferred"]), (2, 3), "{counts:?}");
+    let midnight = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let waiting: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(sluice_shared::keys::campaign_retry("wait"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut stack.redis.conn())
+        .unwrap();
+    assert_eq!(waiting.len(), 3);
+    for (member, score) in waiting {
+        assert_eq!(score, midnight.timestamp_millis());
+        assert_eq!(serde_json::from_str::<sluice_shared::model::Job>(&member).unwrap().a, 0, "no attempt used");
+    }
+}

@@ -236,6 +236,23 @@ impl Config {
                 return Err(invalid(format!("warmup.senders.\"{domain}\""), domain, "From domains are lower-case"));
             }
         }
+        for (address, sender) in &self.warmup.ips {
+            if !self.warmup.plans.contains_key(&sender.plan) {
+                return Err(invalid(
+                    format!("warmup.ips.\"{address}\".plan"),
+                    &sender.plan,
+                    "no such plan in [warmup.plans]",
+                ));
+            }
+            if !self.smtp.ip_pool.iter().any(|s| s.address == *address) {
+                return Err(invalid(format!("warmup.ips.\"{address}\""), address, "not an smtp.ip_pool address"));
+            }
+        }
+        if let Some(pool) = &self.warmup.spill_pool
+            && !self.smtp.ip_pool.iter().any(|s| &s.pool == pool)
+        {
+            return Err(invalid("warmup.spill_pool", pool, "no smtp.ip_pool entry has this pool"));
+        }
         if let Some(l) = &self.inbound.smtp_listen {
             if l.parse::<SocketAddr>().is_err() {
                 return Err(invalid("inbound.smtp_listen", l, "must be an address like 0.0.0.0:25"));

@@ -80,6 +80,10 @@ pub enum DeliveryMode {
 pub struct SourceIp {
     pub address: std::net::IpAddr,
     pub helo: String,
+    /// Addresses in `warmup.spill_pool` are used only when the others are at their warm-up
+    /// caps; every other pool takes turns.
+    #[serde(default = "defaults::pool_name")]
+    pub pool: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -579,6 +583,9 @@ mod defaults {
     }
     pub fn max_inline_recipients() -> usize {
         10_000
+    }
+    pub fn pool_name() -> String {
+        "default".into()
     }
     pub fn delivery_mode() -> DeliveryMode {
         DeliveryMode::Relay

@@ -1,4 +1,5 @@
-//! Warm-up: named plans of daily caps, applied per From domain for the whole cluster.
+//! Warm-up: named plans of daily caps, applied per From domain or per sending address (mx
+//! mode), for the whole cluster.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,12 @@ pub struct WarmupConfig {
     /// By From domain (lower-case).
     #[serde(default)]
     pub senders: BTreeMap<String, WarmupSender>,
+    /// By sending address (`smtp.ip_pool` entries, mx mode).
+    #[serde(default)]
+    pub ips: BTreeMap<std::net::IpAddr, WarmupSender>,
+    /// mx mode: when every rotating address is at its cap, send from this `smtp.ip_pool` pool
+    /// instead of waiting for the next day.
+    pub spill_pool: Option<String>,
 }
 
 /// Where a sender stands today.
@@ -89,7 +96,15 @@ impl WarmupPlan {
 impl WarmupConfig {
     /// Today's standing of the From domain `domain` at `now`, if it is on a plan.
     pub fn today(&self, domain: &str, now: DateTime<Utc>) -> Option<WarmupDay> {
-        let sender = self.senders.get(&domain.to_ascii_lowercase())?;
+        self.day_of(self.senders.get(&domain.to_ascii_lowercase())?, now)
+    }
+
+    /// Today's standing of a sending address, if it is on a plan.
+    pub fn today_ip(&self, address: std::net::IpAddr, now: DateTime<Utc>) -> Option<WarmupDay> {
+        self.day_of(self.ips.get(&address)?, now)
+    }
+
+    fn day_of(&self, sender: &WarmupSender, now: DateTime<Utc>) -> Option<WarmupDay> {
         let plan = self.plans.get(&sender.plan)?;
         let date = now.date_naive();
         let day = (date - sender.start).num_days().max(0) as u64;

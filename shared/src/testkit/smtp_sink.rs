@@ -14,7 +14,7 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -147,7 +147,7 @@ impl SmtpSink {
                 let state = shared.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, state, tls).await;
+                    let _ = session(stream, peer.ip(), state, tls).await;
                 });
             }
         });
@@ -213,26 +213,27 @@ struct Tls {
 
 const GREETING: &[u8] = b"220 sluice-sink ESMTP ready\r\n";
 
-async fn session(stream: TcpStream, state: Arc<SinkState>, tls: Option<Tls>) -> std::io::Result<()> {
+async fn session(stream: TcpStream, peer: IpAddr, state: Arc<SinkState>, tls: Option<Tls>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     if let Some(Tls { acceptor, implicit: true }) = &tls {
         let mut encrypted = BufReader::new(acceptor.accept(stream).await?);
         encrypted.get_mut().write_all(GREETING).await?;
-        exchange(encrypted, &state, false, true).await?;
+        exchange(encrypted, peer, &state, false, true).await?;
         return Ok(());
     }
     let mut stream = BufReader::new(stream);
     stream.get_mut().write_all(GREETING).await?;
-    if let Ended::Starttls(tcp) = exchange(stream, &state, tls.is_some(), false).await? {
+    if let Ended::Starttls(tcp) = exchange(stream, peer, &state, tls.is_some(), false).await? {
         let acceptor = tls.expect("STARTTLS is offered only with TLS configured").acceptor;
         let encrypted = acceptor.accept(tcp).await?;
-        exchange(BufReader::new(encrypted), &state, false, true).await?;
+        exchange(BufReader::new(encrypted), peer, &state, false, true).await?;
     }
     Ok(())
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: BufReader<S>,
+    peer: IpAddr,
     state: &SinkState,
     offer_starttls: bool,
     encrypted: bool,
@@ -240,6 +241,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
     let mut sender = String::new();
+    let mut helo = String::new();
     loop {
         line.clear();
         if stream.read_line(&mut line).await? == 0 {
@@ -251,7 +253,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(Ended::Closed);
         }
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            state.helo_names.lock().unwrap().push(line[4..].trim().to_string());
+            helo = line[4..].trim().to_string();
+            state.helo_names.lock().unwrap().push(helo.clone());
         }
         let reply: &[u8] = if upper.starts_with("EHLO") {
             if offer_starttls {
@@ -294,7 +297,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 let reply: &[u8] = if blocked {
                     b"554 5.7.1 Message rejected as likely unsolicited mail\r\n"
                 } else {
-                    accept(state, &rcpts, &sender, body);
+                    let trace = format!("Return-Path: <{sender}>\r\nReceived: from {helo} ([{peer}])\r\n");
+                    accept(state, &rcpts, &trace, body);
                     if encrypted {
                         state.accepted_encrypted.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
                     }
@@ -318,8 +322,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Kept messages start with `Return-Path: <MAIL FROM>`, as a final delivery agent writes it.
-fn accept(state: &SinkState, rcpts: &[String], sender: &str, body: Vec<u8>) {
+/// Kept messages start with `Return-Path: <MAIL FROM>` and `Received: from HELO ([peer])`,
+/// as a final delivery agent writes them.
+fn accept(state: &SinkState, rcpts: &[String], trace: &str, body: Vec<u8>) {
     {
         let mut delivered = state.delivered.lock().unwrap();
         for r in rcpts {
@@ -328,7 +333,7 @@ fn accept(state: &SinkState, rcpts: &[String], sender: &str, body: Vec<u8>) {
     }
     state.accepted_total.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
     if state.keep_messages {
-        let mut kept = format!("Return-Path: <{sender}>\r\n").into_bytes();
+        let mut kept = trace.as_bytes().to_vec();
         kept.extend(body);
         state.messages.lock().unwrap().push((rcpts[0].clone(), kept));
     }

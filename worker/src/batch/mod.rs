@@ -149,7 +149,7 @@ async fn handle_campaign<T: Transport>(
     let permits = ctx.domain_permits(domain);
     let answered = AtomicUsize::new(0);
     let half = to_send.len().div_ceil(2);
-    let mut verdicts: Vec<Verdict> = match &campaign {
+    let verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
             let sends = to_send.iter().map(|e| async {
                 let verdict = deliver(ctx, c, &permits, domain, e).await;
@@ -163,6 +163,10 @@ async fn handle_campaign<T: Transport>(
         Some(Err(reason)) => to_send.iter().map(|_| render_failure(reason)).collect(),
         None => to_send.iter().map(|_| render_failure("campaign no longer exists")).collect(),
     };
+    // Jobs the transport held (every source address at its warm-up cap) wait, unattempted;
+    // they are put back after the others are recorded, so a failure there loses no outcome.
+    let (held, sent): (Vec<_>, Vec<_>) = to_send.into_iter().zip(verdicts).partition(|(_, v)| v.hold_until.is_some());
+    let (to_send, mut verdicts): (Vec<&Entry>, Vec<Verdict>) = sent.into_iter().unzip();
     let addresses: Vec<&str> = to_send.iter().map(|e| e.job.r.as_str()).collect();
     // Best effort: the messages are sent, so nothing may stop their outcomes being recorded.
     if let Err(e) = effects::count_soft_bounces(ctx, &mut conn, &addresses, &mut verdicts).await {
@@ -180,7 +184,16 @@ async fn handle_campaign<T: Transport>(
             counted.push((entry.job.r.as_str(), verdict));
         }
     }
-    effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await
+    effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await?;
+    if let Some((_, first)) = held.first() {
+        let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
+        let until = first.hold_until.expect("partitioned on hold_until");
+        retrying(ctx, "hold", || async {
+            warmup::hold(ctx, &mut ctx.conn().await?, campaign_id, &entries, until, &first.detail).await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {

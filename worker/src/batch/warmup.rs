@@ -34,21 +34,33 @@ pub async fn within_cap<'e, T: Transport>(
         return Ok(to_send);
     }
     let (send, held) = to_send.split_at(granted);
-    let id = &campaign.spec.id;
-    let mut inv = SCRIPTS.hold.prepare_invoke();
-    inv.key(keys::campaign_meta(id))
-        .key(keys::campaign_state(id))
-        .key(keys::campaign_retry(id))
-        .key(keys::campaign_counts(id))
-        .key(keys::campaign_events(id));
     let detail = json!({"reason": "warmup_cap", "plan": today.plan, "day": today.day, "cap": cap});
-    inv.arg(ctx.config.campaigns.events_maxlen).arg(today.next_day_ms).arg(detail.to_string());
+    let n = hold(ctx, conn, &campaign.spec.id, held, today.next_day_ms, &detail).await?;
+    metrics::counter!(m::WARMUP_HELD, "sender" => domain.clone()).increment(n);
+    tracing::info!(sender = %domain, cap, held = n, until = today.next_day_ms, "warm-up cap reached; holding the rest for tomorrow");
+    Ok(send.to_vec())
+}
+
+/// Puts in-flight jobs back to wait until `until_ms`, unsent and without using an attempt
+/// (hold.lua). Returns how many were held.
+pub async fn hold<T: Transport>(
+    ctx: &Ctx<T>,
+    conn: &mut Conn,
+    campaign_id: &str,
+    held: &[&Entry],
+    until_ms: i64,
+    detail: &serde_json::Value,
+) -> StoreResult<u64> {
+    let mut inv = SCRIPTS.hold.prepare_invoke();
+    inv.key(keys::campaign_meta(campaign_id))
+        .key(keys::campaign_state(campaign_id))
+        .key(keys::campaign_retry(campaign_id))
+        .key(keys::campaign_counts(campaign_id))
+        .key(keys::campaign_events(campaign_id));
+    inv.arg(ctx.config.campaigns.events_maxlen).arg(until_ms).arg(detail.to_string());
     for e in held {
         let waiting = Job { p: false, ..e.job.clone() };
         inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
     }
-    let n: u64 = inv.invoke_async(conn).await?;
-    metrics::counter!(m::WARMUP_HELD, "sender" => domain.clone()).increment(n);
-    tracing::info!(sender = %domain, cap, held = n, until = today.next_day_ms, "warm-up cap reached; holding the rest for tomorrow");
-    Ok(send.to_vec())
+    Ok(inv.invoke_async(conn).await?)
 }

@@ -54,6 +54,10 @@ pub enum SendError {
     /// The message cannot be sent as it is (e.g. a non-ASCII address to a relay without SMTPUTF8).
     #[error("cannot send: {0}")]
     Unsendable(String),
+    /// Not sent, and not an attempt: wait until `until_ms` (every source address is at its
+    /// warm-up cap for today).
+    #[error("held until {until_ms}: {reason}")]
+    Hold { until_ms: i64, reason: String },
 }
 
 /// Sends one message. Implementations own connection reuse, limits and timeouts.

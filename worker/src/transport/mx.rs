@@ -2,7 +2,9 @@
 //! there is none, RFC 7505 null MX refused), from the configured source addresses in turn,
 //! each with its own EHLO name. STARTTLS is used whenever offered (encryption without
 //! certificate checks, like Postfix's `may` level) and required where the destination's limits
-//! say `require_tls`. Connections are pooled per (MX host, source address) and closed after
+//! say `require_tls`. Source addresses on a warm-up plan send at most their daily cap (counted
+//! in Redis); past it the others take over, then `warmup.spill_pool`, else the message waits
+//! for the next day. Connections are pooled per (MX host, source address) and closed after
 //! the destination's `messages_per_connection`.
 
 use std::{
@@ -24,8 +26,10 @@ use lettre::{
     },
 };
 use sluice_shared::{
-    config::{LimitsConfig, Providers, SmtpConfig},
+    config::{Config, LimitsConfig, Providers, WarmupConfig},
     dns::{Dns, DnsError, MailHosts},
+    keys, metrics as m,
+    redis::{Pool as RedisPool, scripts::SCRIPTS},
 };
 use tokio::net::TcpSocket;
 
@@ -37,6 +41,7 @@ use super::{
 struct Source {
     address: Option<IpAddr>,
     helo: ClientId,
+    pool: String,
 }
 
 struct Pooled {
@@ -46,6 +51,9 @@ struct Pooled {
 
 pub struct MxDelivery {
     dns: Dns,
+    /// Per-address warm-up counters live in Redis, shared by every worker.
+    redis: RedisPool,
+    warmup: WarmupConfig,
     port: u16,
     sources: Vec<Source>,
     next_source: AtomicUsize,
@@ -56,17 +64,24 @@ pub struct MxDelivery {
 }
 
 impl MxDelivery {
-    pub fn new(smtp: &SmtpConfig, limits: &LimitsConfig, dns: Dns) -> MxDelivery {
+    pub fn new(config: &Config, dns: Dns, redis: RedisPool) -> MxDelivery {
+        let (smtp, limits) = (&config.smtp, &config.limits);
         let mut sources: Vec<Source> = smtp
             .ip_pool
             .iter()
-            .map(|s| Source { address: Some(s.address), helo: ClientId::Domain(s.helo.clone()) })
+            .map(|s| Source { address: Some(s.address), helo: ClientId::Domain(s.helo.clone()), pool: s.pool.clone() })
             .collect();
         if sources.is_empty() {
-            sources.push(Source { address: None, helo: ClientId::Domain(smtp.hello_name.clone()) });
+            sources.push(Source {
+                address: None,
+                helo: ClientId::Domain(smtp.hello_name.clone()),
+                pool: String::new(),
+            });
         }
         MxDelivery {
             dns,
+            redis,
+            warmup: config.warmup.clone(),
             port: smtp.mx_port,
             sources,
             next_source: AtomicUsize::new(0),
@@ -118,6 +133,51 @@ impl MxDelivery {
         Ok(conn)
     }
 
+    /// The source address for the next message: the next in turn that is under its warm-up
+    /// cap today, then (if `warmup.spill_pool` is set) one of that pool; otherwise the message
+    /// waits for the next day.
+    async fn pick_source(&self) -> Result<usize, SendError> {
+        let n = self.sources.len();
+        let start = self.next_source.fetch_add(1, Ordering::Relaxed);
+        let spill = self.warmup.spill_pool.as_deref();
+        let in_turn = (0..n).map(|k| (start + k) % n);
+        let rotation = in_turn.clone().filter(|&i| Some(self.sources[i].pool.as_str()) != spill);
+        let spills = in_turn.filter(|&i| Some(self.sources[i].pool.as_str()) == spill);
+        let mut next_day = None;
+        for i in rotation.chain(spills) {
+            match self.take_warmup(i).await? {
+                None => return Ok(i),
+                Some(next) => next_day = Some(next),
+            }
+        }
+        let until_ms = next_day.expect("a capped source gave its next day");
+        metrics::counter!(m::WARMUP_HELD, "sender" => "ip-pool").increment(1);
+        Err(SendError::Hold { until_ms, reason: "every source address is at its warm-up cap for today".into() })
+    }
+
+    /// Counts one message against the address's cap: None if it may send, else when the next
+    /// day starts.
+    async fn take_warmup(&self, i: usize) -> Result<Option<i64>, SendError> {
+        let Some(address) = self.sources[i].address else { return Ok(None) };
+        let Some(today) = self.warmup.today_ip(address, chrono::Utc::now()) else { return Ok(None) };
+        let Some(cap) = today.cap else { return Ok(None) };
+        let warmup_error = |e: String| SendError::Connection(format!("warm-up counter: {e}"));
+        let mut conn = self.redis.get().await.map_err(|e| warmup_error(e.to_string()))?;
+        let (granted, sent): (u64, u64) = SCRIPTS
+            .warmup_take
+            .key(keys::warmup_ip_sent(&address.to_string(), &today.date.to_string()))
+            .arg(cap)
+            .arg(1)
+            .arg(3 * 86_400_000u64)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(|e| warmup_error(e.to_string()))?;
+        let label = format!("ip:{address}");
+        metrics::gauge!(m::WARMUP_SENT, "sender" => label.clone()).set(sent as f64);
+        metrics::gauge!(m::WARMUP_CAP, "sender" => label).set(cap as f64);
+        Ok((granted == 0).then_some(today.next_day_ms))
+    }
+
     async fn deliver(
         &self,
         envelope: &LettreEnvelope,
@@ -135,7 +195,7 @@ impl MxDelivery {
                 .or_else(|| self.providers.by_mx(&hosts))
                 .map_or_else(|| self.limits.for_domain(to_domain), |p| p.limit),
         };
-        let s = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+        let s = self.pick_source().await?;
         let source = &self.sources[s];
         let mut last = SendError::Connection(format!("{to_domain}: no mail hosts"));
         for host in hosts {
