@@ -58,7 +58,11 @@ url = "redis://127.0.0.1:$REDIS_PORT/0"
 
 [api]
 listen = "127.0.0.1:$API_PORT"
-tokens = ["$TOKEN"]
+
+[[api.keys]]
+id = "scripts"
+sha256 = "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"
+scopes = ["admin"]
 
 [metrics]
 listen = "127.0.0.1:$SCHED_METRICS_PORT"

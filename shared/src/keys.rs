@@ -135,6 +135,11 @@ pub fn warmup_ip_sent(address: &str, date: &str) -> String {
     format!("sluice:warmup:ip:{address}:{date}")
 }
 
+/// Stream of mutating admin API calls: `at`, `key`, `method`, `path`, `status`, `request_id`.
+pub fn audit() -> String {
+    "sluice:audit".into()
+}
+
 /// Sorted set consumer name -> last heartbeat (ms): live workers.
 pub fn workers() -> String {
     "sluice:workers".into()
@@ -172,6 +177,7 @@ mod tests {
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(workers(), "sluice:workers");
         assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
+        assert_eq!(audit(), "sluice:audit");
         assert_eq!(warmup_sent("shop.example", "2026-11-26"), "sluice:warmup:shop.example:2026-11-26");
         assert_eq!(warmup_ip_sent("192.0.2.10", "2026-11-26"), "sluice:warmup:ip:192.0.2.10:2026-11-26");
         assert_eq!(dead_letters(), "sluice:dead-letters");

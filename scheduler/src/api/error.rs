@@ -19,6 +19,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     Unauthorized,
+    /// Authenticated, but the key lacks the scope.
+    Forbidden(String),
     Store(StoreError),
 }
 
@@ -59,6 +61,7 @@ impl IntoResponse for ApiError {
                 let body = json!({"error": {"message": "missing or invalid Bearer token"}});
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response();
             }
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, json!({"error": {"message": message}})),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage error in API call");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": {"message": "storage unavailable; retry later"}}))

@@ -1,11 +1,16 @@
 //! The admin HTTP API. [`app`] builds the router apart from `main`, so handlers are tested
-//! without a socket. Every `/v1` route needs `Authorization: Bearer <token>`.
+//! without a socket. Every `/v1` route needs `Authorization: Bearer <token>` of a key holding
+//! the route's scope ([`auth`]); mutating calls are audited ([`audit`]); every call gets a
+//! request id ([`request_id`]).
 
+mod audit;
+mod auth;
 mod campaigns;
 mod dead_letters;
 mod destinations;
 pub mod error;
 mod inbound;
+mod request_id;
 mod suppressions;
 mod warmup;
 
@@ -13,10 +18,8 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request, State},
-    http::header,
-    middleware::{self, Next},
-    response::Response,
+    extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
 use sluice_shared::config::Config;
@@ -31,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// What reading inbound reports needs; None without `[public]`.
     pub inbound: Option<Arc<InboundParts>>,
+    /// Accepted API keys.
+    pub keys: Arc<auth::Keys>,
 }
 
 /// The link secret and the reply rules, built once.
@@ -47,7 +52,13 @@ impl AppState {
                 rules: config.bounces.classifier().expect("rules were checked when the config was validated"),
             })
         });
-        AppState { pool, config, inbound }
+        if !config.api.tokens.is_empty() {
+            tracing::warn!(
+                "api.tokens holds plaintext tokens with every scope; move them to [[api.keys]] (hashes, scopes)"
+            );
+        }
+        let keys = Arc::new(auth::Keys::new(&config.api));
+        AppState { pool, config, inbound, keys }
     }
 }
 
@@ -64,36 +75,41 @@ const INBOUND_MAX: usize = 10 * 1024 * 1024;
 pub fn app(state: AppState) -> Router {
     // Inline recipients (up to 10,000) make large bodies legitimate; NDJSON uploads stream.
     let create_limit = 64 * 1024 * 1024;
+    use auth::scoped;
+    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Suppressions};
     let v1 = Router::new()
-        .route("/campaigns", post(campaigns::create).get(campaigns::list).layer(DefaultBodyLimit::max(create_limit)))
-        .route("/campaigns/{id}", get(campaigns::get_one))
-        .route("/campaigns/{id}/recipients", post(campaigns::upload_recipients).layer(DefaultBodyLimit::disable()))
-        .route("/campaigns/{id}/{action}", post(campaigns::act))
-        .route("/dead-letters", get(dead_letters::list))
-        .route("/dead-letters/{id}/requeue", post(dead_letters::requeue))
-        .route("/inbound", post(inbound::receive).layer(DefaultBodyLimit::max(INBOUND_MAX)))
-        .route("/warmup", get(warmup::progress))
-        .route("/destinations", get(destinations::list))
-        .route("/destinations/{domain}", get(destinations::get_one))
-        .route("/suppressions", get(suppressions::list))
-        .route("/suppressions/{email}", get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(|| async { "ok" })).nest("/v1", v1).with_state(state)
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if state.config.api.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) => {
-            Ok(next.run(request).await)
-        }
-        _ => Err(ApiError::Unauthorized),
-    }
+        .route(
+            "/campaigns",
+            scoped(CampaignsWrite, post(campaigns::create))
+                .merge(scoped(CampaignsRead, get(campaigns::list)))
+                .layer(DefaultBodyLimit::max(create_limit)),
+        )
+        .route("/campaigns/{id}", scoped(CampaignsRead, get(campaigns::get_one)))
+        .route(
+            "/campaigns/{id}/recipients",
+            scoped(CampaignsWrite, post(campaigns::upload_recipients)).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/campaigns/{id}/{action}", scoped(CampaignsWrite, post(campaigns::act)))
+        .route("/dead-letters", scoped(Admin, get(dead_letters::list)))
+        .route("/dead-letters/{id}/requeue", scoped(Admin, post(dead_letters::requeue)))
+        .route("/inbound", scoped(Admin, post(inbound::receive)).layer(DefaultBodyLimit::max(INBOUND_MAX)))
+        .route("/audit", scoped(Admin, get(audit::list)))
+        .route("/warmup", scoped(CampaignsRead, get(warmup::progress)))
+        .route("/destinations", scoped(CampaignsRead, get(destinations::list)))
+        .route("/destinations/{domain}", scoped(CampaignsRead, get(destinations::get_one)))
+        .route("/suppressions", scoped(Suppressions, get(suppressions::list)))
+        .route(
+            "/suppressions/{email}",
+            scoped(Suppressions, get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete)),
+        )
+        // Outermost last: authenticate, then audit what the authenticated caller did.
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/v1", v1)
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
 }
 
 /// The `limit` query parameter of a paged list: `default` when absent, else 1..=`max`.
@@ -106,9 +122,4 @@ pub fn page_limit(given: Option<usize>, default: usize, max: usize) -> Result<us
         )));
     }
     Ok(limit)
-}
-
-/// Compares without an early exit, so response time does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -278,8 +278,32 @@ impl Config {
         if self.api.listen.parse::<SocketAddr>().is_err() {
             return Err(invalid("api.listen", &self.api.listen, "must be an address like 127.0.0.1:8025"));
         }
-        if self.api.tokens.is_empty() {
-            return Err(invalid("api.tokens", "[]", "needs at least one Bearer token"));
+        if self.api.tokens.is_empty() && self.api.keys.is_empty() {
+            return Err(invalid("api.keys", "[]", "needs at least one [[api.keys]] (or api.tokens)"));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, k) in self.api.keys.iter().enumerate() {
+            let id_ok = !k.id.is_empty()
+                && k.id.len() <= 64
+                && k.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id_ok {
+                return Err(invalid(format!("api.keys[{i}].id"), &k.id, "1-64 of letters, digits, - and _"));
+            }
+            if !ids.insert(k.id.as_str()) {
+                return Err(invalid(format!("api.keys[{i}].id"), &k.id, "ids must be unique"));
+            }
+            let hash_ok =
+                k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            if !hash_ok {
+                return Err(invalid(
+                    format!("api.keys[{i}].sha256"),
+                    "…",
+                    "64 lower-case hex digits: printf %s \"$TOKEN\" | sha256sum",
+                ));
+            }
+            if k.scopes.is_empty() {
+                return Err(invalid(format!("api.keys[{i}].scopes"), "[]", "needs at least one scope"));
+            }
         }
         if let Some(t) = self.api.tokens.iter().find(|t| t.trim().len() < 8) {
             return Err(invalid(

@@ -15,18 +15,65 @@ pub struct RedisConfig {
     pub pool_size: usize,
 }
 
+/// What an API key may do. `admin` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Scope {
+    /// Transactional sends.
+    #[serde(rename = "send")]
+    Send,
+    /// Read campaigns, destinations, warm-up progress.
+    #[serde(rename = "campaigns:read")]
+    CampaignsRead,
+    /// Create, upload to, start, pause, resume, cancel campaigns.
+    #[serde(rename = "campaigns:write")]
+    CampaignsWrite,
+    /// Manage the suppression list.
+    #[serde(rename = "suppressions")]
+    Suppressions,
+    /// Everything, including dead letters, inbound reports and the audit log.
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::CampaignsRead => "campaigns:read",
+            Scope::CampaignsWrite => "campaigns:write",
+            Scope::Suppressions => "suppressions",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// An API key: its id (recorded in the audit log), the SHA-256 of the Bearer token (hex;
+/// the token itself is never stored), and its scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub id: String,
+    pub sha256: String,
+    pub scopes: Vec<Scope>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     #[serde(default = "defaults::api_listen")]
     pub listen: String,
+    /// Scoped keys, stored as token hashes.
+    #[serde(default)]
+    pub keys: Vec<ApiKey>,
+    /// Plaintext Bearer tokens with every scope (audited as `token-N`); kept for old configs,
+    /// warned about at startup. Prefer `[[api.keys]]`.
     #[serde(default)]
     pub tokens: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: defaults::api_listen(), tokens: Vec::new() }
+        ApiConfig { listen: defaults::api_listen(), keys: Vec::new(), tokens: Vec::new() }
     }
 }
 

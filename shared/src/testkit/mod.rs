@@ -20,11 +20,19 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
-/// The config file every test process shares: Redis, the admin API with one `token`, the
-/// operations listener, then `extra` TOML (relays, limits...).
+/// The `[[api.keys]]` entry for `token`: its SHA-256 and the scopes (TOML list items).
+pub fn api_key_toml(id: &str, token: &str, scopes: &str) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    format!("[[api.keys]]\nid = \"{id}\"\nsha256 = \"{hash}\"\nscopes = [{scopes}]\n")
+}
+
+/// The config file every test process shares: Redis, the admin API with an admin key for
+/// `token`, the operations listener, then `extra` TOML (relays, limits...).
 pub fn config_toml(redis_url: &str, api_port: u16, ops_port: u16, token: &str, extra: &str) -> String {
+    let key = api_key_toml("test-admin", token, "\"admin\"");
     format!(
-        "[redis]\nurl = \"{redis_url}\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\ntokens = [\"{token}\"]\n\n\
+        "[redis]\nurl = \"{redis_url}\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n{key}\n\
          [metrics]\nlisten = \"127.0.0.1:{ops_port}\"\n\n[dkim]\nmissing_key = \"send\"\n\n{extra}\n"
     )
 }

@@ -1,0 +1,113 @@
+//! The audit log: every mutating `/v1` call (who, which key, what, when, result) appended to
+//! the stream `sluice:audit`, readable with the admin scope at `GET /v1/audit`.
+
+use axum::{
+    Json,
+    extract::{OriginalUri, Query, Request, State},
+    http::Method,
+    middleware::Next,
+    response::Response,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_shared::keys;
+
+use super::{AppState, auth::Principal, error::ApiError, page_limit, request_id::RequestId};
+
+/// Entries kept (oldest trimmed first).
+const AUDIT_MAXLEN: usize = 100_000;
+
+/// Records the call after it is answered, with its status.
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    // Inside the /v1 nest the URI is stripped; the original keeps the whole path.
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
+    let key = request.extensions().get::<Principal>().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let write = async {
+        let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        redis::cmd("XADD")
+            .arg(keys::audit())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(AUDIT_MAXLEN)
+            .arg("*")
+            .arg(&[
+                ("at", at),
+                ("key", key),
+                ("method", method.to_string()),
+                ("path", path),
+                ("status", status.to_string()),
+                ("request_id", request_id),
+            ])
+            .query_async::<()>(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = write.await {
+        tracing::error!(error = %e, status, "audit record could not be written");
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Entries after this stream id (exclusive); default: from the start.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audit?after=&limit=`: oldest first, `next` is the cursor for the following page.
+pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(page.limit, 100, 1000)?;
+    let start = match &page.after {
+        Some(a) if a.split_once('-').is_some_and(|(t, s)| t.parse::<u64>().is_ok() && s.parse::<u64>().is_ok()) => {
+            format!("({a}")
+        }
+        Some(_) => {
+            return Err(ApiError::Field(crate::campaign::request::FieldError::invalid(
+                "after",
+                "must be an audit entry id like 1795690000000-0",
+            )));
+        }
+        None => "-".into(),
+    };
+    let mut conn = state.conn().await?;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(keys::audit())
+        .arg(start)
+        .arg("+")
+        .arg("COUNT")
+        .arg(limit)
+        .query_async(&mut *conn)
+        .await
+        .map_err(|e| ApiError::Store(e.into()))?;
+    let next = (entries.len() == limit).then(|| entries.last().map(|(id, _)| id.clone())).flatten();
+    let items: Vec<Value> = entries
+        .into_iter()
+        .map(|(id, fields)| {
+            let mut item = serde_json::Map::new();
+            item.insert("id".into(), id.into());
+            for (k, v) in fields {
+                let value = if k == "status" {
+                    v.parse::<u64>().map(Value::from).unwrap_or(Value::String(v))
+                } else {
+                    Value::String(v)
+                };
+                item.insert(k, value);
+            }
+            Value::Object(item)
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next": next})))
+}

@@ -1,0 +1,104 @@
+//! Who is calling and what they may do. A Bearer token is hashed (SHA-256) and looked up among
+//! `[[api.keys]]`; legacy plaintext `api.tokens` carry every scope. No token, or an unknown
+//! one: 401. A known key without the route's scope: 403.
+
+use axum::{
+    extract::{Request, State},
+    http::header,
+    middleware::{self, Next},
+    response::Response,
+    routing::MethodRouter,
+};
+use sha2::{Digest, Sha256};
+use sluice_shared::config::{ApiConfig, Scope};
+
+use super::{AppState, error::ApiError};
+
+/// The caller, once authenticated; put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| *s == scope || *s == Scope::Admin)
+    }
+}
+
+/// The accepted credentials, prepared once.
+pub struct Keys {
+    hashed: Vec<([u8; 32], Principal)>,
+    plain: Vec<(String, Principal)>,
+}
+
+impl Keys {
+    pub fn new(config: &ApiConfig) -> Keys {
+        let hashed = config
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let bytes: [u8; 32] = hex::decode(&k.sha256).ok()?.try_into().ok()?;
+                Some((bytes, Principal { id: k.id.clone(), scopes: k.scopes.clone() }))
+            })
+            .collect();
+        let plain = config
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.trim().to_string(), Principal { id: format!("token-{i}"), scopes: vec![Scope::Admin] }))
+            .collect();
+        Keys { hashed, plain }
+    }
+
+    fn find(&self, token: &str) -> Option<&Principal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Every entry is compared in full, so timing does not reveal which one matched.
+        let mut found = None;
+        for (hash, p) in &self.hashed {
+            if constant_time_eq(hash, &digest) {
+                found = Some(p);
+            }
+        }
+        for (plain, p) in &self.plain {
+            if constant_time_eq(plain.as_bytes(), token.as_bytes()) {
+                found = Some(p);
+            }
+        }
+        found
+    }
+}
+
+/// Authenticates every `/v1` call.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let principal = presented.and_then(|t| state.keys.find(t)).cloned().ok_or(ApiError::Unauthorized)?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+/// `route` answers only callers holding `scope` (or admin).
+pub fn scoped(scope: Scope, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(middleware::from_fn(move |request: Request, next: Next| async move {
+        match request.extensions().get::<Principal>() {
+            Some(p) if p.allows(scope) => Ok(next.run(request).await),
+            Some(p) => Err(ApiError::Forbidden(format!("key {:?} lacks the {} scope", p.id, scope.as_str()))),
+            None => Err(ApiError::Unauthorized),
+        }
+    }))
+}
+
+/// Compares without an early exit, so response time does not reveal a token prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
