@@ -2,22 +2,41 @@
 //!
 //! - `sluice doctor DOMAIN`: checks SPF, DKIM, DMARC and reverse DNS for a sending domain
 //!   against the configuration ([`doctor`]).
+//! - `sluice campaign|suppress|dlq ...`: the admin API ([`client`], [`campaign`], [`lists`]),
+//!   with `--api-url`/`SLUICE_API_URL` and `--token`/`SLUICE_TOKEN`; `--json` prints the
+//!   API's JSON for scripts.
 //!
-//! Exit codes: 0 all good, 1 a check failed, 2 bad usage or configuration.
+//! Exit codes: 0 done, 1 the API refused (or a check failed), 2 bad usage, input or config,
+//! 3 the API could not be reached.
 
+mod campaign;
+mod client;
 mod doctor;
+mod lists;
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
 use sluice_shared::config::{Config, Role};
+
+use client::{CliError, Client};
 
 #[derive(Parser)]
 #[command(name = "sluice", about = "Sluice operator CLI")]
 struct Cli {
-    /// TOML config file (the workers'); SLUICE__SECTION__KEY variables override it.
+    /// TOML config file (the workers'), for doctor; SLUICE__SECTION__KEY variables override it.
     #[arg(long, env = "SLUICE_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Admin API base URL.
+    #[arg(long, env = "SLUICE_API_URL", global = true, default_value = "http://127.0.0.1:8025")]
+    api_url: String,
+    /// Admin API Bearer token.
+    #[arg(long, env = "SLUICE_TOKEN", global = true, hide_env_values = true, default_value = "")]
+    token: String,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,33 +52,223 @@ enum Command {
         #[arg(long = "nameserver")]
         nameservers: Vec<String>,
     },
+    /// Campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// The suppression list.
+    #[command(subcommand)]
+    Suppress(SuppressCmd),
+    /// Dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+}
+
+#[derive(Subcommand)]
+enum CampaignCmd {
+    /// Create from a JSON file (the POST /v1/campaigns body); with --csv, recipients come from
+    /// a CSV whose header row names the vars (and has an `email` column).
+    Create {
+        file: PathBuf,
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Counts and status; --watch shows a live progress bar until it is finished.
+    Status {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuppressCmd {
+    Add {
+        email: String,
+        #[arg(long, default_value = "manual")]
+        reason: String,
+    },
+    Remove {
+        email: String,
+    },
+    List,
+    /// Add every row of a CSV with an `email` (and optional `reason`) column.
+    Import {
+        file: PathBuf,
+    },
+    /// Print the whole list as CSV.
+    Export,
+}
+
+#[derive(Subcommand)]
+enum DlqCmd {
+    List,
+    Requeue { id: String },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Doctor { domain, nameservers } => {
-            let mut config = match Config::load(cli.config.as_deref(), Role::Worker) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("sluice doctor: {e}");
-                    return ExitCode::from(2);
-                }
+    let client = Client::new(&cli.api_url, &cli.token);
+    let result = match cli.command {
+        Command::Doctor { domain, nameservers } => return run_doctor(cli.config, domain, nameservers).await,
+        Command::Campaign(c) => run_campaign(&client, c, cli.json).await,
+        Command::Suppress(c) => run_suppress(&client, c, cli.json).await,
+        Command::Dlq(c) => run_dlq(&client, c, cli.json).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn print(json_output: bool, value: &Value, text: impl FnOnce() -> String) {
+    if json_output {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+async fn run_campaign(client: &Client, cmd: CampaignCmd, json_output: bool) -> Result<ExitCode, CliError> {
+    match cmd {
+        CampaignCmd::Create { file, csv } => {
+            let (result, errors) = campaign::create(client, &file, csv.as_deref()).await?;
+            for e in &errors {
+                eprintln!("row {}: {}", e.row, e.message);
+            }
+            print(
+                json_output,
+                &json!({"campaign": result, "row_errors": errors.iter().map(|e| json!({"row": e.row, "error": e.message})).collect::<Vec<_>>()}),
+                || {
+                    format!(
+                        "created {} ({}), {} rows with errors",
+                        result["id"].as_str().unwrap_or("?"),
+                        result["status"].as_str().unwrap_or("?"),
+                        errors.len()
+                    )
+                },
+            );
+            // Created, but some rows were not: scripts should notice.
+            Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        CampaignCmd::Status { id, watch } => {
+            let view = campaign::status(client, &id, watch, json_output).await?;
+            print(json_output, &view, || campaign::describe(&view));
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCmd::Pause { id } | CampaignCmd::Resume { id } | CampaignCmd::Cancel { id } if id.is_empty() => {
+            Err(CliError::Usage("a campaign id is needed".into()))
+        }
+        other => {
+            let (action, id) = match other {
+                CampaignCmd::Pause { id } => ("pause", id),
+                CampaignCmd::Resume { id } => ("resume", id),
+                CampaignCmd::Cancel { id } => ("cancel", id),
+                _ => unreachable!("create and status are handled above"),
             };
-            if !nameservers.is_empty() {
-                config.dns.nameservers = nameservers;
+            let view = client.call("POST", &format!("/v1/campaigns/{id}/{action}"), None).await?;
+            print(json_output, &view, || format!("{id}: {}", view["status"].as_str().unwrap_or("?")));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_suppress(client: &Client, cmd: SuppressCmd, json_output: bool) -> Result<ExitCode, CliError> {
+    match cmd {
+        SuppressCmd::Add { email, reason } => {
+            let v = lists::suppress_add(client, &email, &reason).await?;
+            print(json_output, &v, || format!("suppressed {email}"));
+        }
+        SuppressCmd::Remove { email } => {
+            let v = lists::suppress_remove(client, &email).await?;
+            print(json_output, &v, || format!("removed {email}"));
+        }
+        SuppressCmd::List => {
+            let items = lists::all_pages(client, "/v1/suppressions").await?;
+            print(json_output, &Value::Array(items.clone()), || {
+                items
+                    .iter()
+                    .map(|i| format!("{}\t{}", i["email"].as_str().unwrap_or(""), i["reason"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        SuppressCmd::Import { file } => {
+            let (added, errors) = lists::suppress_import(client, &file).await?;
+            for (row, message) in &errors {
+                eprintln!("row {row}: {message}");
             }
-            match doctor::run(&config, &domain.to_ascii_lowercase()).await {
-                Ok(report) => {
-                    print!("{}", report.render());
-                    if report.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) }
-                }
-                Err(e) => {
-                    eprintln!("sluice doctor: {e}");
-                    ExitCode::from(2)
-                }
+            print(json_output, &json!({"added": added, "row_errors": errors.len()}), || {
+                format!("added {added}, {} rows with errors", errors.len())
+            });
+            if !errors.is_empty() {
+                return Ok(ExitCode::from(1));
             }
+        }
+        SuppressCmd::Export => print!("{}", lists::suppress_export(client).await?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_dlq(client: &Client, cmd: DlqCmd, json_output: bool) -> Result<ExitCode, CliError> {
+    match cmd {
+        DlqCmd::List => {
+            let items = lists::all_pages(client, "/v1/dead-letters").await?;
+            print(json_output, &Value::Array(items.clone()), || {
+                items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}\t{}\t#{}\t{} deliveries",
+                            i["id"].as_str().unwrap_or(""),
+                            i["campaign"].as_str().unwrap_or(""),
+                            i["index"],
+                            i["deliveries"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DlqCmd::Requeue { id } => {
+            let v = client.call("POST", &format!("/v1/dead-letters/{id}/requeue"), None).await?;
+            print(json_output, &v, || format!("requeued {id}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_doctor(config: Option<PathBuf>, domain: String, nameservers: Vec<String>) -> ExitCode {
+    let mut config = match Config::load(config.as_deref(), Role::Worker) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice doctor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !nameservers.is_empty() {
+        config.dns.nameservers = nameservers;
+    }
+    match doctor::run(&config, &domain.to_ascii_lowercase()).await {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("sluice doctor: {e}");
+            ExitCode::from(2)
         }
     }
 }
