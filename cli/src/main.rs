@@ -2,7 +2,7 @@
 //!
 //! - `sluice doctor DOMAIN`: checks SPF, DKIM, DMARC and reverse DNS for a sending domain
 //!   against the configuration ([`doctor`]).
-//! - `sluice campaign|suppress|dlq ...`: the admin API ([`client`], [`campaign`], [`lists`]),
+//! - `sluice campaign|suppress|dlq|queues ...`: the admin API ([`client`], [`campaign`], [`lists`]),
 //!   with `--api-url`/`SLUICE_API_URL` and `--token`/`SLUICE_TOKEN`; `--json` prints the
 //!   API's JSON for scripts.
 //!
@@ -13,6 +13,7 @@ mod campaign;
 mod client;
 mod doctor;
 mod lists;
+mod queues;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -61,6 +62,15 @@ enum Command {
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCmd),
+    /// A live view of destinations with work or a throttle: depth, rate now, limit, state.
+    Queues {
+        /// Print once and exit (for scripts).
+        #[arg(long)]
+        once: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 2)]
+        every: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +133,11 @@ async fn main() -> ExitCode {
         Command::Campaign(c) => run_campaign(&client, c, cli.json).await,
         Command::Suppress(c) => run_suppress(&client, c, cli.json).await,
         Command::Dlq(c) => run_dlq(&client, c, cli.json).await,
+        Command::Queues { once, every } => {
+            queues::run(&client, once, cli.json, std::time::Duration::from_secs(every.max(1)))
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

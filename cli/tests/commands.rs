@@ -122,6 +122,12 @@ async fn campaign_suppression_and_dead_letter_commands() {
     let dlq = run(&["--json", "dlq", "list"]);
     assert_eq!((dlq.code, json(&dlq)), (0, Value::Array(vec![])));
 
+    // Queues: nothing queued after the cancel; the table prints its header.
+    let queues = run(&["queues", "--once"]);
+    assert_eq!(queues.code, 0, "{}", queues.stderr);
+    assert!(queues.stdout.starts_with("DESTINATION"), "{}", queues.stdout);
+    assert!(json(&run(&["--json", "queues", "--once"]))["destinations"].is_array());
+
     // Exit codes: refused token 1, unreachable 3, bad input file 2.
     let refused = sluice(api, "wrong-token-000000", &["campaign", "status", "spring"]);
     assert_eq!(refused.code, 1);
