@@ -10,6 +10,15 @@ source scripts/lib/install.sh
 # Ed25519) is the independent DKIM verifier.
 ensure_debian_packages redis-server openssl python3-dkim python3-nacl
 ensure_nextest
+ensure_promtool
+
+echo "== alert rules and dashboard queries (promtool)"
+"$PROMTOOL" check rules grafana/alerts/sluice.rules.yml
+(cd grafana/alerts && "$PROMTOOL" test rules sluice.tests.yml)
+# Every dashboard query must be valid PromQL: load them all as recording rules.
+mkdir -p target/tools
+python3 scripts/lib/dashboard_rules.py grafana/dashboards >target/tools/dashboard-queries.rules.yml
+"$PROMTOOL" check rules target/tools/dashboard-queries.rules.yml
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

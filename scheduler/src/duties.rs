@@ -53,7 +53,9 @@ impl Duties {
                 }
                 Ok::<_, sluice_shared::redis::StoreError>(busy)
             };
-            match round.await {
+            let result = round.await;
+            metrics::gauge!(sluice_shared::metrics::REDIS_UP).set(if result.is_ok() { 1.0 } else { 0.0 });
+            match result {
                 Ok(true) => tokio::task::yield_now().await,
                 Ok(false) => {
                     shutdown.sleep(self.config.scheduler.tick.get()).await;
@@ -103,25 +105,52 @@ impl Duties {
         Ok(busy)
     }
 
-    /// Samples stream lengths: configured domains by name, the rest summed as "other".
+    /// Samples stream lengths and the age of each stream's oldest job (configured domains and
+    /// providers by name, the rest as "other": summed depth, largest age), and live workers.
     async fn queue_depths(&self, conn: &mut sluice_shared::redis::Pooled) -> StoreResult<()> {
+        use sluice_shared::metrics::{LIVE_WORKERS, QUEUE_DEPTH, QUEUE_OLDEST_AGE};
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut **conn).await?;
+        let now_ms = secs * 1000 + micros / 1000;
         let domains: Vec<String> = conn.smembers(keys::domains()).await?;
-        let mut other = 0u64;
+        let (mut other_depth, mut other_age) = (0u64, 0f64);
         for chunk in domains.chunks(500) {
             let mut pipe = redis::pipe();
             for d in chunk {
                 pipe.xlen(keys::domain_stream(d));
+                pipe.cmd("XRANGE").arg(keys::domain_stream(d)).arg("-").arg("+").arg("COUNT").arg(1);
             }
-            let lens: Vec<u64> = pipe.query_async(&mut **conn).await?;
-            for (d, len) in chunk.iter().zip(lens) {
+            let replies: Vec<redis::Value> = pipe.query_async(&mut **conn).await?;
+            for (d, pair) in chunk.iter().zip(replies.chunks(2)) {
+                let len: u64 = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
+                let oldest: Vec<(String, redis::Value)> = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
+                let age = oldest
+                    .first()
+                    .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
+                    .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
                 match self.config.limits.label(d) {
-                    "other" => other += len,
-                    label => metrics::gauge!(sluice_shared::metrics::QUEUE_DEPTH, "domain" => label.to_string())
-                        .set(len as f64),
+                    "other" => {
+                        other_depth += len;
+                        other_age = other_age.max(age);
+                    }
+                    label => {
+                        metrics::gauge!(QUEUE_DEPTH, "domain" => label.to_string()).set(len as f64);
+                        metrics::gauge!(QUEUE_OLDEST_AGE, "domain" => label.to_string()).set(age);
+                    }
                 }
             }
         }
-        metrics::gauge!(sluice_shared::metrics::QUEUE_DEPTH, "domain" => "other").set(other as f64);
+        metrics::gauge!(QUEUE_DEPTH, "domain" => "other").set(other_depth as f64);
+        metrics::gauge!(QUEUE_OLDEST_AGE, "domain" => "other").set(other_age);
+        let live: u64 = redis::cmd("ZCOUNT")
+            .arg(keys::workers())
+            .arg(now_ms - LIVE_WINDOW_MS)
+            .arg("+inf")
+            .query_async(&mut **conn)
+            .await?;
+        metrics::gauge!(LIVE_WORKERS).set(live as f64);
         Ok(())
     }
 }
+
+/// A worker whose last heartbeat is older than this is not counted as live.
+const LIVE_WINDOW_MS: i64 = 30_000;

@@ -11,6 +11,13 @@ pub const MESSAGES: &str = "sluice_messages_total";
 pub const SMTP_LATENCY: &str = "sluice_smtp_latency_seconds";
 /// Jobs waiting in domain streams (sampled by the scheduler): label `domain`.
 pub const QUEUE_DEPTH: &str = "sluice_queue_depth";
+/// Seconds the oldest job of a destination's stream has waited (sampled by the scheduler):
+/// label `domain`.
+pub const QUEUE_OLDEST_AGE: &str = "sluice_queue_oldest_age_seconds";
+/// Workers that sent a heartbeat in the last 30 s (sampled by the scheduler).
+pub const LIVE_WORKERS: &str = "sluice_live_workers";
+/// 1 while the scheduler's last round reached Redis, 0 after a failed one.
+pub const REDIS_UP: &str = "sluice_redis_up";
 /// Times a worker found a domain's token bucket empty: label `domain`.
 pub const TOKEN_WAITS: &str = "sluice_token_bucket_waits_total";
 /// Jobs claimed from domain streams.

@@ -28,6 +28,9 @@ const EXPORTED: &[&str] = &[
     m::WARMUP_SENT,
     m::WARMUP_CAP,
     m::WARMUP_HELD,
+    m::QUEUE_OLDEST_AGE,
+    m::LIVE_WORKERS,
+    m::REDIS_UP,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {
@@ -68,4 +71,23 @@ fn dashboards_query_only_exported_metrics() {
         }
     }
     assert!(checked > 0);
+}
+
+#[test]
+fn alert_rules_use_only_exported_metrics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../grafana/alerts/sluice.rules.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = yaml_rust2::YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let mut alerts = 0;
+    for group in doc["groups"].as_vec().unwrap() {
+        for rule in group["rules"].as_vec().unwrap() {
+            let expr = rule["expr"].as_str().unwrap();
+            for name in metric_names(expr) {
+                assert!(exported(&name), "alert {:?}: {name} is not exported", rule["alert"].as_str());
+            }
+            assert!(rule["annotations"]["runbook"].as_str().is_some_and(|r| r.len() > 40), "every alert has a runbook");
+            alerts += 1;
+        }
+    }
+    assert!(alerts >= 7);
 }

@@ -89,9 +89,15 @@ schedule = ["1s"]
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert_eq!(sent_metric as u64, 9_800);
-    let scheduler_metrics = sluice_shared::testkit::wait_for("queue depth gauge", Duration::from_secs(10), || async {
+    let scheduler_metrics = sluice_shared::testkit::wait_for("scheduler gauges", Duration::from_secs(15), || async {
         let m = stack.scrape(0).await;
-        m.contains("sluice_queue_depth{domain=\"other\"}").then_some(m)
+        let wanted = [
+            "sluice_queue_depth{domain=\"other\"} 0",
+            "sluice_queue_oldest_age_seconds{domain=\"other\"} 0",
+            "sluice_live_workers 2",
+            "sluice_redis_up 1",
+        ];
+        wanted.iter().all(|w| m.lines().any(|l| l == *w)).then_some(m)
     })
     .await;
     assert!(scheduler_metrics.contains("sluice_campaigns_created_total"), "{scheduler_metrics}");
