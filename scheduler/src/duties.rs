@@ -75,6 +75,9 @@ impl Duties {
         let ids: Vec<String> = conn.smembers(keys::active_campaigns()).await?;
         let mut busy = false;
         for id in ids {
+            if sweep {
+                export_counts(conn, &id).await?;
+            }
             let step = expander::expand_chunk(
                 conn,
                 &self.enqueuer,
@@ -93,6 +96,7 @@ impl Duties {
                     hygiene::expire_waiting(conn, &id, &self.config).await?;
                 }
                 "completed" | "cancelled" => {
+                    export_counts(conn, &id).await?;
                     hygiene::expire_campaign(conn, &id, &self.config).await?;
                     let _: i64 = conn.srem(keys::active_campaigns(), &id).await?;
                 }
@@ -150,6 +154,16 @@ impl Duties {
         metrics::gauge!(LIVE_WORKERS).set(live as f64);
         Ok(())
     }
+}
+
+/// Sets the campaign's per-state recipient gauges from its counters.
+async fn export_counts(conn: &mut sluice_shared::redis::Pooled, id: &str) -> StoreResult<()> {
+    let counts: Vec<(String, i64)> = conn.hgetall(keys::campaign_counts(id)).await?;
+    for (state, n) in counts {
+        metrics::gauge!(sluice_shared::metrics::CAMPAIGN_RECIPIENTS, "campaign" => id.to_string(), "state" => state)
+            .set(n as f64);
+    }
+    Ok(())
 }
 
 /// A worker whose last heartbeat is older than this is not counted as live.

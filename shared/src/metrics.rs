@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 /// Messages by final or interim outcome: labels `outcome`, `domain`.
 pub const MESSAGES: &str = "sluice_messages_total";
@@ -56,6 +57,10 @@ pub const WARMUP_SENT: &str = "sluice_warmup_sent_today";
 pub const WARMUP_CAP: &str = "sluice_warmup_cap";
 /// Messages held for the next day because the cap was reached: label `sender`.
 pub const WARMUP_HELD: &str = "sluice_warmup_held_total";
+/// Recipients of a campaign by state (total, queued, sent, bounced, complained...), for
+/// campaigns the schedulers look after and for 10 minutes after they finish: labels
+/// `campaign` (operator-chosen ids, bounded by the active campaigns), `state`.
+pub const CAMPAIGN_RECIPIENTS: &str = "sluice_campaign_recipients";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 
@@ -68,6 +73,9 @@ const LATENCY_BUCKETS: &[f64] =
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(SMTP_LATENCY.into()), LATENCY_BUCKETS)?
+        // A gauge no longer set (a finished campaign, a destination no longer visited) leaves
+        // the output after 10 minutes, so per-campaign series do not pile up.
+        .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(600)))
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
     describe();

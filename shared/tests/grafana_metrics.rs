@@ -31,6 +31,7 @@ const EXPORTED: &[&str] = &[
     m::QUEUE_OLDEST_AGE,
     m::LIVE_WORKERS,
     m::REDIS_UP,
+    m::CAMPAIGN_RECIPIENTS,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

@@ -96,6 +96,7 @@ schedule = ["1s"]
             "sluice_queue_oldest_age_seconds{domain=\"other\"} 0",
             "sluice_live_workers 2",
             "sluice_redis_up 1",
+            "sluice_campaign_recipients{campaign=\"big\",state=\"sent\"} 9800",
         ];
         wanted.iter().all(|w| m.lines().any(|l| l == *w)).then_some(m)
     })
