@@ -183,21 +183,17 @@ async fn run_campaign(client: &Client, cmd: CampaignCmd, json_output: bool) -> R
             print(json_output, &view, || campaign::describe(&view));
             Ok(ExitCode::SUCCESS)
         }
-        CampaignCmd::Pause { id } | CampaignCmd::Resume { id } | CampaignCmd::Cancel { id } if id.is_empty() => {
-            Err(CliError::Usage("a campaign id is needed".into()))
-        }
-        other => {
-            let (action, id) = match other {
-                CampaignCmd::Pause { id } => ("pause", id),
-                CampaignCmd::Resume { id } => ("resume", id),
-                CampaignCmd::Cancel { id } => ("cancel", id),
-                _ => unreachable!("create and status are handled above"),
-            };
-            let view = client.call("POST", &format!("/v1/campaigns/{id}/{action}"), None).await?;
-            print(json_output, &view, || format!("{id}: {}", view["status"].as_str().unwrap_or("?")));
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignCmd::Pause { id } => act(client, &id, "pause", json_output).await,
+        CampaignCmd::Resume { id } => act(client, &id, "resume", json_output).await,
+        CampaignCmd::Cancel { id } => act(client, &id, "cancel", json_output).await,
     }
+}
+
+/// A status transition: pause, resume or cancel.
+async fn act(client: &Client, id: &str, action: &str, json_output: bool) -> Result<ExitCode, CliError> {
+    let view = client.call("POST", &format!("/v1/campaigns/{id}/{action}"), None).await?;
+    print(json_output, &view, || format!("{id}: {}", view["status"].as_str().unwrap_or("?")));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_suppress(client: &Client, cmd: SuppressCmd, json_output: bool) -> Result<ExitCode, CliError> {

@@ -88,9 +88,14 @@ impl Enqueuer {
         if jobs.is_empty() {
             return Ok(());
         }
-        let mut by_destination: BTreeMap<String, Vec<&Job>> = BTreeMap::new();
+        // One destination lookup per domain of the batch, not per job.
+        let mut by_domain: BTreeMap<&str, Vec<&Job>> = BTreeMap::new();
         for job in jobs {
-            by_destination.entry(self.destination(job.domain()).await).or_default().push(job);
+            by_domain.entry(job.domain()).or_default().push(job);
+        }
+        let mut by_destination: BTreeMap<String, Vec<&Job>> = BTreeMap::new();
+        for (domain, jobs) in by_domain {
+            by_destination.entry(self.destination(domain).await).or_default().extend(jobs);
         }
         self.ensure_groups(conn, by_destination.keys()).await?;
         let mut pipe = redis::pipe();

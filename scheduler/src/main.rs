@@ -62,13 +62,14 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let links = state.inbound.clone();
     let app = api::app(state);
     let api_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.wait().await }).await
     });
-    let public = match &config.public {
-        Some(p) => {
+    let public = match (&config.public, links) {
+        (Some(p), Some(links)) => {
             let listener = tokio::net::TcpListener::bind(&p.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("config key `public.listen` = {:?}: {e}", p.listen))?;
@@ -76,14 +77,14 @@ async fn run(started: Started) -> anyhow::Result<()> {
             let app = public::app(public::PublicState {
                 pool: pool.clone(),
                 config: config.clone(),
-                tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
+                tokens: links.tokens.clone(),
             });
             let public_shutdown = shutdown.clone();
             Some(tokio::spawn(async move {
                 axum::serve(listener, app).with_graceful_shutdown(async move { public_shutdown.wait().await }).await
             }))
         }
-        None => None,
+        _ => None,
     };
     let enqueuer = enqueue::Enqueuer::new(config.clone())?;
     let duties = duties::Duties { pool, config, consumer, enqueuer };

@@ -1,7 +1,7 @@
 //! Recording what happens to a recipient after the send (unsubscribe, bounce report,
 //! complaint): suppress the address first, then count and log it once on its campaign.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     keys,
@@ -64,8 +64,7 @@ pub async fn record(
 ) -> StoreResult<Recorded> {
     let address = address.to_ascii_lowercase();
     if let Some(reason) = suppress_reason {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let entry = json!({"reason": reason, "source": kind.event(), "campaign": campaign, "detail": detail, "created_at": now});
+        let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
         redis::cmd("HSET").arg(keys::suppressed()).arg(&address).arg(entry.to_string()).query_async::<()>(conn).await?;
     }
     let n: i64 = SCRIPTS

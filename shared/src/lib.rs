@@ -9,6 +9,7 @@
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
 //! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
+//! - [`warmup`]: warm-up caps taken at send time, per From domain or sending address.
 //! - [`validate`]: address, domain and header checks shared by every intake path.
 //! - [`refs`]: VERP Return-Path, trace header and Message-ID: finding a message again.
 //! - [`redis`]: connection pool with startup backoff, and the Lua scripts.
@@ -16,6 +17,7 @@
 //! - [`ops_http`]: `/metrics`, `/healthz`, `/readyz` on `metrics.listen`.
 //! - [`shutdown`]: SIGTERM/ctrl-c as a cloneable listener.
 //! - [`startup`]: how both binaries start (config, logs, metrics, Redis).
+//! - [`suppression`]: suppression-list entries, made alike by every path.
 //! - [`telemetry`]: tracing setup.
 //! - [`tokens`]: HMAC-signed tokens for public links (one-click unsubscribe).
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
@@ -34,10 +36,12 @@ pub mod redis;
 pub mod refs;
 pub mod shutdown;
 pub mod startup;
+pub mod suppression;
 pub mod telemetry;
 pub mod tokens;
 pub mod units;
 pub mod validate;
+pub mod warmup;
 
 #[cfg(feature = "test-util")]
 pub mod testkit;

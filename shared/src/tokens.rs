@@ -70,8 +70,7 @@ impl TokenKey {
         ctx.update(purpose.tag());
         ctx.update(&payload);
         let expected = ctx.sign();
-        // Constant-time comparison of the truncated tag.
-        if tag.len() != TAG_LEN || ring_eq(&expected.as_ref()[..TAG_LEN], &tag).is_err() {
+        if !constant_time_eq(&expected.as_ref()[..TAG_LEN], &tag) {
             return None;
         }
         let fields: Vec<String> = String::from_utf8(payload).ok()?.split('\n').map(String::from).collect();
@@ -115,11 +114,9 @@ impl TokenKey {
     }
 }
 
-fn ring_eq(a: &[u8], b: &[u8]) -> Result<(), ()> {
-    if a.len() != b.len() {
-        return Err(());
-    }
-    if a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 { Ok(()) } else { Err(()) }
+/// Compares without an early exit, so the time taken does not reveal how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

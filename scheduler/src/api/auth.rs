@@ -10,7 +10,10 @@ use axum::{
     routing::MethodRouter,
 };
 use sha2::{Digest, Sha256};
-use sluice_shared::config::{ApiConfig, Scope};
+use sluice_shared::{
+    config::{ApiConfig, Scope},
+    tokens::constant_time_eq,
+};
 
 use super::{AppState, error::ApiError};
 
@@ -96,9 +99,4 @@ pub fn scoped(scope: Scope, route: MethodRouter<AppState>) -> MethodRouter<AppSt
             None => Err(ApiError::Unauthorized),
         }
     }))
-}
-
-/// Compares without an early exit, so response time does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

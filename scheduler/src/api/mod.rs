@@ -38,7 +38,8 @@ pub struct AppState {
     pub keys: Arc<auth::Keys>,
 }
 
-/// The link secret and the reply rules, built once.
+/// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
+/// shared by the admin API, the public listener and the inbound listener.
 pub struct InboundParts {
     pub tokens: sluice_shared::tokens::TokenKey,
     pub rules: sluice_shared::classify::Classifier,

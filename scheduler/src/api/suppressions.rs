@@ -38,11 +38,7 @@ pub async fn put(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::Field(FieldError::invalid("body", e.to_string())))?
     };
-    let record = json!({
-        "reason": input.reason.unwrap_or_else(|| "manual".into()),
-        "source": "api",
-        "created_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
+    let record = sluice_shared::suppression::entry(input.reason.as_deref().unwrap_or("manual"), "api", None, None);
     let mut conn = state.conn().await?;
     let added: i64 =
         conn.hset(keys::suppressed(), &key, record.to_string()).await.map_err(|e| ApiError::Store(e.into()))?;

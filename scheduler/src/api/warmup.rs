@@ -5,7 +5,7 @@ use axum::{Json, extract::State};
 use serde_json::{Value, json};
 use sluice_shared::{
     config::{WarmupDay, WarmupSender},
-    keys,
+    warmup::Sender,
 };
 
 use super::{AppState, error::ApiError};
@@ -27,26 +27,26 @@ fn entry(name: String, sender: &WarmupSender, today: &WarmupDay, sent: u64) -> V
 pub async fn progress(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = chrono::Utc::now();
     let warmup = &state.config.warmup;
-    // (label, plan entry, today, counter key)
     let mut rows = Vec::new();
     for (domain, sender) in &warmup.senders {
         if let Some(today) = warmup.today(domain, now) {
-            let key = keys::warmup_sent(domain, &today.date.to_string());
-            rows.push((domain.clone(), sender, today, key));
+            rows.push((Sender::Domain(domain), sender, today));
         }
     }
     for (address, sender) in &warmup.ips {
         if let Some(today) = warmup.today_ip(*address, now) {
-            let key = keys::warmup_ip_sent(&address.to_string(), &today.date.to_string());
-            rows.push((format!("ip:{address}"), sender, today, key));
+            rows.push((Sender::Ip(*address), sender, today));
         }
     }
     let mut conn = state.conn().await?;
     let mut senders = Vec::new();
-    for (name, sender, today, key) in rows {
-        let sent: Option<u64> =
-            redis::cmd("GET").arg(&key).query_async(&mut *conn).await.map_err(|e| ApiError::Store(e.into()))?;
-        senders.push(entry(name, sender, &today, sent.unwrap_or(0)));
+    for (who, sender, today) in rows {
+        let sent: Option<u64> = redis::cmd("GET")
+            .arg(who.counter(&today))
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| ApiError::Store(e.into()))?;
+        senders.push(entry(who.label(), sender, &today, sent.unwrap_or(0)));
     }
     Ok(Json(json!({"senders": senders})))
 }

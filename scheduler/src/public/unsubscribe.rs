@@ -124,38 +124,7 @@ fn asks_one_click(content_type: &str, body: &[u8]) -> bool {
             named && value.trim_end_matches("\r\n").trim() == "One-Click"
         });
     }
-    text.trim().split('&').any(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        percent_decode(k) == "List-Unsubscribe" && percent_decode(v) == "One-Click"
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1]).zip(hex(bytes[i + 2])).map(|(h, l)| h * 16 + l),
-            _ => None,
-        };
-        match (decoded, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, b) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(text.trim().as_bytes()).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{DomainLimit, LimitsConfig};
+use super::{DomainLimit, LimitOverride, LimitsConfig};
 use crate::units::Rate;
 
 /// One provider as configured; every field is optional and overrides the built-in value.
@@ -113,37 +113,40 @@ impl LimitsConfig {
 
     /// One provider by name.
     pub fn provider(&self, name: &str) -> Option<Provider> {
+        let limit = self.provider_limit(name)?;
         let builtin = BUILTIN.iter().find(|b| b.name == name);
-        let configured = self.providers.get(name);
-        if builtin.is_none() && configured.is_none() {
-            return None;
-        }
-        let c = configured.cloned().unwrap_or_default();
-        let d = &self.default;
+        let c = self.providers.get(name).cloned().unwrap_or_default();
         let list = |given: Option<Vec<String>>, fallback: Option<&[&str]>| {
             given.unwrap_or_else(|| fallback.unwrap_or(&[]).iter().map(|s| s.to_string()).collect())
-        };
-        let per_second = c.rate.map_or(d.rate.per_second(), Rate::per_second);
-        let burst = match (c.burst, c.rate) {
-            (Some(b), _) => b,
-            (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
-            (None, None) => d.burst,
         };
         Some(Provider {
             name: name.to_string(),
             domains: list(c.domains, builtin.map(|b| b.domains)),
             mx_suffixes: list(c.mx_suffixes, builtin.map(|b| b.mx_suffixes)),
-            limit: DomainLimit {
-                per_second,
-                burst,
-                connections: c.connections.or(builtin.and_then(|b| b.connections)).unwrap_or(d.connections),
-                require_tls: c.require_tls.unwrap_or(builtin.is_some_and(|b| b.require_tls) || d.require_tls),
-                messages_per_connection: c
-                    .messages_per_connection
-                    .or(builtin.and_then(|b| b.messages_per_connection))
-                    .unwrap_or(d.messages_per_connection),
-            },
+            limit,
         })
+    }
+
+    /// A provider's limits: the configured fields over the built-in ones over `[limits.default]`.
+    pub fn provider_limit(&self, name: &str) -> Option<DomainLimit> {
+        let builtin = BUILTIN.iter().find(|b| b.name == name).map(|b| LimitOverride {
+            connections: b.connections,
+            messages_per_connection: b.messages_per_connection,
+            require_tls: b.require_tls.then_some(true),
+            ..LimitOverride::default()
+        });
+        let configured = self.providers.get(name).map(|c| LimitOverride {
+            rate: c.rate,
+            burst: c.burst,
+            connections: c.connections,
+            require_tls: c.require_tls,
+            messages_per_connection: c.messages_per_connection,
+        });
+        if builtin.is_none() && configured.is_none() {
+            return None;
+        }
+        let merged = configured.unwrap_or_default().over(&builtin.unwrap_or_default());
+        Some(self.default.with(&merged))
     }
 }
 

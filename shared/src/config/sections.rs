@@ -199,6 +199,38 @@ pub struct DefaultLimit {
     pub messages_per_connection: u32,
 }
 
+impl DefaultLimit {
+    /// These limits with `o`'s fields in their place. A `rate` without `burst` gets one
+    /// second's worth of burst.
+    pub fn with(&self, o: &LimitOverride) -> DomainLimit {
+        let burst = match (o.burst, o.rate) {
+            (Some(b), _) => b,
+            (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
+            (None, None) => self.burst,
+        };
+        DomainLimit {
+            per_second: o.rate.map_or(self.rate.per_second(), Rate::per_second),
+            burst,
+            connections: o.connections.unwrap_or(self.connections),
+            require_tls: o.require_tls.unwrap_or(self.require_tls),
+            messages_per_connection: o.messages_per_connection.unwrap_or(self.messages_per_connection),
+        }
+    }
+}
+
+impl LimitOverride {
+    /// Each field of `self`, else of `under`.
+    pub fn over(&self, under: &LimitOverride) -> LimitOverride {
+        LimitOverride {
+            rate: self.rate.or(under.rate),
+            burst: self.burst.or(under.burst),
+            connections: self.connections.or(under.connections),
+            require_tls: self.require_tls.or(under.require_tls),
+            messages_per_connection: self.messages_per_connection.or(under.messages_per_connection),
+        }
+    }
+}
+
 impl Default for DefaultLimit {
     fn default() -> Self {
         DefaultLimit {
@@ -242,34 +274,10 @@ impl LimitsConfig {
     /// own section if configured, else the default. A section that sets `rate` but not
     /// `burst` gets one second's worth of burst.
     pub fn for_domain(&self, domain: &str) -> DomainLimit {
-        if let Some(p) = domain.strip_prefix('@').and_then(|name| self.provider(name)) {
-            return p.limit;
+        if let Some(limit) = domain.strip_prefix('@').and_then(|name| self.provider_limit(name)) {
+            return limit;
         }
-        let d = &self.default;
-        match self.domains.get(domain) {
-            None => DomainLimit {
-                per_second: d.rate.per_second(),
-                burst: d.burst,
-                connections: d.connections,
-                require_tls: d.require_tls,
-                messages_per_connection: d.messages_per_connection,
-            },
-            Some(o) => {
-                let per_second = o.rate.map_or(d.rate.per_second(), Rate::per_second);
-                let burst = match (o.burst, o.rate) {
-                    (Some(b), _) => b,
-                    (None, Some(r)) => r.per_second().ceil().max(1.0) as u32,
-                    (None, None) => d.burst,
-                };
-                DomainLimit {
-                    per_second,
-                    burst,
-                    connections: o.connections.unwrap_or(d.connections),
-                    require_tls: o.require_tls.unwrap_or(d.require_tls),
-                    messages_per_connection: o.messages_per_connection.unwrap_or(d.messages_per_connection),
-                }
-            }
-        }
+        self.default.with(self.domains.get(domain).unwrap_or(&LimitOverride::default()))
     }
 
     /// Bounded metric label for a destination: the provider's name for a provider queue, the

@@ -1,7 +1,6 @@
 //! What recorded outcomes do beyond their campaign: suppress addresses (hard bounces, repeated
 //! soft bounces) and slow or suspend the destination after a throttling reply.
 
-use serde_json::json;
 use sluice_shared::{
     classify::DestinationAction,
     keys, metrics as m,
@@ -22,10 +21,9 @@ pub async fn apply<T: Transport>(
     let suppress: Vec<_> = recorded.iter().filter(|(_, v)| v.suppress).collect();
     if !suppress.is_empty() {
         let mut pipe = redis::pipe();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         for (address, verdict) in suppress {
             let reason = if verdict.detail.get("soft_bounces").is_some() { "soft_bounces" } else { "bounce" };
-            let record = json!({"reason": reason, "source": "bounce", "detail": verdict.detail, "campaign": campaign_id, "created_at": now});
+            let record = sluice_shared::suppression::entry(reason, "bounce", Some(campaign_id), Some(&verdict.detail));
             pipe.hset(keys::suppressed(), address.to_ascii_lowercase(), record.to_string()).ignore();
         }
         pipe.query_async::<()>(conn).await?;

@@ -7,13 +7,11 @@ use sluice_shared::{
     keys, metrics as m,
     model::Job,
     redis::{Conn, StoreResult, scripts::SCRIPTS},
+    warmup::{self, Sender},
 };
 
 use super::Entry;
 use crate::{campaigns::Campaign, context::Ctx, transport::Transport};
-
-/// The counter outlives its day long enough for the API to show yesterday.
-const COUNTER_TTL_MS: u64 = 3 * 86_400_000;
 
 /// The jobs that may be sent now; the others are put back to wait for the next day.
 pub async fn within_cap<'e, T: Transport>(
@@ -25,11 +23,7 @@ pub async fn within_cap<'e, T: Transport>(
     let domain = campaign.spec.from.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
     let Some(today) = ctx.config.warmup.today(&domain, ctx.clock.now()) else { return Ok(to_send) };
     let Some(cap) = today.cap else { return Ok(to_send) };
-    let counter = keys::warmup_sent(&domain, &today.date.to_string());
-    let (granted, sent): (usize, u64) =
-        SCRIPTS.warmup_take.key(&counter).arg(cap).arg(to_send.len()).arg(COUNTER_TTL_MS).invoke_async(conn).await?;
-    metrics::gauge!(m::WARMUP_SENT, "sender" => domain.clone()).set(sent as f64);
-    metrics::gauge!(m::WARMUP_CAP, "sender" => domain.clone()).set(cap as f64);
+    let granted = warmup::take(conn, Sender::Domain(&domain), &today, cap, to_send.len()).await?;
     if granted >= to_send.len() {
         return Ok(to_send);
     }

@@ -28,8 +28,9 @@ use lettre::{
 use sluice_shared::{
     config::{Config, LimitsConfig, Providers, WarmupConfig},
     dns::{Dns, DnsError, MailHosts},
-    keys, metrics as m,
-    redis::{Pool as RedisPool, scripts::SCRIPTS},
+    metrics as m,
+    redis::Pool as RedisPool,
+    warmup::{self, Sender},
 };
 use tokio::net::TcpSocket;
 
@@ -163,18 +164,9 @@ impl MxDelivery {
         let Some(cap) = today.cap else { return Ok(None) };
         let warmup_error = |e: String| SendError::Connection(format!("warm-up counter: {e}"));
         let mut conn = self.redis.get().await.map_err(|e| warmup_error(e.to_string()))?;
-        let (granted, sent): (u64, u64) = SCRIPTS
-            .warmup_take
-            .key(keys::warmup_ip_sent(&address.to_string(), &today.date.to_string()))
-            .arg(cap)
-            .arg(1)
-            .arg(3 * 86_400_000u64)
-            .invoke_async(&mut *conn)
+        let granted = warmup::take(&mut conn, Sender::Ip(address), &today, cap, 1)
             .await
             .map_err(|e| warmup_error(e.to_string()))?;
-        let label = format!("ip:{address}");
-        metrics::gauge!(m::WARMUP_SENT, "sender" => label.clone()).set(sent as f64);
-        metrics::gauge!(m::WARMUP_CAP, "sender" => label).set(cap as f64);
         Ok((granted == 0).then_some(today.next_day_ms))
     }
 
