@@ -8,7 +8,7 @@ use std::{
 
 use redis::AsyncCommands;
 use sluice_shared::redis::Pool;
-use sluice_shared::{config::Config, keys, redis::StoreResult, shutdown::Shutdown};
+use sluice_shared::{config::Config, keys, lane::Lane, redis::StoreResult, shutdown::Shutdown};
 
 use crate::{
     campaign::store::{self, Action},
@@ -22,7 +22,7 @@ pub struct Duties {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub consumer: String,
-    pub enqueuer: Enqueuer,
+    pub enqueuer: Arc<Enqueuer>,
 }
 
 impl Duties {
@@ -43,6 +43,7 @@ impl Duties {
                 let sweep = last_metrics.elapsed() >= METRICS_EVERY;
                 let mut busy = intake::poll(&mut conn, &self.consumer, &self.config).await? > 0;
                 busy |= self.campaigns(&mut conn, sweep).await?;
+                busy |= crate::message::watch::visit_due(&mut conn, &self.enqueuer, &self.config).await? > 0;
                 if sweep {
                     last_metrics = Instant::now();
                     self.queue_depths(&mut conn).await?;
@@ -120,17 +121,25 @@ impl Duties {
         for chunk in domains.chunks(500) {
             let mut pipe = redis::pipe();
             for d in chunk {
-                pipe.xlen(keys::domain_stream(d));
-                pipe.cmd("XRANGE").arg(keys::domain_stream(d)).arg("-").arg("+").arg("COUNT").arg(1);
+                for lane in Lane::ALL {
+                    let stream = keys::lane_stream(d, lane);
+                    pipe.xlen(&stream);
+                    pipe.cmd("XRANGE").arg(&stream).arg("-").arg("+").arg("COUNT").arg(1);
+                }
             }
             let replies: Vec<redis::Value> = pipe.query_async(&mut **conn).await?;
-            for (d, pair) in chunk.iter().zip(replies.chunks(2)) {
-                let len: u64 = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
-                let oldest: Vec<(String, redis::Value)> = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
-                let age = oldest
-                    .first()
-                    .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
-                    .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+            // Both lanes of a destination count together: depth summed, age of the oldest.
+            for (d, lanes) in chunk.iter().zip(replies.chunks(2 * Lane::ALL.len())) {
+                let (mut len, mut age) = (0u64, 0f64);
+                for pair in lanes.chunks(2) {
+                    len += redis::from_redis_value_ref::<u64>(&pair[0]).unwrap_or(0);
+                    let oldest: Vec<(String, redis::Value)> = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
+                    let lane_age = oldest
+                        .first()
+                        .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
+                        .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+                    age = age.max(lane_age);
+                }
                 match self.config.limits.label(d) {
                     "other" => {
                         other_depth += len;

@@ -13,6 +13,7 @@ use sluice_shared::{
     config::{Config, Providers},
     dns::Dns,
     keys,
+    lane::Lane,
     model::Job,
     redis::{Conn, StoreResult, scripts::SCRIPTS},
 };
@@ -29,7 +30,7 @@ pub struct Enqueuer {
     own_limits: HashSet<String>,
     /// Present when `limits.mx_rollup` is on.
     dns: Option<Dns>,
-    /// Streams that already have the workers' consumer group.
+    /// Streams (by key) that already have the workers' consumer group.
     known: Mutex<HashSet<String>>,
     /// Domain -> destination, with when it was decided.
     destinations: Mutex<HashMap<String, (String, Instant)>>,
@@ -83,7 +84,8 @@ impl Enqueuer {
         found
     }
 
-    /// Appends `jobs` to their destinations' streams (one pipeline) and marks them ready.
+    /// Appends `jobs` to their destinations' streams in their lane (one pipeline) and marks
+    /// them ready in that lane.
     pub async fn push(&self, conn: &mut Conn, jobs: &[Job]) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
@@ -93,36 +95,46 @@ impl Enqueuer {
         for job in jobs {
             by_domain.entry(job.domain()).or_default().push(job);
         }
-        let mut by_destination: BTreeMap<String, Vec<&Job>> = BTreeMap::new();
+        let mut by_destination: BTreeMap<(Lane, String), Vec<&Job>> = BTreeMap::new();
         for (domain, jobs) in by_domain {
-            by_destination.entry(self.destination(domain).await).or_default().extend(jobs);
+            let destination = self.destination(domain).await;
+            for job in jobs {
+                by_destination.entry((Lane::of(&job.c), destination.clone())).or_default().push(job);
+            }
         }
-        self.ensure_groups(conn, by_destination.keys()).await?;
+        let streams: Vec<(Lane, String)> = by_destination.keys().cloned().collect();
+        self.ensure_groups(conn, &streams).await?;
         let mut pipe = redis::pipe();
-        for (destination, jobs) in &by_destination {
-            let stream = keys::domain_stream(destination);
+        for ((lane, destination), jobs) in &by_destination {
+            let stream = keys::lane_stream(destination, *lane);
             for job in jobs {
                 pipe.xadd(&stream, "*", &job.to_fields()).ignore();
             }
         }
         pipe.query_async::<()>(conn).await?;
-        let mut mark = SCRIPTS.mark_ready.key(keys::ready_domains());
-        for destination in by_destination.keys() {
-            mark.arg(destination);
+        for lane in Lane::ALL {
+            let destinations: Vec<String> =
+                by_destination.keys().filter(|(l, _)| *l == lane).map(|(_, d)| d.clone()).collect();
+            if destinations.is_empty() {
+                continue;
+            }
+            let mut mark = SCRIPTS.mark_ready.key(keys::ready_for(lane));
+            mark.arg(destinations);
+            mark.invoke_async::<i64>(conn).await?;
         }
-        mark.invoke_async::<i64>(conn).await?;
         Ok(())
     }
 
-    async fn ensure_groups(&self, conn: &mut Conn, destinations: impl Iterator<Item = &String>) -> StoreResult<()> {
+    async fn ensure_groups(&self, conn: &mut Conn, destinations: &[(Lane, String)]) -> StoreResult<()> {
         let mut known = self.known.lock().await;
-        for destination in destinations {
-            if known.contains(destination) {
+        for (lane, destination) in destinations {
+            let stream = keys::lane_stream(destination, *lane);
+            if known.contains(&stream) {
                 continue;
             }
-            sluice_shared::redis::ensure_group(conn, &keys::domain_stream(destination), keys::WORKER_GROUP).await?;
+            sluice_shared::redis::ensure_group(conn, &stream, keys::WORKER_GROUP).await?;
             redis::cmd("SADD").arg(keys::domains()).arg(destination).query_async::<()>(conn).await?;
-            known.insert(destination.clone());
+            known.insert(stream);
         }
         Ok(())
     }

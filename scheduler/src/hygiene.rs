@@ -7,12 +7,17 @@ use redis::AsyncCommands;
 use sluice_shared::{
     config::Config,
     keys,
+    lane::Lane,
     redis::{Conn, StoreResult, scripts::SCRIPTS},
 };
 
 /// Sets every key of a finished campaign to expire after the retention period.
 pub async fn expire_campaign(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<()> {
-    let ms = config.campaigns.retention.as_millis();
+    expire_keys(conn, id, config.campaigns.retention.as_millis()).await
+}
+
+/// Sets every key of a finished campaign or message to expire after `ms`.
+pub async fn expire_keys(conn: &mut Conn, id: &str, ms: u64) -> StoreResult<()> {
     let mut pipe = redis::pipe();
     for key in [
         keys::campaign_meta(id),
@@ -54,7 +59,7 @@ pub async fn prune_consumers(conn: &mut Conn, config: &Config) -> StoreResult<us
     let domains: Vec<String> = conn.smembers(keys::domains()).await?;
     let streams = domains
         .iter()
-        .map(|d| (keys::domain_stream(d), keys::WORKER_GROUP))
+        .flat_map(|d| Lane::ALL.map(|lane| (keys::lane_stream(d, lane), keys::WORKER_GROUP)))
         .chain([(keys::intake(), keys::INTAKE_GROUP)]);
     for (stream, group) in streams {
         let n: i64 = SCRIPTS.prune_consumers.key(&stream).arg(group).arg(idle).invoke_async(conn).await?;

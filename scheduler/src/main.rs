@@ -13,12 +13,15 @@ mod api;
 mod campaign;
 mod duties;
 mod enqueue;
+mod events;
 mod expander;
 mod hygiene;
 mod inbound;
 mod intake;
+mod message;
 mod public;
 mod retries;
+mod template;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -49,7 +52,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;
     tracing::info!(api = %config.api.listen, metrics = %config.metrics.listen, consumer, "scheduler started");
-    let state = api::AppState::new(pool.clone(), config.clone());
+    let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
+    let state = api::AppState::new(pool.clone(), config.clone(), enqueuer.clone());
     let inbound_smtp = match (&config.inbound.smtp_listen, &state.inbound) {
         (Some(listen), Some(parts)) => {
             let listener = tokio::net::TcpListener::bind(listen)
@@ -86,7 +90,6 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let enqueuer = enqueue::Enqueuer::new(config.clone())?;
     let duties = duties::Duties { pool, config, consumer, enqueuer };
     duties.run(shutdown).await;
     server.await??;

@@ -76,6 +76,23 @@ pub fn domain_stream(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:q")
 }
 
+/// Stream of one lane's jobs for a destination: the bulk lane is [`domain_stream`], the
+/// priority lane (transactional messages) `sluice:{d:DOMAIN}:tq`.
+pub fn lane_stream(domain: &str, lane: crate::lane::Lane) -> String {
+    match lane {
+        crate::lane::Lane::Bulk => domain_stream(domain),
+        crate::lane::Lane::Priority => format!("sluice:{{d:{domain}}}:tq"),
+    }
+}
+
+/// Marker (SET NX PX) that spaces out reclaim scans of one lane's stream.
+pub fn lane_reclaim_marker(domain: &str, lane: crate::lane::Lane) -> String {
+    match lane {
+        crate::lane::Lane::Bulk => domain_reclaim_marker(domain),
+        crate::lane::Lane::Priority => format!("sluice:{{d:{domain}}}:trc"),
+    }
+}
+
 /// Hash holding the domain's token bucket (`tokens`, `ts`), shared by the whole cluster.
 pub fn domain_bucket(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:tb")
@@ -106,6 +123,35 @@ pub fn domains() -> String {
 /// Sorted set domain -> the time (µs, Redis clock) it is next worth a worker's visit.
 pub fn ready_domains() -> String {
     "sluice:ready".into()
+}
+
+/// The ready set of one lane: [`ready_domains`] for bulk, `sluice:ready:tx` for priority.
+pub fn ready_for(lane: crate::lane::Lane) -> String {
+    match lane {
+        crate::lane::Lane::Bulk => ready_domains(),
+        crate::lane::Lane::Priority => "sluice:ready:tx".into(),
+    }
+}
+
+/// Sorted set message id -> when a scheduler should next look at it (ms): messages not yet
+/// finished (the schedulers' counterpart of [`active_campaigns`] for messages).
+pub fn messages_due() -> String {
+    "sluice:messages:due".into()
+}
+
+/// `id digest` stored under an `Idempotency-Key` of one API key for the idempotency window.
+pub fn idempotency(key_id: &str, idempotency_key: &str) -> String {
+    format!("sluice:idem:{key_id}:{idempotency_key}")
+}
+
+/// Hash of a stored template: `latest` (version number) and `v<N>` (JSON of each version).
+pub fn template(id: &str) -> String {
+    format!("sluice:template:{id}")
+}
+
+/// Sorted set of template ids, scored by last change (ms).
+pub fn templates() -> String {
+    "sluice:templates".into()
 }
 
 /// Hash lower-cased address -> JSON reason: addresses that are never sent to.
@@ -147,7 +193,8 @@ pub fn workers() -> String {
 
 /// The domain named by a domain stream key, if `key` is one.
 pub fn domain_of_stream(key: &str) -> Option<&str> {
-    key.strip_prefix("sluice:{d:")?.strip_suffix("}:q")
+    let rest = key.strip_prefix("sluice:{d:")?;
+    rest.strip_suffix("}:q").or_else(|| rest.strip_suffix("}:tq"))
 }
 
 #[cfg(test)]
@@ -181,6 +228,16 @@ mod tests {
         assert_eq!(warmup_sent("shop.example", "2026-11-26"), "sluice:warmup:shop.example:2026-11-26");
         assert_eq!(warmup_ip_sent("192.0.2.10", "2026-11-26"), "sluice:warmup:ip:192.0.2.10:2026-11-26");
         assert_eq!(dead_letters(), "sluice:dead-letters");
+        use crate::lane::Lane;
+        assert_eq!(lane_stream("a.b", Lane::Bulk), "sluice:{d:a.b}:q");
+        assert_eq!(lane_stream("a.b", Lane::Priority), "sluice:{d:a.b}:tq");
+        assert_eq!(lane_reclaim_marker("a.b", Lane::Priority), "sluice:{d:a.b}:trc");
+        assert_eq!(ready_for(Lane::Bulk), "sluice:ready");
+        assert_eq!(ready_for(Lane::Priority), "sluice:ready:tx");
+        assert_eq!(messages_due(), "sluice:messages:due");
+        assert_eq!(idempotency("app", "k1"), "sluice:idem:app:k1");
+        assert_eq!(template("welcome"), "sluice:template:welcome");
+        assert_eq!(templates(), "sluice:templates");
     }
 
     fn hash_tag(key: &str) -> &str {
@@ -201,7 +258,14 @@ mod tests {
             campaign_late_events("x"),
         ];
         assert!(c.iter().all(|k| hash_tag(k) == "c:x"));
-        let d = [domain_stream("a.b"), domain_bucket("a.b"), domain_reclaim_marker("a.b"), domain_shape("a.b")];
+        let d = [
+            domain_stream("a.b"),
+            lane_stream("a.b", crate::lane::Lane::Priority),
+            domain_bucket("a.b"),
+            domain_reclaim_marker("a.b"),
+            lane_reclaim_marker("a.b", crate::lane::Lane::Priority),
+            domain_shape("a.b"),
+        ];
         assert!(d.iter().all(|k| hash_tag(k) == "d:a.b"));
         assert_eq!(domain_of_stream(&domain_stream("a.b")), Some("a.b"));
         assert_eq!(domain_of_stream("sluice:other"), None);

@@ -7,6 +7,7 @@
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
+//! - [`lane`]: bulk and priority lanes; which jobs take which.
 //! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`warmup`]: warm-up caps taken at send time, per From domain or sending address.
@@ -28,6 +29,7 @@ pub mod crash;
 pub mod dkim;
 pub mod dns;
 pub mod keys;
+pub mod lane;
 pub mod late;
 pub mod metrics;
 pub mod model;

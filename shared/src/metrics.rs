@@ -31,6 +31,7 @@ pub const SKIPPED: &str = "sluice_skipped_jobs_total";
 pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
 /// Campaigns created: label `source` (api, stream).
 pub const CAMPAIGNS_CREATED: &str = "sluice_campaigns_created_total";
+pub const MESSAGES_ACCEPTED: &str = "sluice_messages_accepted_total";
 /// Intake stream entries rejected.
 pub const INTAKE_ERRORS: &str = "sluice_intake_errors_total";
 /// Jobs moved from retry back into domain streams.
@@ -100,6 +101,7 @@ fn describe() {
     describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
     describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
     describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");
+    describe_counter!(MESSAGES_ACCEPTED, "Transactional messages accepted");
     describe_counter!(INTAKE_ERRORS, "Intake stream entries rejected");
     describe_counter!(RETRIES_PROMOTED, "Jobs moved from retry back into destination streams");
     describe_gauge!(INFLIGHT, "Jobs held by this worker");

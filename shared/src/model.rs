@@ -51,15 +51,38 @@ impl FromStr for CampaignStatus {
 }
 
 /// The sender of a campaign.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sender {
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
-/// A campaign as stored after validation: immutable once created.
+/// Which stored template (and version) a campaign or message was made from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    pub id: String,
+    pub version: u64,
+}
+
+/// Open and click tracking, opt-in per campaign or message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracking {
+    #[serde(default)]
+    pub opens: bool,
+    #[serde(default)]
+    pub clicks: bool,
+}
+
+impl Tracking {
+    pub fn is_off(&self) -> bool {
+        !self.opens && !self.clicks
+    }
+}
+
+/// A campaign (or transactional message) as stored after validation: immutable once created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSpec {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +100,19 @@ pub struct CampaignSpec {
     /// When to start, ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_at_ms: Option<i64>,
+    /// Labels echoed in every event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Caller's JSON object echoed in every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// A transactional message's recipients, in index order (campaigns keep theirs apart).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+    #[serde(default, skip_serializing_if = "Tracking::is_off")]
+    pub tracking: Tracking,
 }
 
 /// Per-campaign counters. At any moment

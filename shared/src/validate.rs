@@ -136,6 +136,17 @@ fn id_like(text: &str, what: &str, extra: &[char]) -> Result<(), String> {
 
 /// A campaign id: 1-64 of `[A-Za-z0-9._-]` (it becomes part of Redis keys and Message-IDs).
 pub fn campaign_id(id: &str) -> Result<(), String> {
+    if crate::lane::is_message(id) {
+        return Err(format!(
+            "ids starting with {:?} are reserved for transactional messages",
+            crate::lane::MESSAGE_PREFIX
+        ));
+    }
+    id_like(id, "id", &[])
+}
+
+/// A stored template's id: the same characters as a campaign id.
+pub fn template_id(id: &str) -> Result<(), String> {
     id_like(id, "id", &[])
 }
 
@@ -200,6 +211,7 @@ mod tests {
     fn ids_are_key_safe() {
         assert!(campaign_id("spring-2026_v1.2").is_ok());
         assert!(campaign_id("has space").is_err());
+        assert!(campaign_id("msg_1").unwrap_err().contains("reserved"));
         assert!(campaign_id("{tag}").is_err());
         assert!(campaign_id(&"x".repeat(65)).is_err());
         assert!(consumer_name("host:worker-1").is_ok());

@@ -125,6 +125,7 @@ mod tests {
             text: text.map(Into::into),
             headers: Default::default(),
             send_at_ms: None,
+            ..Default::default()
         }
     }
 

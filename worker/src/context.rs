@@ -9,6 +9,7 @@ use sluice_shared::{
     classify::Classifier,
     config::Config,
     dkim::Signer,
+    lane::Lane,
     redis::{Conn, Pool, StoreResult},
     refs,
     tokens::TokenKey,
@@ -49,8 +50,8 @@ pub struct Ctx<T: Transport> {
     pub tokens: Option<TokenKey>,
     /// Stable consumer name in every domain stream's group.
     pub consumer: String,
-    /// Per-destination concurrent sends (`connections` of the domain's limits).
-    permits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per-destination concurrent sends (`connections` of the domain's limits, split by lane).
+    permits: Mutex<HashMap<(String, Lane), Arc<Semaphore>>>,
     /// One multiplexed connection shared by every task; taken from the pool again only after
     /// an error (a pool checkout costs a PING round trip).
     shared: Mutex<Option<Conn>>,
@@ -109,17 +110,20 @@ impl<T: Transport> Ctx<T> {
         }
     }
 
-    /// The semaphore bounding concurrent sends to `domain` from this worker.
-    pub fn domain_permits(&self, domain: &str) -> Arc<Semaphore> {
+    /// The semaphore bounding concurrent sends of one lane to `domain` from this worker.
+    pub fn domain_permits(&self, domain: &str, lane: Lane) -> Arc<Semaphore> {
         let mut permits = self.permits.lock().unwrap();
         permits
-            .entry(domain.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.config.limits.for_domain(domain).connections)))
+            .entry((domain.to_string(), lane))
+            .or_insert_with(|| {
+                let limits = &self.config.limits;
+                Arc::new(Semaphore::new(limits.lane_connections(limits.for_domain(domain).connections, lane)))
+            })
             .clone()
     }
 
-    /// Sends this worker could start for `domain` right now.
-    pub fn domain_room(&self, domain: &str) -> usize {
-        self.domain_permits(domain).available_permits()
+    /// Sends of one lane this worker could start for `domain` right now.
+    pub fn domain_room(&self, domain: &str, lane: Lane) -> usize {
+        self.domain_permits(domain, lane).available_permits()
     }
 }

@@ -1,13 +1,17 @@
-//! The worker loop: lease due domains from `sluice:ready`, visit each (take.lua: tokens, then
-//! reclaimed and new jobs), put each domain back in the ready set at the time it is next worth
-//! a visit, and process batches concurrently under an in-flight bound. No worker polls
-//! thousands of streams: it only visits domains that are due, oldest first.
+//! The worker loop, one per lane: lease due domains from the lane's ready set, visit each
+//! (take.lua: tokens, then reclaimed and new jobs), put each domain back in the ready set at
+//! the time it is next worth a visit, and process batches concurrently under the lane's
+//! in-flight bound. No worker polls thousands of streams: it only visits domains that are due,
+//! oldest first. The priority lane runs the same loop with its own bound and a short idle poll,
+//! so transactional jobs never wait for bulk batches to finish.
 
 use std::{sync::Arc, time::Duration};
 
 use redis::Value;
 use sluice_shared::{
-    keys, metrics as m,
+    keys,
+    lane::Lane,
+    metrics as m,
     model::Job,
     redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
     shutdown::Shutdown,
@@ -35,15 +39,20 @@ struct Taken {
     permit: OwnedSemaphorePermit,
 }
 
-pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
-    let inflight = Arc::new(Semaphore::new(ctx.config.worker.max_inflight));
-    let low_water = ctx.config.worker.batch.min(ctx.config.worker.max_inflight / 2).max(1);
+pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown) {
+    let w = &ctx.config.worker;
+    let (max_inflight, idle_poll) = match lane {
+        Lane::Bulk => (w.max_inflight, IDLE_POLL),
+        Lane::Priority => (w.priority_inflight, w.priority_poll.get()),
+    };
+    let inflight = Arc::new(Semaphore::new(max_inflight));
+    let low_water = w.batch.min(max_inflight / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut last_beat = tokio::time::Instant::now() - HEARTBEAT;
     while !shutdown.is_triggered() {
         while tasks.try_join_next().is_some() {}
-        metrics::gauge!(m::INFLIGHT).set((ctx.config.worker.max_inflight - inflight.available_permits()) as f64);
-        if last_beat.elapsed() >= HEARTBEAT {
+        metrics::gauge!(m::INFLIGHT, "lane" => lane.as_str()).set((max_inflight - inflight.available_permits()) as f64);
+        if lane == Lane::Bulk && last_beat.elapsed() >= HEARTBEAT {
             last_beat = tokio::time::Instant::now();
             heartbeat(&ctx).await;
         }
@@ -55,7 +64,7 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, shutdown: Shutdown) {
                 _ = shutdown.wait() => break,
             }
         }
-        match round(&ctx, &inflight).await {
+        match round(&ctx, lane, &inflight, idle_poll).await {
             Ok((taken, idle)) => {
                 for t in taken {
                     let ctx = ctx.clone();
@@ -111,12 +120,14 @@ async fn heartbeat<T: Transport>(ctx: &Ctx<T>) {
 /// One scheduling round. Returns the batches taken and, when nothing was due, how long to idle.
 async fn round<T: Transport>(
     ctx: &Arc<Ctx<T>>,
+    lane: Lane,
     inflight: &Arc<Semaphore>,
+    idle_poll: Duration,
 ) -> StoreResult<(Vec<Taken>, Option<Duration>)> {
     let mut conn = ctx.conn().await?;
     let picked: Vec<Value> = SCRIPTS
         .pick_domains
-        .key(keys::ready_domains())
+        .key(keys::ready_for(lane))
         .arg(ctx.config.worker.domains_per_round)
         .arg(LEASE_MS)
         .invoke_async(&mut conn)
@@ -132,13 +143,13 @@ async fn round<T: Transport>(
         .map_err(|e| StoreError::Reply(e.to_string()))?;
     if domains.is_empty() {
         let wait = if next_due < 0 {
-            IDLE_POLL
+            idle_poll
         } else {
-            Duration::from_millis((next_due - now).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+            Duration::from_millis((next_due - now).clamp(1, idle_poll.as_millis().max(1) as i64) as u64)
         };
         return Ok((Vec::new(), Some(wait)));
     }
-    let visits = domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lease, inflight));
+    let visits = domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
     let mut taken = Vec::new();
     for result in futures::future::join_all(visits).await {
         if let Some(t) = result? {
@@ -163,16 +174,19 @@ async fn visit<T: Transport>(
     ctx: &Ctx<T>,
     mut conn: Conn,
     domain: String,
+    lane: Lane,
     lease: i64,
     inflight: &Arc<Semaphore>,
 ) -> StoreResult<Option<Taken>> {
     let cfg = &ctx.config;
-    let want = cfg.worker.batch.min(inflight.available_permits()).min(ctx.domain_room(&domain) * 4);
+    let ready = keys::ready_for(lane);
+    let stream = keys::lane_stream(&domain, lane);
+    let want = cfg.worker.batch.min(inflight.available_permits()).min(ctx.domain_room(&domain, lane) * 4);
     let permit = match (want > 0).then(|| inflight.clone().try_acquire_many_owned(want as u32).ok()).flatten() {
         Some(p) => p,
         None => {
             // No room here: hand the domain back so another worker can take it now.
-            SCRIPTS.mark_ready.key(keys::ready_domains()).arg(&domain).invoke_async::<i64>(&mut conn).await?;
+            SCRIPTS.mark_ready.key(&ready).arg(&domain).invoke_async::<i64>(&mut conn).await?;
             return Ok(None);
         }
     };
@@ -181,8 +195,8 @@ async fn visit<T: Transport>(
     let reply: redis::RedisResult<Vec<Value>> = SCRIPTS
         .take
         .key(keys::domain_bucket(&domain))
-        .key(keys::domain_stream(&domain))
-        .key(keys::domain_reclaim_marker(&domain))
+        .key(&stream)
+        .key(keys::lane_reclaim_marker(&domain, lane))
         .key(keys::domain_shape(&domain))
         .arg(want)
         .arg(limit.per_second)
@@ -191,12 +205,14 @@ async fn visit<T: Transport>(
         .arg(&ctx.consumer)
         .arg(reclaim_idle)
         .arg((reclaim_idle / 2).max(1000))
+        .arg(lane.as_str())
+        .arg(cfg.limits.transactional_share)
         .invoke_async(&mut conn)
         .await;
     let reply = match reply {
         Ok(r) => r,
         Err(e) if e.code() == Some("NOGROUP") => {
-            sluice_shared::redis::ensure_group(&mut conn, &keys::domain_stream(&domain), keys::WORKER_GROUP).await?;
+            sluice_shared::redis::ensure_group(&mut conn, &stream, keys::WORKER_GROUP).await?;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -228,10 +244,10 @@ async fn visit<T: Transport>(
     };
     match due {
         Some(due) => {
-            let mut inv = SCRIPTS.reschedule.key(keys::ready_domains());
+            let mut inv = SCRIPTS.reschedule.key(&ready);
             inv.arg(&domain).arg(lease).arg(due).invoke_async::<i64>(&mut conn).await?;
         }
-        None => release_drained(&mut conn, &domain, lease).await?,
+        None => release_drained(&mut conn, &domain, lane, lease).await?,
     }
 
     if got == 0 {
@@ -245,18 +261,19 @@ async fn visit<T: Transport>(
     let mut permit = permit;
     let kept = permit.split(got).expect("took no more than the permits held");
     drop(permit);
-    Ok(Some(Taken { domain, batch: batch::Batch { entries, malformed, poisoned }, permit: kept }))
+    Ok(Some(Taken { domain, batch: batch::Batch { lane, entries, malformed, poisoned }, permit: kept }))
 }
 
 /// Removes a drained domain from the ready set, then looks again: a job added between the
 /// visit and the removal puts it straight back, so no work is ever stranded.
-async fn release_drained(conn: &mut Conn, domain: &str, lease: i64) -> StoreResult<()> {
-    let removed: i64 = SCRIPTS.unready.key(keys::ready_domains()).arg(domain).arg(lease).invoke_async(conn).await?;
+async fn release_drained(conn: &mut Conn, domain: &str, lane: Lane, lease: i64) -> StoreResult<()> {
+    let ready = keys::ready_for(lane);
+    let removed: i64 = SCRIPTS.unready.key(&ready).arg(domain).arg(lease).invoke_async(conn).await?;
     if removed == 1 {
-        let work: i64 =
-            SCRIPTS.has_work.key(keys::domain_stream(domain)).arg(keys::WORKER_GROUP).invoke_async(conn).await?;
+        let stream = keys::lane_stream(domain, lane);
+        let work: i64 = SCRIPTS.has_work.key(stream).arg(keys::WORKER_GROUP).invoke_async(conn).await?;
         if work == 1 {
-            SCRIPTS.mark_ready.key(keys::ready_domains()).arg(domain).invoke_async::<i64>(conn).await?;
+            SCRIPTS.mark_ready.key(&ready).arg(domain).invoke_async::<i64>(conn).await?;
         }
     }
     Ok(())

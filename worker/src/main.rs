@@ -39,7 +39,10 @@ async fn main() -> ExitCode {
 async fn run(started: Started) -> anyhow::Result<()> {
     let Started { config, pool, shutdown } = started;
     let transport = match config.smtp.mode {
-        DeliveryMode::Relay => transport::Delivery::Relays(transport::smtp::SmtpRelays::new(&config.smtp)?),
+        DeliveryMode::Relay => transport::Delivery::Relays(transport::smtp::SmtpRelays::new(
+            &config.smtp,
+            config.limits.transactional_share,
+        )?),
         DeliveryMode::Mx => {
             let dns = sluice_shared::dns::Dns::from_config(&config.dns)
                 .map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?;
@@ -54,7 +57,11 @@ async fn run(started: Started) -> anyhow::Result<()> {
         );
     }
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
-    engine::run(ctx, shutdown).await;
+    let priority = tokio::spawn(engine::run(ctx.clone(), sluice_shared::lane::Lane::Priority, shutdown.clone()));
+    engine::run(ctx, sluice_shared::lane::Lane::Bulk, shutdown).await;
+    if let Err(e) = priority.await {
+        tracing::error!(error = %e, "priority lane stopped abnormally");
+    }
     tracing::info!("worker stopped");
     Ok(())
 }

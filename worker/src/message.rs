@@ -117,6 +117,7 @@ mod tests {
             text: Some("t".into()),
             headers: [("X-Campaign".to_string(), "spring".to_string())].into(),
             send_at_ms: None,
+            ..Default::default()
         };
         Campaign::compile(spec, 1700000000000).unwrap()
     }

@@ -8,6 +8,7 @@ use axum::{
 use serde_json::{Value, json};
 use sluice_shared::{
     keys,
+    lane::Lane,
     redis::{Conn, scripts::SCRIPTS},
 };
 
@@ -28,13 +29,15 @@ async fn describe(state: &AppState, conn: &mut Conn, domains: &[String]) -> Resu
     let mut pipe = redis::pipe();
     for d in domains {
         pipe.cmd("XLEN").arg(keys::domain_stream(d));
+        pipe.cmd("XLEN").arg(keys::lane_stream(d, Lane::Priority));
         pipe.cmd("EVALSHA").arg(SCRIPTS.shape_read.get_hash()).arg(1).arg(keys::domain_shape(d));
     }
     let replies: Vec<redis::Value> = pipe.query_async(conn).await.map_err(store)?;
     let mut out = Vec::new();
-    for (d, pair) in domains.iter().zip(replies.chunks(2)) {
-        let queued: i64 = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
-        let shape: Vec<i64> = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
+    for (d, pair) in domains.iter().zip(replies.chunks(3)) {
+        let bulk: i64 = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
+        let priority: i64 = redis::from_redis_value_ref(&pair[1]).unwrap_or(0);
+        let shape: Vec<i64> = redis::from_redis_value_ref(&pair[2]).unwrap_or_default();
         let [now, factor_x1000, until, ramp, suspend_until] = shape[..] else {
             return Err(ApiError::Store(sluice_shared::redis::StoreError::Reply(
                 "shape_read: 5 numbers expected".into(),
@@ -46,7 +49,8 @@ async fn describe(state: &AppState, conn: &mut Conn, domains: &[String]) -> Resu
         let slowed = (factor < 1.0 && until > 0).then_some(until);
         out.push(json!({
             "domain": d,
-            "queued": queued,
+            "queued": bulk + priority,
+            "queued_transactional": priority,
             "limit": {"rate_per_second": limit.per_second, "burst": limit.burst, "connections": limit.connections},
             "rate_factor": factor,
             "effective_rate_per_second": limit.per_second * factor,

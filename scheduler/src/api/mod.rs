@@ -10,8 +10,10 @@ mod dead_letters;
 mod destinations;
 pub mod error;
 mod inbound;
+mod messages;
 mod request_id;
 mod suppressions;
+mod templates;
 mod warmup;
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use sluice_shared::config::Config;
 use sluice_shared::redis::Pool;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub inbound: Option<Arc<InboundParts>>,
     /// Accepted API keys.
     pub keys: Arc<auth::Keys>,
+    /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
+    pub enqueuer: Arc<crate::enqueue::Enqueuer>,
 }
 
 /// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
@@ -46,7 +50,7 @@ pub struct InboundParts {
 }
 
 impl AppState {
-    pub fn new(pool: Pool, config: Arc<Config>) -> AppState {
+    pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
         let inbound = config.public.as_ref().map(|p| {
             Arc::new(InboundParts {
                 tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
@@ -59,7 +63,7 @@ impl AppState {
             );
         }
         let keys = Arc::new(auth::Keys::new(&config.api));
-        AppState { pool, config, inbound, keys }
+        AppState { pool, config, inbound, keys, enqueuer }
     }
 }
 
@@ -77,7 +81,7 @@ pub fn app(state: AppState) -> Router {
     // Inline recipients (up to 10,000) make large bodies legitimate; NDJSON uploads stream.
     let create_limit = 64 * 1024 * 1024;
     use auth::scoped;
-    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Suppressions};
+    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Send, Suppressions};
     let v1 = Router::new()
         .route(
             "/campaigns",
@@ -91,6 +95,14 @@ pub fn app(state: AppState) -> Router {
             scoped(CampaignsWrite, post(campaigns::upload_recipients)).layer(DefaultBodyLimit::disable()),
         )
         .route("/campaigns/{id}/{action}", scoped(CampaignsWrite, post(campaigns::act)))
+        .route("/messages", scoped(Send, post(messages::send)))
+        .route("/messages/{id}", scoped(Send, get(messages::get_one)))
+        .route("/templates", scoped(CampaignsRead, get(templates::list)))
+        .route(
+            "/templates/{id}",
+            scoped(CampaignsRead, get(templates::get_one))
+                .merge(scoped(CampaignsWrite, put(templates::put).delete(templates::delete))),
+        )
         .route("/dead-letters", scoped(Admin, get(dead_letters::list)))
         .route("/dead-letters/{id}/requeue", scoped(Admin, post(dead_letters::requeue)))
         .route("/inbound", scoped(Admin, post(inbound::receive)).layer(DefaultBodyLimit::max(INBOUND_MAX)))

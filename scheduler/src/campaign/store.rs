@@ -37,7 +37,8 @@ pub async fn create(conn: &mut Conn, c: &ValidCampaign, now_ms: i64) -> StoreRes
         inv.arg(r);
     }
     let (code, status): (String, String) = inv.invoke_async(conn).await?;
-    if code != "conflict" {
+    // Messages are looked after through the due index, written before the create.
+    if code != "conflict" && !sluice_shared::lane::is_message(id) {
         // Indexed after the campaign exists (the schedulers drop ids whose campaign is missing).
         // Also on a replay, so a retry repairs a create that stopped right here.
         redis::pipe()

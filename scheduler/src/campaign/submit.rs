@@ -2,7 +2,11 @@
 
 use serde::Serialize;
 use sluice_shared::redis::Conn;
-use sluice_shared::{config::Config, model::CampaignStatus, redis::StoreError};
+use sluice_shared::{
+    config::Config,
+    model::{CampaignSpec, CampaignStatus},
+    redis::StoreError,
+};
 
 use super::{
     request::{self, FieldError, Rejection},
@@ -31,6 +35,25 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// What a valid request still needs from this deployment: a DKIM key for its From domain
+/// (unless `dkim.missing_key = "send"`), and the public listener if it asks for tracking.
+pub fn check_against_config(spec: &CampaignSpec, config: &Config) -> Result<(), FieldError> {
+    if !spec.tracking.is_off() && config.public.is_none() {
+        return Err(FieldError::invalid(
+            "tracking",
+            "open and click tracking need the [public] listener (public.base_url) configured",
+        ));
+    }
+    let from_domain = spec.from.email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    if !config.dkim.allows(from_domain) {
+        return Err(FieldError::invalid(
+            "from.email",
+            format!("no DKIM key is configured for {from_domain:?} and dkim.missing_key = \"refuse\""),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates and stores a campaign; rejected as a whole, it writes nothing.
 pub async fn submit(
     conn: &mut Conn,
@@ -39,14 +62,13 @@ pub async fn submit(
     fallback_id: impl FnOnce() -> String,
     source: &'static str,
 ) -> Result<Submitted, SubmitError> {
-    let valid = request::parse(body, &config.campaigns, fallback_id).map_err(SubmitError::Field)?;
-    let from_domain = valid.spec.from.email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-    if !config.dkim.allows(from_domain) {
-        return Err(SubmitError::Field(FieldError::invalid(
-            "from.email",
-            format!("no DKIM key is configured for {from_domain:?} and dkim.missing_key = \"refuse\""),
-        )));
-    }
+    let mut value = request::decode(body).map_err(SubmitError::Field)?;
+    crate::template::resolve(conn, &mut value).await.map_err(|e| match e {
+        crate::template::ResolveError::Field(f) => SubmitError::Field(f),
+        crate::template::ResolveError::Store(s) => SubmitError::Store(s),
+    })?;
+    let valid = request::parse_value(value, &config.campaigns, fallback_id).map_err(SubmitError::Field)?;
+    check_against_config(&valid.spec, config).map_err(SubmitError::Field)?;
     let now = chrono::Utc::now().timestamp_millis();
     let created = store::create(conn, &valid, now).await?;
     let (status, replay) = match created {

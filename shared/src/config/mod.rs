@@ -3,6 +3,7 @@
 //! Every section rejects unknown keys, and [`Config::validate`] names the bad key and value,
 //! so a typo stops the process at startup instead of being silently ignored.
 
+mod messaging;
 mod providers;
 mod sections;
 mod warmup;
@@ -11,6 +12,7 @@ use std::{net::SocketAddr, path::Path};
 
 use serde::Deserialize;
 
+pub use messaging::*;
 pub use providers::*;
 pub use sections::*;
 pub use warmup::*;
@@ -54,6 +56,8 @@ pub struct Config {
     pub warmup: WarmupConfig,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default)]
+    pub messages: MessagesConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -118,6 +122,13 @@ impl Config {
         }
         if d.connections == 0 {
             return Err(invalid("limits.default.connections", 0, "must be at least 1"));
+        }
+        let share = self.limits.transactional_share;
+        if !(0.0..=0.9).contains(&share) {
+            return Err(invalid("limits.transactional_share", share, "must be between 0 and 0.9"));
+        }
+        if self.worker.priority_inflight == 0 {
+            return Err(invalid("worker.priority_inflight", 0, "must be at least 1"));
         }
         for (domain, o) in &self.limits.domains {
             if domain != &domain.to_ascii_lowercase() || domain.is_empty() {
@@ -318,6 +329,9 @@ impl Config {
         }
         if s.expand_window == 0 {
             return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
+        }
+        if self.messages.max_recipients == 0 {
+            return Err(invalid("messages.max_recipients", 0, "must be at least 1"));
         }
         if self.campaigns.max_inline_recipients == 0 {
             return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));

@@ -243,7 +243,7 @@ impl Default for DefaultLimit {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     #[serde(default)]
@@ -257,6 +257,22 @@ pub struct LimitsConfig {
     /// off: by the providers' domain lists only.
     #[serde(default)]
     pub mx_rollup: bool,
+    /// Share (0-0.9) of every destination's rate and connections reserved for transactional
+    /// messages: bulk cannot starve them, and while bulk waits they use at most this share.
+    #[serde(default = "defaults::transactional_share")]
+    pub transactional_share: f64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            default: DefaultLimit::default(),
+            domains: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            mx_rollup: false,
+            transactional_share: defaults::transactional_share(),
+        }
+    }
 }
 
 /// The limits that apply to one destination domain, resolved.
@@ -280,6 +296,12 @@ impl LimitsConfig {
         self.default.with(self.domains.get(domain).unwrap_or(&LimitOverride::default()))
     }
 
+    /// Concurrent sends to one destination per lane, from its `connections`: the priority lane
+    /// gets the reserved share (at least one), bulk the rest (at least one).
+    pub fn lane_connections(&self, connections: usize, lane: crate::lane::Lane) -> usize {
+        split_for_lane(connections, self.transactional_share, lane)
+    }
+
     /// Bounded metric label for a destination: the provider's name for a provider queue, the
     /// domain itself if configured, else "other".
     pub fn label<'a>(&self, domain: &'a str) -> &'a str {
@@ -288,6 +310,15 @@ impl LimitsConfig {
             None if self.domains.contains_key(domain) => domain,
             None => "other",
         }
+    }
+}
+
+/// Splits `total` concurrent slots between the lanes by `share`; each lane keeps at least one.
+pub fn split_for_lane(total: usize, share: f64, lane: crate::lane::Lane) -> usize {
+    let priority = ((total as f64 * share).ceil() as usize).max(1);
+    match lane {
+        crate::lane::Lane::Priority => priority,
+        crate::lane::Lane::Bulk => total.saturating_sub(priority).max(1),
     }
 }
 
@@ -340,6 +371,12 @@ pub struct WorkerConfig {
     /// dead-letter stream instead of looping forever.
     #[serde(default = "defaults::max_deliveries")]
     pub max_deliveries: u64,
+    /// Most transactional jobs one worker holds at once (the priority lane's own bound).
+    #[serde(default = "defaults::priority_inflight")]
+    pub priority_inflight: usize,
+    /// How often an idle priority lane looks for work: the floor of transactional latency.
+    #[serde(default = "defaults::priority_poll")]
+    pub priority_poll: Span,
 }
 
 impl Default for WorkerConfig {
@@ -352,6 +389,8 @@ impl Default for WorkerConfig {
             reclaim_idle: defaults::reclaim_idle(),
             drain_timeout: defaults::drain_timeout(),
             max_deliveries: defaults::max_deliveries(),
+            priority_inflight: defaults::priority_inflight(),
+            priority_poll: defaults::priority_poll(),
         }
     }
 }
@@ -674,6 +713,15 @@ mod defaults {
     }
     pub fn soft_window() -> Span {
         Span::try_from("7d").unwrap()
+    }
+    pub fn transactional_share() -> f64 {
+        0.2
+    }
+    pub fn priority_inflight() -> usize {
+        200
+    }
+    pub fn priority_poll() -> Span {
+        Span::try_from("5ms").unwrap()
     }
     pub fn events_maxlen() -> u64 {
         1_000_000

@@ -51,6 +51,7 @@ pub struct Scripts {
     pub ack: Script,
     pub has_work: Script,
     pub prune_consumers: Script,
+    pub template_put: Script,
 }
 
 /// The scripts, hashed once per process; `invoke_async` loads them into Redis on first use.
@@ -80,4 +81,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     ack: plain(include_str!("lua/ack.lua")),
     has_work: plain(include_str!("lua/has_work.lua")),
     prune_consumers: plain(include_str!("lua/prune_consumers.lua")),
+    template_put: plain(include_str!("lua/template_put.lua")),
 });

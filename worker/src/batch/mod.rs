@@ -13,7 +13,9 @@ use std::{
 
 use sluice_shared::{
     config::Config,
-    crash, keys, metrics as m,
+    crash, keys,
+    lane::{self, Lane},
+    metrics as m,
     model::{Job, OutcomeKind},
     redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
 };
@@ -39,6 +41,8 @@ const CLAIM_SKIP: i64 = 0;
 /// What one visit to a domain took.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The lane (stream) the entries came from.
+    pub lane: Lane,
     pub entries: Vec<Entry>,
     /// Entries that are not jobs: acked and dropped (logged when read).
     pub malformed: Vec<String>,
@@ -49,7 +53,7 @@ pub struct Batch {
 /// Processes a batch and acks every entry whose fate is recorded. Entries whose campaign step
 /// failed on Redis stay pending and are reclaimed later.
 pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batch) {
-    let Batch { entries, malformed: mut done, poisoned } = batch;
+    let Batch { lane, entries, malformed: mut done, poisoned } = batch;
     if !poisoned.is_empty() {
         let maxlen = ctx.config.campaigns.events_maxlen;
         let step = async { dead_letter::dead_letter(&mut ctx.conn().await?, &domain, maxlen, &poisoned).await };
@@ -65,20 +69,28 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
     for e in entries {
         by_campaign.entry(e.job.c.clone()).or_default().push(e);
     }
-    for (campaign, entries) in by_campaign {
-        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-        match handle_campaign(&ctx, &domain, &campaign, entries).await {
-            Ok(()) => done.extend(ids),
-            Err(e) => {
-                ctx.forget_conn();
-                m_redis_error("batch");
-                tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending for reclaim");
+    // Campaigns of one batch go concurrently: one message never waits for another's sends.
+    let steps = by_campaign.into_iter().map(|(campaign, entries)| {
+        let (ctx, domain) = (&ctx, &domain);
+        async move {
+            let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+            match handle_campaign(ctx, domain, lane, &campaign, entries).await {
+                Ok(()) => ids,
+                Err(e) => {
+                    ctx.forget_conn();
+                    m_redis_error("batch");
+                    tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending for reclaim");
+                    Vec::new()
+                }
             }
         }
+    });
+    for ids in futures::future::join_all(steps).await {
+        done.extend(ids);
     }
     let ack = || async {
         let mut conn = ctx.conn().await?;
-        let mut inv = SCRIPTS.ack.key(keys::domain_stream(&domain));
+        let mut inv = SCRIPTS.ack.key(keys::lane_stream(&domain, lane));
         inv.arg(keys::WORKER_GROUP);
         for id in &done {
             inv.arg(id);
@@ -125,6 +137,7 @@ where
 async fn handle_campaign<T: Transport>(
     ctx: &Arc<Ctx<T>>,
     domain: &str,
+    lane: Lane,
     campaign_id: &str,
     entries: Vec<Entry>,
 ) -> StoreResult<()> {
@@ -146,13 +159,13 @@ async fn handle_campaign<T: Transport>(
     if to_send.is_empty() {
         return Ok(());
     }
-    let permits = ctx.domain_permits(domain);
+    let permits = ctx.domain_permits(domain, lane);
     let answered = AtomicUsize::new(0);
     let half = to_send.len().div_ceil(2);
     let verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
             let sends = to_send.iter().map(|e| async {
-                let verdict = deliver(ctx, c, &permits, domain, e).await;
+                let verdict = deliver(ctx, c, &permits, domain, lane, e).await;
                 if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
                     crash::point("worker::mid_batch");
                 }
@@ -185,6 +198,9 @@ async fn handle_campaign<T: Transport>(
         }
     }
     effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await?;
+    if lane::is_message(campaign_id) {
+        lane::nudge_message(&mut conn, campaign_id).await?;
+    }
     if let Some((_, first)) = held.first() {
         let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
         let until = first.hold_until.expect("partitioned on hold_until");
@@ -221,6 +237,7 @@ async fn deliver<T: Transport>(
     campaign: &Campaign,
     permits: &tokio::sync::Semaphore,
     domain: &str,
+    lane: Lane,
     entry: &Entry,
 ) -> Verdict {
     let job = &entry.job;
@@ -249,6 +266,7 @@ async fn deliver<T: Transport>(
     let envelope = Envelope {
         from: ctx.return_path(&campaign.spec.id, job.i, &job.r, &campaign.spec.from.email),
         to: job.r.clone(),
+        lane,
     };
     let result = ctx.transport.send(&envelope, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())

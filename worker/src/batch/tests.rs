@@ -66,6 +66,7 @@ async fn setup_with(
         text: Some("Hello".into()),
         headers: Default::default(),
         send_at_ms: None,
+        ..Default::default()
     };
     let mut conn = redis.conn();
     let _: () = redis::cmd("HSET")

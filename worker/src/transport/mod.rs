@@ -13,6 +13,8 @@ use std::future::Future;
 pub struct Envelope {
     pub from: String,
     pub to: String,
+    /// Transactional mail uses connections of its own, so it never queues behind bulk.
+    pub lane: sluice_shared::lane::Lane,
 }
 
 /// An SMTP reply, kept whole for the record: code, enhanced status code, text.

@@ -22,7 +22,10 @@ use lettre::{
         extension::ClientId,
     },
 };
-use sluice_shared::config::{RelayConfig, SmtpConfig, TlsMode};
+use sluice_shared::{
+    config::{RelayConfig, SmtpConfig, TlsMode, split_for_lane},
+    lane::Lane,
+};
 use tokio::{net::TcpStream, sync::Semaphore};
 
 use super::{Envelope, SendError, SmtpReply, Transport};
@@ -35,6 +38,8 @@ struct Relay {
     smtps: Option<tokio_rustls::TlsConnector>,
     idle: Mutex<Vec<AsyncSmtpConnection>>,
     permits: Arc<Semaphore>,
+    /// Connections reserved for the priority lane (`limits.transactional_share` of the bound).
+    priority_permits: Arc<Semaphore>,
 }
 
 /// Every configured relay, used round-robin.
@@ -46,7 +51,8 @@ pub struct SmtpRelays {
 }
 
 impl SmtpRelays {
-    pub fn new(config: &SmtpConfig) -> anyhow::Result<SmtpRelays> {
+    /// `share`: `limits.transactional_share`, the priority lane's extra connections per relay.
+    pub fn new(config: &SmtpConfig, share: f64) -> anyhow::Result<SmtpRelays> {
         let relays = config
             .relays
             .iter()
@@ -63,6 +69,11 @@ impl SmtpRelays {
                     config: r.clone(),
                     idle: Mutex::new(Vec::new()),
                     permits: Arc::new(Semaphore::new(config.max_connections_per_relay)),
+                    priority_permits: Arc::new(Semaphore::new(split_for_lane(
+                        config.max_connections_per_relay,
+                        share,
+                        Lane::Priority,
+                    ))),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -105,8 +116,18 @@ impl SmtpRelays {
         Ok(conn)
     }
 
-    async fn send_on(&self, relay: &Relay, envelope: &LettreEnvelope, message: &[u8]) -> Result<SmtpReply, SendError> {
-        let _permit = relay.permits.acquire().await.map_err(|_| SendError::Connection("relay closed".into()))?;
+    async fn send_on(
+        &self,
+        relay: &Relay,
+        lane: Lane,
+        envelope: &LettreEnvelope,
+        message: &[u8],
+    ) -> Result<SmtpReply, SendError> {
+        let permits = match lane {
+            Lane::Bulk => &relay.permits,
+            Lane::Priority => &relay.priority_permits,
+        };
+        let _permit = permits.acquire().await.map_err(|_| SendError::Connection("relay closed".into()))?;
         let pooled = relay.idle.lock().unwrap().pop();
         let mut conn = match pooled {
             Some(c) => c,
@@ -131,10 +152,11 @@ impl Transport for SmtpRelays {
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
         let from: Address = envelope.from.parse().map_err(|e| SendError::Unsendable(format!("sender address: {e}")))?;
         let to: Address = envelope.to.parse().map_err(|e| SendError::Unsendable(format!("recipient address: {e}")))?;
+        let lane = envelope.lane;
         let envelope = LettreEnvelope::new(Some(from), vec![to]).map_err(|e| SendError::Unsendable(e.to_string()))?;
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.relays.len();
         let relay = &self.relays[i];
-        match tokio::time::timeout(self.timeout, self.send_on(relay, &envelope, message)).await {
+        match tokio::time::timeout(self.timeout, self.send_on(relay, lane, &envelope, message)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Connection(format!(
                 "no reply from {}:{} within {:?}",

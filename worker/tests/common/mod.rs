@@ -156,6 +156,43 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// A call with extra headers; returns status, response headers and body.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.api)).bearer_auth(TOKEN);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API reachable");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Polls a message until its status is `status`; returns its last view.
+    pub async fn wait_message(&self, id: &str, status: &str, deadline: Duration) -> Value {
+        let start = tokio::time::Instant::now();
+        loop {
+            let (_, m) = self.call("GET", &format!("/v1/messages/{id}"), None).await;
+            if m["status"] == status {
+                return m;
+            }
+            if start.elapsed() > deadline {
+                panic!("message {id} not {status} after {deadline:?}: {m}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn post_raw(&self, path: &str, body: String) -> (u16, Value) {
         let resp = self.http.post(format!("{}{path}", self.api)).bearer_auth(TOKEN).body(body).send().await.unwrap();
         let status = resp.status().as_u16();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sluice_shared::{
     config::CampaignConfig,
-    model::{CampaignSpec, Sender},
+    model::{CampaignSpec, Sender, TemplateRef, Tracking},
     validate,
 };
 
@@ -76,6 +76,13 @@ struct CampaignInput {
     send_at: Option<String>,
     #[serde(default = "yes")]
     start: bool,
+    #[serde(default)]
+    tags: Vec<String>,
+    metadata: Option<Value>,
+    #[serde(default)]
+    tracking: Tracking,
+    /// Set by template resolution (see `crate::template::resolve`).
+    template: Option<TemplateRef>,
 }
 
 fn yes() -> bool {
@@ -114,11 +121,17 @@ fn field_of(path: &serde_path_to_error::Path, inner: &str) -> String {
 }
 
 /// Parses and validates a campaign. `fallback_id` is used when the request has no `id`.
+#[cfg(test)]
 pub fn parse(
     body: &[u8],
     limits: &CampaignConfig,
     fallback_id: impl FnOnce() -> String,
 ) -> Result<ValidCampaign, FieldError> {
+    parse_value(decode(body)?, limits, fallback_id)
+}
+
+/// The request body as a JSON object.
+pub fn decode(body: &[u8]) -> Result<Value, FieldError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| FieldError {
         field: "body".into(),
         message: format!("invalid JSON: {e}"),
@@ -131,6 +144,15 @@ pub fn parse(
             kind: ErrorKind::Malformed,
         });
     }
+    Ok(value)
+}
+
+/// Validates a decoded campaign request (templates already resolved).
+pub fn parse_value(
+    value: Value,
+    limits: &CampaignConfig,
+    fallback_id: impl FnOnce() -> String,
+) -> Result<ValidCampaign, FieldError> {
     let digest = hex::encode(Sha256::digest(value.to_string().as_bytes()));
     let input: CampaignInput = serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.inner().to_string();
@@ -216,6 +238,16 @@ fn validate_campaign(
             kind: ErrorKind::TooLarge,
         });
     }
+    check_tags(&input.tags)?;
+    if let Some(m) = &input.metadata {
+        if !m.is_object() {
+            return Err(FieldError::invalid("metadata", "must be a JSON object"));
+        }
+        let size = m.to_string().len();
+        if size > MAX_METADATA_BYTES {
+            return Err(FieldError::invalid("metadata", format!("is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
+        }
+    }
     let mut batch = RecipientBatch::default();
     for (index, r) in input.recipients.into_iter().enumerate() {
         batch.add(index, r);
@@ -230,8 +262,32 @@ fn validate_campaign(
         text,
         headers: input.headers,
         send_at_ms,
+        tags: input.tags,
+        metadata: input.metadata,
+        to: Vec::new(),
+        template: input.template,
+        tracking: input.tracking,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
+}
+
+/// Largest `metadata` object (serialised): it is echoed in every event.
+const MAX_METADATA_BYTES: usize = 4096;
+const MAX_TAGS: usize = 10;
+
+fn check_tags(tags: &[String]) -> Result<(), FieldError> {
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::invalid("tags", format!("{} tags; the limit is {MAX_TAGS}", tags.len())));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        if t.is_empty() || t.len() > 64 || t.chars().any(char::is_control) {
+            return Err(FieldError::invalid(
+                format!("tags[{i}]"),
+                "must be 1-64 characters without control characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_template(field: &str, source: &str) -> Result<(), FieldError> {

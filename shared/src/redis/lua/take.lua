@@ -1,16 +1,24 @@
--- One visit of a worker to one destination domain: take tokens from the domain's bucket
--- (shared by the whole cluster, Redis clock), then claim at most that many jobs: first entries
--- idle past `min_idle_ms` (a dead worker's), at most once per `reclaim_every_ms`, then new ones.
--- Unused tokens are not spent. A destination slowed by a throttling reply (shape.lua) gets
--- its share of the rate and burst; a suspended one gets nothing until the suspension ends.
+-- One visit of a worker to one lane of one destination: take tokens from the destination's
+-- bucket (shared by the whole cluster and by both lanes, Redis clock), then claim at most that
+-- many jobs of the lane's stream: first entries idle past `min_idle_ms` (a dead worker's), at
+-- most once per `reclaim_every_ms`, then new ones. Unused tokens are not spent. A destination
+-- slowed by a throttling reply (shape.lua) gets its share of the rate and burst; a suspended
+-- one gets nothing until the suspension ends.
+--
+-- Lanes share the bucket by `share` (limits.transactional_share):
+-- - bulk never takes the last `share` of the burst, so a transactional job finds a token at once;
+-- - while bulk is held back by tokens (it wanted more in the last second), the priority lane
+--   also draws on its own sub-bucket refilled at `share` of the rate, so it cannot starve bulk;
+-- - when either lane is idle the other may use the whole rate.
 -- KEYS: bucket, stream, reclaim_marker, shape
--- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms
+-- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms, lane, share
 -- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries,
 -- factor_x1000, suspended_ms}: `deliveries[k]` is how often `entries[k]` has been handed out
 -- (1 for a new one); the last two show the shape in force.
 local bucket, stream, marker, shape = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local want, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local group, consumer = ARGV[4], ARGV[5]
+local priority, share = ARGV[8] == 'priority', tonumber(ARGV[9])
 local now = now_ms()
 
 local s = redis.call('HMGET', shape, 'factor', 'until', 'ramp', 'suspend_until')
@@ -23,11 +31,23 @@ end
 rate = rate * factor
 burst = math.max(1, math.floor(burst * factor))
 
-local b = redis.call('HMGET', bucket, 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-local allowed = math.min(want, math.floor(tokens))
+local b = redis.call('HMGET', bucket, 'tokens', 'ts', 'ptokens', 'bulk_held')
+local elapsed = math.max(0, now - (tonumber(b[2]) or now))
+local tokens = math.min(burst, (tonumber(b[1]) or burst) + elapsed * rate / 1000)
+local pburst = math.max(1, burst * share)
+local ptokens = math.min(pburst, (tonumber(b[3]) or pburst) + elapsed * rate * share / 1000)
+local reserve = math.min(burst * share, burst - 1)
+local contended = now - (tonumber(b[4]) or 0) < 1000
+
+-- What this lane may spend now, and the rate at which that grows.
+local avail, lane_rate
+if priority then
+  avail, lane_rate = tokens, rate
+  if contended and share > 0 then avail, lane_rate = math.min(tokens, ptokens), rate * share end
+else
+  avail, lane_rate = tokens - reserve, rate
+end
+local allowed = math.min(want, math.floor(math.max(0, avail)))
 
 local entries, deliveries, reclaimed, more = {}, {}, 0, 0
 if allowed > 0 then
@@ -62,12 +82,21 @@ else
 end
 
 tokens = tokens - #entries
-redis.call('HSET', bucket, 'tokens', tokens, 'ts', now)
+local fields = {'tokens', tokens, 'ts', now, 'ptokens', ptokens}
+if priority then
+  fields[6] = math.max(0, ptokens - #entries)
+elseif allowed < want and more == 1 then
+  -- Bulk wanted more than the tokens allowed and the stream had it: bulk is waiting.
+  fields[#fields + 1] = 'bulk_held'
+  fields[#fields + 1] = now
+end
+redis.call('HSET', bucket, unpack(fields))
 redis.call('PEXPIRE', bucket, math.ceil(burst / rate * 1000) + 60000)
 
 local wait = 0
-if #entries < want and more == 1 and tokens < 1 then
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local left = avail - #entries
+if #entries < want and more == 1 and left < 1 then
+  wait = math.ceil((1 - left) * 1000 / lane_rate)
 end
 local pending = redis.call('XPENDING', stream, group)[1]
 return {now, wait, more, pending, reclaimed, entries, deliveries, math.floor(factor * 1000), 0}

@@ -1,0 +1,97 @@
+//! `/v1/messages`: send one transactional message; read its status and events.
+//! An `Idempotency-Key` header makes a retried send safe: the key (per API key, for
+//! `messages.idempotency_window`) maps to the first request's message id and body digest; the
+//! same body again answers with that id, a different body is refused.
+
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sluice_shared::{keys, lane};
+
+use super::{AppState, auth::Principal, error::ApiError};
+use crate::{campaign::request::FieldError, message};
+
+const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+pub async fn send(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut conn = state.conn().await?;
+    let idempotency = idempotency_key(&headers)?;
+    let (id, replayed) = match &idempotency {
+        None => (message::new_id(), false),
+        Some(key) => claim_key(&state, &mut conn, &principal.id, key, &body).await?,
+    };
+    let accepted = message::send(&mut conn, &state.config, &state.enqueuer, &body, &id).await?;
+    let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    if replayed {
+        response.headers_mut().insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
+    let bad = || ApiError::Field(FieldError::invalid(IDEMPOTENCY_HEADER, "must be 1-255 printable ASCII characters"));
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| (33..=126).contains(&b)) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The message id for this key: a new one (first use), or the first request's (a replay).
+async fn claim_key(
+    state: &AppState,
+    conn: &mut sluice_shared::redis::Pooled,
+    key_id: &str,
+    key: &str,
+    body: &[u8],
+) -> Result<(String, bool), ApiError> {
+    let redis_key = keys::idempotency(key_id, &hex::encode(Sha256::digest(key.as_bytes())));
+    let digest = hex::encode(Sha256::digest(body));
+    let id = message::new_id();
+    let window = state.config.messages.idempotency_window.as_millis();
+    let store = |e: redis::RedisError| ApiError::Store(e.into());
+    let set: Option<String> = redis::cmd("SET")
+        .arg(&redis_key)
+        .arg(format!("{id} {digest}"))
+        .arg("NX")
+        .arg("PX")
+        .arg(window)
+        .query_async(&mut **conn)
+        .await
+        .map_err(store)?;
+    if set.is_some() {
+        return Ok((id, false));
+    }
+    let stored: Option<String> = redis::cmd("GET").arg(&redis_key).query_async(&mut **conn).await.map_err(store)?;
+    let (first_id, first_digest) = stored.as_deref().and_then(|s| s.split_once(' ')).unwrap_or(("", ""));
+    if first_id.is_empty() {
+        // Expired between the two calls: this is a first use after all.
+        return Ok((id, false));
+    }
+    if first_digest != digest {
+        return Err(ApiError::Conflict(format!(
+            "{IDEMPOTENCY_HEADER} was first used with a different body (message {first_id})"
+        )));
+    }
+    Ok((first_id.to_string(), true))
+}
+
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    if !lane::is_message(&id) {
+        return Err(ApiError::NotFound(format!("message {id:?}")));
+    }
+    let mut conn = state.conn().await?;
+    message::view::get(&mut conn, &id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("message {id:?}")))
+}
