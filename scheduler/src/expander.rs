@@ -68,10 +68,14 @@ pub async fn expand_chunk(
         .key(keys::campaign_staged(id))
         .key(keys::campaign_state(id))
         .key(keys::campaign_events(id));
-    commit.arg(first).arg(staged.len()).arg(jobs.len()).arg(events_maxlen);
+    commit.arg(first).arg(staged.len()).arg(jobs.len()).arg(events_maxlen).arg(suppressed.len());
     for (index, address) in &suppressed {
         commit.arg(index).arg(address);
     }
+    for job in &jobs {
+        commit.arg(job.i).arg(&job.r);
+    }
+    sluice_shared::feed::mark(conn, id).await?;
     let committed: i64 = commit.invoke_async(conn).await?;
     if committed == 0 {
         tracing::debug!(campaign = %id, "chunk expanded concurrently by another scheduler");

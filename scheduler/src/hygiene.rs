@@ -37,6 +37,7 @@ pub async fn expire_keys(conn: &mut Conn, id: &str, ms: u64) -> StoreResult<()> 
 /// Fails jobs of a paused campaign that have waited past their max age (checked every few
 /// seconds, up to 1,000 per campaign per pass).
 pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {
+    sluice_shared::feed::mark(conn, id).await?;
     SCRIPTS
         .expire_waiting
         .key(keys::campaign_meta(id))

@@ -18,10 +18,12 @@ mod expander;
 mod hygiene;
 mod inbound;
 mod intake;
+mod lease;
 mod message;
 mod public;
 mod retries;
 mod template;
+mod webhook;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -90,9 +92,13 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let pump = tokio::spawn(events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let duties = duties::Duties { pool, config, consumer, enqueuer };
     duties.run(shutdown).await;
     server.await??;
+    pump.await?;
+    webhooks.await?;
     if let Some(public) = public {
         public.await??;
     }

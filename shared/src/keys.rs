@@ -149,6 +149,45 @@ pub fn template(id: &str) -> String {
     format!("sluice:template:{id}")
 }
 
+/// The event feed: every campaign's and message's events, copied in order of arrival from
+/// their own streams by the schedulers (fields `s` source id, `e` its entry id, `n` sequence
+/// number, `t` type, `r` recipient, `d` data). Read by `GET /v1/events` and the webhooks.
+pub fn feed() -> String {
+    "sluice:events".into()
+}
+
+/// Sorted set source id -> version: campaigns and messages whose events may not all be in the
+/// feed yet. Every writer of events bumps the version first.
+pub fn feed_pending() -> String {
+    "sluice:events:pending".into()
+}
+
+/// Counter of events copied into the feed (each feed entry's `n`).
+pub fn feed_seq() -> String {
+    "sluice:events:seq".into()
+}
+
+/// Lease (SET NX PX) of the one scheduler that copies events into the feed.
+pub fn feed_lease() -> String {
+    "sluice:events:lease".into()
+}
+
+/// Hash of webhook endpoints made over the API: id -> JSON (url, secret, events).
+pub fn webhooks() -> String {
+    "sluice:webhooks".into()
+}
+
+/// Hash of one endpoint's delivery state: `cursor` (feed entry id), `cursor_n`, `delivered`,
+/// `dropped`, `attempts`, `next_attempt_at`, `last_success_at`, `last_error`, `last_error_at`.
+pub fn webhook_state(id: &str) -> String {
+    format!("sluice:webhook:{id}")
+}
+
+/// Lease of the one scheduler delivering to endpoint `id`.
+pub fn webhook_lease(id: &str) -> String {
+    format!("sluice:webhook:{id}:lease")
+}
+
 /// Sorted set of template ids, scored by last change (ms).
 pub fn templates() -> String {
     "sluice:templates".into()
@@ -238,6 +277,13 @@ mod tests {
         assert_eq!(idempotency("app", "k1"), "sluice:idem:app:k1");
         assert_eq!(template("welcome"), "sluice:template:welcome");
         assert_eq!(templates(), "sluice:templates");
+        assert_eq!(feed(), "sluice:events");
+        assert_eq!(webhooks(), "sluice:webhooks");
+        assert_eq!(webhook_state("crm"), "sluice:webhook:crm");
+        assert_eq!(webhook_lease("crm"), "sluice:webhook:crm:lease");
+        assert_eq!(feed_pending(), "sluice:events:pending");
+        assert_eq!(feed_seq(), "sluice:events:seq");
+        assert_eq!(feed_lease(), "sluice:events:lease");
     }
 
     fn hash_tag(key: &str) -> &str {

@@ -1,5 +1,6 @@
-//! Recording what happens to a recipient after the send (unsubscribe, bounce report,
-//! complaint): suppress the address first, then count and log it once on its campaign.
+//! Recording what happens to a recipient after the send (open, click, unsubscribe, bounce
+//! report, complaint): suppress the address first if asked, then count it (unique per
+//! recipient and in total) and log the event on its campaign.
 
 use serde_json::Value;
 
@@ -11,6 +12,8 @@ use crate::{
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LateKind {
+    Opened,
+    Clicked,
     Unsubscribed,
     Bounced,
     Complained,
@@ -19,21 +22,38 @@ pub enum LateKind {
 impl LateKind {
     fn member_prefix(self) -> &'static str {
         match self {
+            LateKind::Opened => "o",
+            LateKind::Clicked => "k",
             LateKind::Unsubscribed => "u",
             LateKind::Bounced => "b",
             LateKind::Complained => "c",
         }
     }
-    fn counter(self) -> &'static str {
+    /// The counter of recipients it happened to (once each).
+    fn unique_counter(self) -> &'static str {
         match self {
-            LateKind::Unsubscribed => "unsubscribed",
+            LateKind::Opened => "opened_unique",
+            LateKind::Clicked => "clicked_unique",
+            LateKind::Unsubscribed => "unsubscribed_unique",
             LateKind::Bounced => "bounced_async",
+            LateKind::Complained => "complained_unique",
+        }
+    }
+    /// The counter of every time it happened; a bounce report counts once per recipient only.
+    fn total_counter(self) -> &'static str {
+        match self {
+            LateKind::Opened => "opened",
+            LateKind::Clicked => "clicked",
+            LateKind::Unsubscribed => "unsubscribed",
+            LateKind::Bounced => "",
             LateKind::Complained => "complained",
         }
     }
     /// The event type in the campaign's stream.
     pub fn event(self) -> &'static str {
         match self {
+            LateKind::Opened => "opened",
+            LateKind::Clicked => "clicked",
             LateKind::Unsubscribed => "unsubscribed",
             LateKind::Bounced => "bounced",
             LateKind::Complained => "complained",
@@ -50,7 +70,7 @@ pub enum Recorded {
 }
 
 /// Adds `address` to the suppression list with `reason` (if `suppress_reason` is given), then
-/// records the event on the campaign once per recipient and kind.
+/// records the event on the campaign: `New` the first time for this recipient and kind.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     conn: &mut Conn,
@@ -67,6 +87,7 @@ pub async fn record(
         let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
         redis::cmd("HSET").arg(keys::suppressed()).arg(&address).arg(entry.to_string()).query_async::<()>(conn).await?;
     }
+    crate::feed::mark(conn, campaign).await?;
     let n: i64 = SCRIPTS
         .late_event
         .key(keys::campaign_meta(campaign))
@@ -75,11 +96,12 @@ pub async fn record(
         .key(keys::campaign_late_events(campaign))
         .arg(events_maxlen)
         .arg(format!("{}:{index}", kind.member_prefix()))
-        .arg(kind.counter())
+        .arg(kind.unique_counter())
         .arg(kind.event())
         .arg(index)
         .arg(&address)
         .arg(detail.to_string())
+        .arg(kind.total_counter())
         .invoke_async(conn)
         .await?;
     Ok(match n {

@@ -6,6 +6,7 @@
 //! - [`dns`]: MX, A, TXT and PTR lookups on the configured nameservers (cached by TTL).
 //! - [`config`]: typed TOML + environment configuration, validated at startup.
 //! - [`units`]: human rates (`"100/s"`) and durations (`"30s"`).
+//! - [`feed`]: how writers of events keep the event feed complete.
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
 //! - [`lane`]: bulk and priority lanes; which jobs take which.
 //! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod crash;
 pub mod dkim;
 pub mod dns;
+pub mod feed;
 pub mod keys;
 pub mod lane;
 pub mod late;

@@ -32,6 +32,12 @@ pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
 /// Campaigns created: label `source` (api, stream).
 pub const CAMPAIGNS_CREATED: &str = "sluice_campaigns_created_total";
 pub const MESSAGES_ACCEPTED: &str = "sluice_messages_accepted_total";
+pub const FEED_EVENTS: &str = "sluice_feed_events_total";
+pub const TRACKED: &str = "sluice_tracked_total";
+pub const WEBHOOK_BACKLOG: &str = "sluice_webhook_backlog";
+pub const WEBHOOK_DELIVERIES: &str = "sluice_webhook_deliveries_total";
+pub const WEBHOOK_DROPPED: &str = "sluice_webhook_dropped_events_total";
+pub const WEBHOOK_LAST_SUCCESS: &str = "sluice_webhook_last_success_timestamp_seconds";
 /// Intake stream entries rejected.
 pub const INTAKE_ERRORS: &str = "sluice_intake_errors_total";
 /// Jobs moved from retry back into domain streams.
@@ -102,6 +108,12 @@ fn describe() {
     describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
     describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");
     describe_counter!(MESSAGES_ACCEPTED, "Transactional messages accepted");
+    describe_counter!(FEED_EVENTS, "Events copied into the event feed");
+    describe_counter!(TRACKED, "Opens and clicks served by the public listener (kind)");
+    describe_gauge!(WEBHOOK_BACKLOG, "Feed events after a webhook endpoint's cursor (all types)");
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook POSTs by endpoint and result (ok, error)");
+    describe_counter!(WEBHOOK_DROPPED, "Webhook events given up (older than give_up_after, or trimmed from the feed)");
+    describe_gauge!(WEBHOOK_LAST_SUCCESS, "Unix time of a webhook endpoint's last successful POST");
     describe_counter!(INTAKE_ERRORS, "Intake stream entries rejected");
     describe_counter!(RETRIES_PROMOTED, "Jobs moved from retry back into destination streams");
     describe_gauge!(INFLIGHT, "Jobs held by this worker");

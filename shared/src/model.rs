@@ -129,13 +129,19 @@ pub struct Counts {
     pub bounced: u64,
     pub failed: u64,
     pub cancelled: u64,
-    /// Recipients who unsubscribed through this campaign's links (after being sent; not a
-    /// bucket of `total`).
+    // What happened after the send (not buckets of `total`): every time, and once per recipient.
+    pub opened: u64,
+    pub opened_unique: u64,
+    pub clicked: u64,
+    pub clicked_unique: u64,
+    /// Unsubscribes through this campaign's links.
     pub unsubscribed: u64,
-    /// Bounce reports (DSNs) that arrived after the relay accepted the message.
-    pub bounced_async: u64,
+    pub unsubscribed_unique: u64,
     /// Complaints (ARF reports).
     pub complained: u64,
+    pub complained_unique: u64,
+    /// Bounce reports (DSNs) that arrived after the relay accepted the message (once each).
+    pub bounced_async: u64,
 }
 
 impl Counts {
@@ -153,9 +159,15 @@ impl Counts {
                 "bounced" => &mut c.bounced,
                 "failed" => &mut c.failed,
                 "cancelled" => &mut c.cancelled,
+                "opened" => &mut c.opened,
+                "opened_unique" => &mut c.opened_unique,
+                "clicked" => &mut c.clicked,
+                "clicked_unique" => &mut c.clicked_unique,
                 "unsubscribed" => &mut c.unsubscribed,
-                "bounced_async" => &mut c.bounced_async,
+                "unsubscribed_unique" => &mut c.unsubscribed_unique,
                 "complained" => &mut c.complained,
+                "complained_unique" => &mut c.complained_unique,
+                "bounced_async" => &mut c.bounced_async,
                 _ => continue,
             };
             *slot = *v;

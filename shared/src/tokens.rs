@@ -1,4 +1,4 @@
-//! Signed tokens for public links (unsubscribe now; open and click later). A token carries its
+//! Signed tokens for public links (unsubscribe, open pixel, tracked clicks). A token carries its
 //! fields in the clear (URL-safe base64) and an HMAC-SHA256 tag over a purpose prefix and the
 //! fields, so it cannot be forged, altered, or reused for another purpose.
 
@@ -13,6 +13,11 @@ pub enum Purpose {
     Reference,
     /// The short tag in a VERP Return-Path.
     Verp,
+    /// The open-tracking pixel.
+    Open,
+    /// A tracked link: carries the original URL, so only URLs that were in the message can be
+    /// redirect targets.
+    Click,
 }
 
 impl Purpose {
@@ -21,6 +26,8 @@ impl Purpose {
             Purpose::Unsubscribe => b"sluice-unsubscribe-v1\0",
             Purpose::Reference => b"sluice-reference-v1\0",
             Purpose::Verp => b"sluice-verp-v1\0",
+            Purpose::Open => b"sluice-open-v1\0",
+            Purpose::Click => b"sluice-click-v1\0",
         }
     }
 }
@@ -106,12 +113,42 @@ impl TokenKey {
         hex::encode(&ctx.sign().as_ref()[..4])
     }
 
-    fn open_recipient(&self, purpose: Purpose, token: &str) -> Option<Recipient> {
-        let mut f = self.open(purpose, token, 3)?;
-        let address = f.pop()?;
-        let index = f.pop()?.parse().ok()?;
-        Some(Recipient { campaign: f.pop()?, index, address })
+    /// The open pixel's token for a message rendered at `sent_s` (unix seconds).
+    pub fn open_pixel(&self, campaign: &str, index: u64, address: &str, sent_s: i64) -> String {
+        self.seal(Purpose::Open, &[campaign, &index.to_string(), address, &sent_s.to_string()])
     }
+
+    /// A genuine open token's recipient and render time.
+    pub fn open_open_pixel(&self, token: &str) -> Option<(Recipient, i64)> {
+        let mut f = self.open(Purpose::Open, token, 4)?;
+        let sent = f.pop()?.parse().ok()?;
+        Some((recipient_of(f)?, sent))
+    }
+
+    /// A tracked link to `url`; None for a URL a token cannot carry (a line break).
+    pub fn click(&self, campaign: &str, index: u64, address: &str, sent_s: i64, url: &str) -> Option<String> {
+        (!url.contains('\n'))
+            .then(|| self.seal(Purpose::Click, &[campaign, &index.to_string(), address, &sent_s.to_string(), url]))
+    }
+
+    /// A genuine click token's recipient, render time and original URL.
+    pub fn open_click(&self, token: &str) -> Option<(Recipient, i64, String)> {
+        let mut f = self.open(Purpose::Click, token, 5)?;
+        let url = f.pop()?;
+        let sent = f.pop()?.parse().ok()?;
+        Some((recipient_of(f)?, sent, url))
+    }
+
+    fn open_recipient(&self, purpose: Purpose, token: &str) -> Option<Recipient> {
+        recipient_of(self.open(purpose, token, 3)?)
+    }
+}
+
+/// `[campaign, index, address]` as a recipient.
+fn recipient_of(mut f: Vec<String>) -> Option<Recipient> {
+    let address = f.pop()?;
+    let index = f.pop()?.parse().ok()?;
+    Some(Recipient { campaign: f.pop()?, index, address })
 }
 
 /// Compares without an early exit, so the time taken does not reveal how much matched.
@@ -146,5 +183,17 @@ mod tests {
         assert_eq!(key.open_unsubscribe(&format!("{payload}.{bad_tag}")), None);
         assert_eq!(key.open_unsubscribe("nonsense"), None);
         assert_eq!(key.open_unsubscribe(""), None);
+
+        // Tracking tokens carry their fields and only work for their purpose.
+        let pixel = key.open_pixel("spring", 7, "ann@x.example", 1_700_000_000);
+        assert_eq!(key.open_open_pixel(&pixel).map(|(r, t)| (r.index, t)), Some((7, 1_700_000_000)));
+        assert_eq!(key.open_click(&pixel), None);
+        let click = key.click("spring", 7, "ann@x.example", 1, "https://shop.example/a?b=1").unwrap();
+        assert_eq!(key.open_click(&click).map(|(_, _, u)| u).as_deref(), Some("https://shop.example/a?b=1"));
+        let (payload, tag) = click.split_once('.').unwrap();
+        let elsewhere =
+            String::from_utf8(B64URL.decode(payload).unwrap()).unwrap().replace("shop.example", "evil.example");
+        assert_eq!(key.open_click(&format!("{}.{tag}", B64URL.encode(elsewhere))), None, "no open redirect");
+        assert_eq!(key.click("c", 1, "a@b", 1, "https://x/\nLocation: y"), None);
     }
 }

@@ -145,6 +145,46 @@ pub fn campaign_id(id: &str) -> Result<(), String> {
     id_like(id, "id", &[])
 }
 
+/// Every event type, in lifecycle order.
+pub const EVENT_TYPES: &[&str] = &[
+    "queued",
+    "sent",
+    "deferred",
+    "bounced",
+    "failed",
+    "suppressed",
+    "cancelled",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "complained",
+];
+
+/// A webhook endpoint's event filter: known types only.
+pub fn event_types(types: &[String]) -> Result<(), String> {
+    match types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+        Some(bad) => Err(format!("unknown event type {bad:?}; one of {}", EVENT_TYPES.join(", "))),
+        None => Ok(()),
+    }
+}
+
+/// A webhook endpoint id: like a campaign id.
+pub fn webhook_id(id: &str) -> Result<(), String> {
+    id_like(id, "id", &[])
+}
+
+/// A webhook URL: http or https, with a host.
+pub fn webhook_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must name a host and hold no spaces".into());
+    }
+    Ok(())
+}
+
 /// A stored template's id: the same characters as a campaign id.
 pub fn template_id(id: &str) -> Result<(), String> {
     id_like(id, "id", &[])

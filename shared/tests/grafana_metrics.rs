@@ -32,6 +32,12 @@ const EXPORTED: &[&str] = &[
     m::LIVE_WORKERS,
     m::REDIS_UP,
     m::CAMPAIGN_RECIPIENTS,
+    m::MESSAGES_ACCEPTED,
+    m::FEED_EVENTS,
+    m::WEBHOOK_BACKLOG,
+    m::WEBHOOK_DELIVERIES,
+    m::WEBHOOK_DROPPED,
+    m::WEBHOOK_LAST_SUCCESS,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

@@ -10,6 +10,7 @@ use sluice_shared::{
     config::Config,
     dkim::Signer,
     lane::Lane,
+    model::CampaignSpec,
     redis::{Conn, Pool, StoreResult},
     refs,
     tokens::TokenKey,
@@ -97,6 +98,25 @@ impl<T: Transport> Ctx<T> {
     pub fn unsubscribe_url(&self, campaign: &str, index: u64, address: &str) -> Option<String> {
         let (public, key) = (self.config.public.as_ref()?, self.tokens.as_ref()?);
         Some(format!("{}/u/{}", public.base_url, key.unsubscribe(campaign, index, address)))
+    }
+
+    /// The HTML with tracked links and the open pixel, as the campaign's `tracking` asks
+    /// (unchanged without `[public]`). Links to the public listener itself (unsubscribe) stay.
+    pub fn track(&self, spec: &CampaignSpec, index: u64, address: &str, html: &str) -> Result<String, String> {
+        let (Some(public), Some(key)) = (self.config.public.as_ref(), self.tokens.as_ref()) else {
+            return Ok(html.to_string());
+        };
+        let base = &public.base_url;
+        let sent = self.clock.now().timestamp();
+        let click = |url: &str| -> Option<String> {
+            if url.starts_with(&format!("{base}/")) {
+                return None;
+            }
+            key.click(&spec.id, index, address, sent, url).map(|t| format!("{base}/c/{t}"))
+        };
+        let pixel = spec.tracking.opens.then(|| format!("{base}/o/{}", key.open_pixel(&spec.id, index, address, sent)));
+        let click: Option<crate::tracking::ClickLink> = if spec.tracking.clicks { Some(&click) } else { None };
+        crate::tracking::rewrite(html, click, pixel.as_deref())
     }
 
     /// The envelope sender: a VERP address at `bounces.return_path_domain` when configured (or

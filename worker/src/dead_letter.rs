@@ -36,6 +36,7 @@ pub async fn dead_letter(
         by_campaign.entry(e.job.c.as_str()).or_default().push((e, *deliveries, id));
     }
     for (campaign, jobs) in by_campaign {
+        sluice_shared::feed::mark(conn, campaign).await?;
         let mut inv = SCRIPTS.poison.prepare_invoke();
         inv.key(keys::campaign_meta(campaign))
             .key(keys::campaign_state(campaign))

@@ -12,6 +12,7 @@ mod context;
 mod dead_letter;
 mod engine;
 mod message;
+mod tracking;
 mod transport;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};

@@ -9,12 +9,16 @@ mod campaigns;
 mod dead_letters;
 mod destinations;
 pub mod error;
+mod events;
 mod inbound;
 mod messages;
 mod request_id;
 mod suppressions;
 mod templates;
 mod warmup;
+mod webhooks;
+
+pub use events::feed_entry;
 
 use std::sync::Arc;
 
@@ -95,6 +99,9 @@ pub fn app(state: AppState) -> Router {
             scoped(CampaignsWrite, post(campaigns::upload_recipients)).layer(DefaultBodyLimit::disable()),
         )
         .route("/campaigns/{id}/{action}", scoped(CampaignsWrite, post(campaigns::act)))
+        .route("/events", scoped(CampaignsRead, get(events::list)))
+        .route("/webhooks", scoped(Admin, get(webhooks::list).post(webhooks::create)))
+        .route("/webhooks/{id}", scoped(Admin, get(webhooks::get_one).delete(webhooks::delete)))
         .route("/messages", scoped(Send, post(messages::send)))
         .route("/messages/{id}", scoped(Send, get(messages::get_one)))
         .route("/templates", scoped(CampaignsRead, get(templates::list)))

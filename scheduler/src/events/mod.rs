@@ -3,6 +3,8 @@
 //! state); an event's id is the source id and the stream entry id, unique and stable, so
 //! receivers dedupe by it.
 
+pub mod pump;
+
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
@@ -11,6 +13,9 @@ use sluice_shared::{
     model::CampaignSpec,
     redis::{Conn, StoreResult},
 };
+
+/// Every event type, in lifecycle order.
+pub use sluice_shared::validate::EVENT_TYPES as TYPES;
 
 /// What a source adds to each of its events: the caller's tags and metadata.
 #[derive(Debug, Clone, Default)]
@@ -65,4 +70,19 @@ pub async fn read_source(conn: &mut Conn, source: &str, after: Option<&str>, cou
         .arg(count)
         .query_async(conn)
         .await?)
+}
+
+/// The tags and metadata of a source, from its spec (empty if it is gone).
+pub async fn extras_of(conn: &mut Conn, source: &str) -> StoreResult<Extras> {
+    let spec: Option<String> =
+        redis::cmd("HGET").arg(keys::campaign_meta(source)).arg("spec").query_async(conn).await?;
+    Ok(spec.and_then(|s| serde_json::from_str::<CampaignSpec>(&s).ok()).map(|s| Extras::from(&s)).unwrap_or_default())
+}
+
+/// Whether `id` looks like a stream entry id (`<ms>-<seq>`), the form of every cursor.
+pub fn is_entry_id(id: &str) -> bool {
+    let mut parts = id.split('-');
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }

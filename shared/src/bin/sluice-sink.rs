@@ -2,7 +2,9 @@
 //! `testkit::smtp_sink` for the scripted replies).
 //! - `--every N` prints a line of totals every N seconds;
 //! - `--refuse-file PATH`: while PATH exists the sink refuses connections (relay "down");
-//! - `--dump PATH`: on exit (SIGTERM or ctrl-c), writes "address count" for every recipient.
+//! - `--dump PATH`: on exit (SIGTERM or ctrl-c), writes "address count" for every recipient;
+//! - `--latency-header NAME --latency-out PATH`: for messages carrying `NAME: <unix µs>`,
+//!   writes on exit the microseconds from that time to acceptance, one per line.
 
 use std::{io::Write, path::PathBuf, sync::atomic::Ordering, time::Duration};
 
@@ -25,12 +27,21 @@ struct Args {
     /// Write per-recipient delivery counts here on exit.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// Header holding a message's send time (unix microseconds), for latency figures.
+    #[arg(long, requires = "latency_out")]
+    latency_header: Option<String>,
+    /// Where the latencies go on exit (microseconds, one per line).
+    #[arg(long)]
+    latency_out: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sink = SmtpSink::bind(&args.listen, false).await?;
+    if let Some(h) = &args.latency_header {
+        sink.state.measure_latency(h);
+    }
     println!("sluice-sink listening on {}", sink.addr);
     let mut term = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -59,6 +70,13 @@ async fn main() -> anyhow::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
         for (address, count) in sink.state.delivered.lock().unwrap().iter() {
             writeln!(out, "{address} {count}")?;
+        }
+        out.flush()?;
+    }
+    if let Some(path) = &args.latency_out {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for us in sink.state.latencies_us.lock().unwrap().iter() {
+            writeln!(out, "{us}")?;
         }
         out.flush()?;
     }

@@ -28,6 +28,68 @@ impl Default for MessagesConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Approximate cap of the event feed (`GET /v1/events`, webhooks): its memory bound.
+    #[serde(default = "defaults::feed_maxlen")]
+    pub feed_maxlen: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { feed_maxlen: defaults::feed_maxlen() }
+    }
+}
+
+/// One webhook endpoint from the config file (endpoints made over the API live in Redis).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointConfig {
+    pub id: String,
+    pub url: String,
+    /// HMAC-SHA256 key of the `Sluice-Signature` header.
+    pub secret: String,
+    /// Event types delivered; empty: every type.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpointConfig>,
+    /// Most events per POST.
+    #[serde(default = "defaults::webhook_batch")]
+    pub batch: usize,
+    /// Bound on one POST (connect, send, answer).
+    #[serde(default = "defaults::webhook_timeout")]
+    pub timeout: Span,
+    /// First wait after a failed delivery; doubled after each further failure...
+    #[serde(default = "defaults::retry_initial")]
+    pub retry_initial: Span,
+    /// ... up to this wait.
+    #[serde(default = "defaults::retry_max")]
+    pub retry_max: Span,
+    /// Events still undelivered this long after they happened are dropped (counted).
+    #[serde(default = "defaults::give_up_after")]
+    pub give_up_after: Span,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            endpoints: Vec::new(),
+            batch: defaults::webhook_batch(),
+            timeout: defaults::webhook_timeout(),
+            retry_initial: defaults::retry_initial(),
+            retry_max: defaults::retry_max(),
+            give_up_after: defaults::give_up_after(),
+        }
+    }
+}
+
 mod defaults {
     use crate::units::Span;
 
@@ -36,6 +98,24 @@ mod defaults {
     }
     pub fn idempotency_window() -> Span {
         Span::try_from("24h").unwrap()
+    }
+    pub fn webhook_batch() -> usize {
+        100
+    }
+    pub fn webhook_timeout() -> Span {
+        Span::try_from("10s").unwrap()
+    }
+    pub fn retry_initial() -> Span {
+        Span::try_from("5s").unwrap()
+    }
+    pub fn retry_max() -> Span {
+        Span::try_from("1h").unwrap()
+    }
+    pub fn give_up_after() -> Span {
+        Span::try_from("24h").unwrap()
+    }
+    pub fn feed_maxlen() -> u64 {
+        2_000_000
     }
     pub fn message_retention() -> Span {
         Span::try_from("7d").unwrap()

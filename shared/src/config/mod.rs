@@ -58,6 +58,10 @@ pub struct Config {
     pub dns: DnsConfig,
     #[serde(default)]
     pub messages: MessagesConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -329,6 +333,18 @@ impl Config {
         }
         if s.expand_window == 0 {
             return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
+        }
+        for (i, w) in self.webhooks.endpoints.iter().enumerate() {
+            let key = |f: &str| format!("webhooks.endpoints[{i}].{f}");
+            crate::validate::webhook_id(&w.id).map_err(|m| invalid(key("id"), &w.id, m))?;
+            crate::validate::webhook_url(&w.url).map_err(|m| invalid(key("url"), &w.url, m))?;
+            if w.secret.len() < 16 {
+                return Err(invalid(key("secret"), "…", "needs at least 16 characters"));
+            }
+            crate::validate::event_types(&w.events).map_err(|m| invalid(key("events"), w.events.join(","), m))?;
+        }
+        if self.webhooks.batch == 0 {
+            return Err(invalid("webhooks.batch", 0, "must be at least 1"));
         }
         if self.messages.max_recipients == 0 {
             return Err(invalid("messages.max_recipients", 0, "must be at least 1"));

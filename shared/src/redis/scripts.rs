@@ -52,6 +52,7 @@ pub struct Scripts {
     pub has_work: Script,
     pub prune_consumers: Script,
     pub template_put: Script,
+    pub feed_cursor: Script,
 }
 
 /// The scripts, hashed once per process; `invoke_async` loads them into Redis on first use.
@@ -82,4 +83,5 @@ pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     has_work: plain(include_str!("lua/has_work.lua")),
     prune_consumers: plain(include_str!("lua/prune_consumers.lua")),
     template_put: plain(include_str!("lua/template_put.lua")),
+    feed_cursor: plain(include_str!("lua/feed_cursor.lua")),
 });

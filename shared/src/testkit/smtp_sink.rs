@@ -50,6 +50,10 @@ pub struct SinkState {
     /// the relay is "down".
     pub refusing: AtomicBool,
     keep_messages: bool,
+    /// With [`SinkState::measure_latency`]: the header carrying each message's send time.
+    latency_header: std::sync::OnceLock<String>,
+    /// Microseconds from that send time to acceptance here, per message carrying the header.
+    pub latencies_us: Mutex<Vec<i64>>,
 }
 
 impl SinkState {
@@ -64,6 +68,22 @@ impl SinkState {
     }
     pub fn set_refusing(&self, refusing: bool) {
         self.refusing.store(refusing, Ordering::SeqCst);
+    }
+    /// Records, for every message with header `name: <unix microseconds>`, how long it took
+    /// from that time to its acceptance here (benchmarks of end-to-end latency).
+    pub fn measure_latency(&self, name: &str) {
+        let _ = self.latency_header.set(format!("\r\n{}: ", name.to_ascii_lowercase()));
+    }
+    fn record_latency(&self, body: &[u8]) {
+        let Some(needle) = self.latency_header.get() else { return };
+        let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(body.len());
+        let head = String::from_utf8_lossy(&body[..head_end]).to_ascii_lowercase();
+        let Some(at) = head.find(needle.as_str()) else { return };
+        let value = head[at + needle.len()..].split("\r\n").next().unwrap_or_default();
+        if let Ok(sent) = value.trim().parse::<i64>() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+            self.latencies_us.lock().unwrap().push(now - sent);
+        }
     }
     fn is_refusing(&self) -> bool {
         self.refusing.load(Ordering::SeqCst)
@@ -332,6 +352,7 @@ fn accept(state: &SinkState, rcpts: &[String], trace: &str, body: Vec<u8>) {
         }
     }
     state.accepted_total.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
+    state.record_latency(&body);
     if state.keep_messages {
         let mut kept = trace.as_bytes().to_vec();
         kept.extend(body);

@@ -213,6 +213,7 @@ async fn handle_campaign<T: Transport>(
 }
 
 async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
+    sluice_shared::feed::mark(conn, campaign_id).await?;
     let mut inv = SCRIPTS.claim.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))
@@ -242,10 +243,18 @@ async fn deliver<T: Transport>(
 ) -> Verdict {
     let job = &entry.job;
     let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.i, &job.r);
-    let content = match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref()) {
+    let mut content = match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref()) {
         Ok(c) => c,
         Err(reason) => return render_failure(&reason),
     };
+    if !campaign.spec.tracking.is_off()
+        && let Some(html) = content.html.take()
+    {
+        match ctx.track(&campaign.spec, job.i, &job.r, &html) {
+            Ok(tracked) => content.html = Some(tracked),
+            Err(reason) => return render_failure(&reason),
+        }
+    }
     let reference = ctx.tokens.as_ref().map(|k| k.reference(&campaign.spec.id, job.i, &job.r));
     let links = message::Links {
         unsubscribe: unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
@@ -281,6 +290,7 @@ async fn record<T: Transport>(
     verdicts: &[Verdict],
 ) -> StoreResult<Vec<i64>> {
     let mut conn = ctx.conn().await?;
+    sluice_shared::feed::mark(&mut conn, campaign_id).await?;
     let mut inv = SCRIPTS.record.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))

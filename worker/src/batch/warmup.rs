@@ -45,6 +45,7 @@ pub async fn hold<T: Transport>(
     until_ms: i64,
     detail: &serde_json::Value,
 ) -> StoreResult<u64> {
+    sluice_shared::feed::mark(conn, campaign_id).await?;
     let mut inv = SCRIPTS.hold.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))

@@ -2,7 +2,8 @@
 -- Compare-and-set on the cursor: a second scheduler that expanded the same chunk loses here,
 -- and the jobs it pushed are stale duplicates that claim.lua skips.
 -- KEYS: meta, counts, staged, state, events
--- ARGV: expected_cursor, n, queued_n, events_maxlen, then (index, address) per suppressed recipient
+-- ARGV: expected_cursor, n, queued_n, events_maxlen, suppressed_n, then (index, address) per
+--       suppressed recipient, then (index, address) per queued one (each gets a `queued` event)
 -- Returns 1 if committed, 0 if another scheduler did it first.
 local meta, counts, staged, state, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if (redis.call('HGET', meta, 'cursor') or '0') ~= ARGV[1] then return 0 end
@@ -11,12 +12,15 @@ redis.call('LTRIM', staged, n, -1)
 redis.call('HINCRBY', meta, 'cursor', n)
 redis.call('HINCRBY', counts, 'staged', -n)
 redis.call('HINCRBY', counts, 'queued', tonumber(ARGV[3]))
-local suppressed = 0
-for i = 5, #ARGV, 2 do
+local suppressed = tonumber(ARGV[5])
+local queued_from = 6 + 2 * suppressed
+for i = 6, queued_from - 1, 2 do
   redis.call('HSET', state, ARGV[i], 'u')
   event(events, ARGV[4], 'suppressed', ARGV[i], ARGV[i + 1], '{}')
-  suppressed = suppressed + 1
 end
 if suppressed > 0 then redis.call('HINCRBY', counts, 'suppressed', suppressed) end
+for i = queued_from, #ARGV, 2 do
+  event(events, ARGV[4], 'queued', ARGV[i], ARGV[i + 1], '{}')
+end
 maybe_complete(meta, counts, now_ms())
 return 1

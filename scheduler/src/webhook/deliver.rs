@@ -1,0 +1,219 @@
+//! Delivery to one endpoint: read the feed after the endpoint's cursor, POST the next batch of
+//! wanted events, advance the cursor only on a 2xx. On failure wait `retry_initial`, doubling
+//! up to `retry_max`; events older than `give_up_after` are dropped and counted. Its state
+//! (cursor, backlog, last success, last error) is kept in Redis for the API and in metrics.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use serde_json::{Value, json};
+use sluice_shared::{
+    config::Config,
+    keys, metrics as m,
+    redis::{Conn, Pool, StoreResult},
+    shutdown::Shutdown,
+};
+
+use super::{endpoints::Endpoint, signature};
+use crate::{api::feed_entry, events};
+
+const LEASE_MS: u64 = 15_000;
+/// Feed entries looked at per step (most may be of types the endpoint does not want).
+const SCAN: usize = 1000;
+const IDLE: Duration = Duration::from_millis(50);
+
+pub struct Deliverer {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub http: reqwest::Client,
+    pub owner: String,
+    pub endpoint: Endpoint,
+}
+
+/// What one step did.
+enum Step {
+    /// Nothing new: wait a little.
+    Idle,
+    /// Progress: go on at once.
+    Progress,
+    /// Wait this long (another scheduler holds the lease, or a retry is not due).
+    Wait(Duration),
+}
+
+impl Deliverer {
+    pub async fn run(self, shutdown: Shutdown) {
+        let id = self.endpoint.id.clone();
+        while !shutdown.is_triggered() {
+            let step = async {
+                let mut conn = (*self.pool.get().await?).clone();
+                if !crate::lease::hold(&mut conn, &keys::webhook_lease(&id), &self.owner, LEASE_MS).await? {
+                    return Ok(Step::Wait(Duration::from_millis(LEASE_MS / 3)));
+                }
+                self.step(&mut conn).await
+            };
+            match step.await {
+                Ok(Step::Progress) => {}
+                Ok(Step::Idle) => {
+                    shutdown.sleep(IDLE).await;
+                }
+                Ok(Step::Wait(d)) => {
+                    shutdown.sleep(d.min(Duration::from_secs(1))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %id, error = %e, "webhook step failed on Redis; retrying");
+                    shutdown.sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn step(&self, conn: &mut Conn) -> StoreResult<Step> {
+        let id = &self.endpoint.id;
+        let label = id.clone();
+        let state_key = keys::webhook_state(id);
+        let state: HashMap<String, String> = redis::cmd("HGETALL").arg(&state_key).query_async(conn).await?;
+        let num = |k: &str| state.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let now = chrono::Utc::now().timestamp_millis();
+        let seq: i64 = redis::cmd("GET").arg(keys::feed_seq()).query_async::<Option<i64>>(conn).await?.unwrap_or(0);
+        metrics::gauge!(m::WEBHOOK_BACKLOG, "endpoint" => label.clone()).set((seq - num("cursor_n")).max(0) as f64);
+        if num("next_attempt_at") > now {
+            return Ok(Step::Wait(Duration::from_millis((num("next_attempt_at") - now) as u64)));
+        }
+        let start = state.get("cursor").map_or_else(|| "-".to_string(), |c| format!("({c}"));
+        let raw: Vec<(String, HashMap<String, String>)> =
+            redis::cmd("XRANGE").arg(keys::feed()).arg(start).arg("+").arg("COUNT").arg(SCAN).query_async(conn).await?;
+        let Some((last_id, last_fields)) = raw.last().cloned() else { return Ok(Step::Idle) };
+        let n_of = |f: &HashMap<String, String>| f.get("n").and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+        // Entries trimmed from the feed before this endpoint read them are lost to it: count them.
+        let gap = (n_of(&raw[0].1) - num("cursor_n") - 1).max(0);
+        if gap > 0 && state.contains_key("cursor") {
+            self.count(conn, "dropped", gap).await?;
+        }
+        // The batch: wanted events up to `webhooks.batch`; the cursor may pass unwanted ones.
+        let mut batch = Vec::new();
+        let mut through = (last_id.clone(), n_of(&last_fields));
+        for (feed_id, fields) in &raw {
+            if fields.get("t").is_some_and(|t| self.endpoint.wants(t)) {
+                if batch.len() == self.config.webhooks.batch {
+                    break;
+                }
+                batch.push(feed_entry(feed_id.clone(), fields.clone()));
+            }
+            through = (feed_id.clone(), n_of(fields));
+        }
+        if batch.is_empty() {
+            self.advance(conn, &through, 0).await?;
+            return Ok(if raw.len() < SCAN { Step::Idle } else { Step::Progress });
+        }
+        let mut extras: HashMap<String, events::Extras> = HashMap::new();
+        let mut items = Vec::with_capacity(batch.len());
+        for (source, entry) in &batch {
+            if !extras.contains_key(source) {
+                let found = events::extras_of(conn, source).await?;
+                extras.insert(source.clone(), found);
+            }
+            items.push(events::to_json(source, entry, &extras[source]));
+        }
+        let body = serde_json::to_vec(&json!({"events": items})).expect("events serialise");
+        match self.post(&body).await {
+            Ok(()) => {
+                self.advance(conn, &through, batch.len()).await?;
+                metrics::counter!(m::WEBHOOK_DELIVERIES, "endpoint" => label.clone(), "result" => "ok").increment(1);
+                metrics::gauge!(m::WEBHOOK_LAST_SUCCESS, "endpoint" => label).set(now as f64 / 1000.0);
+                Ok(Step::Progress)
+            }
+            Err(error) => {
+                metrics::counter!(m::WEBHOOK_DELIVERIES, "endpoint" => label, "result" => "error").increment(1);
+                let oldest_ms = batch[0].1.0.split('-').next().and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(now);
+                if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
+                    tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
+                    self.advance(conn, &through, 0).await?;
+                    self.count(conn, "dropped", batch.len() as i64).await?;
+                    return Ok(Step::Progress);
+                }
+                let attempts = num("attempts") + 1;
+                let w = &self.config.webhooks;
+                let wait = (w.retry_initial.as_millis() as i64)
+                    .saturating_mul(1i64 << (attempts - 1).min(30))
+                    .min(w.retry_max.as_millis() as i64);
+                tracing::info!(endpoint = %id, attempts, retry_in_ms = wait, %error, "webhook delivery failed");
+                redis::cmd("HSET")
+                    .arg(&state_key)
+                    .arg(&[
+                        ("attempts", attempts.to_string()),
+                        ("next_attempt_at", (now + wait).to_string()),
+                        ("last_error", error),
+                        ("last_error_at", now.to_string()),
+                    ])
+                    .query_async::<()>(conn)
+                    .await?;
+                Ok(Step::Wait(Duration::from_millis(wait as u64)))
+            }
+        }
+    }
+
+    /// POSTs one signed batch; the error names what went wrong (status or transport).
+    async fn post(&self, body: &[u8]) -> Result<(), String> {
+        let t = chrono::Utc::now().timestamp();
+        let response = self
+            .http
+            .post(&self.endpoint.url)
+            .header("content-type", "application/json")
+            .header(signature::HEADER, signature::sign(&self.endpoint.secret, t, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+    }
+
+    /// Moves the cursor past `through` (feed id, sequence number), counts `delivered`, and
+    /// clears the retry state.
+    async fn advance(&self, conn: &mut Conn, through: &(String, i64), delivered: usize) -> StoreResult<()> {
+        let key = keys::webhook_state(&self.endpoint.id);
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(&key, &[("cursor", through.0.clone()), ("cursor_n", through.1.to_string())]).ignore();
+        pipe.hdel(&key, &["attempts", "next_attempt_at"]).ignore();
+        if delivered > 0 {
+            let now = chrono::Utc::now().timestamp_millis();
+            pipe.hincr(&key, "delivered", delivered).ignore();
+            pipe.hset(&key, "last_success_at", now).ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        Ok(())
+    }
+
+    async fn count(&self, conn: &mut Conn, field: &str, n: i64) -> StoreResult<()> {
+        redis::cmd("HINCRBY")
+            .arg(keys::webhook_state(&self.endpoint.id))
+            .arg(field)
+            .arg(n)
+            .query_async::<()>(conn)
+            .await?;
+        metrics::counter!(m::WEBHOOK_DROPPED, "endpoint" => self.endpoint.id.clone()).increment(n as u64);
+        Ok(())
+    }
+}
+
+/// The state of an endpoint as the API shows it.
+pub fn view(endpoint: &Endpoint, state: &HashMap<String, String>, seq: i64) -> Value {
+    let num = |k: &str| state.get(k).and_then(|v| v.parse::<i64>().ok());
+    let time = |k: &str| {
+        num(k)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    json!({
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "source": endpoint.source,
+        "backlog": (seq - num("cursor_n").unwrap_or(0)).max(0),
+        "delivered": num("delivered").unwrap_or(0),
+        "dropped": num("dropped").unwrap_or(0),
+        "failed_attempts": num("attempts").unwrap_or(0),
+        "next_attempt_at": time("next_attempt_at"),
+        "last_success_at": time("last_success_at"),
+        "last_error": state.get("last_error"),
+        "last_error_at": time("last_error_at"),
+    })
+}

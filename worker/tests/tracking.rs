@@ -1,0 +1,111 @@
+//! Open and click tracking through the real binaries: links in the HTML are rewritten to
+//! signed click links and a pixel is added, the text part keeps its links, opens and clicks are
+//! counted (total and unique) and recorded as events, proxy prefetches are flagged, and
+//! forged or altered tokens get 404 without a redirect.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64URL};
+use serde_json::json;
+
+/// The message with quoted-printable undone (soft line breaks and `=XX`), good enough to
+/// find links in.
+fn unquote(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "");
+    let mut out = String::new();
+    let mut rest = joined.as_str();
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match rest.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b as char);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('=');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The URLs in `raw` that start with `prefix`, up to the closing quote.
+fn links(raw: &str, prefix: &str) -> Vec<String> {
+    raw.match_indices(prefix).map(|(i, _)| raw[i..].split(['"', '\r', '\n']).next().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_and_clicks_are_recorded_and_tokens_cannot_be_forged() {
+    let stack = common::start_with("", 1, true).await;
+    let mut body = common::campaign_body("tracked", common::recipients(2, 1, |i| format!("t{i}")));
+    body["html"] = r#"<html><body><p>Hi {{name}}</p><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a>
+        <a href="{{unsubscribe_url}}">Unsubscribe</a></body></html>"#
+        .into();
+    body["text"] = "Sale: https://shop.example/sale?a=1&b=2".into();
+    body["tracking"] = json!({"opens": true, "clicks": true});
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_status("tracked", "completed", Duration::from_secs(20)).await;
+
+    let raw = {
+        let messages = stack.sink.state.messages.lock().unwrap();
+        unquote(&String::from_utf8_lossy(&messages.iter().find(|(r, _)| r == "t0@d0.example").unwrap().1))
+    };
+    let clicks = links(&raw, &format!("{}/c/", stack.public));
+    let pixels = links(&raw, &format!("{}/o/", stack.public));
+    assert_eq!((clicks.len(), pixels.len()), (1, 1), "{raw}");
+    assert!(links(&raw, &format!("{}/u/", stack.public)).len() >= 2, "unsubscribe links stay direct: {raw}");
+    assert!(raw.contains("Sale: https://shop.example/sale?a=1&b=2"), "the text part keeps its link: {raw}");
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |url: String, ua: &'static str| {
+        let http = http.clone();
+        async move { http.get(url).header("user-agent", ua).send().await.unwrap() }
+    };
+    // A person opens twice; Apple's proxy fetches once (flagged).
+    let reader = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Thunderbird";
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for ua in [reader, reader, "Mozilla/5.0"] {
+        let r = get(pixels[0].clone(), ua).await;
+        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "image/gif"));
+    }
+    // A click redirects to the original URL, entities decoded.
+    let r = get(clicks[0].clone(), reader).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "https://shop.example/sale?a=1&b=2");
+
+    // Forged: an altered tag, and the same tag over another URL. 404, never a redirect.
+    let (base, token) = clicks[0].rsplit_once('/').unwrap();
+    let (payload, tag) = token.split_once('.').unwrap();
+    let mut bad_tag = tag.to_string();
+    bad_tag.replace_range(0..1, if tag.starts_with('A') { "B" } else { "A" });
+    let fields = String::from_utf8(B64URL.decode(payload).unwrap()).unwrap();
+    let evil = B64URL.encode(fields.replace("https://shop.example/sale?a=1&b=2", "https://evil.example/"));
+    for forged in [format!("{base}/{payload}.{bad_tag}"), format!("{base}/{evil}.{tag}"), format!("{base}/nonsense")] {
+        let r = get(forged.clone(), reader).await;
+        assert_eq!(r.status(), 404, "{forged}");
+        assert!(r.headers().get("location").is_none());
+    }
+    let r = get(format!("{}/o/forged.token", stack.public), reader).await;
+    assert_eq!(r.status(), 404);
+
+    let view = stack.campaign("tracked").await;
+    let c = &view["counts"];
+    assert_eq!((c["opened"].as_u64(), c["opened_unique"].as_u64()), (Some(3), Some(1)), "{view}");
+    assert_eq!((c["clicked"].as_u64(), c["clicked_unique"].as_u64()), (Some(1), Some(1)), "{view}");
+    let (_, page) = stack.call("GET", "/v1/events?campaign=tracked&type=opened,clicked", None).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "{page}");
+    let flagged: Vec<bool> =
+        events.iter().filter(|e| e["type"] == "opened").map(|e| e["data"]["prefetch"].as_bool().unwrap()).collect();
+    assert_eq!(flagged, [false, false, true]);
+    let click = events.iter().find(|e| e["type"] == "clicked").unwrap();
+    assert_eq!(
+        (click["recipient"].as_str(), click["data"]["url"].as_str()),
+        (Some("t0@d0.example"), Some("https://shop.example/sale?a=1&b=2"))
+    );
+}
