@@ -47,6 +47,32 @@ async fn main() -> ExitCode {
     startup::run("sluice-scheduler", Role::Scheduler, args.config.as_deref(), run).await
 }
 
+/// Serves the admin API on threads and a runtime of its own, with its own Redis connections:
+/// a transactional send is accepted without waiting behind expansion, the event pump or the
+/// webhooks in the scheduler's main runtime.
+fn serve_api(
+    listener: tokio::net::TcpListener,
+    config: Arc<sluice_shared::config::Config>,
+    shutdown: sluice_shared::shutdown::Shutdown,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let listener = listener.into_std()?;
+    Ok(std::thread::Builder::new().name("api".into()).spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("api-worker")
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let pool = sluice_shared::redis::pool(&config.redis)?;
+            let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
+            let app = api::app(api::AppState::new(pool, config, enqueuer));
+            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
+            Ok(())
+        })
+    })?)
+}
+
 async fn run(started: Started) -> anyhow::Result<()> {
     let Started { config, pool, shutdown } = started;
     let consumer = config.scheduler.name.clone().unwrap_or_else(|| startup::host_name("scheduler"));
@@ -69,11 +95,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         _ => None,
     };
     let links = state.inbound.clone();
-    let app = api::app(state);
-    let api_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.wait().await }).await
-    });
+    let server = serve_api(listener, config.clone(), shutdown.clone())?;
     let public = match (&config.public, links) {
         (Some(p), Some(links)) => {
             let listener = tokio::net::TcpListener::bind(&p.listen)
@@ -96,7 +118,10 @@ async fn run(started: Started) -> anyhow::Result<()> {
     let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let duties = duties::Duties { pool, config, consumer, enqueuer };
     duties.run(shutdown).await;
-    server.await??;
+    match tokio::task::spawn_blocking(move || server.join()).await {
+        Ok(Ok(result)) => result?,
+        _ => anyhow::bail!("the API thread stopped abnormally"),
+    }
     pump.await?;
     webhooks.await?;
     if let Some(public) = public {

@@ -20,6 +20,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use clap::Parser;
 use sluice_shared::{
     config::{DeliveryMode, Role},
+    lane::Lane,
     startup::{self, Started},
 };
 
@@ -37,9 +38,12 @@ async fn main() -> ExitCode {
     startup::run("sluice-worker", Role::Worker, args.config.as_deref(), run).await
 }
 
-async fn run(started: Started) -> anyhow::Result<()> {
-    let Started { config, pool, shutdown } = started;
-    let transport = match config.smtp.mode {
+/// The configured way out, with connections of its own.
+fn delivery(
+    config: &sluice_shared::config::Config,
+    pool: &sluice_shared::redis::Pool,
+) -> anyhow::Result<transport::Delivery> {
+    Ok(match config.smtp.mode {
         DeliveryMode::Relay => transport::Delivery::Relays(transport::smtp::SmtpRelays::new(
             &config.smtp,
             config.limits.transactional_share,
@@ -47,9 +51,14 @@ async fn run(started: Started) -> anyhow::Result<()> {
         DeliveryMode::Mx => {
             let dns = sluice_shared::dns::Dns::from_config(&config.dns)
                 .map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?;
-            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(&config, dns, pool.clone())))
+            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(config, dns, pool.clone())))
         }
-    };
+    })
+}
+
+async fn run(started: Started) -> anyhow::Result<()> {
+    let Started { config, pool, shutdown } = started;
+    let transport = delivery(&config, &pool)?;
     let consumer = config.worker.name.clone().unwrap_or_else(|| startup::host_name("worker"));
     tracing::info!(consumer, metrics = %config.metrics.listen, relays = config.smtp.relays.len(), "worker started");
     if config.public.is_none() {
@@ -57,11 +66,26 @@ async fn run(started: Started) -> anyhow::Result<()> {
             "no [public] section: campaign mail goes without List-Unsubscribe (Gmail and Yahoo require it for bulk senders)"
         );
     }
+    // The priority lane runs on a thread and runtime of its own, with its own Redis and SMTP
+    // connections: a transactional job never waits in a run queue behind thousands of bulk
+    // tasks, only for the operating system to give its thread a turn.
+    let (lane_config, lane_consumer, lane_shutdown) = (config.clone(), consumer.clone(), shutdown.clone());
+    let priority = std::thread::Builder::new().name("priority-lane".into()).spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            let pool = sluice_shared::redis::pool(&lane_config.redis)?;
+            let transport = delivery(&lane_config, &pool)?;
+            let ctx = Arc::new(context::Ctx::new(pool, lane_config, transport, lane_consumer));
+            engine::run(ctx, Lane::Priority, lane_shutdown).await;
+            Ok(())
+        })
+    })?;
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
-    let priority = tokio::spawn(engine::run(ctx.clone(), sluice_shared::lane::Lane::Priority, shutdown.clone()));
-    engine::run(ctx, sluice_shared::lane::Lane::Bulk, shutdown).await;
-    if let Err(e) = priority.await {
-        tracing::error!(error = %e, "priority lane stopped abnormally");
+    engine::run(ctx, Lane::Bulk, shutdown).await;
+    match tokio::task::spawn_blocking(move || priority.join()).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "priority lane stopped with an error"),
+        _ => tracing::error!("priority lane stopped abnormally"),
     }
     tracing::info!("worker stopped");
     Ok(())
