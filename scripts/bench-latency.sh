@@ -4,29 +4,35 @@
 # time (X-Bench-Sent, µs) and the SMTP sink records how long it took to accept it: accept-to-250
 # at the sink, p50/p99/max. Redis AOF everysec, 2 workers, 1 scheduler, all on this machine.
 #   scripts/bench-latency.sh [MESSAGES] [RECIPIENTS]
+#   BATCH=500 CHUNK=2000 scripts/bench-latency.sh   other worker.batch / scheduler.expand_chunk
+# Two workers and a scheduler share two cores here, so each process runs one runtime thread
+# (TOKIO_WORKER_THREADS=1; the rule for operators: runtime threads per process = cores /
+# processes on the host). More threads than cores only make the latency-critical threads
+# queue behind bulk ones in the kernel's scheduler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${1:-2000}
 N=${2:-200000}
 source scripts/lib/stack.sh
 trap stack_stop EXIT
+export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
 
 stack_start_redis --appendonly yes --appendfsync everysec
 stack_start_sink --latency-header X-Bench-Sent --latency-out "$STACK_DIR/latency.txt"
-stack_write_config '
+stack_write_config "
 [limits.default]
-rate = "1000000/s"
+rate = \"1000000/s\"
 burst = 1000000
 connections = 16
 
 [worker]
-batch = 500
+batch = ${BATCH:-200}
 max_inflight = 4000
 
 [scheduler]
-expand_chunk = 2000
+expand_chunk = ${CHUNK:-1000}
 expand_window = 50000
-'
+"
 stack_start_scheduler
 stack_start_workers 2
 

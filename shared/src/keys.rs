@@ -150,8 +150,9 @@ pub fn template(id: &str) -> String {
 }
 
 /// The event feed: every campaign's and message's events, copied in order of arrival from
-/// their own streams by the schedulers (fields `s` source id, `e` its entry id, `n` sequence
-/// number, `t` type, `r` recipient, `d` data). Read by `GET /v1/events` and the webhooks.
+/// their own streams by the schedulers, a run of one source's events per entry (fields `s`
+/// source id, `n` sequence number of the first, `ev` the events). Read by `GET /v1/events`
+/// and the webhooks.
 pub fn feed() -> String {
     "sluice:events".into()
 }

@@ -1,6 +1,6 @@
 //! Redis hygiene: after a 50,000-recipient campaign completes and its retention passes, Redis
 //! memory is back near its baseline: acked jobs were deleted from the streams and the
-//! campaign's keys expired; the event feed holds no more than its cap (`events.feed_maxlen`).
+//! campaign's keys expired; the event feed holds no more than its cap (`events.feed_max_entries`).
 
 mod common;
 
@@ -21,7 +21,7 @@ retention = "1s"
 consumer_expiry = "2s"
 
 [events]
-feed_maxlen = 1000
+feed_max_entries = 2
 "#;
 
 /// Redis memory without client buffers (which depend on what the connections just did).

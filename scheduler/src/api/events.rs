@@ -11,12 +11,15 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_shared::{keys, lane};
+use sluice_shared::lane;
 
 use super::{AppState, error::ApiError, page_limit};
 use crate::{
     campaign::request::FieldError,
-    events::{self, Entry, Extras},
+    events::{
+        self, Entry, Extras,
+        feed::{self, Cursor},
+    },
 };
 
 #[derive(Deserialize)]
@@ -49,36 +52,31 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) ->
             Some(wanted)
         }
     };
-    if let Some(after) = &q.after
-        && !events::is_entry_id(after)
-    {
-        return Err(invalid("after", "must be a cursor from a previous page (`next`)"));
-    }
     let source = match (&q.campaign, &q.message) {
         (Some(_), Some(_)) => return Err(invalid("campaign", "give campaign or message, not both")),
         (Some(c), None) if lane::is_message(c) => return Err(invalid("campaign", "is a message id; use message=")),
         (None, Some(m)) if !lane::is_message(m) => return Err(invalid("message", "message ids start with msg_")),
         (c, m) => c.clone().or(m.clone()),
     };
+    // A source's cursor is its stream entry id; the feed's, a feed entry id and an index.
+    let after_ok = q.after.as_deref().is_none_or(|a| match &source {
+        Some(_) => events::is_entry_id(a),
+        None => Cursor::parse(a).is_some(),
+    });
+    if !after_ok {
+        return Err(invalid("after", "must be a cursor from a previous page (`next`)"));
+    }
     let mut conn = state.conn().await?;
     let matches = |t: &str| types.as_ref().is_none_or(|w| w.iter().any(|x| x == t));
     let mut out = Vec::new();
     let mut extras: HashMap<String, Extras> = HashMap::new();
     let mut cursor = q.after.clone();
     let mut scanned = 0;
-    let chunk = (limit * 2).max(100);
     'pages: while scanned < SCAN_MAX {
-        let page: Vec<(String, Entry)> = match &source {
-            Some(s) => events::read_source(&mut conn, s, cursor.as_deref(), chunk)
-                .await?
-                .into_iter()
-                .map(|e| (s.clone(), e))
-                .collect(),
-            None => read_feed(&mut conn, cursor.as_deref(), chunk).await?,
-        };
-        let n = page.len();
-        for (from, entry) in page {
-            cursor = Some(entry.1.get(FEED_ID).cloned().unwrap_or_else(|| entry.0.clone()));
+        let (page, exhausted) = read(&mut conn, source.as_deref(), cursor.as_deref(), limit).await?;
+        scanned += page.len().max(1);
+        for (from, position, entry) in page {
+            cursor = Some(position);
             if !matches(entry.1.get("type").map(String::as_str).unwrap_or_default()) {
                 continue;
             }
@@ -91,44 +89,34 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) ->
                 break 'pages;
             }
         }
-        scanned += n;
-        if n < chunk {
+        if exhausted {
             break;
         }
     }
     Ok(Json(json!({"events": out, "next": cursor})))
 }
 
-/// Where a feed entry's own id is kept among the fields of the source entry it stands for.
-const FEED_ID: &str = "_feed_id";
-
-/// Feed entries after `after`, as (source, its own entry) with the feed id kept in [`FEED_ID`].
-async fn read_feed(
+/// The next events after `after` as (source, cursor after it, entry), and whether the end was
+/// reached: from `source`'s own stream, or from the feed.
+async fn read(
     conn: &mut sluice_shared::redis::Pooled,
+    source: Option<&str>,
     after: Option<&str>,
-    count: usize,
-) -> Result<Vec<(String, Entry)>, ApiError> {
-    let start = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
-    let raw: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(keys::feed())
-        .arg(start)
-        .arg("+")
-        .arg("COUNT")
-        .arg(count)
-        .query_async(&mut **conn)
-        .await
-        .map_err(|e| ApiError::Store(e.into()))?;
-    Ok(raw.into_iter().map(|(feed_id, f)| feed_entry(feed_id, f)).collect())
-}
-
-/// A feed entry as its source's entry (the shape `events::to_json` reads).
-pub fn feed_entry(feed_id: String, mut f: HashMap<String, String>) -> (String, Entry) {
-    let source = f.remove("s").unwrap_or_default();
-    let id = f.remove("e").unwrap_or_default();
-    let mut fields = HashMap::new();
-    fields.insert("type".to_string(), f.remove("t").unwrap_or_default());
-    fields.insert("r".to_string(), f.remove("r").unwrap_or_default());
-    fields.insert("data".to_string(), f.remove("d").unwrap_or_default());
-    fields.insert(FEED_ID.to_string(), feed_id);
-    (source, (id, fields))
+    limit: usize,
+) -> Result<(Vec<(String, String, Entry)>, bool), ApiError> {
+    let chunk = (limit * 2).max(100);
+    match source {
+        Some(s) => {
+            let page = events::read_source(conn, s, after, chunk).await?;
+            let exhausted = page.len() < chunk;
+            Ok((page.into_iter().map(|e| (s.to_string(), e.0.clone(), e)).collect(), exhausted))
+        }
+        None => {
+            const ENTRIES: usize = 10;
+            let after = after.and_then(Cursor::parse);
+            let store = |e: redis::RedisError| ApiError::Store(e.into());
+            let (page, exhausted) = feed::read(conn, after.as_ref(), ENTRIES).await.map_err(store)?;
+            Ok((page.into_iter().map(|e| (e.source, e.cursor.to_string(), e.entry)).collect(), exhausted))
+        }
+    }
 }

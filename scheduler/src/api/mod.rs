@@ -18,8 +18,6 @@ mod templates;
 mod warmup;
 mod webhooks;
 
-pub use events::feed_entry;
-
 use std::sync::Arc;
 
 use axum::{

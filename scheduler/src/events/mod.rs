@@ -3,6 +3,7 @@
 //! state); an event's id is the source id and the stream entry id, unique and stable, so
 //! receivers dedupe by it.
 
+pub mod feed;
 pub mod pump;
 
 use std::collections::HashMap;

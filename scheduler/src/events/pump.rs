@@ -1,5 +1,5 @@
 //! Copies events from every campaign's and message's own stream into the feed
-//! (`sluice:events`), in order, at least once. One scheduler holds the pump's lease at a time.
+//! (`sluice:events`), in order, at least once, one feed entry per chunk (see [`super::feed`]). One scheduler holds the pump's lease at a time.
 //! Sources come from `sluice:events:pending` (see `sluice_shared::feed`); a source leaves it
 //! only when its stream is copied to the end and its version did not change meanwhile.
 
@@ -76,21 +76,15 @@ async fn copy(conn: &mut Conn, config: &Config, source: &str, version: &str) -> 
     if let Some((last, _)) = entries.last() {
         let end: i64 = redis::cmd("INCRBY").arg(keys::feed_seq()).arg(entries.len()).query_async(conn).await?;
         let first = end - entries.len() as i64 + 1;
-        let mut pipe = redis::pipe();
-        for (k, (id, fields)) in entries.iter().enumerate() {
-            let get = |f: &str| fields.get(f).map(String::as_str).unwrap_or_default();
-            pipe.cmd("XADD")
-                .arg(keys::feed())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(config.events.feed_maxlen)
-                .arg("*")
-                .arg(&[("s", source), ("e", id.as_str()), ("t", get("type")), ("r", get("r")), ("d", get("data"))])
-                .arg("n")
-                .arg(first + k as i64)
-                .ignore();
-        }
-        pipe.query_async::<()>(conn).await?;
+        redis::cmd("XADD")
+            .arg(keys::feed())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(config.events.feed_max_entries)
+            .arg("*")
+            .arg(super::feed::pack(source, first, &entries))
+            .query_async::<()>(conn)
+            .await?;
         SCRIPTS.feed_cursor.key(&meta).arg(last).invoke_async::<i64>(conn).await?;
     }
     if entries.len() < CHUNK {

@@ -14,11 +14,14 @@ use sluice_shared::{
 };
 
 use super::{endpoints::Endpoint, signature};
-use crate::{api::feed_entry, events};
+use crate::events::{
+    self,
+    feed::{self, Cursor},
+};
 
 const LEASE_MS: u64 = 15_000;
-/// Feed entries looked at per step (most may be of types the endpoint does not want).
-const SCAN: usize = 1000;
+/// Feed entries looked at per step (each a run of one source's events).
+const SCAN_ENTRIES: usize = 20;
 const IDLE: Duration = Duration::from_millis(50);
 
 pub struct Deliverer {
@@ -78,40 +81,38 @@ impl Deliverer {
         if num("next_attempt_at") > now {
             return Ok(Step::Wait(Duration::from_millis((num("next_attempt_at") - now) as u64)));
         }
-        let start = state.get("cursor").map_or_else(|| "-".to_string(), |c| format!("({c}"));
-        let raw: Vec<(String, HashMap<String, String>)> =
-            redis::cmd("XRANGE").arg(keys::feed()).arg(start).arg("+").arg("COUNT").arg(SCAN).query_async(conn).await?;
-        let Some((last_id, last_fields)) = raw.last().cloned() else { return Ok(Step::Idle) };
-        let n_of = |f: &HashMap<String, String>| f.get("n").and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
-        // Entries trimmed from the feed before this endpoint read them are lost to it: count them.
-        let gap = (n_of(&raw[0].1) - num("cursor_n") - 1).max(0);
-        if gap > 0 && state.contains_key("cursor") {
+        let after = state.get("cursor").and_then(|c| Cursor::parse(c));
+        let (events, end) = feed::read(conn, after.as_ref(), SCAN_ENTRIES).await?;
+        let Some(last) = events.last() else { return Ok(Step::Idle) };
+        // Events trimmed from the feed before this endpoint read them are lost to it: count them.
+        let gap = (events[0].n - num("cursor_n") - 1).max(0);
+        if gap > 0 && after.is_some() {
             self.count(conn, "dropped", gap).await?;
         }
         // The batch: wanted events up to `webhooks.batch`; the cursor may pass unwanted ones.
         let mut batch = Vec::new();
-        let mut through = (last_id.clone(), n_of(&last_fields));
-        for (feed_id, fields) in &raw {
-            if fields.get("t").is_some_and(|t| self.endpoint.wants(t)) {
+        let mut through = (last.cursor.clone(), last.n);
+        for e in &events {
+            if e.entry.1.get("type").is_some_and(|t| self.endpoint.wants(t)) {
                 if batch.len() == self.config.webhooks.batch {
                     break;
                 }
-                batch.push(feed_entry(feed_id.clone(), fields.clone()));
+                batch.push(e);
             }
-            through = (feed_id.clone(), n_of(fields));
+            through = (e.cursor.clone(), e.n);
         }
         if batch.is_empty() {
             self.advance(conn, &through, 0).await?;
-            return Ok(if raw.len() < SCAN { Step::Idle } else { Step::Progress });
+            return Ok(if end { Step::Idle } else { Step::Progress });
         }
         let mut extras: HashMap<String, events::Extras> = HashMap::new();
         let mut items = Vec::with_capacity(batch.len());
-        for (source, entry) in &batch {
-            if !extras.contains_key(source) {
-                let found = events::extras_of(conn, source).await?;
-                extras.insert(source.clone(), found);
+        for e in &batch {
+            if !extras.contains_key(&e.source) {
+                let found = events::extras_of(conn, &e.source).await?;
+                extras.insert(e.source.clone(), found);
             }
-            items.push(events::to_json(source, entry, &extras[source]));
+            items.push(events::to_json(&e.source, &e.entry, &extras[&e.source]));
         }
         let body = serde_json::to_vec(&json!({"events": items})).expect("events serialise");
         match self.post(&body).await {
@@ -123,7 +124,7 @@ impl Deliverer {
             }
             Err(error) => {
                 metrics::counter!(m::WEBHOOK_DELIVERIES, "endpoint" => label, "result" => "error").increment(1);
-                let oldest_ms = batch[0].1.0.split('-').next().and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(now);
+                let oldest_ms = batch[0].entry.0.split('-').next().and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(now);
                 if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
                     tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
                     self.advance(conn, &through, 0).await?;
@@ -168,10 +169,10 @@ impl Deliverer {
 
     /// Moves the cursor past `through` (feed id, sequence number), counts `delivered`, and
     /// clears the retry state.
-    async fn advance(&self, conn: &mut Conn, through: &(String, i64), delivered: usize) -> StoreResult<()> {
+    async fn advance(&self, conn: &mut Conn, through: &(Cursor, i64), delivered: usize) -> StoreResult<()> {
         let key = keys::webhook_state(&self.endpoint.id);
         let mut pipe = redis::pipe();
-        pipe.hset_multiple(&key, &[("cursor", through.0.clone()), ("cursor_n", through.1.to_string())]).ignore();
+        pipe.hset_multiple(&key, &[("cursor", through.0.to_string()), ("cursor_n", through.1.to_string())]).ignore();
         pipe.hdel(&key, &["attempts", "next_attempt_at"]).ignore();
         if delivered > 0 {
             let now = chrono::Utc::now().timestamp_millis();

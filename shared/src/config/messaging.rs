@@ -31,14 +31,15 @@ impl Default for MessagesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
-    /// Approximate cap of the event feed (`GET /v1/events`, webhooks): its memory bound.
-    #[serde(default = "defaults::feed_maxlen")]
-    pub feed_maxlen: u64,
+    /// Approximate cap of the event feed's entries (each a run of up to 1,000 events of one
+    /// campaign or message): its memory bound.
+    #[serde(default = "defaults::feed_max_entries")]
+    pub feed_max_entries: u64,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { feed_maxlen: defaults::feed_maxlen() }
+        EventsConfig { feed_max_entries: defaults::feed_max_entries() }
     }
 }
 
@@ -114,8 +115,8 @@ mod defaults {
     pub fn give_up_after() -> Span {
         Span::try_from("24h").unwrap()
     }
-    pub fn feed_maxlen() -> u64 {
-        2_000_000
+    pub fn feed_max_entries() -> u64 {
+        100_000
     }
     pub fn message_retention() -> Span {
         Span::try_from("7d").unwrap()
