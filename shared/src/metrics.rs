@@ -96,6 +96,58 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// Registers, at zero, the series of this role that would otherwise appear only after their
+/// first event (errors, reclaims, reports...), so dashboards and alerts see them from the
+/// start and `rate()` has a baseline. Only label values that exist are used: outcomes,
+/// results, the "other" destination, configured senders and webhook endpoints.
+pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
+    use crate::config::Role;
+    match role {
+        Role::Worker => {
+            for outcome in ["sent", "deferred", "bounced", "failed"] {
+                metrics::counter!(MESSAGES, "outcome" => outcome, "domain" => "other").absolute(0);
+            }
+            metrics::counter!(TOKEN_WAITS, "domain" => "other").absolute(0);
+            for name in [CLAIMS, RECLAIMS, SKIPPED, SOFT_BOUNCE_SUPPRESSIONS] {
+                metrics::counter!(name).absolute(0);
+            }
+            metrics::counter!(REDIS_ERRORS, "op" => "round").absolute(0);
+            for sender in config.warmup.senders.keys() {
+                metrics::counter!(WARMUP_HELD, "sender" => sender.clone()).absolute(0);
+            }
+        }
+        Role::Scheduler => {
+            for result in ["bounced", "complained", "ignored", "unmatched", "unparseable"] {
+                metrics::counter!(INBOUND_REPORTS, "result" => result).absolute(0);
+            }
+            for result in ["accepted", "rejected"] {
+                metrics::counter!(INTAKE_RECIPIENTS, "result" => result).absolute(0);
+            }
+            for source in ["api", "stream"] {
+                metrics::counter!(CAMPAIGNS_CREATED, "source" => source).absolute(0);
+            }
+            for kind in ["open", "click"] {
+                metrics::counter!(TRACKED, "kind" => kind).absolute(0);
+            }
+            for name in [INTAKE_ERRORS, UNSUBSCRIBES, MESSAGES_ACCEPTED, FEED_EVENTS, RETRIES_PROMOTED] {
+                metrics::counter!(name).absolute(0);
+            }
+            metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
+            for e in &config.webhooks.endpoints {
+                webhook_series(&e.id);
+            }
+        }
+    }
+}
+
+/// The series of one webhook endpoint, at zero (also for endpoints added over the API).
+pub fn webhook_series(endpoint: &str) {
+    for result in ["ok", "error"] {
+        metrics::counter!(WEBHOOK_DELIVERIES, "endpoint" => endpoint.to_string(), "result" => result).absolute(0);
+    }
+    metrics::counter!(WEBHOOK_DROPPED, "endpoint" => endpoint.to_string()).absolute(0);
+}
+
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(MESSAGES, "Delivery attempts by outcome and destination");

@@ -37,6 +37,7 @@ where
     };
     let result = async {
         let metrics = crate::metrics::install()?;
+        crate::metrics::initialize(role, &config);
         let shutdown = shutdown::on_signals();
         let pool = redis::pool(&config.redis)?;
         crate::ops_http::serve(&config.metrics.listen, pool.clone(), shutdown.clone(), metrics).await?;

@@ -101,6 +101,23 @@ async fn transactional_send_is_idempotent_and_uses_stored_templates() {
     assert_eq!((status, reply["error"]["field"].as_str()), (422, Some("Idempotency-Key")), "{reply}");
     let (status, _) = stack.call("GET", "/v1/messages/msg_nope", None).await;
     assert_eq!(status, 404);
+    // A campaign can name a stored template too.
+    let campaign = json!({"id": "tpl", "from": {"email": "news@shop.example"}, "template": "reset",
+        "recipients": [{"email": "dan@x.example", "vars": {"name": "Dan", "code": "7"}}]});
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(campaign)).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_status("tpl", "completed", Duration::from_secs(10)).await;
+    let dan = stack
+        .sink
+        .state
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(r, _)| r == "dan@x.example")
+        .map(|(_, m)| subject_of(m));
+    assert_eq!(dan.as_deref(), Some("Your reset code, Dan"));
+
     let (status, _) = stack.call("DELETE", "/v1/templates/reset", None).await;
     assert_eq!(status, 204);
     let (status, _) = stack.call("GET", "/v1/templates/reset", None).await;

@@ -45,6 +45,7 @@ enum Step {
 impl Deliverer {
     pub async fn run(self, shutdown: Shutdown) {
         let id = self.endpoint.id.clone();
+        m::webhook_series(&id);
         while !shutdown.is_triggered() {
             let step = async {
                 let mut conn = (*self.pool.get().await?).clone();
