@@ -19,20 +19,7 @@ export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
 
 stack_start_redis --appendonly yes --appendfsync everysec
 stack_start_sink --latency-header X-Bench-Sent --latency-out "$STACK_DIR/latency.txt"
-stack_write_config "
-[limits.default]
-rate = \"1000000/s\"
-burst = 1000000
-connections = 16
-
-[worker]
-batch = ${BATCH:-200}
-max_inflight = 4000
-
-[scheduler]
-expand_chunk = ${CHUNK:-1000}
-expand_window = 50000
-"
+stack_write_config "$(bench_toml "${BATCH:-200}" "${CHUNK:-1000}")"
 stack_start_scheduler
 stack_start_workers 2
 

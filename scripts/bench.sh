@@ -22,20 +22,7 @@ selector = \"bench\"
 key_file = \"$STACK_DIR/dkim.pem\"
 "
 fi
-stack_write_config "$dkim_keys"'
-[limits.default]
-rate = "1000000/s"
-burst = 1000000
-connections = 16
-
-[worker]
-batch = 500
-max_inflight = 4000
-
-[scheduler]
-expand_chunk = 2000
-expand_window = 50000
-'
+stack_write_config "$dkim_keys$(bench_toml 500 2000)"
 stack_start_scheduler
 stack_start_workers "$WORKERS"
 

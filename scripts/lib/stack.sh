@@ -117,6 +117,25 @@ stack_start_workers() {
 }
 
 # api METHOD PATH [curl args...] : an authenticated admin API call.
+# bench_toml BATCH CHUNK : the benchmarks' config: no rate limit, 16 connections per
+# destination, worker.batch = BATCH, scheduler.expand_chunk = CHUNK.
+bench_toml() {
+  cat <<TOML
+[limits.default]
+rate = "1000000/s"
+burst = 1000000
+connections = 16
+
+[worker]
+batch = $1
+max_inflight = 4000
+
+[scheduler]
+expand_chunk = $2
+expand_window = 50000
+TOML
+}
+
 api() {
   local method=$1 path=$2; shift 2
   curl -sS -X "$method" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT$path" "$@"

@@ -43,24 +43,10 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Version, FieldError> {
         message: format!("invalid template JSON: {e}"),
         kind: crate::campaign::request::ErrorKind::Malformed,
     })?;
-    if input.subject.trim().is_empty() {
-        return Err(FieldError::invalid("subject", "must not be empty"));
-    }
-    validate::header_value(&input.subject).map_err(|m| FieldError::invalid("subject", m))?;
-    let html = input.html.filter(|h| !h.is_empty());
-    let text = input.text.filter(|t| !t.is_empty());
-    if html.is_none() && text.is_none() {
-        return Err(FieldError::invalid("html", "a template needs html or text (or both)"));
-    }
+    let (html, text) = crate::campaign::request::check_content(&input.subject, input.html, input.text, "a template")?;
     let size = input.subject.len() + html.as_ref().map_or(0, String::len) + text.as_ref().map_or(0, String::len);
     if size > max_bytes {
         return Err(FieldError::invalid("html", format!("template is {size} bytes; the limit is {max_bytes}")));
-    }
-    for (field, source) in [("subject", Some(&input.subject)), ("html", html.as_ref()), ("text", text.as_ref())] {
-        if let Some(source) = source {
-            handlebars::Template::compile(source)
-                .map_err(|e| FieldError::invalid(field, format!("template error: {e}")))?;
-        }
     }
     Ok(Version { subject: input.subject, html, text, version: 0, created_at_ms: 0 })
 }

@@ -185,15 +185,7 @@ fn validate_campaign(
         Some(r) => Some(validate::email(r).map_err(|m| FieldError::invalid("reply_to", m))?.address),
         None => None,
     };
-    if input.subject.trim().is_empty() {
-        return Err(FieldError::invalid("subject", "must not be empty"));
-    }
-    validate::header_value(&input.subject).map_err(|m| FieldError::invalid("subject", m))?;
-    let html = input.html.filter(|h| !h.is_empty());
-    let text = input.text.filter(|t| !t.is_empty());
-    if html.is_none() && text.is_none() {
-        return Err(FieldError::invalid("html", "a campaign needs html or text (or both)"));
-    }
+    let (html, text) = check_content(&input.subject, input.html, input.text, "a campaign")?;
     for (name, value) in &input.headers {
         validate::header_name(name).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
         validate::header_value(value).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
@@ -211,13 +203,6 @@ fn validate_campaign(
             ),
             kind: ErrorKind::TooLarge,
         });
-    }
-    check_template("subject", &input.subject)?;
-    if let Some(h) = &html {
-        check_template("html", h)?;
-    }
-    if let Some(t) = &text {
-        check_template("text", t)?;
     }
     let send_at_ms = match &input.send_at {
         Some(s) => Some(
@@ -288,6 +273,33 @@ fn check_tags(tags: &[String]) -> Result<(), FieldError> {
         }
     }
     Ok(())
+}
+
+/// Subject and bodies as every path that takes content checks them: a non-empty one-line
+/// subject, html or text (or both), each a valid handlebars template. Returns the bodies that
+/// are not empty. `what` names the thing in the error ("a campaign", "a template").
+pub fn check_content(
+    subject: &str,
+    html: Option<String>,
+    text: Option<String>,
+    what: &str,
+) -> Result<(Option<String>, Option<String>), FieldError> {
+    if subject.trim().is_empty() {
+        return Err(FieldError::invalid("subject", "must not be empty"));
+    }
+    validate::header_value(subject).map_err(|m| FieldError::invalid("subject", m))?;
+    let html = html.filter(|h| !h.is_empty());
+    let text = text.filter(|t| !t.is_empty());
+    if html.is_none() && text.is_none() {
+        return Err(FieldError::invalid("html", format!("{what} needs html or text (or both)")));
+    }
+    check_template("subject", subject)?;
+    for (field, source) in [("html", &html), ("text", &text)] {
+        if let Some(source) = source {
+            check_template(field, source)?;
+        }
+    }
+    Ok((html, text))
 }
 
 fn check_template(field: &str, source: &str) -> Result<(), FieldError> {
