@@ -21,7 +21,7 @@ retention = "1s"
 consumer_expiry = "2s"
 
 [events]
-feed_max_entries = 2
+feed_max_entries = 1
 "#;
 
 /// Redis memory without client buffers (which depend on what the connections just did).

@@ -1,8 +1,9 @@
-//! The feed's shape. One feed entry holds a run of one source's events (up to a pump chunk):
-//! fields `s` (source id), `n` (sequence number of its first event), `ev` (JSON array of
-//! `[entry id, type, recipient, data]`). Packing runs keeps the feed to one Redis write per
-//! chunk instead of one per event. A position in the feed is a [`Cursor`]: a feed entry id
-//! and the index of the last event read in it.
+//! The feed's shape. One feed entry holds a run of about a thousand events of any sources:
+//! fields `n` (sequence number of its first event) and `ev` (JSON array of `[source, entry
+//! id, type, recipient, data]`). Packing keeps the feed to one Redis write per run instead of
+//! one per event, and its entries of a like size, so a cap on entries bounds its memory. A
+//! position in the feed is a [`Cursor`]: a feed entry id and the index of the last event read
+//! in it.
 
 use std::collections::HashMap;
 
@@ -42,36 +43,31 @@ impl std::fmt::Display for Cursor {
     }
 }
 
-/// The fields of a feed entry for `events` (entries of `source`'s stream) numbered from `first`.
-pub fn pack(source: &str, first: i64, events: &[Entry]) -> Vec<(&'static str, String)> {
-    let rows: Vec<[&str; 4]> = events
+/// The fields of a feed entry for `events` (each with its source) numbered from `first`.
+pub fn pack(first: i64, events: &[(String, Entry)]) -> Vec<(&'static str, String)> {
+    let rows: Vec<[&str; 5]> = events
         .iter()
-        .map(|(id, f)| {
+        .map(|(source, (id, f))| {
             let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
-            [id.as_str(), get("type"), get("r"), get("data")]
+            [source.as_str(), id.as_str(), get("type"), get("r"), get("data")]
         })
         .collect();
-    vec![
-        ("s", source.to_string()),
-        ("n", first.to_string()),
-        ("ev", serde_json::to_string(&rows).expect("rows serialise")),
-    ]
+    vec![("n", first.to_string()), ("ev", serde_json::to_string(&rows).expect("rows serialise"))]
 }
 
 /// The events of one feed entry.
-pub fn unpack(feed_id: &str, mut fields: HashMap<String, String>) -> Vec<FeedEvent> {
-    let source = fields.remove("s").unwrap_or_default();
+pub fn unpack(feed_id: &str, fields: HashMap<String, String>) -> Vec<FeedEvent> {
     let first: i64 = fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
-    let rows: Vec<[String; 4]> = fields.get("ev").and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
+    let rows: Vec<[String; 5]> = fields.get("ev").and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
     rows.into_iter()
         .enumerate()
-        .map(|(k, [id, t, r, d])| {
+        .map(|(k, [source, id, t, r, d])| {
             let entry: HashMap<String, String> =
                 [("type".to_string(), t), ("r".to_string(), r), ("data".to_string(), d)].into();
             FeedEvent {
                 cursor: Cursor { id: feed_id.to_string(), index: k },
                 n: first + k as i64,
-                source: source.clone(),
+                source,
                 entry: (id, entry),
             }
         })
@@ -109,10 +105,11 @@ mod tests {
         let e = |id: &str, t: &str| -> Entry {
             (id.into(), [("type".into(), t.into()), ("r".into(), "a@b".into()), ("data".into(), "{}".into())].into())
         };
-        let fields: HashMap<String, String> =
-            pack("news", 41, &[e("1-0", "queued"), e("2-0", "sent")]).into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let run = [("news".to_string(), e("1-0", "queued")), ("msg_1".to_string(), e("2-0", "sent"))];
+        let fields: HashMap<String, String> = pack(41, &run).into_iter().map(|(k, v)| (k.into(), v)).collect();
         let events = unpack("9-1", fields);
         assert_eq!(events.len(), 2);
+        assert_eq!((events[0].source.as_str(), events[1].source.as_str()), ("news", "msg_1"));
         assert_eq!((events[1].n, events[1].entry.0.as_str(), events[1].entry.1["type"].as_str()), (42, "2-0", "sent"));
         assert_eq!(events[1].cursor.to_string(), "9-1.1");
         assert_eq!(Cursor::parse("9-1.1"), Some(events[1].cursor.clone()));

@@ -1,5 +1,6 @@
 //! Copies events from every campaign's and message's own stream into the feed
-//! (`sluice:events`), in order, at least once, one feed entry per chunk (see [`super::feed`]). One scheduler holds the pump's lease at a time.
+//! (`sluice:events`), in order, at least once: each round gathers the new events of the
+//! pending sources into feed entries of about a thousand events (see [`super::feed`]). One scheduler holds the pump's lease at a time.
 //! Sources come from `sluice:events:pending` (see `sluice_shared::feed`); a source leaves it
 //! only when its stream is copied to the end and its version did not change meanwhile.
 
@@ -12,7 +13,7 @@ use sluice_shared::{
     shutdown::Shutdown,
 };
 
-use super::read_source;
+use super::{Entry, read_source};
 
 /// Events copied from one source per step.
 const CHUNK: usize = 1000;
@@ -57,38 +58,87 @@ async fn round(conn: &mut Conn, config: &Config) -> StoreResult<usize> {
         .arg("WITHSCORES")
         .query_async(conn)
         .await?;
+    let mut run = Run::default();
     let mut copied = 0;
     for (source, version) in pending {
-        copied += copy(conn, config, &source, &version).await?;
+        let meta = keys::campaign_meta(&source);
+        let fed: Option<String> = redis::cmd("HGET").arg(&meta).arg("fed").query_async(conn).await?;
+        let entries = read_source(conn, &source, fed.as_deref(), CHUNK).await?;
+        let drained = entries.len() < CHUNK;
+        let last = entries.last().map(|(id, _)| id.clone());
+        run.events.extend(entries.into_iter().map(|e| (source.clone(), e)));
+        run.sources.push(Copied { source, version, last, drained });
+        if run.events.len() >= CHUNK {
+            copied += run.flush(conn, config).await?;
+        }
     }
+    copied += run.flush(conn, config).await?;
     if copied > 0 {
         metrics::counter!(sluice_shared::metrics::FEED_EVENTS).increment(copied as u64);
     }
     Ok(copied)
 }
 
-/// Copies the next chunk of `source`'s events; drops the source from pending once it is
-/// copied to the end at the `version` read before.
-async fn copy(conn: &mut Conn, config: &Config, source: &str, version: &str) -> StoreResult<usize> {
-    let meta = keys::campaign_meta(source);
-    let fed: Option<String> = redis::cmd("HGET").arg(&meta).arg("fed").query_async(conn).await?;
-    let entries = read_source(conn, source, fed.as_deref(), CHUNK).await?;
-    if let Some((last, _)) = entries.last() {
-        let end: i64 = redis::cmd("INCRBY").arg(keys::feed_seq()).arg(entries.len()).query_async(conn).await?;
-        let first = end - entries.len() as i64 + 1;
-        redis::cmd("XADD")
-            .arg(keys::feed())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(config.events.feed_max_entries)
-            .arg("*")
-            .arg(super::feed::pack(source, first, &entries))
-            .query_async::<()>(conn)
-            .await?;
-        SCRIPTS.feed_cursor.key(&meta).arg(last).invoke_async::<i64>(conn).await?;
+/// What one source gave to the current run.
+struct Copied {
+    source: String,
+    version: String,
+    /// The last entry copied, if any.
+    last: Option<String>,
+    /// Copied to the end of its stream.
+    drained: bool,
+}
+
+/// Events gathered from several sources, written to the feed as one entry.
+#[derive(Default)]
+struct Run {
+    events: Vec<(String, Entry)>,
+    sources: Vec<Copied>,
+}
+
+impl Run {
+    /// Appends the run to the feed (trimmed by age and by entries), then moves each source's
+    /// cursor and drops drained sources from pending: a crash in between copies again, never
+    /// loses.
+    async fn flush(&mut self, conn: &mut Conn, config: &Config) -> StoreResult<usize> {
+        let n = self.events.len();
+        if n > 0 {
+            let end: i64 = redis::cmd("INCRBY").arg(keys::feed_seq()).arg(n).query_async(conn).await?;
+            let now: i64 = chrono::Utc::now().timestamp_millis();
+            let oldest = now - config.events.feed_retention.as_millis() as i64;
+            redis::pipe()
+                .cmd("XADD")
+                .arg(keys::feed())
+                .arg("MINID")
+                .arg("~")
+                .arg(oldest)
+                .arg("*")
+                .arg(super::feed::pack(end - n as i64 + 1, &self.events))
+                .ignore()
+                // Exact: entries are large, and a cap must hold in tests and small setups too.
+                .cmd("XTRIM")
+                .arg(keys::feed())
+                .arg("MAXLEN")
+                .arg(config.events.feed_max_entries)
+                .ignore()
+                .query_async::<()>(conn)
+                .await?;
+        }
+        for c in self.sources.drain(..) {
+            if let Some(last) = &c.last {
+                SCRIPTS.feed_cursor.key(keys::campaign_meta(&c.source)).arg(last).invoke_async::<i64>(conn).await?;
+            }
+            if c.drained {
+                SCRIPTS
+                    .unready
+                    .key(keys::feed_pending())
+                    .arg(&c.source)
+                    .arg(&c.version)
+                    .invoke_async::<i64>(conn)
+                    .await?;
+            }
+        }
+        self.events.clear();
+        Ok(n)
     }
-    if entries.len() < CHUNK {
-        SCRIPTS.unready.key(keys::feed_pending()).arg(source).arg(version).invoke_async::<i64>(conn).await?;
-    }
-    Ok(entries.len())
 }

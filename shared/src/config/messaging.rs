@@ -31,15 +31,18 @@ impl Default for MessagesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
-    /// Approximate cap of the event feed's entries (each a run of up to 1,000 events of one
-    /// campaign or message): its memory bound.
+    /// Events older than this leave the feed (keep it above `webhooks.give_up_after`).
+    #[serde(default = "defaults::feed_retention")]
+    pub feed_retention: Span,
+    /// Approximate cap of the feed's entries (each a run of about 1,000 events, ~100 KB):
+    /// the bound on its memory whatever the volume.
     #[serde(default = "defaults::feed_max_entries")]
     pub feed_max_entries: u64,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { feed_max_entries: defaults::feed_max_entries() }
+        EventsConfig { feed_retention: defaults::feed_retention(), feed_max_entries: defaults::feed_max_entries() }
     }
 }
 
@@ -116,7 +119,10 @@ mod defaults {
         Span::try_from("24h").unwrap()
     }
     pub fn feed_max_entries() -> u64 {
-        100_000
+        5_000
+    }
+    pub fn feed_retention() -> Span {
+        Span::try_from("48h").unwrap()
     }
     pub fn message_retention() -> Span {
         Span::try_from("7d").unwrap()
