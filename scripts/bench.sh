@@ -1,59 +1,76 @@
 #!/usr/bin/env bash
-# End-to-end throughput: a campaign of N recipients (default 50,000) over 50 domains, with a
-# ~2 KB HTML+text message, API to SMTP sink on this machine, Redis with AOF (everysec) on.
-# Prints messages/second from start to completion, and the sink's own count.
+# One side-by-side round on this machine, the same 2 KB message, the same receiving
+# smtp-sink (Postfix's):
+#   (a) smtp-source into smtp-sink over 20 pooled connections: raw SMTP
+#   (b) smtp-source into a stock Postfix relay (loopback, ports of its own) into smtp-sink
+#   (c) Sluice end to end, API to sink, no DKIM (scripts/bench-sluice.sh)
+#   (d) Sluice with RSA-2048 DKIM
+#   (e) openssl speed -multi 2 rsa2048: RSA-2048 signatures per second on both cores
+# Prints msg/s for each and the ratios c/a (goal >= 0.5), c/b (>= 5), d/e (>= 0.5).
 #   scripts/bench.sh [RECIPIENTS] [WORKERS]
-#   DKIM=1 scripts/bench.sh ...   signs every message with an RSA-2048 key made for the run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-50000}
 WORKERS=${2:-2}
+RAW=50000       # messages for (a)
+RELAYED=20000   # messages for (b): Postfix is two orders of magnitude slower than raw
+SIGNED=20000    # recipients for (d)
 source scripts/lib/stack.sh
-trap stack_stop EXIT
+source scripts/lib/postfix.sh
+ensure_debian_packages postfix
+cleanup() {
+  kill "${SINK_PID:-}" 2>/dev/null || true
+  postfix_stop_relay
+  stack_stop
+}
+trap cleanup EXIT
 
-stack_start_redis --appendonly yes --appendfsync everysec
-stack_start_sink
-dkim_keys=""
-if [ "${DKIM:-0}" = 1 ]; then
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$STACK_DIR/dkim.pem" 2>/dev/null
-  dkim_keys="[[dkim.keys]]
-domain = \"shop.example\"
-selector = \"bench\"
-key_file = \"$STACK_DIR/dkim.pem\"
-"
-fi
-stack_write_config "$dkim_keys$(bench_toml 500 2000)"
-stack_start_scheduler
-stack_start_workers "$WORKERS"
+SINK_PORT=$(free_port)
+smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1024 >"$STACK_DIR/smtp-sink.out" 2>&1 &
+SINK_PID=$!
+wait_until "smtp-sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
 
-paragraph='<p>Dear {{name}}, thank you for reading our spring newsletter. This paragraph is filler that brings the message to about two kilobytes, the size used in every figure in this repository.</p>'
-html="<html><body><h1>Hello {{name}}</h1>$(for _ in $(seq 1 8); do printf '%s' "$paragraph"; done)</body></html>"
-text="Hello {{name}}, this is the plain text part of the benchmark message."
-api POST /v1/campaigns -H 'content-type: application/json' \
-  -d "{\"id\":\"bench\",\"from\":{\"email\":\"news@shop.example\",\"name\":\"Bench\"},\"subject\":\"Spring news for {{name}}\",\"html\":\"$html\",\"text\":\"$text\",\"start\":false}" >/dev/null
-recipients_ndjson "$N" 50 >"$STACK_DIR/recipients.ndjson"
-t0=$(date +%s.%N)
-api POST /v1/campaigns/bench/recipients --data-binary @"$STACK_DIR/recipients.ndjson" >/dev/null
-t1=$(date +%s.%N)
-api POST /v1/campaigns/bench/start >/dev/null
-deadline=$((SECONDS + 600))
-until [ "$(json_field "$(api GET /v1/campaigns/bench)" status)" = completed ]; do
-  [ $SECONDS -gt $deadline ] && { echo "bench did not complete within 10 minutes; logs in $STACK_DIR" >&2; exit 1; }
-  sleep 0.05
-done
-t2=$(date +%s.%N)
-view=$(api GET /v1/campaigns/bench)
-sent=$(json_field "$view" sent)
-sleep 1.2
-accepted=$(tail -n1 "$STACK_DIR/sink.log" | grep -o 'accepted=[0-9]*' | cut -d= -f2)
-size=$(printf '%s' "$html$text" | wc -c)
-awk -v n="$N" -v s="$sent" -v a="$accepted" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v w="$WORKERS" -v sz="$size" 'BEGIN {
-  printf "recipients            %d over 50 domains, %d workers, 1 scheduler, Redis AOF everysec\n", n, w
-  printf "template bytes        %d (html + text before rendering)\n", sz
-  printf "upload (NDJSON)       %.2f s  (%.0f recipients/s)\n", t1 - t0, n / (t1 - t0)
-  printf "start -> completed    %.2f s\n", t2 - t1
-  printf "sent / sink accepted  %d / %d\n", s, a
-  printf "end-to-end            %.0f msg/s\n", s / (t2 - t1)
-}'
-stack_cpu_report "$sent"
-redis-cli -p "$REDIS_PORT" INFO commandstats | awk -F"[:=,]" -v m="$sent" '/^cmdstat_/ { printf "redis %-22s %8d calls  %6.3f per msg\n", substr($1, 9), $3, $3 / m }' | sort -k3 -nr | head -n 12
+# Messages smtp-sink has accepted so far.
+sink_count() {
+  local n
+  n=$(tail -c 400 "$STACK_DIR/smtp-sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true)
+  echo "${n:-0}"
+}
+# inject PORT COUNT : smtp-source sends COUNT 2 KB messages over 20 kept-open connections,
+# then waits for the sink to have them all; prints msg/s from first send to last receipt.
+inject() {
+  local port=$1 count=$2 target t0 t1
+  target=$(($(sink_count) + count))
+  t0=$(date +%s.%N)
+  smtp-source -d -s 20 -m "$count" -l 2048 -f bench@shop.example -t reader@d0.example "127.0.0.1:$port"
+  local deadline=$((SECONDS + 600))
+  until [ "$(sink_count)" -ge "$target" ]; do
+    if [ $SECONDS -gt $deadline ]; then echo "the sink never got all $count messages" >&2; exit 1; fi
+    sleep 0.05
+  done
+  t1=$(date +%s.%N)
+  awk -v n="$count" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+
+echo "== (a) smtp-source -> smtp-sink"
+a=$(inject "$SINK_PORT" "$RAW")
+echo "== (b) smtp-source -> Postfix relay -> smtp-sink"
+postfix_start_relay "$SINK_PORT"
+b=$(inject "$PF_PORT" "$RELAYED")
+postfix_stop_relay
+echo "== (c) Sluice, API -> smtp-sink"
+c=$(SINK_PORT=$SINK_PORT scripts/bench-sluice.sh "$N" "$WORKERS" | tee "$STACK_DIR/c.txt" | awk '/^end-to-end/ { print $2 }')
+echo "== (d) Sluice with RSA-2048 DKIM"
+d=$(DKIM=1 SINK_PORT=$SINK_PORT scripts/bench-sluice.sh "$SIGNED" "$WORKERS" | tee "$STACK_DIR/d.txt" | awk '/^end-to-end/ { print $2 }')
+echo "== (e) openssl speed -multi 2 rsa2048"
+e=$(openssl speed -seconds 5 -multi 2 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ { print $6 }')
+
+ratio() { awk -v x="$1" -v y="$2" -v goal="$3" -v name="$4" 'BEGIN { r = x / y; printf "%-5s %6.2f  goal >= %-4s %s\n", name, r, goal, (r >= goal ? "met" : "not met") }'; }
+printf '(a) raw SMTP, smtp-source -> smtp-sink     %7s msg/s  (%d messages)\n' "$a" "$RAW"
+printf '(b) stock Postfix relay                    %7s msg/s  (%d messages)\n' "$b" "$RELAYED"
+printf '(c) Sluice, API to sink, %d workers         %7s msg/s  (%d recipients)\n' "$WORKERS" "$c" "$N"
+printf '(d) Sluice with RSA-2048 DKIM              %7s msg/s  (%d recipients)\n' "$d" "$SIGNED"
+printf '(e) openssl RSA-2048 signatures, 2 cores   %7s sign/s\n' "$e"
+ratio "$c" "$a" 0.5 c/a
+ratio "$c" "$b" 5 c/b
+ratio "$d" "$e" 0.5 d/e

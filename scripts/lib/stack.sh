@@ -46,6 +46,11 @@ stack_start_sink() {
   wait_until "SMTP sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
 }
 
+# stack_use_sink PORT : relay to an SMTP sink that is already listening on 127.0.0.1:PORT.
+stack_use_sink() {
+  SINK_PORT=$1
+}
+
 # stack_write_config EXTRA_TOML : the config every process shares.
 stack_write_config() {
   API_PORT=$(free_port)

@@ -1,0 +1,40 @@
+# A stock Postfix relay of its own for the side-by-side benchmark: its own config and queue
+# under a temporary directory, listening on 127.0.0.1 only, on a free port, relaying
+# everything to an SMTP sink on 127.0.0.1. The system's Postfix configuration is not touched.
+# Needs root (Postfix's master runs as root and drops to the postfix user).
+
+# postfix_start_relay SINK_PORT : starts it; sets PF_DIR and PF_PORT.
+postfix_start_relay() {
+  PF_DIR=$(mktemp -d -t sluice-postfix.XXXXXX)
+  PF_PORT=$(free_port)
+  mkdir -p "$PF_DIR/queue" "$PF_DIR/data"
+  chown postfix "$PF_DIR/data"
+  cp /etc/postfix/master.cf "$PF_DIR/"
+  cat >"$PF_DIR/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench.localhost
+mydestination =
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:$1
+smtp_host_lookup = native
+smtp_dns_support_level = disabled
+alias_maps =
+alias_database =
+maillog_file_prefixes = $PF_DIR
+maillog_file = $PF_DIR/maillog
+CF
+  # The only listener: our port on loopback, and no chroot (the queue is outside any jail).
+  sed -i -E "s/^smtp +inet .*smtpd$/127.0.0.1:$PF_PORT inet n - n - - smtpd/" "$PF_DIR/master.cf"
+  postconf -c "$PF_DIR" -F '*/*/chroot = n'
+  postfix -c "$PF_DIR" set-permissions >/dev/null 2>&1 || true
+  postfix -c "$PF_DIR" start >/dev/null 2>&1 || { echo "Postfix did not start; see $PF_DIR/maillog" >&2; return 1; }
+  wait_until "Postfix relay" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PF_PORT"
+}
+
+postfix_stop_relay() {
+  [ -n "${PF_DIR:-}" ] && postfix -c "$PF_DIR" stop >/dev/null 2>&1 || true
+}
