@@ -8,7 +8,7 @@ source scripts/lib/install.sh
 
 # redis-server for every test; openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
 # Ed25519) is the independent DKIM verifier.
-ensure_debian_packages redis-server openssl python3-dkim python3-nacl
+ensure_debian_packages redis-server openssl libssl-dev pkg-config python3-dkim python3-nacl
 ensure_nextest
 ensure_promtool
 

@@ -3,7 +3,7 @@
 # Sourcing it installs what is missing (redis-server, curl) and builds the release binaries.
 
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
-ensure_debian_packages redis-server curl openssl
+ensure_debian_packages redis-server curl openssl libssl-dev pkg-config
 echo "== building (release)"
 # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
 cargo build --release --workspace --features sluice-shared/test-util --quiet

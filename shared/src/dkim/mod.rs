@@ -1,7 +1,8 @@
 //! DKIM signing (RFC 6376, relaxed/relaxed, no `l=`; RSA-SHA256 and Ed25519-SHA256, RFC 8463).
 //!
 //! Keys are read and parsed once at startup ([`Signer::from_config`]); per message we hash and
-//! sign only. Several keys for one From domain and algorithm rotate by their `from` time: the
+//! sign only. RSA signs with OpenSSL (its assembly is ~2.5x faster than ring's RSA here, and
+//! RSA signing is most of a signed message's CPU); Ed25519 with ring. Several keys for one From domain and algorithm rotate by their `from` time: the
 //! latest whose time has come signs.
 
 mod canon;
@@ -10,10 +11,8 @@ use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
-use ring::{
-    rand::SystemRandom,
-    signature::{self, Ed25519KeyPair, KeyPair, RsaKeyPair},
-};
+use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 
 use crate::config::{DkimAlgorithm, DkimConfig, DkimKeyConfig};
@@ -36,7 +35,7 @@ const SIGNED: &[&str] = &[
 const OVERSIGNED: &[&str] = &["from", "subject"];
 
 enum Private {
-    Rsa(RsaKeyPair),
+    Rsa(PKey<openssl::pkey::Private>),
     Ed25519(Ed25519KeyPair),
 }
 
@@ -55,7 +54,7 @@ impl Key {
     /// SubjectPublicKeyInfo for RSA, of the raw 32 bytes for Ed25519).
     pub fn public_key_b64(&self) -> String {
         match &self.private {
-            Private::Rsa(k) => B64.encode(rsa_spki(k.public_key().as_ref())),
+            Private::Rsa(k) => B64.encode(k.public_key_to_der().expect("an RSA key has a public key")),
             Private::Ed25519(k) => B64.encode(k.public_key().as_ref()),
         }
     }
@@ -71,12 +70,10 @@ impl Key {
 
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>, DkimError> {
         match &self.private {
-            Private::Rsa(k) => {
-                let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), data, &mut sig)
-                    .map_err(|_| DkimError::Sign(self.domain.clone()))?;
-                Ok(sig)
-            }
+            // PKCS#1 v1.5 padding, OpenSSL's default for RSA.
+            Private::Rsa(k) => openssl::sign::Signer::new(MessageDigest::sha256(), k)
+                .and_then(|mut s| s.sign_oneshot_to_vec(data))
+                .map_err(|_| DkimError::Sign(self.domain.clone())),
             // RFC 8463: Ed25519 over the SHA-256 of the data.
             Private::Ed25519(k) => Ok(k.sign(&Sha256::digest(data)).as_ref().to_vec()),
         }
@@ -183,18 +180,24 @@ fn load(index: usize, k: &DkimKeyConfig) -> Result<Key, DkimError> {
     let (label, der) = pem_decode(&pem).ok_or_else(|| fail("not a PEM private key".into()))?;
     let private = match (k.algorithm, label.as_str()) {
         (DkimAlgorithm::RsaSha256, "PRIVATE KEY") => {
-            Private::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|e| fail(format!("not an RSA key: {e}")))?)
+            let key = PKey::private_key_from_pkcs8(&der).map_err(|e| fail(format!("not an RSA key: {e}")))?;
+            if key.rsa().is_err() {
+                return Err(fail("not an RSA key".into()));
+            }
+            Private::Rsa(key)
         }
-        (DkimAlgorithm::RsaSha256, "RSA PRIVATE KEY") => {
-            Private::Rsa(RsaKeyPair::from_der(&der).map_err(|e| fail(format!("not an RSA key: {e}")))?)
-        }
+        (DkimAlgorithm::RsaSha256, "RSA PRIVATE KEY") => Private::Rsa(
+            Rsa::private_key_from_der(&der)
+                .and_then(PKey::from_rsa)
+                .map_err(|e| fail(format!("not an RSA key: {e}")))?,
+        ),
         (DkimAlgorithm::Ed25519Sha256, "PRIVATE KEY") => Private::Ed25519(
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| fail(format!("not an Ed25519 key: {e}")))?,
         ),
         (_, other) => return Err(fail(format!("PEM label {other:?} does not fit algorithm {:?}", k.algorithm))),
     };
     if let Private::Rsa(r) = &private
-        && r.public().modulus_len() < 128
+        && r.bits() < 1024
     {
         return Err(fail("RSA keys need at least 1024 bits (2048 recommended)".into()));
     }
@@ -217,32 +220,6 @@ fn pem_decode(pem: &str) -> Option<(String, Vec<u8>)> {
     let end = rest.find(&format!("-----END {label}-----"))?;
     let b64: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
     Some((label, B64.decode(b64).ok()?))
-}
-
-/// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo (what `openssl rsa -pubout` prints
-/// and what DNS records carry).
-fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
-    // AlgorithmIdentifier rsaEncryption with NULL parameters.
-    const ALG: &[u8] = &[0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
-    let mut bit_string = vec![0u8];
-    bit_string.extend_from_slice(pkcs1);
-    let mut inner = ALG.to_vec();
-    inner.extend(der_tlv(0x03, &bit_string));
-    der_tlv(0x30, &inner)
-}
-
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 #[cfg(test)]

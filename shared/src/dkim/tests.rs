@@ -1,5 +1,7 @@
 use std::process::Command;
 
+use ring::{rand::SystemRandom, signature};
+
 use super::*;
 use crate::config::{DkimAlgorithm, DkimConfig, DkimKeyConfig, MissingKey};
 
