@@ -13,6 +13,11 @@ fn subject_of(raw: &[u8]) -> String {
     text.split("\r\n").find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default().to_string()
 }
 
+/// The subject of the message the sink kept for `rcpt`.
+fn subject_for(stack: &common::Stack, rcpt: &str) -> Option<String> {
+    stack.sink.state.messages.lock().unwrap().iter().find(|(r, _)| r == rcpt).map(|(_, m)| subject_of(m))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_send_is_idempotent_and_uses_stored_templates() {
     let stack = common::start_with("", 1, true).await;
@@ -75,16 +80,7 @@ async fn transactional_send_is_idempotent_and_uses_stored_templates() {
     let (status, two) = stack.call("POST", "/v1/messages", Some(pinned)).await;
     assert_eq!((status, two["recipients"].as_u64()), (202, Some(2)), "{two}");
     stack.wait_message(two["id"].as_str().unwrap(), "sent", Duration::from_secs(10)).await;
-    let bob = stack
-        .sink
-        .state
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(r, _)| r == "bob@x.example")
-        .map(|(_, m)| subject_of(m));
-    assert_eq!(bob.as_deref(), Some("Reset your password, Bob"));
+    assert_eq!(subject_for(&stack, "bob@x.example").as_deref(), Some("Reset your password, Bob"));
 
     // Bad input names the field and stores nothing.
     for (body, field) in [
@@ -107,16 +103,7 @@ async fn transactional_send_is_idempotent_and_uses_stored_templates() {
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(campaign)).await;
     assert_eq!(status, 201, "{reply}");
     stack.wait_status("tpl", "completed", Duration::from_secs(10)).await;
-    let dan = stack
-        .sink
-        .state
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(r, _)| r == "dan@x.example")
-        .map(|(_, m)| subject_of(m));
-    assert_eq!(dan.as_deref(), Some("Your reset code, Dan"));
+    assert_eq!(subject_for(&stack, "dan@x.example").as_deref(), Some("Your reset code, Dan"));
 
     let (status, _) = stack.call("DELETE", "/v1/templates/reset", None).await;
     assert_eq!(status, 204);
