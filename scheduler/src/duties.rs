@@ -136,7 +136,7 @@ impl Duties {
                     let oldest: Vec<(String, redis::Value)> = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
                     let lane_age = oldest
                         .first()
-                        .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
+                        .and_then(|(id, _)| sluice_shared::redis::entry_id::millis(id))
                         .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
                     age = age.max(lane_age);
                 }

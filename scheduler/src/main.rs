@@ -81,8 +81,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;
     tracing::info!(api = %config.api.listen, metrics = %config.metrics.listen, consumer, "scheduler started");
     let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
-    let state = api::AppState::new(pool.clone(), config.clone(), enqueuer.clone());
-    let inbound_smtp = match (&config.inbound.smtp_listen, &state.inbound) {
+    let links = api::InboundParts::from_config(&config);
+    let inbound_smtp = match (&config.inbound.smtp_listen, &links) {
         (Some(listen), Some(parts)) => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -94,7 +94,6 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let links = state.inbound.clone();
     let server = serve_api(listener, config.clone(), shutdown.clone())?;
     let public = match (&config.public, links) {
         (Some(p), Some(links)) => {

@@ -71,9 +71,7 @@ pub struct Page {
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(page.limit, 100, 1000)?;
     let start = match &page.after {
-        Some(a) if a.split_once('-').is_some_and(|(t, s)| t.parse::<u64>().is_ok() && s.parse::<u64>().is_ok()) => {
-            format!("({a}")
-        }
+        Some(a) if sluice_shared::redis::entry_id::is_valid(a) => format!("({a}"),
         Some(_) => {
             return Err(ApiError::Field(crate::campaign::request::FieldError::invalid(
                 "after",

@@ -21,7 +21,7 @@ type Fields = HashMap<String, redis::Value>;
 
 fn view(id: &str, fields: &Fields) -> Value {
     let text = |k: &str| fields.get(k).and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
-    let ms: Option<i64> = id.split('-').next().and_then(|t| t.parse().ok());
+    let ms = sluice_shared::redis::entry_id::millis(id);
     json!({
         "id": id,
         "campaign": text("c"),
@@ -46,7 +46,7 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Re
     let limit = super::page_limit(page.limit, 100, 1000)?;
     let start = match page.cursor.as_deref() {
         None | Some("") => "-".to_string(),
-        Some(c) if c.split('-').all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit())) => format!("({c}"),
+        Some(c) if sluice_shared::redis::entry_id::is_valid(c) => format!("({c}"),
         Some(_) => return Err(ApiError::Field(FieldError::invalid("cursor", "must be a cursor from a previous page"))),
     };
     let mut conn = state.conn().await?;
@@ -105,12 +105,8 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
     };
     match code.as_str() {
         "ok" => {
-            redis::cmd("SADD")
-                .arg(keys::active_campaigns())
-                .arg(&job.c)
-                .query_async::<i64>(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
+            // A message goes back to the messages' due index, a campaign to the active set.
+            sluice_shared::lane::look_after(&mut conn, &job.c).await?;
             drop_record().await?;
             tracing::info!(campaign = %job.c, index = job.i, "dead letter requeued");
             Ok(Json(

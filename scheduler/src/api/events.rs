@@ -60,7 +60,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) ->
     };
     // A source's cursor is its stream entry id; the feed's, a feed entry id and an index.
     let after_ok = q.after.as_deref().is_none_or(|a| match &source {
-        Some(_) => events::is_entry_id(a),
+        Some(_) => sluice_shared::redis::entry_id::is_valid(a),
         None => Cursor::parse(a).is_some(),
     });
     if !after_ok {

@@ -51,14 +51,21 @@ pub struct InboundParts {
     pub rules: sluice_shared::classify::Classifier,
 }
 
-impl AppState {
-    pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
-        let inbound = config.public.as_ref().map(|p| {
+impl InboundParts {
+    /// Built when `[public]` is configured (its secret signs the links).
+    pub fn from_config(config: &Config) -> Option<Arc<InboundParts>> {
+        config.public.as_ref().map(|p| {
             Arc::new(InboundParts {
                 tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
                 rules: config.bounces.classifier().expect("rules were checked when the config was validated"),
             })
-        });
+        })
+    }
+}
+
+impl AppState {
+    pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
+        let inbound = InboundParts::from_config(&config);
         if !config.api.tokens.is_empty() {
             tracing::warn!(
                 "api.tokens holds plaintext tokens with every scope; move them to [[api.keys]] (hashes, scopes)"

@@ -32,7 +32,7 @@ impl Cursor {
     /// `<entry id>.<index>`, the form API callers and webhook state keep.
     pub fn parse(text: &str) -> Option<Cursor> {
         let (id, index) = text.rsplit_once('.')?;
-        (super::is_entry_id(id)).then_some(())?;
+        sluice_shared::redis::entry_id::is_valid(id).then_some(())?;
         Some(Cursor { id: id.to_string(), index: index.parse().ok()? })
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sluice_shared::{
     keys, lane,
     model::CampaignSpec,
-    redis::{Conn, StoreResult},
+    redis::{Conn, StoreResult, entry_id},
 };
 
 /// Every event type, in lifecycle order.
@@ -38,7 +38,7 @@ pub type Entry = (String, HashMap<String, String>);
 pub fn to_json(source: &str, entry: &Entry, extras: &Extras) -> Value {
     let (id, fields) = entry;
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    let at_ms: i64 = id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    let at_ms = entry_id::millis(id).unwrap_or(0);
     let at = chrono::DateTime::from_timestamp_millis(at_ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default();
@@ -78,12 +78,4 @@ pub async fn extras_of(conn: &mut Conn, source: &str) -> StoreResult<Extras> {
     let spec: Option<String> =
         redis::cmd("HGET").arg(keys::campaign_meta(source)).arg("spec").query_async(conn).await?;
     Ok(spec.and_then(|s| serde_json::from_str::<CampaignSpec>(&s).ok()).map(|s| Extras::from(&s)).unwrap_or_default())
-}
-
-/// Whether `id` looks like a stream entry id (`<ms>-<seq>`), the form of every cursor.
-pub fn is_entry_id(id: &str) -> bool {
-    let mut parts = id.split('-');
-    let ok =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
-    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }

@@ -125,7 +125,7 @@ impl Deliverer {
             }
             Err(error) => {
                 metrics::counter!(m::WEBHOOK_DELIVERIES, "endpoint" => label, "result" => "error").increment(1);
-                let oldest_ms = batch[0].entry.0.split('-').next().and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(now);
+                let oldest_ms = sluice_shared::redis::entry_id::millis(&batch[0].entry.0).unwrap_or(now);
                 if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
                     tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
                     self.advance(conn, &through, 0).await?;

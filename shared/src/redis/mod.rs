@@ -1,5 +1,6 @@
 //! Redis access: a connection pool that waits for Redis at startup, and the Lua scripts.
 
+pub mod entry_id;
 pub mod scripts;
 
 use std::time::Duration;
