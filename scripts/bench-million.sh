@@ -69,7 +69,10 @@ view=$(api GET /v1/campaigns/million)
 sleep 2
 state_bytes=$(usage 'sluice:{c:million}:state')
 events_bytes=$(usage 'sluice:{c:million}:events'); events_n=$(rcli XLEN 'sluice:{c:million}:events')
-feed_bytes=$(usage 'sluice:events'); feed_entries=$(rcli XLEN 'sluice:events')
+feed_bytes=0; feed_entries=0
+for k in $(seq 0 7); do
+  feed_bytes=$((feed_bytes + $(usage "sluice:{e:$k}:feed"))); feed_entries=$((feed_entries + $(rcli XLEN "sluice:{e:$k}:feed")))
+done
 accepted=$(json_field "$(cat "$STACK_DIR/upload.json")" accepted)
 
 awk -v n="$N" -v acc="$accepted" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" \

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
 
-# redis-server for every test; openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
+# redis-server for every test (redis-cli joins the test clusters); openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
 # Ed25519) is the independent DKIM verifier.
-ensure_debian_packages redis-server openssl libssl-dev pkg-config python3-dkim python3-nacl
+ensure_debian_packages redis-server redis-tools openssl libssl-dev pkg-config python3-dkim python3-nacl
 ensure_nextest
 ensure_promtool
 
@@ -28,3 +28,7 @@ echo "== build (the integration tests spawn these binaries)"
 cargo build --workspace --all-features
 echo "== tests"
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
+# The same end-to-end suite (campaigns, chaos, retries, events, webhooks, suppressions...) again,
+# each test on its own three-master Redis Cluster instead of one redis-server.
+echo "== tests on Redis Cluster"
+SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker --all-features --no-fail-fast "$@"

@@ -75,8 +75,7 @@ pub async fn expand_chunk(
     for job in &jobs {
         commit.arg(job.i).arg(&job.r);
     }
-    sluice_shared::feed::mark(conn, id).await?;
-    let committed: i64 = commit.invoke_async(conn).await?;
+    let committed: i64 = sluice_shared::feed::write_events(conn, id, &commit).await?;
     if committed == 0 {
         tracing::debug!(campaign = %id, "chunk expanded concurrently by another scheduler");
     }

@@ -37,9 +37,8 @@ pub async fn expire_keys(conn: &mut Conn, id: &str, ms: u64) -> StoreResult<()> 
 /// Fails jobs of a paused campaign that have waited past their max age (checked every few
 /// seconds, up to 1,000 per campaign per pass).
 pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {
-    sluice_shared::feed::mark(conn, id).await?;
-    SCRIPTS
-        .expire_waiting
+    let mut expire = SCRIPTS.expire_waiting.prepare_invoke();
+    expire
         .key(keys::campaign_meta(id))
         .key(keys::campaign_state(id))
         .key(keys::campaign_counts(id))
@@ -47,10 +46,8 @@ pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> Store
         .key(keys::campaign_events(id))
         .arg(config.retry.max_age.as_millis())
         .arg(config.campaigns.events_maxlen)
-        .arg(1000)
-        .invoke_async(conn)
-        .await
-        .map_err(Into::into)
+        .arg(1000);
+    sluice_shared::feed::write_events(conn, id, &expire).await
 }
 
 /// Removes gone consumers from the domain streams and the intake stream, and stale heartbeats.

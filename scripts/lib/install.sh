@@ -6,6 +6,7 @@ ensure_debian_packages() {
   for pkg in "$@"; do
     case "$pkg" in
       redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
+      redis-tools) command -v redis-cli >/dev/null || missing+=(redis-tools) ;;
       postfix) command -v smtp-sink >/dev/null || missing+=(postfix) ;;
       *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac

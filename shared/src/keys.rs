@@ -149,28 +149,38 @@ pub fn template(id: &str) -> String {
     format!("sluice:template:{id}")
 }
 
-/// The event feed: every campaign's and message's events, copied in order of arrival from
-/// their own streams by the schedulers, a run of one source's events per entry (fields `s`
-/// source id, `n` sequence number of the first, `ev` the events). Read by `GET /v1/events`
-/// and the webhooks.
-pub fn feed() -> String {
-    "sluice:events".into()
+/// The event feed is split into this many shards, each with its own hash tag (`{e:K}`), so
+/// on Redis Cluster no one slot carries every event. A source's events all go to one shard
+/// ([`feed_shard_of`]), which keeps them in order. Fixed: changing it would move sources.
+pub const FEED_SHARDS: usize = 8;
+
+/// The shard of a campaign's or message's events (FNV-1a of its id: stable everywhere).
+pub fn feed_shard_of(source: &str) -> usize {
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    (hash % FEED_SHARDS as u64) as usize
 }
 
-/// Sorted set source id -> version: campaigns and messages whose events may not all be in the
-/// feed yet. Every writer of events bumps the version first.
-pub fn feed_pending() -> String {
-    "sluice:events:pending".into()
+/// One shard of the event feed: the events of its sources, copied in order of arrival from
+/// their own streams by the schedulers, about a thousand per entry (fields `n` sequence number
+/// of the first in this shard, `ev` the events). Read by `GET /v1/events` and the webhooks.
+pub fn feed(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:feed")
 }
 
-/// Counter of events copied into the feed (each feed entry's `n`).
-pub fn feed_seq() -> String {
-    "sluice:events:seq".into()
+/// Sorted set source id -> version: the shard's campaigns and messages whose events may not
+/// all be in the feed yet. Every writer of events bumps the version before and after.
+pub fn feed_pending(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:pending")
 }
 
-/// Lease (SET NX PX) of the one scheduler that copies events into the feed.
-pub fn feed_lease() -> String {
-    "sluice:events:lease".into()
+/// Counter of events copied into the shard (each feed entry's `n`).
+pub fn feed_seq(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:seq")
+}
+
+/// Lease (SET NX PX) of the one scheduler that copies events into the shard.
+pub fn feed_lease(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:lease")
 }
 
 /// Hash of webhook endpoints made over the API: id -> JSON (url, secret, events).
@@ -278,13 +288,17 @@ mod tests {
         assert_eq!(idempotency("app", "k1"), "sluice:idem:app:k1");
         assert_eq!(template("welcome"), "sluice:template:welcome");
         assert_eq!(templates(), "sluice:templates");
-        assert_eq!(feed(), "sluice:events");
+        assert_eq!(feed(3), "sluice:{e:3}:feed");
         assert_eq!(webhooks(), "sluice:webhooks");
         assert_eq!(webhook_state("crm"), "sluice:webhook:crm");
         assert_eq!(webhook_lease("crm"), "sluice:webhook:crm:lease");
-        assert_eq!(feed_pending(), "sluice:events:pending");
-        assert_eq!(feed_seq(), "sluice:events:seq");
-        assert_eq!(feed_lease(), "sluice:events:lease");
+        assert_eq!(feed_pending(0), "sluice:{e:0}:pending");
+        assert_eq!(feed_seq(7), "sluice:{e:7}:seq");
+        assert_eq!(feed_lease(1), "sluice:{e:1}:lease");
+        // Pinned: a source must map to the same shard in every release.
+        assert_eq!((feed_shard_of("news"), feed_shard_of("msg_01a2")), (6, 7));
+        let spread: std::collections::HashSet<usize> = (0..100).map(|i| feed_shard_of(&format!("c{i}"))).collect();
+        assert_eq!(spread.len(), FEED_SHARDS, "sources spread over every shard");
     }
 
     fn hash_tag(key: &str) -> &str {

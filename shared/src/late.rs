@@ -87,10 +87,8 @@ pub async fn record(
         let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
         redis::cmd("HSET").arg(keys::suppressed()).arg(&address).arg(entry.to_string()).query_async::<()>(conn).await?;
     }
-    crate::feed::mark(conn, campaign).await?;
-    let n: i64 = SCRIPTS
-        .late_event
-        .key(keys::campaign_meta(campaign))
+    let mut late = SCRIPTS.late_event.prepare_invoke();
+    late.key(keys::campaign_meta(campaign))
         .key(keys::campaign_counts(campaign))
         .key(keys::campaign_events(campaign))
         .key(keys::campaign_late_events(campaign))
@@ -101,9 +99,8 @@ pub async fn record(
         .arg(index)
         .arg(&address)
         .arg(detail.to_string())
-        .arg(kind.total_counter())
-        .invoke_async(conn)
-        .await?;
+        .arg(kind.total_counter());
+    let n: i64 = crate::feed::write_events(conn, campaign, &late).await?;
     Ok(match n {
         1 => Recorded::New,
         0 => Recorded::Repeat,

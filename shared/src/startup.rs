@@ -41,8 +41,8 @@ where
         let shutdown = shutdown::on_signals();
         let pool = redis::pool(&config.redis)?;
         crate::ops_http::serve(&config.metrics.listen, pool.clone(), shutdown.clone(), metrics).await?;
-        tracing::info!(redis = %redis::redacted(&config.redis.url), "connecting to Redis");
-        if redis::wait_until_reachable(&pool, &config.redis.url, &shutdown).await.is_none() {
+        tracing::info!(redis = %config.redis.describe(), "connecting to Redis");
+        if redis::wait_until_reachable(&pool, &config.redis.describe(), &shutdown).await.is_none() {
             return Ok(());
         }
         body(Started { config, pool, shutdown }).await

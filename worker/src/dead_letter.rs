@@ -36,7 +36,6 @@ pub async fn dead_letter(
         by_campaign.entry(e.job.c.as_str()).or_default().push((e, *deliveries, id));
     }
     for (campaign, jobs) in by_campaign {
-        sluice_shared::feed::mark(conn, campaign).await?;
         let mut inv = SCRIPTS.poison.prepare_invoke();
         inv.key(keys::campaign_meta(campaign))
             .key(keys::campaign_state(campaign))
@@ -46,7 +45,7 @@ pub async fn dead_letter(
         for (e, deliveries, id) in &jobs {
             inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(&e.job.r).arg(*deliveries).arg(*id);
         }
-        let marked: Vec<i64> = inv.invoke_async(conn).await?;
+        let marked: Vec<i64> = sluice_shared::feed::write_events(conn, campaign, &inv).await?;
         for ((e, deliveries, _), m) in jobs.iter().zip(marked) {
             if m == 1 {
                 tracing::warn!(%domain, campaign, index = e.job.i, deliveries, "job dead-lettered after repeated deliveries");

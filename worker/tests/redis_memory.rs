@@ -24,12 +24,31 @@ consumer_expiry = "2s"
 feed_max_entries = 1
 "#;
 
-/// Redis memory without client buffers (which depend on what the connections just did).
+/// Redis memory without client buffers (which depend on what the connections just did),
+/// summed over every node of a cluster.
 fn used_memory(stack: &common::Stack) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut stack.redis.conn()).unwrap();
-    let field =
-        |name: &str| -> i64 { info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap() };
-    field("used_memory:") - field("mem_clients_normal:")
+    let node_memory = |conn: &mut redis::Connection| {
+        let info: String = redis::cmd("INFO").arg("memory").query(conn).unwrap();
+        let field =
+            |name: &str| -> i64 { info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap() };
+        field("used_memory:") - field("mem_clients_normal:")
+    };
+    stack.redis.each_node().iter_mut().map(node_memory).sum()
+}
+
+/// The ten biggest keys over every node, with their sizes in bytes.
+fn biggest_keys(stack: &common::Stack) -> Vec<(String, i64)> {
+    let mut sizes = Vec::new();
+    for mut node in stack.redis.each_node() {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut node).unwrap();
+        for key in keys {
+            let size: Option<i64> = redis::cmd("MEMORY").arg("USAGE").arg(&key).query(&mut node).unwrap();
+            sizes.push((key, size.unwrap_or(0)));
+        }
+    }
+    sizes.sort_by_key(|(_, size)| -size);
+    sizes.truncate(10);
+    sizes
 }
 
 async fn run_and_expire(stack: &common::Stack, id: &str, n: usize) {
@@ -65,17 +84,24 @@ async fn memory_returns_near_baseline_after_a_big_campaign() {
         let len: i64 = redis::cmd("XLEN").arg(format!("sluice:{{d:d{d}.example}}:q")).query(&mut conn).unwrap();
         assert_eq!(len, 0, "acked jobs are deleted from d{d}.example's stream");
     }
-    // Expired keys are freed by Redis's active expiry cycle within moments.
+    // Expired keys are freed by Redis's active expiry cycle within moments. Each node keeps a
+    // little residue of its own (table and allocator slack), so a cluster is allowed per node.
+    let allowed = 256 * 1024 * stack.redis.each_node().len() as i64;
     let start = std::time::Instant::now();
     let after = loop {
         let now = used_memory(&stack);
-        if now - baseline < 256 * 1024 || start.elapsed() > Duration::from_secs(15) {
+        if now - baseline < allowed || start.elapsed() > Duration::from_secs(15) {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     println!("used_memory (without client buffers): baseline {baseline} B, after 50,000 recipients {after} B");
-    assert!(after - baseline < 256 * 1024, "Redis kept {} KB after the campaign", (after - baseline) / 1024);
+    assert!(
+        after - baseline < allowed,
+        "Redis kept {} KB after the campaign; biggest keys: {:?}",
+        (after - baseline) / 1024,
+        biggest_keys(&stack)
+    );
     // Consumers idle past scheduler.consumer_expiry with nothing pending are removed (a live
     // worker is simply recreated by its next read).
     wait_for("idle consumers to be pruned", Duration::from_secs(20), || {

@@ -18,7 +18,7 @@ use crate::{
     campaign::request::FieldError,
     events::{
         self, Entry, Extras,
-        feed::{self, Cursor},
+        feed::{self, Position},
     },
 };
 
@@ -58,10 +58,10 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) ->
         (None, Some(m)) if !lane::is_message(m) => return Err(invalid("message", "message ids start with msg_")),
         (c, m) => c.clone().or(m.clone()),
     };
-    // A source's cursor is its stream entry id; the feed's, a feed entry id and an index.
+    // A source's cursor is its stream entry id; the feed's, a feed entry id and an index per shard.
     let after_ok = q.after.as_deref().is_none_or(|a| match &source {
         Some(_) => sluice_shared::redis::entry_id::is_valid(a),
-        None => Cursor::parse(a).is_some(),
+        None => Position::parse(a).is_some(),
     });
     if !after_ok {
         return Err(invalid("after", "must be a cursor from a previous page (`next`)"));
@@ -113,10 +113,14 @@ async fn read(
         }
         None => {
             const ENTRIES: usize = 10;
-            let after = after.and_then(Cursor::parse);
+            let mut at = after.and_then(Position::parse).unwrap_or_default();
             let store = |e: redis::RedisError| ApiError::Store(e.into());
-            let (page, exhausted) = feed::read(conn, after.as_ref(), ENTRIES).await.map_err(store)?;
-            Ok((page.into_iter().map(|e| (e.source, e.cursor.to_string(), e.entry)).collect(), exhausted))
+            let (page, exhausted) = feed::read(conn, &at, ENTRIES).await.map_err(store)?;
+            let page = page.into_iter().map(|e| {
+                at.advance(&e);
+                (e.source, at.to_string(), e.entry)
+            });
+            Ok((page.collect(), exhausted))
         }
     }
 }

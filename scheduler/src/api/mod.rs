@@ -78,7 +78,7 @@ impl AppState {
 
 impl AppState {
     pub async fn conn(&self) -> Result<sluice_shared::redis::Pooled, ApiError> {
-        self.pool.get().await.map_err(|e| ApiError::Store(e.into()))
+        self.pool.get().await.map_err(ApiError::Store)
     }
 }
 

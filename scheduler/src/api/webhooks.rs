@@ -69,8 +69,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(Statu
 async fn views(state: &AppState) -> Result<Vec<Value>, ApiError> {
     let mut conn = state.conn().await?;
     let list = endpoints::all(&mut conn, &state.config).await?;
-    let seq: Option<i64> =
-        redis::cmd("GET").arg(keys::feed_seq()).query_async(&mut *conn).await.map_err(|e| ApiError::Store(e.into()))?;
+    let seqs = deliver::feed_seqs(&mut conn).await?;
     let mut out = Vec::new();
     for e in &list {
         let st: HashMap<String, String> = redis::cmd("HGETALL")
@@ -78,7 +77,7 @@ async fn views(state: &AppState) -> Result<Vec<Value>, ApiError> {
             .query_async(&mut *conn)
             .await
             .map_err(|e| ApiError::Store(e.into()))?;
-        out.push(deliver::view(e, &st, seq.unwrap_or(0)));
+        out.push(deliver::view(e, &st, &seqs));
     }
     Ok(out)
 }

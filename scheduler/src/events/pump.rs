@@ -1,8 +1,10 @@
-//! Copies events from every campaign's and message's own stream into the feed
-//! (`sluice:events`), in order, at least once: each round gathers the new events of the
-//! pending sources into feed entries of about a thousand events (see [`super::feed`]). One scheduler holds the pump's lease at a time.
-//! Sources come from `sluice:events:pending` (see `sluice_shared::feed`); a source leaves it
-//! only when its stream is copied to the end and its version did not change meanwhile.
+//! Copies events from every campaign's and message's own stream into its shard of the feed
+//! (`sluice:{e:K}:feed`), in order, at least once: each round gathers the new events of the
+//! shard's pending sources into feed entries of about a thousand events (see [`super::feed`]).
+//! Every scheduler runs a pump per shard; one holds each shard's lease at a time, so the
+//! shards' copying can spread over schedulers. Sources come from the shard's pending set (see
+//! `sluice_shared::feed`); a source leaves it only when its stream is copied to the end and
+//! its version did not change meanwhile.
 
 use std::time::Duration;
 
@@ -22,14 +24,21 @@ const SOURCES_PER_ROUND: isize = 200;
 const LEASE_MS: u64 = 10_000;
 const IDLE: Duration = Duration::from_millis(20);
 
+/// Runs one pump per feed shard until shutdown.
 pub async fn run(pool: Pool, config: std::sync::Arc<Config>, owner: String, shutdown: Shutdown) {
+    let pumps = (0..keys::FEED_SHARDS)
+        .map(|shard| tokio::spawn(run_shard(shard, pool.clone(), config.clone(), owner.clone(), shutdown.clone())));
+    futures::future::join_all(pumps).await;
+}
+
+async fn run_shard(shard: usize, pool: Pool, config: std::sync::Arc<Config>, owner: String, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         let round = async {
             let mut conn = (*pool.get().await?).clone();
-            if !crate::lease::hold(&mut conn, &keys::feed_lease(), &owner, LEASE_MS).await? {
+            if !crate::lease::hold(&mut conn, &keys::feed_lease(shard), &owner, LEASE_MS).await? {
                 return Ok::<_, sluice_shared::redis::StoreError>(None);
             }
-            round(&mut conn, &config).await.map(Some)
+            round(&mut conn, shard, &config).await.map(Some)
         };
         match round.await {
             Ok(Some(copied)) if copied > 0 => tokio::task::yield_now().await,
@@ -49,16 +58,16 @@ pub async fn run(pool: Pool, config: std::sync::Arc<Config>, owner: String, shut
     }
 }
 
-/// One pass over the pending sources; returns how many events were copied.
-async fn round(conn: &mut Conn, config: &Config) -> StoreResult<usize> {
+/// One pass over the shard's pending sources; returns how many events were copied.
+async fn round(conn: &mut Conn, shard: usize, config: &Config) -> StoreResult<usize> {
     let pending: Vec<(String, String)> = redis::cmd("ZRANGE")
-        .arg(keys::feed_pending())
+        .arg(keys::feed_pending(shard))
         .arg(0)
         .arg(SOURCES_PER_ROUND - 1)
         .arg("WITHSCORES")
         .query_async(conn)
         .await?;
-    let mut run = Run::default();
+    let mut run = Run { shard, events: Vec::new(), sources: Vec::new() };
     let mut copied = 0;
     for (source, version) in pending {
         let meta = keys::campaign_meta(&source);
@@ -89,9 +98,9 @@ struct Copied {
     drained: bool,
 }
 
-/// Events gathered from several sources, written to the feed as one entry.
-#[derive(Default)]
+/// Events gathered from several sources of one shard, written to it as one entry.
 struct Run {
+    shard: usize,
     events: Vec<(String, Entry)>,
     sources: Vec<Copied>,
 }
@@ -103,12 +112,12 @@ impl Run {
     async fn flush(&mut self, conn: &mut Conn, config: &Config) -> StoreResult<usize> {
         let n = self.events.len();
         if n > 0 {
-            let end: i64 = redis::cmd("INCRBY").arg(keys::feed_seq()).arg(n).query_async(conn).await?;
+            let end: i64 = redis::cmd("INCRBY").arg(keys::feed_seq(self.shard)).arg(n).query_async(conn).await?;
             let now: i64 = chrono::Utc::now().timestamp_millis();
             let oldest = now - config.events.feed_retention.as_millis() as i64;
             redis::pipe()
                 .cmd("XADD")
-                .arg(keys::feed())
+                .arg(keys::feed(self.shard))
                 .arg("MINID")
                 .arg("~")
                 .arg(oldest)
@@ -117,9 +126,9 @@ impl Run {
                 .ignore()
                 // Exact: entries are large, and a cap must hold in tests and small setups too.
                 .cmd("XTRIM")
-                .arg(keys::feed())
+                .arg(keys::feed(self.shard))
                 .arg("MAXLEN")
-                .arg(config.events.feed_max_entries)
+                .arg(config.events.feed_max_entries.div_ceil(keys::FEED_SHARDS as u64).max(1))
                 .ignore()
                 .query_async::<()>(conn)
                 .await?;
@@ -131,7 +140,7 @@ impl Run {
             if c.drained {
                 SCRIPTS
                     .unready
-                    .key(keys::feed_pending())
+                    .key(keys::feed_pending(self.shard))
                     .arg(&c.source)
                     .arg(&c.version)
                     .invoke_async::<i64>(conn)

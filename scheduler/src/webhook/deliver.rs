@@ -3,7 +3,11 @@
 //! up to `retry_max`; events older than `give_up_after` are dropped and counted. Its state
 //! (cursor, backlog, last success, last error) is kept in Redis for the API and in metrics.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use sluice_shared::{
@@ -16,7 +20,7 @@ use sluice_shared::{
 use super::{endpoints::Endpoint, signature};
 use crate::events::{
     self,
-    feed::{self, Cursor},
+    feed::{self, Position},
 };
 
 const LEASE_MS: u64 = 15_000;
@@ -77,22 +81,29 @@ impl Deliverer {
         let state: HashMap<String, String> = redis::cmd("HGETALL").arg(&state_key).query_async(conn).await?;
         let num = |k: &str| state.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         let now = chrono::Utc::now().timestamp_millis();
-        let seq: i64 = redis::cmd("GET").arg(keys::feed_seq()).query_async::<Option<i64>>(conn).await?.unwrap_or(0);
-        metrics::gauge!(m::WEBHOOK_BACKLOG, "endpoint" => label.clone()).set((seq - num("cursor_n")).max(0) as f64);
+        let seqs = feed_seqs(conn).await?;
+        metrics::gauge!(m::WEBHOOK_BACKLOG, "endpoint" => label.clone()).set(backlog(&state, &seqs) as f64);
         if num("next_attempt_at") > now {
             return Ok(Step::Wait(Duration::from_millis((num("next_attempt_at") - now) as u64)));
         }
-        let after = state.get("cursor").and_then(|c| Cursor::parse(c));
-        let (events, end) = feed::read(conn, after.as_ref(), SCAN_ENTRIES).await?;
-        let Some(last) = events.last() else { return Ok(Step::Idle) };
-        // Events trimmed from the feed before this endpoint read them are lost to it: count them.
-        let gap = (events[0].n - num("cursor_n") - 1).max(0);
-        if gap > 0 && after.is_some() {
+        let after = state.get("cursor").and_then(|c| Position::parse(c)).unwrap_or_default();
+        let (events, end) = feed::read(conn, &after, SCAN_ENTRIES).await?;
+        if events.is_empty() {
+            return Ok(Step::Idle);
+        }
+        // Events trimmed from a shard before this endpoint read them are lost to it: count them.
+        let mut gap = 0;
+        for shard in after.0.keys() {
+            if let Some(first) = events.iter().find(|e| e.shard == *shard) {
+                gap += (first.n - cursor_n(&state, *shard) - 1).max(0);
+            }
+        }
+        if gap > 0 {
             self.count(conn, "dropped", gap).await?;
         }
         // The batch: wanted events up to `webhooks.batch`; the cursor may pass unwanted ones.
         let mut batch = Vec::new();
-        let mut through = (last.cursor.clone(), last.n);
+        let mut through = Through { position: after, n: BTreeMap::new() };
         for e in &events {
             if e.entry.1.get("type").is_some_and(|t| self.endpoint.wants(t)) {
                 if batch.len() == self.config.webhooks.batch {
@@ -100,7 +111,8 @@ impl Deliverer {
                 }
                 batch.push(e);
             }
-            through = (e.cursor.clone(), e.n);
+            through.position.advance(e);
+            through.n.insert(e.shard, e.n);
         }
         if batch.is_empty() {
             self.advance(conn, &through, 0).await?;
@@ -168,12 +180,13 @@ impl Deliverer {
         if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
     }
 
-    /// Moves the cursor past `through` (feed id, sequence number), counts `delivered`, and
-    /// clears the retry state.
-    async fn advance(&self, conn: &mut Conn, through: &(Cursor, i64), delivered: usize) -> StoreResult<()> {
+    /// Moves the cursor past `through`, counts `delivered`, and clears the retry state.
+    async fn advance(&self, conn: &mut Conn, through: &Through, delivered: usize) -> StoreResult<()> {
         let key = keys::webhook_state(&self.endpoint.id);
         let mut pipe = redis::pipe();
-        pipe.hset_multiple(&key, &[("cursor", through.0.to_string()), ("cursor_n", through.1.to_string())]).ignore();
+        let mut fields = vec![("cursor".to_string(), through.position.to_string())];
+        fields.extend(through.n.iter().map(|(shard, n)| (format!("cursor_n:{shard}"), n.to_string())));
+        pipe.hset_multiple(&key, &fields).ignore();
         pipe.hdel(&key, &["attempts", "next_attempt_at"]).ignore();
         if delivered > 0 {
             let now = chrono::Utc::now().timestamp_millis();
@@ -196,8 +209,34 @@ impl Deliverer {
     }
 }
 
+/// How far a delivery got: the feed position, and each shard's sequence number there.
+struct Through {
+    position: Position,
+    n: BTreeMap<usize, i64>,
+}
+
+/// The sequence number of the last event the endpoint was moved past in `shard`.
+fn cursor_n(state: &HashMap<String, String>, shard: usize) -> i64 {
+    state.get(&format!("cursor_n:{shard}")).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Events in the feed the endpoint has not been moved past yet.
+fn backlog(state: &HashMap<String, String>, seqs: &[i64]) -> i64 {
+    seqs.iter().enumerate().map(|(shard, seq)| (seq - cursor_n(state, shard)).max(0)).sum()
+}
+
+/// Each feed shard's count of events copied so far.
+pub async fn feed_seqs(conn: &mut Conn) -> StoreResult<Vec<i64>> {
+    let mut pipe = redis::pipe();
+    for shard in 0..keys::FEED_SHARDS {
+        pipe.get(keys::feed_seq(shard));
+    }
+    let seqs: Vec<Option<i64>> = pipe.query_async(conn).await?;
+    Ok(seqs.into_iter().map(Option::unwrap_or_default).collect())
+}
+
 /// The state of an endpoint as the API shows it.
-pub fn view(endpoint: &Endpoint, state: &HashMap<String, String>, seq: i64) -> Value {
+pub fn view(endpoint: &Endpoint, state: &HashMap<String, String>, seqs: &[i64]) -> Value {
     let num = |k: &str| state.get(k).and_then(|v| v.parse::<i64>().ok());
     let time = |k: &str| {
         num(k)
@@ -209,7 +248,7 @@ pub fn view(endpoint: &Endpoint, state: &HashMap<String, String>, seq: i64) -> V
         "url": endpoint.url,
         "events": endpoint.events,
         "source": endpoint.source,
-        "backlog": (seq - num("cursor_n").unwrap_or(0)).max(0),
+        "backlog": backlog(state, seqs),
         "delivered": num("delivered").unwrap_or(0),
         "dropped": num("dropped").unwrap_or(0),
         "failed_attempts": num("attempts").unwrap_or(0),

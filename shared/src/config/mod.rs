@@ -110,9 +110,18 @@ impl Config {
 
     /// Checks every value that serde alone cannot, naming the key on failure.
     pub fn validate(&self, role: Role) -> Result<(), ConfigError> {
-        let url = &self.redis.url;
-        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-            return Err(invalid("redis.url", url, "must start with redis:// or rediss://"));
+        let redis = &self.redis;
+        if redis.url.is_empty() && redis.seeds.is_empty() {
+            return Err(invalid("redis.url", "", "is required (or `redis.seeds` for a cluster)"));
+        }
+        let urls = std::iter::once(("redis.url", &redis.url)).filter(|(_, u)| !u.is_empty());
+        for (key, url) in urls.chain(redis.seeds.iter().map(|u| ("redis.seeds", u))) {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+                return Err(invalid(key, url, "must start with redis:// or rediss://"));
+            }
+        }
+        if redis.is_cluster() && redis.nodes().iter().any(|u| u.starts_with("redis+unix://")) {
+            return Err(invalid("redis.mode", "cluster", "cluster nodes are reached over TCP, not unix sockets"));
         }
         if self.redis.pool_size == 0 {
             return Err(invalid("redis.pool_size", 0, "must be at least 1"));

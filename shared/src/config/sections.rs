@@ -9,10 +9,43 @@ use crate::units::{Rate, Span};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `rediss://` for TLS.
+    /// `redis://host:port/db` or `rediss://` for TLS. In cluster mode, one seed node.
+    #[serde(default)]
     pub url: String,
+    /// `single` (one Redis, or a primary behind a failover address) or `cluster`.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Cluster seed nodes; setting them implies `mode = "cluster"`.
+    #[serde(default)]
+    pub seeds: Vec<String>,
     #[serde(default = "defaults::pool_size")]
     pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    #[default]
+    Single,
+    Cluster,
+}
+
+impl RedisConfig {
+    /// Whether Sluice talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.mode == RedisMode::Cluster || !self.seeds.is_empty()
+    }
+
+    /// The URLs to connect to: the seeds, or the one `url`.
+    pub fn nodes(&self) -> Vec<&str> {
+        if self.seeds.is_empty() { vec![self.url.as_str()] } else { self.seeds.iter().map(String::as_str).collect() }
+    }
+
+    /// One line naming where Redis is, without passwords, for logs.
+    pub fn describe(&self) -> String {
+        let nodes: Vec<String> = self.nodes().into_iter().map(crate::redis::redacted).collect();
+        if self.is_cluster() { format!("cluster {}", nodes.join(",")) } else { nodes.join(",") }
+    }
 }
 
 /// What an API key may do. `admin` may do everything.

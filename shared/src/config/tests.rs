@@ -55,11 +55,31 @@ fn bad_values_name_the_key() {
         ("[redis]\nurl = \"redis://x\"\n".to_string(), "api.tokens"),
         (format!("{base}[api.extra]\n"), "extra"),
         (format!("{base}[limits.default]\nrte = \"1/s\"\n"), "rte"),
+        ("[redis]\nseeds = [\"redis://a:1\", \"a:2\"]\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "redis.seeds"),
+        ("[redis]\nmode = \"ring\"\nurl = \"redis://x\"\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "ring"),
+        ("[redis]\npool_size = 4\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "redis.url"),
     ];
     for (text, needle) in cases {
         let err = error_of(&text, Role::Scheduler);
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     }
+}
+
+#[test]
+fn a_cluster_is_named_by_seeds_or_by_mode() {
+    let tail = "\n[api]\ntokens=[\"long-enough\"]\n";
+    let by_seeds =
+        Config::from_toml(&format!("[redis]\nseeds = [\"redis://a:1\", \"redis://b:2\"]{tail}"), Role::Scheduler)
+            .unwrap();
+    assert!(by_seeds.redis.is_cluster());
+    assert_eq!(by_seeds.redis.nodes(), ["redis://a:1", "redis://b:2"]);
+    let by_mode =
+        Config::from_toml(&format!("[redis]\nmode = \"cluster\"\nurl = \"redis://a:1\"{tail}"), Role::Scheduler)
+            .unwrap();
+    assert!(by_mode.redis.is_cluster());
+    assert_eq!(by_mode.redis.nodes(), ["redis://a:1"]);
+    let single = Config::from_toml(&format!("[redis]\nurl = \"redis://a:1\"{tail}"), Role::Scheduler).unwrap();
+    assert!(!single.redis.is_cluster());
 }
 
 #[test]

@@ -11,6 +11,12 @@ pub fn millis(id: &str) -> Option<i64> {
     id.split('-').next()?.parse().ok()
 }
 
+/// The id as (ms, seq), which orders ids of one stream.
+pub fn parse(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +29,7 @@ mod tests {
         }
         assert_eq!(millis("1795690000000-3"), Some(1_795_690_000_000));
         assert_eq!(millis("nope"), None);
+        assert_eq!(parse("17-3"), Some((17, 3)));
+        assert!(parse("17-2") < parse("17-10") && parse("9-9") < parse("17-0"));
     }
 }

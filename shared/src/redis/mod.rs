@@ -1,19 +1,14 @@
 //! Redis access: a connection pool that waits for Redis at startup, and the Lua scripts.
 
 pub mod entry_id;
+mod pool;
 pub mod scripts;
 
 use std::time::Duration;
 
-use deadpool_redis::{Manager, Runtime};
-use redis::AsyncConnectionConfig;
+use crate::shutdown::Shutdown;
 
-use crate::{config::RedisConfig, shutdown::Shutdown};
-
-pub use deadpool_redis::{Connection as Pooled, Pool};
-
-/// The connection type every store function takes (a pooled connection derefs to it).
-pub type Conn = redis::aio::MultiplexedConnection;
+pub use pool::{Conn, Pool, Pooled, pool};
 
 /// Errors talking to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -36,26 +31,9 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// Builds the pool. Connections answer within 10 s (scripts on large batches take longer than
-/// redis-rs's 500 ms default) and connect within 5 s.
-pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
-    let conn_cfg = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(10)))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
-    let manager = Manager::new_with_config(cfg.url.as_str(), conn_cfg)
-        .map_err(|e| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url)))?;
-    Ok(Pool::builder(manager)
-        .max_size(cfg.pool_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .recycle_timeout(Some(Duration::from_secs(5)))
-        .build()?)
-}
-
 /// Waits until Redis answers PING, logging each failure and backing off up to 10 s.
 /// Returns `None` if shutdown came first.
-pub async fn wait_until_reachable(pool: &Pool, url: &str, shutdown: &Shutdown) -> Option<()> {
+pub async fn wait_until_reachable(pool: &Pool, where_: &str, shutdown: &Shutdown) -> Option<()> {
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
@@ -66,7 +44,7 @@ pub async fn wait_until_reachable(pool: &Pool, url: &str, shutdown: &Shutdown) -
         match attempt.await {
             Ok(()) => return Some(()),
             Err(e) => {
-                tracing::error!(redis = %redacted(url), error = %e, retry_in = ?delay, "Redis is unreachable; retrying");
+                tracing::error!(redis = %where_, error = %e, retry_in = ?delay, "Redis is unreachable; retrying");
             }
         }
         shutdown.sleep(delay).await?;

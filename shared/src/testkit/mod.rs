@@ -1,16 +1,19 @@
 //! Test helpers (feature `test-util`): every test owns its servers.
 //!
 //! - [`RedisServer`]: a private redis-server on a free port, killed on drop.
+//! - [`TestRedis`]: that, or a private three-master cluster when `SLUICE_TEST_REDIS=cluster`.
 //! - [`smtp_sink`]: a scriptable SMTP server over real TCP (250 / 4xx n times / 5xx per recipient).
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
 
 pub mod dns_server;
 mod process;
+mod redis_cluster;
 mod redis_server;
 pub mod smtp_sink;
 
 pub use process::{Process, bin_path};
+pub use redis_cluster::{RedisCluster, TestConn, TestRedis};
 pub use redis_server::RedisServer;
 
 use std::{future::Future, net::TcpListener, time::Duration};
@@ -30,9 +33,14 @@ pub fn api_key_toml(id: &str, token: &str, scopes: &str) -> String {
 /// The config file every test process shares: Redis, the admin API with an admin key for
 /// `token`, the operations listener, then `extra` TOML (relays, limits...).
 pub fn config_toml(redis_url: &str, api_port: u16, ops_port: u16, token: &str, extra: &str) -> String {
+    config_toml_for(&format!("url = \"{redis_url}\""), api_port, ops_port, token, extra)
+}
+
+/// [`config_toml`] with any `[redis]` section body (e.g. [`TestRedis::config_body`]).
+pub fn config_toml_for(redis_body: &str, api_port: u16, ops_port: u16, token: &str, extra: &str) -> String {
     let key = api_key_toml("test-admin", token, "\"admin\"");
     format!(
-        "[redis]\nurl = \"{redis_url}\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n{key}\n\
+        "[redis]\n{redis_body}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n{key}\n\
          [metrics]\nlisten = \"127.0.0.1:{ops_port}\"\n\n[dkim]\nmissing_key = \"send\"\n\n{extra}\n"
     )
 }

@@ -12,6 +12,7 @@ pub struct RedisServer {
     child: Child,
     dir: PathBuf,
     aof: bool,
+    cluster: bool,
 }
 
 impl RedisServer {
@@ -24,10 +25,19 @@ impl RedisServer {
     /// Starts on `port`; with `aof`, every write is fsynced to an append-only file, so a
     /// [`RedisServer::restart`] loses nothing.
     pub fn start_on(port: u16, aof: bool) -> RedisServer {
+        Self::launch(port, aof, false)
+    }
+
+    /// A node for a test cluster (`--cluster-enabled yes`, its nodes.conf in its directory).
+    pub(super) fn start_cluster_node(port: u16, aof: bool) -> RedisServer {
+        Self::launch(port, aof, true)
+    }
+
+    fn launch(port: u16, aof: bool, cluster: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("sluice-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = spawn(port, &dir, aof);
-        let server = RedisServer { port, child, dir, aof };
+        let child = spawn(port, &dir, aof, cluster);
+        let server = RedisServer { port, child, dir, aof, cluster };
         server.wait_ready();
         server
     }
@@ -36,7 +46,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port, &self.dir, self.aof);
+        self.child = spawn(self.port, &self.dir, self.aof, self.cluster);
         self.wait_ready();
     }
 
@@ -64,12 +74,16 @@ impl RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &std::path::Path, aof: bool) -> Child {
+fn spawn(port: u16, dir: &std::path::Path, aof: bool, cluster: bool) -> Child {
     let persistence: &[&str] =
         if aof { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
+    // Node timeout 2 s: a restarted node is trusted again quickly.
+    let cluster_args: &[&str] =
+        if cluster { &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"] } else { &[] };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(persistence)
+        .args(cluster_args)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())

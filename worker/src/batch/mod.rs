@@ -213,7 +213,6 @@ async fn handle_campaign<T: Transport>(
 }
 
 async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
-    sluice_shared::feed::mark(conn, campaign_id).await?;
     let mut inv = SCRIPTS.claim.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))
@@ -225,7 +224,7 @@ async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[E
         let parked = Job { p: true, ..e.job.clone() }.member();
         inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r).arg(e.job.t);
     }
-    let reply: Vec<redis::Value> = inv.invoke_async(conn).await?;
+    let reply: Vec<redis::Value> = sluice_shared::feed::write_events(conn, campaign_id, &inv).await?;
     let codes: Vec<i64> = reply.iter().skip(1).map(|v| redis::from_redis_value_ref(v).unwrap_or(CLAIM_SKIP)).collect();
     if codes.len() != entries.len() {
         return Err(StoreError::Reply(format!("claim returned {} codes for {} jobs", codes.len(), entries.len())));
@@ -290,7 +289,6 @@ async fn record<T: Transport>(
     verdicts: &[Verdict],
 ) -> StoreResult<Vec<i64>> {
     let mut conn = ctx.conn().await?;
-    sluice_shared::feed::mark(&mut conn, campaign_id).await?;
     let mut inv = SCRIPTS.record.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))
@@ -311,7 +309,7 @@ async fn record<T: Transport>(
             .arg(&job.r)
             .arg(verdict.detail.to_string());
     }
-    Ok(inv.invoke_async(&mut conn).await?)
+    sluice_shared::feed::write_events(&mut conn, campaign_id, &inv).await
 }
 
 mod effects;

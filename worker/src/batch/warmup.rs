@@ -45,7 +45,6 @@ pub async fn hold<T: Transport>(
     until_ms: i64,
     detail: &serde_json::Value,
 ) -> StoreResult<u64> {
-    sluice_shared::feed::mark(conn, campaign_id).await?;
     let mut inv = SCRIPTS.hold.prepare_invoke();
     inv.key(keys::campaign_meta(campaign_id))
         .key(keys::campaign_state(campaign_id))
@@ -57,5 +56,5 @@ pub async fn hold<T: Transport>(
         let waiting = Job { p: false, ..e.job.clone() };
         inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
     }
-    Ok(inv.invoke_async(conn).await?)
+    sluice_shared::feed::write_events(conn, campaign_id, &inv).await
 }

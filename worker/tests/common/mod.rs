@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
-use sluice_shared::testkit::{Process, RedisServer, bin_path, config_toml, free_port, smtp_sink::SmtpSink, wait_for};
+use sluice_shared::testkit::{Process, TestRedis, bin_path, config_toml_for, free_port, smtp_sink::SmtpSink, wait_for};
 
 pub const TOKEN: &str = "test-token-0123";
 
@@ -15,7 +15,7 @@ pub const TOKEN: &str = "test-token-0123";
 const FAST_TICK: (&str, &str) = ("SLUICE__SCHEDULER__TICK", "20ms");
 
 pub struct Stack {
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub sink: SmtpSink,
     pub config: PathBuf,
     pub api: String,
@@ -34,17 +34,18 @@ pub async fn start(extra_toml: &str, workers: usize) -> Stack {
 }
 
 pub async fn start_with(extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
-    start_on(RedisServer::start(), extra_toml, workers, keep_messages).await
+    start_on(TestRedis::start(), extra_toml, workers, keep_messages).await
 }
 
 /// A stack on a Redis the caller started (e.g. with AOF, to restart it mid-test).
-pub async fn start_on(redis: RedisServer, extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
+pub async fn start_on(redis: impl Into<TestRedis>, extra_toml: &str, workers: usize, keep_messages: bool) -> Stack {
     start_full(redis, SmtpSink::start(keep_messages).await, extra_toml, workers).await
 }
 
 /// A stack around a sink the caller started. A sink with a certificate is used over TLS
 /// (STARTTLS or implicit, as the sink speaks) as `localhost`, trusting that certificate.
-pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, workers: usize) -> Stack {
+pub async fn start_full(redis: impl Into<TestRedis>, sink: SmtpSink, extra_toml: &str, workers: usize) -> Stack {
+    let redis = redis.into();
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
     let scheduler_metrics = free_port();
@@ -71,7 +72,7 @@ pub async fn start_full(redis: RedisServer, sink: SmtpSink, extra_toml: &str, wo
         "[public]\nlisten = \"127.0.0.1:{public_port}\"\nbase_url = \"{public}\"\nsecret = \"{secret}\"\n\n\
          {relay_section}\n{extra_toml}"
     );
-    let text = config_toml(&redis.url(), api_port, scheduler_metrics, TOKEN, &relay);
+    let text = config_toml_for(&redis.config_body(), api_port, scheduler_metrics, TOKEN, &relay);
     std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap().to_string();
     let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[FAST_TICK]);

@@ -1,0 +1,183 @@
+//! One connection type and one pool for both deployments: a single Redis (or a primary behind
+//! a failover address) and a Redis Cluster. Store code is written once against [`Conn`]; the
+//! cluster variant routes each command by its key's slot, so every script keeps to one hash tag.
+
+use std::{
+    ops::{Deref, DerefMut},
+    time::Duration,
+};
+
+use deadpool_redis::{Manager, Runtime, cluster};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value, aio::ConnectionLike, cluster_routing::Slot};
+
+use super::{StoreError, redacted};
+use crate::config::RedisConfig;
+
+/// A multiplexed connection to Redis or to a whole cluster; cheap to clone.
+#[derive(Clone)]
+pub enum Conn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(cluster::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => {
+                if cmd.is_transaction() {
+                    c.req_packed_commands(cmd, offset, count)
+                } else {
+                    cross_slot_pipeline(c, cmd)
+                }
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// redis-rs sends a cluster pipeline to one node and refuses commands for other slots; ours
+/// mix keys freely (a campaign's hash beside a global index). On a cluster a pipeline is split
+/// by the slot of each command's key: one sub-pipeline per slot, in order within the slot (an
+/// INCR still precedes its PEXPIRE NX), all slots at once, replies put back in pipeline order.
+fn cross_slot_pipeline<'a>(
+    conn: &'a mut cluster::ClusterConnection,
+    pipe: &'a Pipeline,
+) -> RedisFuture<'a, Vec<Value>> {
+    let mut groups: Vec<(Slot, Pipeline, Vec<usize>)> = Vec::new();
+    for (i, cmd) in pipe.cmd_iter().enumerate() {
+        let slot = cmd.args_iter().nth(1).map_or(Slot::new(0).expect("slot 0"), |arg| match arg {
+            redis::Arg::Simple(key) => Slot::for_key(key),
+            _ => Slot::new(0).expect("slot 0"),
+        });
+        match groups.iter_mut().find(|(s, _, _)| *s == slot) {
+            Some((_, sub, at)) => {
+                sub.add_command(cmd.clone());
+                at.push(i);
+            }
+            None => {
+                let mut sub = Pipeline::new();
+                sub.add_command(cmd.clone());
+                groups.push((slot, sub, vec![i]));
+            }
+        }
+    }
+    if groups.len() <= 1 {
+        return conn.req_packed_commands(pipe, 0, pipe.len());
+    }
+    let sends: Vec<_> = groups
+        .into_iter()
+        .map(|(_, sub, at)| {
+            let mut conn = conn.clone();
+            async move { conn.req_packed_commands(&sub, 0, sub.len()).await.map(|replies| (at, replies)) }
+        })
+        .collect();
+    let n = pipe.len();
+    Box::pin(async move {
+        let mut out = vec![Value::Nil; n];
+        for (at, replies) in futures::future::try_join_all(sends).await? {
+            for (i, reply) in at.into_iter().zip(replies) {
+                out[i] = reply;
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// The pool of connections, to one Redis or to a cluster.
+#[derive(Clone)]
+pub enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(cluster::Pool),
+}
+
+/// A connection checked out of the pool; returns to it when dropped.
+pub struct Pooled {
+    conn: Conn,
+    _checkout: Checkout,
+}
+
+enum Checkout {
+    Single(#[allow(dead_code)] deadpool_redis::Connection),
+    Cluster(#[allow(dead_code)] cluster::Connection),
+}
+
+impl Pool {
+    /// Takes a connection, waiting for one to be free.
+    pub async fn get(&self) -> Result<Pooled, StoreError> {
+        Ok(match self {
+            Pool::Single(pool) => {
+                let checkout = pool.get().await?;
+                Pooled { conn: Conn::Single((*checkout).clone()), _checkout: Checkout::Single(checkout) }
+            }
+            Pool::Cluster(pool) => {
+                let checkout = pool.get().await.map_err(|e| StoreError::Reply(format!("redis cluster pool: {e}")))?;
+                Pooled { conn: Conn::Cluster((*checkout).clone()), _checkout: Checkout::Cluster(checkout) }
+            }
+        })
+    }
+}
+
+impl Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+/// Builds the pool. Single-node connections answer within 10 s (scripts on large batches take
+/// longer than redis-rs's 500 ms default) and connect within 5 s; the cluster client retries
+/// MOVED/ASK and reconnects to nodes by itself.
+pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
+    if cfg.is_cluster() {
+        let seeds: Vec<String> = cfg.nodes().into_iter().map(String::from).collect();
+        let manager = cluster::Manager::new(seeds, false)
+            .map_err(|e| anyhow::anyhow!("config key `redis.seeds` = {:?}: {e}", cfg.describe()))?;
+        let pool = cluster::Pool::builder(manager)
+            .max_size(cfg.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()?;
+        return Ok(Pool::Cluster(pool));
+    }
+    let conn_cfg = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    let manager = Manager::new_with_config(cfg.url.as_str(), conn_cfg)
+        .map_err(|e| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url)))?;
+    Ok(Pool::Single(
+        deadpool_redis::Pool::builder(manager)
+            .max_size(cfg.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()?,
+    ))
+}

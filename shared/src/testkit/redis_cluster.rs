@@ -1,0 +1,179 @@
+//! A private three-master Redis Cluster for one test run, and the switch that lets the same
+//! integration tests run on one redis-server or on a cluster (`SLUICE_TEST_REDIS=cluster`).
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use redis::{Cmd, ConnectionLike, RedisResult, Value};
+
+use super::{RedisServer, free_port};
+
+/// Three redis-servers with `--cluster-enabled yes`, joined by `redis-cli --cluster create`
+/// (no replicas: 5,461 slots or so each). Killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(aof: bool) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node(free_port(), aof)).collect();
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}); scripts/test.sh installs redis-tools"));
+        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` (all slots served, gossip converged).
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = self.nodes.iter().all(|n| {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut n.conn())
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            if ok && self.client().get_connection().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the test cluster did not reach cluster_state:ok within 20 s");
+    }
+
+    fn client(&self) -> redis::cluster::ClusterClient {
+        redis::cluster::ClusterClient::new(self.nodes.iter().map(|n| n.url()).collect::<Vec<_>>()).unwrap()
+    }
+
+    /// kill -9 every node, start each again from its own directory (nodes.conf and, with AOF,
+    /// the data), and wait for the cluster to be whole again.
+    pub fn restart(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        self.wait_ok();
+    }
+}
+
+/// The Redis a test stack runs on: one server, or a cluster when `SLUICE_TEST_REDIS=cluster`.
+pub enum TestRedis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl From<RedisServer> for TestRedis {
+    fn from(server: RedisServer) -> Self {
+        TestRedis::Single(server)
+    }
+}
+
+impl TestRedis {
+    /// One redis-server, or a three-master cluster when the environment asks for it.
+    pub fn start() -> TestRedis {
+        Self::start_with_aof(false)
+    }
+
+    pub fn start_with_aof(aof: bool) -> TestRedis {
+        match std::env::var("SLUICE_TEST_REDIS").as_deref() {
+            Ok("cluster") => TestRedis::Cluster(RedisCluster::start(aof)),
+            Ok("single") | Err(_) => TestRedis::Single(RedisServer::start_on(free_port(), aof)),
+            Ok(other) => panic!("SLUICE_TEST_REDIS={other:?}: expected \"single\" or \"cluster\""),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, TestRedis::Cluster(_))
+    }
+
+    /// The `[redis]` section's body for a Sluice config.
+    pub fn config_body(&self) -> String {
+        match self {
+            TestRedis::Single(s) => format!("url = \"{}\"", s.url()),
+            TestRedis::Cluster(c) => {
+                let seeds: Vec<String> = c.nodes.iter().map(|n| format!("\"{}\"", n.url())).collect();
+                format!("mode = \"cluster\"\nseeds = [{}]", seeds.join(", "))
+            }
+        }
+    }
+
+    /// A synchronous connection for assertions; on a cluster it routes each command by key.
+    pub fn conn(&self) -> TestConn {
+        match self {
+            TestRedis::Single(s) => TestConn::Single(s.conn()),
+            TestRedis::Cluster(c) => TestConn::Cluster(Box::new(c.client().get_connection().unwrap())),
+        }
+    }
+
+    /// kill -9 and start again (every node of a cluster) from the same directories.
+    pub fn restart(&mut self) {
+        match self {
+            TestRedis::Single(s) => s.restart(),
+            TestRedis::Cluster(c) => c.restart(),
+        }
+    }
+
+    /// Sync connections to every master: for commands that act per node (KEYS, INFO, CLIENT).
+    pub fn each_node(&self) -> Vec<redis::Connection> {
+        match self {
+            TestRedis::Single(s) => vec![s.conn()],
+            TestRedis::Cluster(c) => c.nodes.iter().map(|n| n.conn()).collect(),
+        }
+    }
+}
+
+/// A test's synchronous connection to one server or to the cluster.
+pub enum TestConn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl TestConn {
+    fn inner(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            TestConn::Single(c) => c,
+            TestConn::Cluster(c) => c.as_mut(),
+        }
+    }
+}
+
+impl ConnectionLike for TestConn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        self.inner().req_packed_command(cmd)
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        self.inner().req_packed_commands(cmd, offset, count)
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        self.inner().req_command(cmd)
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        matches!(self, TestConn::Single(_))
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.inner().check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            TestConn::Single(c) => c.is_open(),
+            TestConn::Cluster(c) => c.is_open(),
+        }
+    }
+}
