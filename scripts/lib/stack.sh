@@ -3,7 +3,7 @@
 # Sourcing it installs what is missing (redis-server, curl) and builds the release binaries.
 
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
-ensure_debian_packages redis-server curl openssl libssl-dev pkg-config
+ensure_debian_packages redis-server redis-tools curl openssl libssl-dev pkg-config
 echo "== building (release)"
 # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
 cargo build --release --workspace --features sluice-shared/test-util --quiet
@@ -17,7 +17,10 @@ TOKEN="local-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 stack_stop() {
   for pid in "${STACK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${STACK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -n "${REDIS_PORT:-}" ] && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  local port
+  for port in ${REDIS_NODES[@]+"${REDIS_NODES[@]}"} ${REDIS_PORT:-}; do
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  done
 }
 
 # wait_until DESCRIPTION SECONDS COMMAND... : polls COMMAND every 0.1 s until it succeeds.
@@ -36,6 +39,31 @@ stack_start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR" --save "" "$@" >"$STACK_DIR/redis.log" 2>&1 &
   STACK_PIDS+=($!); STACK_NAMES+=(redis-server)
   wait_until "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
+}
+
+# stack_start_cluster [extra redis-server args...] : three masters joined into a Redis Cluster
+# (no replicas); REDIS_NODES holds their ports, REDIS_PORT the first, and the config written
+# next uses mode = "cluster". Nodes use allkeys-lfu with no memory limit: nothing is ever
+# evicted, but each key's access frequency is kept, so `redis-cli --hotkeys` works.
+stack_start_cluster() {
+  REDIS_NODES=()
+  local port addresses=()
+  for _ in 1 2 3; do
+    port=$(free_port)
+    mkdir -p "$STACK_DIR/node-$port"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" --save "" \
+      --cluster-enabled yes --cluster-node-timeout 2000 --maxmemory-policy allkeys-lfu "$@" \
+      >"$STACK_DIR/redis-$port.log" 2>&1 &
+    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port")
+    wait_until "redis-server on $port" 10 redis-cli -p "$port" ping
+    REDIS_NODES+=("$port"); addresses+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes >"$STACK_DIR/cluster-create.log"
+  for port in "${REDIS_NODES[@]}"; do
+    wait_until "cluster_state:ok on $port" 20 bash -c "redis-cli -p $port CLUSTER INFO | grep -q cluster_state:ok"
+  done
+  REDIS_PORT=${REDIS_NODES[0]}
+  REDIS_MODE=cluster
 }
 
 # stack_start_sink [extra sluice-sink args...]
@@ -60,6 +88,7 @@ stack_write_config() {
   cat >"$CONFIG" <<TOML
 [redis]
 url = "redis://127.0.0.1:$REDIS_PORT/0"
+mode = "${REDIS_MODE:-single}"
 
 [api]
 listen = "127.0.0.1:$API_PORT"
