@@ -60,6 +60,9 @@ schedule = ["1s"]
 
     assert_eq!(counts["total"], 10_000);
     assert_eq!(counts["sent"], sink.accepted(), "sent count matches what the SMTP server accepted");
+    // The sink offers PIPELINING: MAIL, RCPT and DATA arrive as one group.
+    let pipelined = sink.pipelined.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(pipelined * 2 > sink.accepted(), "{pipelined} of {} messages pipelined", sink.accepted());
     assert_eq!(counts["sent"], 9_800);
     assert_eq!(counts["bounced"], 100, "the unknown recipients");
     assert_eq!(counts["failed"], 100, "the content blocks");

@@ -43,6 +43,8 @@ pub struct SinkState {
     /// Of those, accepted on a connection upgraded with STARTTLS.
     pub accepted_encrypted: AtomicU64,
     pub connections: AtomicU64,
+    /// MAIL commands that arrived with more commands already behind them (PIPELINING).
+    pub pipelined: AtomicU64,
     /// Client address of each connection, and each EHLO/HELO name given.
     pub peers: Mutex<Vec<std::net::IpAddr>>,
     pub helo_names: Mutex<Vec<String>>,
@@ -288,6 +290,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         } else if upper.starts_with("HELO") {
             b"250 sluice-sink\r\n"
         } else if upper.starts_with("MAIL FROM") {
+            if !stream.buffer().is_empty() {
+                state.pipelined.fetch_add(1, Ordering::Relaxed);
+            }
             rcpts.clear();
             sender = address_in(&line);
             b"250 2.1.0 Ok\r\n"

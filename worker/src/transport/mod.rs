@@ -3,6 +3,7 @@
 //! and by scripted doubles in tests. [`Delivery`] picks one per `smtp.mode`.
 
 pub mod mx;
+mod pipelining;
 pub mod smtp;
 mod tls;
 

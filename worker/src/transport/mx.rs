@@ -36,6 +36,7 @@ use tokio::net::TcpSocket;
 
 use super::{
     Envelope, SendError, SmtpReply, Transport,
+    pipelining::Session,
     smtp::{classify_error, code_number, connection_error},
 };
 
@@ -46,7 +47,7 @@ struct Source {
 }
 
 struct Pooled {
-    conn: AsyncSmtpConnection,
+    session: Session,
     sent: u32,
 }
 
@@ -107,7 +108,7 @@ impl MxDelivery {
         }
     }
 
-    async fn connect(&self, host: &str, source: &Source, require_tls: bool) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self, host: &str, source: &Source, require_tls: bool) -> Result<Session, SendError> {
         let addresses = self.dns.ipv4(host).await.map_err(|e| SendError::Connection(e.to_string()))?;
         let ip = addresses.first().ok_or_else(|| SendError::Connection(format!("{host}: no address")))?;
         let socket = TcpSocket::new_v4().map_err(|e| SendError::Connection(e.to_string()))?;
@@ -131,7 +132,7 @@ impl MxDelivery {
         } else if require_tls {
             return Err(SendError::Connection(format!("{host} does not offer STARTTLS, and TLS is required")));
         }
-        Ok(conn)
+        Session::start(conn, &source.helo).await.map_err(connection_error)
     }
 
     /// The source address for the next message: the next in turn that is under its warm-up
@@ -196,7 +197,7 @@ impl MxDelivery {
             let mut pooled = match pooled {
                 Some(p) => p,
                 None => match self.connect(&host, source, limit.require_tls).await {
-                    Ok(conn) => Pooled { conn, sent: 0 },
+                    Ok(session) => Pooled { session, sent: 0 },
                     // This host is down or refuses us: try the next one.
                     Err(e) => {
                         tracing::debug!(%host, error = %e, "MX host unusable; trying the next");
@@ -205,14 +206,14 @@ impl MxDelivery {
                     }
                 },
             };
-            let result = pooled.conn.send(envelope, message).await;
+            let result = pooled.session.send(envelope, message).await;
             pooled.sent += 1;
             return match result {
                 Ok(response) => {
-                    if !pooled.conn.has_broken() && pooled.sent < limit.messages_per_connection {
+                    if !pooled.session.conn.has_broken() && pooled.sent < limit.messages_per_connection {
                         self.idle.lock().unwrap().entry(key).or_default().push(pooled);
                     } else {
-                        let _ = pooled.conn.quit().await;
+                        let _ = pooled.session.conn.quit().await;
                     }
                     let text: Vec<&str> = response.message().collect();
                     Ok(SmtpReply::parse(code_number(response.code()), &text.join(" ")))

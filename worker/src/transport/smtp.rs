@@ -28,7 +28,7 @@ use sluice_shared::{
 };
 use tokio::{net::TcpStream, sync::Semaphore};
 
-use super::{Envelope, SendError, SmtpReply, Transport};
+use super::{Envelope, SendError, SmtpReply, Transport, pipelining::Session};
 
 struct Relay {
     config: RelayConfig,
@@ -36,7 +36,7 @@ struct Relay {
     tls: Option<TlsParameters>,
     /// Implicit TLS on our own socket.
     smtps: Option<tokio_rustls::TlsConnector>,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Session>>,
     permits: Arc<Semaphore>,
     /// Connections reserved for the priority lane (`limits.transactional_share` of the bound).
     priority_permits: Arc<Semaphore>,
@@ -85,7 +85,7 @@ impl SmtpRelays {
         })
     }
 
-    async fn connect(&self, relay: &Relay) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self, relay: &Relay) -> Result<Session, SendError> {
         let r = &relay.config;
         let tcp = TcpStream::connect((r.host.as_str(), r.port))
             .await
@@ -113,7 +113,7 @@ impl SmtpRelays {
                 .await
                 .map_err(connection_error)?;
         }
-        Ok(conn)
+        Session::start(conn, &self.hello).await.map_err(connection_error)
     }
 
     async fn send_on(
@@ -129,20 +129,21 @@ impl SmtpRelays {
         };
         let _permit = permits.acquire().await.map_err(|_| SendError::Connection("relay closed".into()))?;
         let pooled = relay.idle.lock().unwrap().pop();
-        let mut conn = match pooled {
-            Some(c) => c,
+        let mut session = match pooled {
+            Some(s) => s,
             None => self.connect(relay).await?,
         };
-        let reply = conn.send(envelope, message).await;
+        let reply = session.send(envelope, message).await;
         match reply {
             Ok(response) => {
-                if !conn.has_broken() {
-                    relay.idle.lock().unwrap().push(conn);
+                if !session.conn.has_broken() {
+                    relay.idle.lock().unwrap().push(session);
                 }
                 let text: Vec<&str> = response.message().collect();
                 Ok(SmtpReply::parse(code_number(response.code()), &text.join(" ")))
             }
-            // lettre closes the connection after any error reply; the next send opens a new one.
+            // An error reply leaves the connection closed (lettre) or out of step (pipelined):
+            // it is dropped, and the next send opens a new one.
             Err(e) => Err(classify_error(e)),
         }
     }

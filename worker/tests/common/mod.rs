@@ -242,9 +242,13 @@ impl Stack {
         (lost, dups)
     }
 
-    /// The Prometheus text a process serves (0 = scheduler, 1.. = workers).
+    /// The Prometheus text a process serves (0 = scheduler, 1.. = workers); a worker just
+    /// started may not listen yet, so connection errors are retried for a while.
     pub async fn scrape(&self, i: usize) -> String {
-        self.http.get(&self.metrics[i]).send().await.unwrap().text().await.unwrap()
+        wait_for(&format!("metrics of process {i}"), Duration::from_secs(10), || async {
+            self.http.get(&self.metrics[i]).send().await.ok()?.text().await.ok()
+        })
+        .await
     }
 
     /// All logs, for failure messages.
