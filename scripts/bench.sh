@@ -14,7 +14,7 @@ N=${1:-50000}
 WORKERS=${2:-2}
 RAW=50000       # messages for (a)
 RELAYED=20000   # messages for (b): Postfix is two orders of magnitude slower than raw
-SIGNED=20000    # recipients for (d)
+SIGNED=$N        # recipients for (d), as many as (c)
 source scripts/lib/stack.sh
 source scripts/lib/postfix.sh
 ensure_debian_packages postfix
