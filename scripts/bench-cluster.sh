@@ -97,6 +97,6 @@ done | sort -rn | head -n 12
 echo
 echo "key -> slot examples:"
 for key in 'sluice:{c:spread1}:state' 'sluice:{c:spread2}:state' 'sluice:{d:d0.example}:q' 'sluice:{d:d1.example}:q' \
-  'sluice:{e:0}:feed' 'sluice:{e:5}:feed' 'sluice:ready' 'sluice:suppressed'; do
+  'sluice:{e:0}:feed' 'sluice:{e:5}:feed' 'sluice:{r:0}:ready' 'sluice:{r:1}:ready' 'sluice:suppressed'; do
   printf '  %-28s slot %5s\n' "$key" "$(node "$REDIS_PORT" CLUSTER KEYSLOT "$key")"
 done

@@ -49,8 +49,9 @@ async fn campaign_suppression_and_dead_letter_commands() {
     let _scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &config], &[]);
     let api = format!("http://127.0.0.1:{api_port}");
     let http = reqwest::Client::new();
-    wait_for("scheduler API", Duration::from_secs(20), || {
-        let (http, url) = (http.clone(), format!("{api}/healthz"));
+    // Ready, not just alive: /readyz answers 200 once Redis answers the scheduler.
+    wait_for("scheduler ready", Duration::from_secs(20), || {
+        let (http, url) = (http.clone(), format!("http://127.0.0.1:{ops_port}/readyz"));
         async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
     })
     .await;

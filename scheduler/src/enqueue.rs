@@ -112,13 +112,13 @@ impl Enqueuer {
             }
         }
         pipe.query_async::<()>(conn).await?;
-        for lane in Lane::ALL {
-            let destinations: Vec<String> =
-                by_destination.keys().filter(|(l, _)| *l == lane).map(|(_, d)| d.clone()).collect();
-            if destinations.is_empty() {
-                continue;
-            }
-            let mut mark = SCRIPTS.mark_ready.key(keys::ready_for(lane));
+        // One mark per ready set (lane and shard) that gained work.
+        let mut ready: HashMap<String, Vec<&str>> = HashMap::new();
+        for (lane, destination) in by_destination.keys() {
+            ready.entry(keys::ready_of(*lane, destination)).or_default().push(destination);
+        }
+        for (set, destinations) in ready {
+            let mut mark = SCRIPTS.mark_ready.key(set);
             mark.arg(destinations);
             mark.invoke_async::<i64>(conn).await?;
         }

@@ -5,7 +5,8 @@
 //! - `{c:ID}`: everything about one campaign (spec, counters, recipient states, retries, events);
 //! - `{d:DOMAIN}`: one destination domain (its job stream, token bucket, reclaim marker).
 //!
-//! Global keys (`sluice:ready`, `sluice:suppressed`, ...) are each touched alone.
+//! Global keys (`sluice:suppressed`, `sluice:domains`, ...) are each touched alone; the hot
+//! ones (ready sets, the event feed) are sharded, each shard under a hash tag of its own.
 
 /// Consumer group of the schedulers on the intake stream.
 pub const INTAKE_GROUP: &str = "schedulers";
@@ -120,17 +121,38 @@ pub fn domains() -> String {
     "sluice:domains".into()
 }
 
-/// Sorted set domain -> the time (µs, Redis clock) it is next worth a worker's visit.
-pub fn ready_domains() -> String {
-    "sluice:ready".into()
+/// The bulk lane's ready set is split into this many shards with their own hash tags, so on
+/// Redis Cluster no one slot takes every worker's scheduling traffic. A destination always
+/// lives in the same shard ([`ready_of`]); workers visit the shards in turn. The priority
+/// lane keeps one set: its traffic is small, and it polls every few milliseconds, where each
+/// extra shard would be one more Redis call per poll.
+pub const READY_SHARDS: usize = 4;
+
+/// How many ready shards `lane` has.
+pub fn ready_shards(lane: crate::lane::Lane) -> usize {
+    match lane {
+        crate::lane::Lane::Bulk => READY_SHARDS,
+        crate::lane::Lane::Priority => 1,
+    }
 }
 
-/// The ready set of one lane: [`ready_domains`] for bulk, `sluice:ready:tx` for priority.
-pub fn ready_for(lane: crate::lane::Lane) -> String {
+/// Sorted set domain -> the time (ms, Redis clock) it is next worth a worker's visit, for one
+/// lane and shard: bulk `sluice:{r:K}:ready`, priority `sluice:{rt:K}:ready`.
+pub fn ready_for(lane: crate::lane::Lane, shard: usize) -> String {
     match lane {
-        crate::lane::Lane::Bulk => ready_domains(),
-        crate::lane::Lane::Priority => "sluice:ready:tx".into(),
+        crate::lane::Lane::Bulk => format!("sluice:{{r:{shard}}}:ready"),
+        crate::lane::Lane::Priority => format!("sluice:{{rt:{shard}}}:ready"),
     }
+}
+
+/// The ready set that holds `domain` in `lane`.
+pub fn ready_of(lane: crate::lane::Lane, domain: &str) -> String {
+    ready_for(lane, (fnv1a(domain) % ready_shards(lane) as u64) as usize)
+}
+
+/// FNV-1a: a stable hash for placing ids in shards, the same in every process and release.
+fn fnv1a(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Sorted set message id -> when a scheduler should next look at it (ms): messages not yet
@@ -156,8 +178,7 @@ pub const FEED_SHARDS: usize = 8;
 
 /// The shard of a campaign's or message's events (FNV-1a of its id: stable everywhere).
 pub fn feed_shard_of(source: &str) -> usize {
-    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-    (hash % FEED_SHARDS as u64) as usize
+    (fnv1a(source) % FEED_SHARDS as u64) as usize
 }
 
 /// One shard of the event feed: the events of its sources, copied in order of arrival from
@@ -270,7 +291,6 @@ mod tests {
         assert_eq!(domain_shape("gmail.com"), "sluice:{d:gmail.com}:shape");
         assert_eq!(soft_bounces("ann@x.example"), "sluice:soft-bounces:ann@x.example");
         assert_eq!(domains(), "sluice:domains");
-        assert_eq!(ready_domains(), "sluice:ready");
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(workers(), "sluice:workers");
         assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
@@ -282,8 +302,13 @@ mod tests {
         assert_eq!(lane_stream("a.b", Lane::Bulk), "sluice:{d:a.b}:q");
         assert_eq!(lane_stream("a.b", Lane::Priority), "sluice:{d:a.b}:tq");
         assert_eq!(lane_reclaim_marker("a.b", Lane::Priority), "sluice:{d:a.b}:trc");
-        assert_eq!(ready_for(Lane::Bulk), "sluice:ready");
-        assert_eq!(ready_for(Lane::Priority), "sluice:ready:tx");
+        assert_eq!(ready_for(Lane::Bulk, 2), "sluice:{r:2}:ready");
+        assert_eq!(ready_for(Lane::Priority, 0), "sluice:{rt:0}:ready");
+        assert_eq!(ready_of(Lane::Bulk, "gmail.com"), ready_of(Lane::Bulk, "gmail.com"));
+        let shards: std::collections::HashSet<String> =
+            (0..50).map(|d| ready_of(Lane::Bulk, &format!("d{d}.example"))).collect();
+        assert_eq!(shards.len(), READY_SHARDS, "domains spread over every ready shard");
+        assert_eq!(ready_of(Lane::Priority, "d7.example"), "sluice:{rt:0}:ready");
         assert_eq!(messages_due(), "sluice:messages:due");
         assert_eq!(idempotency("app", "k1"), "sluice:idem:app:k1");
         assert_eq!(template("welcome"), "sluice:template:welcome");

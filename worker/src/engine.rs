@@ -49,6 +49,8 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown)
     let low_water = w.batch.min(max_inflight / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut last_beat = tokio::time::Instant::now() - HEARTBEAT;
+    // The ready shard this worker looks at first next round (rounds go round the shards).
+    let mut turn = 0;
     while !shutdown.is_triggered() {
         while tasks.try_join_next().is_some() {}
         metrics::gauge!(m::INFLIGHT, "lane" => lane.as_str()).set((max_inflight - inflight.available_permits()) as f64);
@@ -64,7 +66,7 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown)
                 _ = shutdown.wait() => break,
             }
         }
-        match round(&ctx, lane, &inflight, idle_poll).await {
+        match round(&ctx, lane, &inflight, idle_poll, &mut turn).await {
             Ok((taken, idle)) => {
                 for t in taken {
                     let ctx = ctx.clone();
@@ -117,38 +119,49 @@ async fn heartbeat<T: Transport>(ctx: &Ctx<T>) {
     }
 }
 
-/// One scheduling round. Returns the batches taken and, when nothing was due, how long to idle.
+/// One scheduling round: due domains from the first ready shard that has any, starting at
+/// `turn` (then the next shard gets the first look). Returns the batches taken and, when
+/// nothing was due in any shard, how long to idle.
 async fn round<T: Transport>(
     ctx: &Arc<Ctx<T>>,
     lane: Lane,
     inflight: &Arc<Semaphore>,
     idle_poll: Duration,
+    turn: &mut usize,
 ) -> StoreResult<(Vec<Taken>, Option<Duration>)> {
     let mut conn = ctx.conn().await?;
-    let picked: Vec<Value> = SCRIPTS
-        .pick_domains
-        .key(keys::ready_for(lane))
-        .arg(ctx.config.worker.domains_per_round)
-        .arg(LEASE_MS)
-        .invoke_async(&mut conn)
-        .await?;
-    let now = int(&picked, 0)?;
-    let lease = int(&picked, 1)?;
-    let next_due = int(&picked, 2)?;
-    let domains: Vec<String> = picked
-        .iter()
-        .skip(3)
-        .map(redis::from_redis_value_ref)
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Reply(e.to_string()))?;
-    if domains.is_empty() {
-        let wait = if next_due < 0 {
-            idle_poll
-        } else {
-            Duration::from_millis((next_due - now).clamp(1, idle_poll.as_millis().max(1) as i64) as u64)
-        };
-        return Ok((Vec::new(), Some(wait)));
+    let mut wait = idle_poll;
+    let mut found = None;
+    let shards = keys::ready_shards(lane);
+    for i in 0..shards {
+        let shard = (*turn + i) % shards;
+        let picked: Vec<Value> = SCRIPTS
+            .pick_domains
+            .key(keys::ready_for(lane, shard))
+            .arg(ctx.config.worker.domains_per_round)
+            .arg(LEASE_MS)
+            .invoke_async(&mut conn)
+            .await?;
+        let (now, lease, next_due) = (int(&picked, 0)?, int(&picked, 1)?, int(&picked, 2)?);
+        let domains: Vec<String> = picked
+            .iter()
+            .skip(3)
+            .map(redis::from_redis_value_ref)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Reply(e.to_string()))?;
+        if !domains.is_empty() {
+            *turn = shard + 1;
+            found = Some((lease, domains));
+            break;
+        }
+        if next_due >= 0 {
+            let until = (next_due - now).clamp(1, idle_poll.as_millis().max(1) as i64) as u64;
+            wait = wait.min(Duration::from_millis(until));
+        }
     }
+    let Some((lease, domains)) = found else {
+        return Ok((Vec::new(), Some(wait)));
+    };
     let visits = domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
     let mut taken = Vec::new();
     for result in futures::future::join_all(visits).await {
@@ -179,7 +192,7 @@ async fn visit<T: Transport>(
     inflight: &Arc<Semaphore>,
 ) -> StoreResult<Option<Taken>> {
     let cfg = &ctx.config;
-    let ready = keys::ready_for(lane);
+    let ready = keys::ready_of(lane, &domain);
     let stream = keys::lane_stream(&domain, lane);
     let want = cfg.worker.batch.min(inflight.available_permits()).min(ctx.domain_room(&domain, lane) * 4);
     let permit = match (want > 0).then(|| inflight.clone().try_acquire_many_owned(want as u32).ok()).flatten() {
@@ -267,7 +280,7 @@ async fn visit<T: Transport>(
 /// Removes a drained domain from the ready set, then looks again: a job added between the
 /// visit and the removal puts it straight back, so no work is ever stranded.
 async fn release_drained(conn: &mut Conn, domain: &str, lane: Lane, lease: i64) -> StoreResult<()> {
-    let ready = keys::ready_for(lane);
+    let ready = keys::ready_of(lane, domain);
     let removed: i64 = SCRIPTS.unready.key(&ready).arg(domain).arg(lease).invoke_async(conn).await?;
     if removed == 1 {
         let stream = keys::lane_stream(domain, lane);
