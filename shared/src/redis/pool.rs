@@ -129,7 +129,7 @@ impl Pool {
                 Pooled { conn: Conn::Single((*checkout).clone()), _checkout: Checkout::Single(checkout) }
             }
             Pool::Cluster(pool) => {
-                let checkout = pool.get().await.map_err(|e| StoreError::Reply(format!("redis cluster pool: {e}")))?;
+                let checkout = pool.get().await?;
                 Pooled { conn: Conn::Cluster((*checkout).clone()), _checkout: Checkout::Cluster(checkout) }
             }
         })
