@@ -28,7 +28,8 @@ echo "== build (the integration tests spawn these binaries)"
 cargo build --workspace --all-features
 echo "== tests"
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
-# The same end-to-end suite (campaigns, chaos, retries, events, webhooks, suppressions...) again,
-# each test on its own three-master Redis Cluster instead of one redis-server.
+# The end-to-end suite (campaigns, chaos, retries, events, webhooks...) and the scheduler's API
+# suite (intake, suppressions, templates, audit...) again, each test on its own three-master
+# Redis Cluster instead of one redis-server.
 echo "== tests on Redis Cluster"
-SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker --all-features --no-fail-fast "$@"
+SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker -p sluice-scheduler --all-features --no-fail-fast "$@"

@@ -114,8 +114,8 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id() {
-    let redis = sluice_shared::testkit::RedisServer::start();
-    let (path, base) = common::config(&redis.url(), "");
+    let redis = sluice_shared::testkit::TestRedis::start();
+    let (path, base) = common::config(&redis, "");
     let process = sluice_shared::testkit::Process::spawn(
         "scheduler",
         &common::bin(),

@@ -8,7 +8,7 @@ use std::{process::Command, time::Duration};
 use sluice_shared::testkit::{Process, RedisServer, free_port, wait_for};
 
 fn run_with(config_extra: &str, env: &[(&str, &str)]) -> (i32, String) {
-    let (path, _) = common::config("redis://127.0.0.1:1/0", config_extra);
+    let (path, _, _) = common::config_with_ops("url = \"redis://127.0.0.1:1/0\"", config_extra);
     let mut cmd = Command::new(common::bin());
     cmd.arg("--config").arg(&path);
     for (k, v) in env {
@@ -38,7 +38,7 @@ fn a_bad_config_names_the_key_and_exits_non_zero() {
 #[tokio::test]
 async fn redis_down_at_startup_is_retried_until_it_comes_up() {
     let port = free_port();
-    let (path, base, ops) = common::config_with_ops(&format!("redis://127.0.0.1:{port}/0"), "");
+    let (path, base, ops) = common::config_with_ops(&format!("url = \"redis://127.0.0.1:{port}/0\""), "");
     let mut scheduler = Process::spawn("scheduler", &common::bin(), &["--config", path.to_str().unwrap()], &[]);
     wait_for("the unreachable-Redis message", Duration::from_secs(10), || async {
         scheduler.log_text().contains("Redis is unreachable; retrying").then_some(())

@@ -111,23 +111,17 @@ pub fn unpack(shard: usize, feed_id: &str, fields: HashMap<String, String>) -> V
         .collect()
 }
 
-/// The events after `after`, reading up to `entries` feed entries of each shard, in time order
-/// across shards; and whether that reached the end of every shard.
+/// The events after `after`, reading up to `entries` feed entries of each shard (every shard in
+/// one round trip), in time order across shards; and whether that reached the end of every
+/// shard.
 pub async fn read(conn: &mut Conn, after: &Position, entries: usize) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
-    let mut pages = Vec::with_capacity(keys::FEED_SHARDS);
+    let mut pipe = redis::pipe();
     for shard in 0..keys::FEED_SHARDS {
-        let from = after.0.get(&shard);
-        let start = from.map_or_else(|| "-".to_string(), |c| c.id.clone());
-        let raw: RawEntries = redis::cmd("XRANGE")
-            .arg(keys::feed(shard))
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(entries)
-            .query_async(conn)
-            .await?;
-        pages.push((shard, from, raw));
+        let start = after.0.get(&shard).map_or_else(|| "-".to_string(), |c| c.id.clone());
+        pipe.cmd("XRANGE").arg(keys::feed(shard)).arg(start).arg("+").arg("COUNT").arg(entries);
     }
+    let raw: Vec<RawEntries> = pipe.query_async(conn).await?;
+    let pages = raw.into_iter().enumerate().map(|(shard, page)| (shard, after.0.get(&shard), page)).collect();
     Ok(merge(pages, entries))
 }
 

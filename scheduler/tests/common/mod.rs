@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
-use sluice_shared::testkit::{Process, RedisServer, free_port, wait_for};
+use sluice_shared::testkit::{Process, TestRedis, free_port, wait_for};
 
 pub const TOKEN: &str = "api-token-0123";
 
@@ -13,24 +13,26 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice-scheduler"))
 }
 
-/// Writes a config for a scheduler on `redis_url`, plus `extra` TOML; returns (path, API base URL).
-pub fn config(redis_url: &str, extra: &str) -> (PathBuf, String) {
-    let (path, api, _) = config_with_ops(redis_url, extra);
+/// Writes a config for a scheduler on `redis` (one server, or a cluster with
+/// `SLUICE_TEST_REDIS=cluster`), plus `extra` TOML; returns (path, API base URL).
+pub fn config(redis: &TestRedis, extra: &str) -> (PathBuf, String) {
+    let (path, api, _) = config_with_ops(&redis.config_body(), extra);
     (path, api)
 }
 
-/// Like [`config`], also returning the operations listener's base URL (metrics, health).
-pub fn config_with_ops(redis_url: &str, extra: &str) -> (PathBuf, String, String) {
+/// Like [`config`] for any `[redis]` section body, also returning the operations listener's
+/// base URL (metrics, health).
+pub fn config_with_ops(redis_body: &str, extra: &str) -> (PathBuf, String, String) {
     let api = free_port();
     let ops = free_port();
     let path = std::env::temp_dir().join(format!("sluice-sched-{}-{api}.toml", std::process::id()));
-    let text = sluice_shared::testkit::config_toml(redis_url, api, ops, TOKEN, extra);
+    let text = sluice_shared::testkit::config_toml_for(redis_body, api, ops, TOKEN, extra);
     std::fs::write(&path, text).unwrap();
     (path, format!("http://127.0.0.1:{api}"), format!("http://127.0.0.1:{ops}"))
 }
 
 pub struct Api {
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub base: String,
     pub process: Process,
     http: reqwest::Client,
@@ -38,8 +40,8 @@ pub struct Api {
 
 impl Api {
     pub async fn start(extra: &str) -> Api {
-        let redis = RedisServer::start();
-        let (path, base) = config(&redis.url(), extra);
+        let redis = TestRedis::start();
+        let (path, base) = config(&redis, extra);
         let process = Process::spawn("scheduler", &bin(), &["--config", path.to_str().unwrap()], &[]);
         let api = Api { redis, base, process, http: reqwest::Client::new() };
         api.wait_healthy().await;

@@ -62,12 +62,19 @@ fn cross_slot_pipeline<'a>(
     conn: &'a mut cluster::ClusterConnection,
     pipe: &'a Pipeline,
 ) -> RedisFuture<'a, Vec<Value>> {
+    // The slot of each command's first argument (its key); keyless commands go with slot 0.
+    let slots: Vec<Slot> = pipe
+        .cmd_iter()
+        .map(|cmd| match cmd.args_iter().nth(1) {
+            Some(redis::Arg::Simple(key)) => Slot::for_key(key),
+            _ => Slot::new(0).expect("slot 0 exists"),
+        })
+        .collect();
+    if slots.windows(2).all(|w| w[0] == w[1]) {
+        return conn.req_packed_commands(pipe, 0, pipe.len());
+    }
     let mut groups: Vec<(Slot, Pipeline, Vec<usize>)> = Vec::new();
-    for (i, cmd) in pipe.cmd_iter().enumerate() {
-        let slot = cmd.args_iter().nth(1).map_or(Slot::new(0).expect("slot 0"), |arg| match arg {
-            redis::Arg::Simple(key) => Slot::for_key(key),
-            _ => Slot::new(0).expect("slot 0"),
-        });
+    for ((i, cmd), slot) in pipe.cmd_iter().enumerate().zip(slots) {
         match groups.iter_mut().find(|(s, _, _)| *s == slot) {
             Some((_, sub, at)) => {
                 sub.add_command(cmd.clone());
@@ -79,9 +86,6 @@ fn cross_slot_pipeline<'a>(
                 groups.push((slot, sub, vec![i]));
             }
         }
-    }
-    if groups.len() <= 1 {
-        return conn.req_packed_commands(pipe, 0, pipe.len());
     }
     let sends: Vec<_> = groups
         .into_iter()

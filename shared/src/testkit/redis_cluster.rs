@@ -32,15 +32,18 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every node reports `cluster_state:ok` (all slots served, gossip converged).
+    /// Waits until every node reports the whole cluster: state ok, every slot served, every
+    /// node known (a client that asks a node still learning the others gets a partial map).
     fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let whole =
+            ["cluster_state:ok", "cluster_slots_ok:16384", &format!("cluster_known_nodes:{}", self.nodes.len())];
         while Instant::now() < deadline {
             let ok = self.nodes.iter().all(|n| {
                 redis::cmd("CLUSTER")
                     .arg("INFO")
                     .query::<String>(&mut n.conn())
-                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+                    .is_ok_and(|info| whole.iter().all(|line| info.lines().any(|l| l.trim() == *line)))
             });
             if ok && self.client().get_connection().is_ok() {
                 return;

@@ -135,14 +135,17 @@ impl Stack {
         n
     }
 
+    /// Waits for the scheduler's API; on timeout the panic carries every process's log.
     async fn wait_api(&self) {
         let url = format!("{}/healthz", self.api);
-        let http = self.http.clone();
-        wait_for("scheduler API", Duration::from_secs(20), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move { http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline {
+            if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the scheduler API did not come up within 20 s\n{}", self.logs());
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
