@@ -7,21 +7,18 @@
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
 
 pub mod dns_server;
+mod ports;
 mod process;
 mod redis_cluster;
 mod redis_server;
 pub mod smtp_sink;
 
+pub use ports::free_port;
 pub use process::{Process, bin_path};
 pub use redis_cluster::{RedisCluster, TestConn, TestRedis};
 pub use redis_server::RedisServer;
 
-use std::{future::Future, net::TcpListener, time::Duration};
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
-}
+use std::{future::Future, time::Duration};
 
 /// The `[[api.keys]]` entry for `token`: its SHA-256 and the scopes (TOML list items).
 pub fn api_key_toml(id: &str, token: &str, scopes: &str) -> String {

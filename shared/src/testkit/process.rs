@@ -4,6 +4,7 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
 };
 
 /// Path of a workspace binary next to the running test executable (`target/<profile>/NAME`).
@@ -25,7 +26,9 @@ pub struct Process {
 impl Process {
     /// Spawns `bin` with `args` and extra environment.
     pub fn spawn(name: &str, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
-        let log = std::env::temp_dir().join(format!("sluice-{name}-{}-{}.log", std::process::id(), super::free_port()));
+        static SPAWNED: AtomicU32 = AtomicU32::new(0);
+        let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("sluice-{name}-{}-{n}.log", std::process::id()));
         let out = File::create(&log).unwrap();
         let mut cmd = Command::new(bin);
         cmd.args(args).stdout(Stdio::from(out.try_clone().unwrap())).stderr(Stdio::from(out));

@@ -12,7 +12,9 @@ pub struct RedisServer {
     child: Child,
     dir: PathBuf,
     aof: bool,
-    cluster: bool,
+    /// The cluster bus port of a cluster node (chosen like the client port: Redis's default,
+    /// port + 10,000, may be taken or above 65,535).
+    cluster_bus: Option<u16>,
 }
 
 impl RedisServer {
@@ -25,19 +27,19 @@ impl RedisServer {
     /// Starts on `port`; with `aof`, every write is fsynced to an append-only file, so a
     /// [`RedisServer::restart`] loses nothing.
     pub fn start_on(port: u16, aof: bool) -> RedisServer {
-        Self::launch(port, aof, false)
+        Self::launch(port, aof, None)
     }
 
     /// A node for a test cluster (`--cluster-enabled yes`, its nodes.conf in its directory).
     pub(super) fn start_cluster_node(port: u16, aof: bool) -> RedisServer {
-        Self::launch(port, aof, true)
+        Self::launch(port, aof, Some(super::free_port()))
     }
 
-    fn launch(port: u16, aof: bool, cluster: bool) -> RedisServer {
+    fn launch(port: u16, aof: bool, cluster_bus: Option<u16>) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("sluice-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = spawn(port, &dir, aof, cluster);
-        let server = RedisServer { port, child, dir, aof, cluster };
+        let child = spawn(port, &dir, aof, cluster_bus);
+        let server = RedisServer { port, child, dir, aof, cluster_bus };
         server.wait_ready();
         server
     }
@@ -46,7 +48,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port, &self.dir, self.aof, self.cluster);
+        self.child = spawn(self.port, &self.dir, self.aof, self.cluster_bus);
         self.wait_ready();
     }
 
@@ -74,16 +76,20 @@ impl RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &std::path::Path, aof: bool, cluster: bool) -> Child {
+fn spawn(port: u16, dir: &std::path::Path, aof: bool, cluster_bus: Option<u16>) -> Child {
     let persistence: &[&str] =
         if aof { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
     // Node timeout 2 s: a restarted node is trusted again quickly.
-    let cluster_args: &[&str] =
-        if cluster { &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"] } else { &[] };
+    let cluster_args: Vec<String> = match cluster_bus {
+        Some(bus) => ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-port", &bus.to_string()]
+            .map(String::from)
+            .to_vec(),
+        None => Vec::new(),
+    };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(persistence)
-        .args(cluster_args)
+        .args(&cluster_args)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
