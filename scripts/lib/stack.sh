@@ -41,29 +41,49 @@ stack_start_redis() {
   wait_until "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
-# stack_start_cluster [extra redis-server args...] : three masters joined into a Redis Cluster
-# (no replicas); REDIS_NODES holds their ports, REDIS_PORT the first, and the config written
-# next uses mode = "cluster". Nodes use allkeys-lfu with no memory limit: nothing is ever
-# evicted, but each key's access frequency is kept, so `redis-cli --hotkeys` works.
+# stack_start_cluster [extra redis-server args...] : three masters joined into a Redis Cluster,
+# each with CLUSTER_REPLICAS replicas (default 0); returns once every replica is in sync.
+# REDIS_NODES holds the ports, NODE_PIDS[port] each node's pid, REDIS_PORT the first, and the
+# config written next uses mode = "cluster". Nodes use allkeys-lfu with no memory limit:
+# nothing is ever evicted, but each key's access frequency is kept, so `redis-cli --hotkeys`
+# works. Bus ports are chosen like the others (Redis's default, port + 10000, may be taken).
+declare -A NODE_PIDS
 stack_start_cluster() {
   REDIS_NODES=()
-  local port addresses=()
-  for _ in 1 2 3; do
+  local port addresses=() replicas=${CLUSTER_REPLICAS:-0}
+  for _ in $(seq 1 $((3 * (1 + replicas)))); do
     port=$(free_port)
     mkdir -p "$STACK_DIR/node-$port"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" --save "" \
-      --cluster-enabled yes --cluster-node-timeout 2000 --maxmemory-policy allkeys-lfu "$@" \
+    redis-server --port "$port" --cluster-port "$(free_port)" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" \
+      --save "" --cluster-enabled yes --cluster-node-timeout 2000 --maxmemory-policy allkeys-lfu "$@" \
       >"$STACK_DIR/redis-$port.log" 2>&1 &
-    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port")
+    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port"); NODE_PIDS[$port]=$!
     wait_until "redis-server on $port" 10 redis-cli -p "$port" ping
     REDIS_NODES+=("$port"); addresses+=("127.0.0.1:$port")
   done
-  redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes >"$STACK_DIR/cluster-create.log"
+  redis-cli --cluster create "${addresses[@]}" --cluster-replicas "$replicas" --cluster-yes \
+    >"$STACK_DIR/cluster-create.log"
   for port in "${REDIS_NODES[@]}"; do
     wait_until "cluster_state:ok on $port" 20 bash -c "redis-cli -p $port CLUSTER INFO | grep -q cluster_state:ok"
+    if redis-cli -p "$port" INFO replication | grep -q role:slave; then
+      wait_until "replica $port in sync" 60 bash -c "redis-cli -p $port INFO replication | grep -q master_link_status:up"
+    fi
   done
   REDIS_PORT=${REDIS_NODES[0]}
   REDIS_MODE=cluster
+}
+
+# cluster_master_of KEY [NODE_PORT] : the port of the master serving KEY's slot, as the node
+# on NODE_PORT (default REDIS_PORT) sees it.
+cluster_master_of() {
+  local port=${2:-$REDIS_PORT} slot
+  slot=$(redis-cli -p "$port" CLUSTER KEYSLOT "$1")
+  redis-cli -p "$port" CLUSTER NODES | awk -v s="$slot" '$3 ~ /master/ && $3 !~ /fail/ {
+    for (i = 9; i <= NF; i++) {
+      n = split($i, r, "-"); if (n == 1) r[2] = r[1]
+      if (s >= r[1] + 0 && s <= r[2] + 0) { split($2, a, "[:@]"); print a[2] }
+    }
+  }'
 }
 
 # stack_start_sink [extra sluice-sink args...]

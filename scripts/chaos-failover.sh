@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Redis Cluster failover under a campaign: three masters with one replica each (AOF
+# everysec), a campaign (default 60,000 recipients over 50 domains), two workers and one
+# scheduler. Once a third is sent, the master serving the campaign's keys is killed with -9;
+# its replica takes over. Prints how long the slot was unserved, the campaign's counts, and
+# what the sink received (unique, duplicates, missing). Exits non-zero unless the campaign
+# completes with every recipient counted once and delivered.
+#   scripts/chaos-failover.sh [RECIPIENTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-60000}
+source scripts/lib/stack.sh
+trap stack_stop EXIT
+
+CLUSTER_REPLICAS=1 stack_start_cluster --appendonly yes --appendfsync everysec
+stack_start_sink --dump "$STACK_DIR/delivered.txt"
+SINK_PID=${STACK_PIDS[-1]}
+stack_write_config "$(bench_toml 200 2000)"
+stack_start_scheduler
+stack_start_workers 2
+
+api POST /v1/campaigns -H 'content-type: application/json' \
+  -d '{"id":"failover","from":{"email":"news@shop.example"},"subject":"Hello {{name}}","text":"Hello {{name}}","start":false}' >/dev/null
+recipients_ndjson "$N" 50 >"$STACK_DIR/recipients.ndjson"
+api POST /v1/campaigns/failover/recipients --data-binary @"$STACK_DIR/recipients.ndjson" >/dev/null
+victim=$(cluster_master_of '{c:failover}')
+survivor=$(for p in "${REDIS_NODES[@]}"; do [ "$p" != "$victim" ] && echo "$p"; done | head -n1)
+api POST /v1/campaigns/failover/start >/dev/null
+sent_now() { json_field "$(api GET /v1/campaigns/failover --max-time 2 2>/dev/null || true)" sent; }
+deadline=$((SECONDS + 120))
+until [ "$(sent_now)" -gt $((N / 3)) ] 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || { echo "a third was not sent within 120 s (logs in $STACK_DIR)" >&2; exit 1; }
+  sleep 0.05
+done
+echo "== kill -9 the master of the campaign's slot (port $victim) at sent=$(sent_now)"
+kill -9 "${NODE_PIDS[$victim]}"
+t0=$(date +%s.%N)
+deadline=$((SECONDS + 60))
+until master=$(cluster_master_of '{c:failover}' "$survivor") && [ -n "$master" ] && [ "$master" != "$victim" ]; do
+  [ $SECONDS -lt $deadline ] || { echo "no replica took over within 60 s (logs in $STACK_DIR)" >&2; exit 1; }
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+deadline=$((SECONDS + 120))
+view=""
+while [ $SECONDS -lt $deadline ]; do
+  view=$(api GET /v1/campaigns/failover --max-time 2 2>/dev/null || true)
+  [ "$(json_field "$view" status)" = completed ] && break
+  sleep 0.2
+done
+t2=$(date +%s.%N)
+echo "== port $master serves the slot now"
+sleep 1.5
+kill -TERM "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+unique=$(wc -l <"$STACK_DIR/delivered.txt")
+total=$(awk '{ n += $2 } END { print n + 0 }' "$STACK_DIR/delivered.txt")
+status=$(json_field "$view" status); sent=$(json_field "$view" sent); queued=$(json_field "$view" queued)
+awk -v f="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v c="$(awk -v a="$t0" -v b="$t2" 'BEGIN { print b - a }')" \
+  'BEGIN { printf "slot unserved         %.1f s (kill to a new master)\nkill to end of wait   %.1f s\n", f, c }'
+echo "campaign              status=$status sent=$sent queued=$queued (of $N)"
+echo "sink                  $total delivered, $unique unique, $((total - unique)) duplicates, $((N - unique)) missing"
+if [ "$status" = completed ] && [ "$sent" = "$N" ] && [ "$unique" = "$N" ]; then
+  echo "OK: completed, every recipient counted once and delivered"
+else
+  echo "FAILED: writes the old master acknowledged were not on its replica (asynchronous replication)" >&2
+  exit 1
+fi
