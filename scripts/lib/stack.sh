@@ -109,6 +109,7 @@ stack_write_config() {
 [redis]
 url = "redis://127.0.0.1:$REDIS_PORT/0"
 mode = "${REDIS_MODE:-single}"
+$([ -n "${REDIS_NODES[*]:-}" ] && printf 'seeds = [%s]' "$(printf '"redis://127.0.0.1:%s/0",' "${REDIS_NODES[@]}" | sed 's/,$//')")
 
 [api]
 listen = "127.0.0.1:$API_PORT"

@@ -54,6 +54,21 @@ async fn sigterm_drains_in_flight_sends_and_exits_zero() {
     assert_eq!(dups, 0, "SIGTERM must not duplicate");
 }
 
+/// With Redis gone (or one master of a cluster, so the cluster is down), SIGTERM still ends
+/// the worker within
+/// `worker.drain_timeout` plus the per-request response timeout: no Redis call may hang it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_redis_gone_still_exits_in_time() {
+    let mut stack = common::start(PACED, 1).await;
+    post(&stack, "gone", 1_500).await;
+    stack.wait_accepted(200).await;
+    stack.redis.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    stack.workers[0].signal_term();
+    let status = stack.workers[0].wait_exit(Duration::from_secs(40));
+    assert!(status.is_some(), "the worker was still running 40 s after SIGTERM\n{}", stack.logs());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_entries_are_reclaimed_by_another() {
     let mut stack = common::start(PACED, 1).await;

@@ -20,11 +20,25 @@ pub enum Conn {
     Cluster(cluster::ClusterConnection),
 }
 
+/// How long a request may wait for its reply. redis-rs's cluster client has no such bound
+/// and retries a down cluster with backoff growing to minutes, which kept a worker from
+/// exiting on SIGTERM; single-node connections get the same bound from their config.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bounded<'a, T: Send + 'a>(request: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        tokio::time::timeout(RESPONSE_TIMEOUT, request).await.unwrap_or_else(|_| {
+            let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply from the Redis cluster in 10 s");
+            Err(timeout.into())
+        })
+    })
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => bounded(c.req_packed_command(cmd)),
         }
     }
 
@@ -36,13 +50,11 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => {
-                if cmd.is_transaction() {
-                    c.req_packed_commands(cmd, offset, count)
-                } else {
-                    cross_slot_pipeline(c, cmd)
-                }
-            }
+            Conn::Cluster(c) => bounded(if cmd.is_transaction() {
+                c.req_packed_commands(cmd, offset, count)
+            } else {
+                cross_slot_pipeline(c, cmd)
+            }),
         }
     }
 
@@ -153,9 +165,9 @@ impl DerefMut for Pooled {
     }
 }
 
-/// Builds the pool. Single-node connections answer within 10 s (scripts on large batches take
-/// longer than redis-rs's 500 ms default) and connect within 5 s; the cluster client retries
-/// MOVED/ASK and reconnects to nodes by itself.
+/// Builds the pool. Requests get [`RESPONSE_TIMEOUT`] (scripts on large batches take longer
+/// than redis-rs's 500 ms default); connections are made within 5 s; the cluster client
+/// retries MOVED/ASK and reconnects to nodes by itself.
 pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
     if cfg.is_cluster() {
         let seeds: Vec<String> = cfg.nodes().into_iter().map(String::from).collect();
@@ -171,7 +183,7 @@ pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
         return Ok(Pool::Cluster(pool));
     }
     let conn_cfg = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(Duration::from_secs(5)));
     let manager = Manager::new_with_config(cfg.url.as_str(), conn_cfg)
         .map_err(|e| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url)))?;

@@ -116,6 +116,15 @@ impl TestRedis {
         }
     }
 
+    /// kill -9 the server, or one master of a cluster: the cluster is then down too (its
+    /// slots are not all served), while the other nodes still answer, with CLUSTERDOWN.
+    pub fn stop(&mut self) {
+        match self {
+            TestRedis::Single(s) => s.stop(),
+            TestRedis::Cluster(c) => c.nodes[0].stop(),
+        }
+    }
+
     /// kill -9 and start again (every node of a cluster) from the same directories.
     pub fn restart(&mut self) {
         match self {

@@ -44,10 +44,15 @@ impl RedisServer {
         server
     }
 
-    /// kill -9, then start again on the same port from the same directory.
-    pub fn restart(&mut self) {
+    /// kill -9, leaving the port closed until [`RedisServer::restart`].
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// kill -9, then start again on the same port from the same directory.
+    pub fn restart(&mut self) {
+        self.stop();
         self.child = spawn(self.port, &self.dir, self.aof, self.cluster_bus);
         self.wait_ready();
     }
