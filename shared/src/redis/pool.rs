@@ -28,8 +28,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 fn bounded<'a, T: Send + 'a>(request: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
     Box::pin(async move {
         tokio::time::timeout(RESPONSE_TIMEOUT, request).await.unwrap_or_else(|_| {
-            let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply from the Redis cluster in 10 s");
-            Err(timeout.into())
+            let problem = format!("no reply from the Redis cluster within {RESPONSE_TIMEOUT:?}");
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, problem).into())
         })
     })
 }

@@ -12,6 +12,7 @@ use std::{
     fs::{self, OpenOptions},
     net::TcpListener,
     path::{Path, PathBuf},
+    sync::Once,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -28,7 +29,8 @@ pub fn free_port() -> u16 {
     let current = root.join(hour.to_string());
     let previous = root.join((hour - 1).to_string());
     fs::create_dir_all(&current).unwrap_or_else(|e| panic!("create {}: {e}", current.display()));
-    remove_older_than(&root, hour - 1);
+    static CLEANED: Once = Once::new();
+    CLEANED.call_once(|| remove_older_than(&root, hour - 1));
     let mut rng = rand::rng();
     for _ in 0..10_000 {
         let port = rng.random_range(low..high);
