@@ -8,12 +8,22 @@
 local meta, counts, staged, state, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if (redis.call('HGET', meta, 'cursor') or '0') ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[2])
+local suppressed = tonumber(ARGV[5])
+local queued_from = 6 + 2 * suppressed
+-- Cancelled between peek and commit: the cancel already counted these recipients (it dropped
+-- the staged list), so no count moves; the jobs already pushed are marked cancelled, so the
+-- worker that meets one skips it instead of counting it a second time.
+if redis.call('HGET', meta, 'status') == 'cancelled' then
+  redis.call('HINCRBY', meta, 'cursor', n)
+  for i = queued_from, #ARGV, 2 do
+    redis.call('HSET', state, ARGV[i], 'x')
+  end
+  return 1
+end
 redis.call('LTRIM', staged, n, -1)
 redis.call('HINCRBY', meta, 'cursor', n)
 redis.call('HINCRBY', counts, 'staged', -n)
 redis.call('HINCRBY', counts, 'queued', tonumber(ARGV[3]))
-local suppressed = tonumber(ARGV[5])
-local queued_from = 6 + 2 * suppressed
 for i = 6, queued_from - 1, 2 do
   redis.call('HSET', state, ARGV[i], 'u')
   event(events, ARGV[4], 'suppressed', ARGV[i], ARGV[i + 1], '{}')
