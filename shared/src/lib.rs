@@ -21,7 +21,8 @@
 //! - [`startup`]: how both binaries start (config, logs, metrics, Redis).
 //! - [`suppression`]: suppression-list entries, made alike by every path.
 //! - [`telemetry`]: tracing setup.
-//! - [`tokens`]: HMAC-signed tokens for public links (one-click unsubscribe).
+//! - [`template`]: what untrusted handlebars content may contain, and the bounds of a render.
+//! - [`tokens`]: sealed tokens for public links, the trace header and Message-IDs.
 //! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
 pub mod classify;
@@ -42,6 +43,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod suppression;
 pub mod telemetry;
+pub mod template;
 pub mod tokens;
 pub mod units;
 pub mod validate;

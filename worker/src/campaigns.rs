@@ -6,11 +6,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use handlebars::{Handlebars, no_escape};
+use handlebars::Handlebars;
 use sluice_shared::{
     keys,
     model::CampaignSpec,
     redis::{Conn, StoreError, StoreResult},
+    template,
 };
 
 /// A campaign ready to render.
@@ -31,25 +32,32 @@ pub struct Rendered {
 }
 
 impl Campaign {
+    /// Compiles the content under the rules of [`template::check`]: content stored before
+    /// those rules fails here, with the reason, instead of reaching a render.
     pub fn compile(spec: CampaignSpec, created_ms: i64) -> Result<Campaign, String> {
-        let mut html = Handlebars::new();
-        html.set_strict_mode(true);
-        let mut plain = Handlebars::new();
-        plain.set_strict_mode(true);
-        plain.register_escape_fn(no_escape);
-        plain.register_template_string("subject", &spec.subject).map_err(|e| format!("subject: {e}"))?;
+        let mut html = template::registry(true);
+        let mut plain = template::registry(false);
+        plain.register_template("subject", template::check(&spec.subject).map_err(|e| format!("subject: {e}"))?);
         if let Some(t) = &spec.text {
-            plain.register_template_string("text", t).map_err(|e| format!("text: {e}"))?;
+            plain.register_template("text", template::check(t).map_err(|e| format!("text: {e}"))?);
         }
         if let Some(h) = &spec.html {
-            html.register_template_string("html", h).map_err(|e| format!("html: {e}"))?;
+            html.register_template("html", template::check(h).map_err(|e| format!("html: {e}"))?);
         }
         Ok(Campaign { spec, created_ms, html, plain })
     }
 
     /// Renders for one recipient: `vars` plus `email` and, when the public listener is
-    /// configured, `unsubscribe_url`. HTML escaping applies to html only.
-    pub fn render(&self, email: &str, vars_json: &str, unsubscribe_url: Option<&str>) -> Result<Rendered, String> {
+    /// configured, `unsubscribe_url`. HTML escaping applies to html only. Each part is capped
+    /// at `max_bytes`; line endings in the bodies become one kind (the message builder writes
+    /// them as CRLF), and a subject with a control character other than tab is refused.
+    pub fn render(
+        &self,
+        email: &str,
+        vars_json: &str,
+        unsubscribe_url: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<Rendered, String> {
         let mut data = if vars_json.is_empty() {
             serde_json::Map::new()
         } else {
@@ -60,20 +68,33 @@ impl Campaign {
             data.insert("unsubscribe_url".into(), url.into());
         }
         let data = serde_json::Value::Object(data);
-        let subject = self.plain.render("subject", &data).map_err(|e| format!("subject: {e}"))?;
+        let subject =
+            template::render(&self.plain, "subject", &data, max_bytes).map_err(|e| format!("subject: {e}"))?;
         if subject.contains(['\r', '\n']) {
             return Err("subject: rendered subject contains a line break".into());
         }
+        if let Some(c) = subject.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(format!("subject: rendered subject contains the control character U+{:04X}", c as u32));
+        }
         let text = match self.spec.text {
-            Some(_) => Some(self.plain.render("text", &data).map_err(|e| format!("text: {e}"))?),
+            Some(_) => Some(template::render(&self.plain, "text", &data, max_bytes).map_err(|e| format!("text: {e}"))?),
             None => None,
         };
         let html = match self.spec.html {
-            Some(_) => Some(self.html.render("html", &data).map_err(|e| format!("html: {e}"))?),
+            Some(_) => Some(template::render(&self.html, "html", &data, max_bytes).map_err(|e| format!("html: {e}"))?),
             None => None,
         };
-        Ok(Rendered { subject, html, text })
+        Ok(Rendered { subject, html: html.map(one_line_ending), text: text.map(one_line_ending) })
     }
+}
+
+/// Every CRLF and every bare CR becomes LF, which the message builder writes as CRLF: a bare
+/// CR from a variable can then never put `<CR>.<CR><LF>` (SMTP smuggling) on the wire.
+fn one_line_ending(body: String) -> String {
+    if !body.contains('\r') {
+        return body;
+    }
+    body.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Most campaigns kept compiled; beyond it the cache starts over (campaigns are few and large).
@@ -114,6 +135,8 @@ mod tests {
     use super::*;
     use sluice_shared::model::Sender;
 
+    const MAX: usize = 1 << 20;
+
     fn spec(subject: &str, html: Option<&str>, text: Option<&str>) -> CampaignSpec {
         CampaignSpec {
             id: "c".into(),
@@ -133,7 +156,7 @@ mod tests {
     fn html_is_escaped_but_subject_and_text_are_not() {
         let c = Campaign::compile(spec("Hi {{name}}", Some("<p>{{name}}</p>"), Some("Hi {{name}} <{{email}}>")), 1)
             .unwrap();
-        let r = c.render("x@y.example", r#"{"name":"Tom & <Jerry>"}"#, None).unwrap();
+        let r = c.render("x@y.example", r#"{"name":"Tom & <Jerry>"}"#, None, MAX).unwrap();
         assert_eq!(r.subject, "Hi Tom & <Jerry>");
         assert_eq!(r.html.unwrap(), "<p>Tom &amp; &lt;Jerry&gt;</p>");
         assert_eq!(r.text.unwrap(), "Hi Tom & <Jerry> <x@y.example>");
@@ -142,15 +165,15 @@ mod tests {
     #[test]
     fn the_unsubscribe_url_is_a_template_variable() {
         let c = Campaign::compile(spec("s", Some("<a href=\"{{unsubscribe_url}}\">stop</a>"), None), 1).unwrap();
-        let r = c.render("x@y.example", "", Some("https://m.example/u/abc")).unwrap();
+        let r = c.render("x@y.example", "", Some("https://m.example/u/abc"), MAX).unwrap();
         assert_eq!(r.html.unwrap(), "<a href=\"https://m.example/u/abc\">stop</a>");
-        assert!(c.render("x@y.example", "", None).unwrap_err().contains("unsubscribe_url"));
+        assert!(c.render("x@y.example", "", None, MAX).unwrap_err().contains("unsubscribe_url"));
     }
 
     #[test]
     fn a_missing_variable_is_a_clear_error() {
         let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
-        let err = c.render("x@y.example", "", None).unwrap_err();
+        let err = c.render("x@y.example", "", None, MAX).unwrap_err();
         assert!(err.starts_with("subject:") && err.contains("name"), "{err}");
     }
 
@@ -158,7 +181,32 @@ mod tests {
     fn a_rendered_line_break_in_the_subject_is_refused() {
         let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
         assert!(
-            c.render("x@y.example", r#"{"name":"a\r\nBcc: v@x.example"}"#, None).unwrap_err().contains("line break")
+            c.render("x@y.example", r#"{"name":"a\r\nBcc: v@x.example"}"#, None, MAX)
+                .unwrap_err()
+                .contains("line break")
         );
+    }
+
+    #[test]
+    fn bare_carriage_returns_and_control_characters_never_pass() {
+        let c = Campaign::compile(spec("Hi {{name}}", Some("<p>{{name}}</p>"), Some("Hi {{name}}")), 1).unwrap();
+        let smuggle = r#"{"name":"x\r.\r\nMAIL FROM:<ceo@bank.example>\r\n"}"#;
+        let err = c.render("x@y.example", smuggle, None, MAX).unwrap_err();
+        assert!(err.contains("line break"), "{err}");
+        let c = Campaign::compile(spec("Hi", Some("<p>{{name}}</p>"), Some("Hi {{name}}")), 1).unwrap();
+        let r = c.render("x@y.example", smuggle, None, MAX).unwrap();
+        assert_eq!(r.text.unwrap(), "Hi x\n.\nMAIL FROM:<ceo@bank.example>\n");
+        assert!(!r.html.unwrap().contains('\r'));
+        let c = Campaign::compile(spec("Hi {{name}}", None, Some("x")), 1).unwrap();
+        for bad in [r#"{"name":"a\u0000b"}"#, r#"{"name":"a\u001b[31m"}"#] {
+            assert!(c.render("x@y.example", bad, None, MAX).unwrap_err().contains("control character"), "{bad}");
+        }
+        assert!(c.render("x@y.example", r#"{"name":"a\tb"}"#, None, MAX).is_ok(), "tab is allowed");
+    }
+
+    #[test]
+    fn content_stored_before_the_template_rules_fails_to_compile() {
+        let err = Campaign::compile(spec("s", None, Some("{{> footer}}")), 1).err().unwrap();
+        assert!(err.starts_with("text: partials"), "{err}");
     }
 }

@@ -73,6 +73,16 @@ pub enum ConfigError {
     Invalid { key: String, value: String, problem: String },
 }
 
+/// `url` with any password replaced by `***`, so a config error never prints a secret.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".into() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 fn invalid(key: impl Into<String>, value: impl ToString, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.to_string(), problem: problem.into() }
 }
@@ -116,8 +126,15 @@ impl Config {
         }
         let urls = std::iter::once(("redis.url", &redis.url)).filter(|(_, u)| !u.is_empty());
         for (key, url) in urls.chain(redis.seeds.iter().map(|u| ("redis.seeds", u))) {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-                return Err(invalid(key, url, "must start with redis:// or rediss://"));
+            if url.starts_with("rediss://") {
+                return Err(invalid(
+                    key,
+                    redacted_url(url),
+                    "TLS to Redis (rediss://) is not supported yet: use redis:// on a private network",
+                ));
+            }
+            if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+                return Err(invalid(key, redacted_url(url), "must start with redis:// or redis+unix://"));
             }
         }
         if redis.is_cluster() && redis.nodes().iter().any(|u| u.starts_with("redis+unix://")) {

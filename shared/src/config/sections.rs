@@ -9,7 +9,7 @@ use crate::units::{Rate, Span};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `rediss://` for TLS. In cluster mode, one seed node.
+    /// `redis://host:port/db` (TLS, `rediss://`, is not supported yet). In cluster mode, one seed node.
     #[serde(default)]
     pub url: String,
     /// `single` (one Redis, or a primary behind a failover address) or `cluster`.
@@ -469,6 +469,10 @@ pub struct CampaignConfig {
     /// Largest subject + html + text + headers a campaign may carry, in bytes.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest rendered subject, html or text of one message, in bytes: a render that grows
+    /// past it fails that recipient.
+    #[serde(default = "defaults::max_rendered_bytes")]
+    pub max_rendered_bytes: usize,
     /// Most recipients inline in `POST /v1/campaigns`.
     #[serde(default = "defaults::max_inline_recipients")]
     pub max_inline_recipients: usize,
@@ -484,6 +488,7 @@ impl Default for CampaignConfig {
     fn default() -> Self {
         CampaignConfig {
             max_body_bytes: defaults::max_body_bytes(),
+            max_rendered_bytes: defaults::max_rendered_bytes(),
             max_inline_recipients: defaults::max_inline_recipients(),
             events_maxlen: defaults::events_maxlen(),
             retention: defaults::retention(),
@@ -707,6 +712,9 @@ mod defaults {
     }
     pub fn max_body_bytes() -> usize {
         1024 * 1024
+    }
+    pub fn max_rendered_bytes() -> usize {
+        2 * 1024 * 1024
     }
     pub fn max_inline_recipients() -> usize {
         10_000

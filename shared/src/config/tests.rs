@@ -66,6 +66,14 @@ fn bad_values_name_the_key() {
 }
 
 #[test]
+fn passwords_in_redis_urls_are_redacted() {
+    assert_eq!(super::redacted_url("rediss://u:p@h:1/0"), "rediss://***@h:1/0");
+    assert_eq!(super::redacted_url("redis://h:1/0"), "redis://h:1/0");
+    assert_eq!(super::redacted_url("redis://h/a@b"), "redis://h/a@b");
+    assert_eq!(super::redacted_url("no scheme :p@h"), "***");
+}
+
+#[test]
 fn a_cluster_is_named_by_seeds_or_by_mode() {
     let tail = "\n[api]\ntokens=[\"long-enough\"]\n";
     let by_seeds =

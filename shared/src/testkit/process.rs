@@ -78,6 +78,11 @@ impl Process {
         None
     }
 
+    /// Whether the process is still running (it has not exited, crashed or been stopped).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.take().expect("process already stopped").wait().unwrap()

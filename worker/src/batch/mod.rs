@@ -242,10 +242,11 @@ async fn deliver<T: Transport>(
 ) -> Verdict {
     let job = &entry.job;
     let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.i, &job.r);
-    let mut content = match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref()) {
-        Ok(c) => c,
-        Err(reason) => return render_failure(&reason),
-    };
+    let mut content =
+        match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref(), ctx.config.campaigns.max_rendered_bytes) {
+            Ok(c) => c,
+            Err(reason) => return render_failure(&reason),
+        };
     if !campaign.spec.tracking.is_off()
         && let Some(html) = content.html.take()
     {

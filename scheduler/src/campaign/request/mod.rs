@@ -303,9 +303,7 @@ pub fn check_content(
 }
 
 fn check_template(field: &str, source: &str) -> Result<(), FieldError> {
-    handlebars::Template::compile(source)
-        .map(|_| ())
-        .map_err(|e| FieldError::invalid(field, format!("template error: {e}")))
+    sluice_shared::template::check(source).map(|_| ()).map_err(|e| FieldError::invalid(field, e))
 }
 
 /// Validates recipients one by one; a bad one rejects only itself. Duplicate addresses within
