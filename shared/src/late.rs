@@ -1,6 +1,7 @@
 //! Recording what happens to a recipient after the send (open, click, unsubscribe, bounce
-//! report, complaint): suppress the address first if asked, then count it (unique per
-//! recipient and in total) and log the event on its campaign.
+//! report, complaint): count it (unique per recipient and in total) and log the event on its
+//! campaign; and, apart, suppress the address. Callers choose the order: an unsubscribe link
+//! suppresses even after its campaign expired, a report only once its campaign is known.
 
 use serde_json::Value;
 
@@ -69,9 +70,27 @@ pub enum Recorded {
     CampaignGone,
 }
 
-/// Adds `address` to the suppression list with `reason` (if `suppress_reason` is given), then
-/// records the event on the campaign: `New` the first time for this recipient and kind.
-#[allow(clippy::too_many_arguments)]
+/// Adds `address` to the suppression list with `reason`, naming the event and campaign.
+pub async fn suppress(
+    conn: &mut Conn,
+    kind: LateKind,
+    campaign: &str,
+    address: &str,
+    detail: &Value,
+    reason: &str,
+) -> StoreResult<()> {
+    let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
+    redis::cmd("HSET")
+        .arg(keys::suppressed())
+        .arg(address.to_ascii_lowercase())
+        .arg(entry.to_string())
+        .query_async::<()>(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the event on the campaign: `New` the first time for this recipient and kind,
+/// `CampaignGone` (nothing written) when the campaign does not exist.
 pub async fn record(
     conn: &mut Conn,
     events_maxlen: u64,
@@ -80,13 +99,8 @@ pub async fn record(
     index: u64,
     address: &str,
     detail: &Value,
-    suppress_reason: Option<&str>,
 ) -> StoreResult<Recorded> {
     let address = address.to_ascii_lowercase();
-    if let Some(reason) = suppress_reason {
-        let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
-        redis::cmd("HSET").arg(keys::suppressed()).arg(&address).arg(entry.to_string()).query_async::<()>(conn).await?;
-    }
     let mut late = SCRIPTS.late_event.prepare_invoke();
     late.key(keys::campaign_meta(campaign))
         .key(keys::campaign_counts(campaign))

@@ -1,6 +1,9 @@
 //! How a message is found again when a report about it comes back later: the VERP
-//! Return-Path (`b+<campaign>=<index>=<tag>@<bounce domain>`), the signed trace header
-//! `X-Sluice-Ref`, and the Message-ID (`<index>.<created ms>.<campaign>@<from domain>`).
+//! Return-Path (`b+<campaign>=<index>=<tag>@<bounce domain>`, a 64-bit tag), the sealed trace
+//! header `X-Sluice-Ref`, and the Message-ID (`<sealed token>@<from domain>`, opaque, opened
+//! only with the recipient's address).
+
+use sha2::{Digest, Sha256};
 
 use crate::tokens::TokenKey;
 
@@ -10,22 +13,34 @@ pub const TRACE_HEADER: &str = "X-Sluice-Ref";
 /// The longest local part SMTP allows (RFC 5321 4.5.3.1.1).
 const LOCAL_PART_MAX: usize = 64;
 
-/// The Message-ID of recipient `index` of a campaign: stable across retries, unique across
-/// campaigns (creation time and id), in the sender's domain.
-pub fn message_id(campaign: &str, created_ms: i64, index: u64, from_domain: &str) -> String {
-    format!("<{index}.{created_ms}.{campaign}@{from_domain}>")
+/// The Message-ID of recipient `index` (`address`) of a campaign: stable across retries,
+/// unique across campaigns (creation time and id), in the sender's domain, and revealing
+/// neither campaign nor index. With a token key it is sealed and bound to the address, so a
+/// report quoting it is matched only when it names that recipient; without one (no
+/// `[public]`, hence no reports to match) it is a digest.
+pub fn message_id(
+    key: Option<&TokenKey>,
+    campaign: &str,
+    created_ms: i64,
+    index: u64,
+    address: &str,
+    from_domain: &str,
+) -> String {
+    let local = match key {
+        Some(k) => k.message_id_local(campaign, created_ms, index, address),
+        None => {
+            let digest = Sha256::digest(format!("sluice-message-id\n{campaign}\n{created_ms}\n{index}"));
+            hex::encode(&digest[..16])
+        }
+    };
+    format!("<{local}@{from_domain}>")
 }
 
-/// The campaign and index in one of our Message-IDs.
-pub fn parse_message_id(id: &str) -> Option<(String, u64)> {
+/// The campaign and index of one of our Message-IDs, if `address` is its recipient.
+pub fn open_message_id(key: &TokenKey, id: &str, address: &str) -> Option<(String, u64)> {
     let inner = id.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, _) = inner.rsplit_once('@')?;
-    let mut parts = local.splitn(3, '.');
-    let index = parts.next()?.parse().ok()?;
-    parts.next()?.parse::<i64>().ok()?;
-    let campaign = parts.next()?;
-    crate::validate::campaign_id(campaign).ok()?;
-    Some((campaign.to_string(), index))
+    key.open_message_id_local(local, address)
 }
 
 /// The VERP envelope sender for one recipient, or None when it would not fit in a local part
@@ -52,7 +67,7 @@ pub fn parse_verp(address: &str) -> Option<Verp> {
     let index = parts.next()?.parse().ok()?;
     let campaign = parts.next()?;
     crate::validate::campaign_id(campaign).ok()?;
-    (tag.len() == 8 && tag.chars().all(|c| c.is_ascii_hexdigit())).then(|| Verp {
+    (tag.len() == 16 && tag.chars().all(|c| c.is_ascii_hexdigit())).then(|| Verp {
         campaign: campaign.into(),
         index,
         tag,
@@ -85,10 +100,15 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_round_trip() {
-        let id = message_id("spring.v2", 1700000000000, 7, "shop.example");
-        assert_eq!(id, "<7.1700000000000.spring.v2@shop.example>");
-        assert_eq!(parse_message_id(&id), Some(("spring.v2".into(), 7)));
-        assert_eq!(parse_message_id("<abc@elsewhere.example>"), None);
+    fn message_ids_are_opaque_and_open_with_their_recipient_only() {
+        let key = TokenKey::new("a-secret-of-at-least-32-characters!!");
+        let id = message_id(Some(&key), "spring.v2", 1700000000000, 7, "ann@x.example", "shop.example");
+        assert!(id.starts_with('<') && id.ends_with("@shop.example>") && !id.contains("spring"), "{id}");
+        assert_eq!(open_message_id(&key, &id, "ann@x.example"), Some(("spring.v2".into(), 7)));
+        assert_eq!(open_message_id(&key, &id, "bob@x.example"), None);
+        assert_eq!(open_message_id(&key, "<1.1.no-such-campaign@shop.example>", "ann@x.example"), None);
+        let plain = message_id(None, "spring.v2", 1700000000000, 7, "ann@x.example", "shop.example");
+        assert_eq!(plain, message_id(None, "spring.v2", 1700000000000, 7, "bob@x.example", "shop.example"));
+        assert!(!plain.contains("spring") && plain.len() == "<@shop.example>".len() + 32, "{plain}");
     }
 }

@@ -9,14 +9,14 @@ use lettre::{
     },
 };
 
-use sluice_shared::{config::MissingKey, dkim::Signer, refs};
+use sluice_shared::{config::MissingKey, dkim::Signer, refs, tokens::TokenKey};
 
 use crate::campaigns::{Campaign, Rendered};
 
-/// The Message-ID of recipient `index` of a campaign ([`refs::message_id`]).
-pub fn message_id(campaign: &Campaign, index: u64) -> String {
+/// The Message-ID of recipient `index` (`to`) of a campaign ([`refs::message_id`]).
+pub fn message_id(tokens: Option<&TokenKey>, campaign: &Campaign, index: u64, to: &str) -> String {
     let domain = campaign.spec.from.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
-    refs::message_id(&campaign.spec.id, campaign.created_ms, index, domain)
+    refs::message_id(tokens, &campaign.spec.id, campaign.created_ms, index, to, domain)
 }
 
 /// RFC 8058 one-click unsubscribe: the HTTPS link, and optionally a mailto.
@@ -31,6 +31,8 @@ pub struct Links<'a> {
     pub unsubscribe: Option<ListUnsubscribe<'a>>,
     /// The signed trace reference for `X-Sluice-Ref`.
     pub reference: Option<&'a str>,
+    /// The link secret, which seals the Message-ID (a digest without it).
+    pub tokens: Option<&'a TokenKey>,
 }
 
 /// The whole message for one recipient, as bytes ready for DATA. A campaign that sets its own
@@ -44,13 +46,10 @@ pub fn build(
 ) -> Result<Vec<u8>, String> {
     let spec = &campaign.spec;
     let from = Mailbox::new(spec.from.name.clone(), spec.from.email.parse().map_err(|e| format!("from: {e}"))?);
+    let message_id = message_id(links.tokens, campaign, index, to);
     let to = Mailbox::new(None, to.parse().map_err(|e| format!("to: {e}"))?);
-    let mut builder = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(content.subject)
-        .date_now()
-        .message_id(Some(message_id(campaign, index)));
+    let mut builder =
+        Message::builder().from(from).to(to).subject(content.subject).date_now().message_id(Some(message_id));
     if let Some(r) = &spec.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.parse().map_err(|e| format!("reply_to: {e}"))?));
     }
@@ -130,7 +129,8 @@ mod tests {
                 subject: "こんにちは、世界".into(), html: Some("<p>x</p>".into()), text: Some("x".into())
             };
         let unsubscribe = ListUnsubscribe { url: "https://m.shop.example/u/tok", mailto: Some("unsub@shop.example") };
-        let links = Links { unsubscribe: Some(unsubscribe), reference: Some("ref.tag") };
+        let key = TokenKey::new("a-secret-of-at-least-32-characters!!");
+        let links = Links { unsubscribe: Some(unsubscribe), reference: Some("ref.tag"), tokens: Some(&key) };
         let raw = String::from_utf8(build(&c, 7, "ann@x.example", content, links).unwrap()).unwrap();
         let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
         for name in [
@@ -152,7 +152,8 @@ mod tests {
                 "{name} in {headers}"
             );
         }
-        assert!(headers.contains("Message-ID: <7.1700000000000.spring@shop.example>"), "{headers}");
+        let id = message_id(Some(&key), &c, 7, "ann@x.example");
+        assert!(headers.contains(&format!("Message-ID: {id}")) && !id.contains("spring"), "{headers}");
         let unfolded = headers.replace("\r\n ", " ");
         assert!(
             unfolded.contains(

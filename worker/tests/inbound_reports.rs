@@ -189,3 +189,89 @@ async fn the_inbound_smtp_listener_takes_reports_for_the_bounce_domain_only() {
     assert_eq!((status, entry["reason"].as_str()), (200, Some("bounce")), "{entry}");
     assert_eq!(common::counts(&stack.campaign("mx").await)["bounced_async"], 1);
 }
+
+/// A DSN as the security review forged it: several `Final-Recipient` blocks, and the original
+/// headers quoting `message_id`.
+fn forged_dsn(to: &str, message_id: &str, victims: &[&str]) -> String {
+    let blocks: String = victims
+        .iter()
+        .map(|v| format!("Final-Recipient: rfc822; {v}\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"))
+        .collect();
+    format!(
+        "From: MAILER-DAEMON@mx.v.example\r\nTo: {to}\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.v.example\r\n\r\n{blocks}\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: news@shop.example\r\nMessage-ID: {message_id}\r\n\
+         Subject: Hello\r\n\r\n--B--\r\n"
+    )
+}
+
+fn forged_arf(message_id: &str, victim: &str) -> String {
+    format!(
+        "From: feedback@arf.v.example\r\nTo: abuse@shop.example\r\nSubject: FW: report\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nabuse report\r\n\
+         --B\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n\
+         Original-Rcpt-To: <{victim}>\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: news@shop.example\r\nTo: {victim}\r\n\
+         Message-ID: {message_id}\r\n\r\n--B--\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_reports_suppress_nobody_and_are_kept() {
+    let port = sluice_shared::testkit::free_port();
+    let extra = format!(
+        "[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n[inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\n"
+    );
+    let stack = common::start_with(&extra, 1, true).await;
+    let body = common::campaign_body("real", vec![json!({"email": "ann@x.example", "vars": {"name": "Ann"}})]);
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_status("real", "completed", Duration::from_secs(20)).await;
+    let ann = String::from_utf8_lossy(&stack.sink.state.messages.lock().unwrap()[0].1).into_owned();
+    let real_id = header(&ann, "Message-ID").to_string();
+    let created: i64 =
+        redis::cmd("HGET").arg(keys::campaign_meta("real")).arg("created_at").query(&mut stack.redis.conn()).unwrap();
+    let victims = ["victim1@v.example", "victim2@v.example", "victim3@v.example"];
+    let forgeries = [
+        forged_dsn("b@bounces.shop.example", "<1.1.no-such-campaign@shop.example>", &victims),
+        // The old, readable Message-ID of a campaign that exists: guessable, so not evidence.
+        forged_dsn("b@bounces.shop.example", &format!("<0.{created}.real@shop.example>"), &victims),
+        // A genuine Message-ID is bound to its recipient: it names none of the victims.
+        forged_dsn("b@bounces.shop.example", &real_id, &victims),
+    ];
+    for dsn in forgeries {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut c = tokio::io::BufReader::new(tcp);
+        assert!(smtp(&mut c, "").await.starts_with("220"));
+        assert!(smtp(&mut c, "EHLO mx.v.example\r\n").await.starts_with("250"));
+        assert!(smtp(&mut c, "MAIL FROM:<>\r\n").await.starts_with("250"));
+        assert!(smtp(&mut c, "RCPT TO:<b@bounces.shop.example>\r\n").await.starts_with("250"));
+        assert!(smtp(&mut c, "DATA\r\n").await.starts_with("354"));
+        let reply = smtp(&mut c, &format!("{dsn}.\r\n")).await;
+        assert!(reply.starts_with("250"), "taken and kept: {reply}");
+        assert!(smtp(&mut c, "QUIT\r\n").await.starts_with("221"));
+    }
+    for id in ["<1.1.no-such-campaign@shop.example>", real_id.as_str()] {
+        let (status, body) = post(&stack, forged_arf(id, "victim1@v.example"), None).await;
+        assert_eq!(status, 202, "{body}");
+        assert!(body["kept"].as_str().unwrap().starts_with("unmatched"), "{body}");
+    }
+    for v in victims {
+        let (status, entry) = stack.call("GET", &format!("/v1/suppressions/{v}"), None).await;
+        assert_eq!(status, 404, "{v} was suppressed by a forged report: {entry}");
+    }
+    let (_, list) = stack.call("GET", "/v1/suppressions", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    let kept: i64 = redis::cmd("XLEN").arg(keys::inbound_unmatched()).query(&mut stack.redis.conn()).unwrap();
+    assert_eq!(kept, 5, "every forgery kept for a person to look at");
+    let c = common::counts(&stack.campaign("real").await);
+    assert_eq!((c["bounced_async"], c["complained"]), (0, 0), "{c:?}");
+
+    // The genuine Message-ID with its own recipient is still matched.
+    let genuine = forged_dsn("b@bounces.shop.example", &real_id, &["ann@x.example"]);
+    let (status, body) = post(&stack, genuine, None).await;
+    assert_eq!((status, body["outcomes"][0]["recipient"].as_str()), (200, Some("ann@x.example")), "{body}");
+}

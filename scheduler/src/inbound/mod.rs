@@ -71,20 +71,20 @@ impl Inbound<'_> {
             Kind::Dsn(recipients) => {
                 for d in recipients {
                     if let Some(who) = self.identify(&candidates, d.address.as_deref()) {
-                        outcomes.push(self.record_dsn(conn, &who, d).await?);
+                        outcomes.extend(self.record_dsn(conn, &who, d).await?);
                     }
                 }
             }
             Kind::Arf { feedback_type, original_rcpt } => {
                 let stated = original_rcpt.clone().or_else(|| field(&report.original, "to").map(plain_address));
                 if let Some(who) = self.identify(&candidates, stated.as_deref()) {
-                    outcomes.push(self.record_complaint(conn, &who, feedback_type).await?);
+                    outcomes.extend(self.record_complaint(conn, &who, feedback_type).await?);
                 }
             }
         }
         if outcomes.is_empty() {
             return self
-                .keep(conn, raw, "unmatched", "no VERP address, trace header or Message-ID of ours", kind)
+                .keep(conn, raw, "unmatched", "no VERP address, trace header or Message-ID of a message we sent", kind)
                 .await;
         }
         for o in &outcomes {
@@ -110,14 +110,15 @@ impl Inbound<'_> {
                 out.push(Candidate::Verp(v));
             }
         }
-        if let Some((campaign, index)) = field(&report.original, "message-id").and_then(refs::parse_message_id) {
-            out.push(Candidate::MessageId { campaign, index });
+        if let Some(id) = field(&report.original, "message-id") {
+            out.push(Candidate::MessageId(id.trim().to_string()));
         }
         out
     }
 
-    /// The recipient a report is about: a signed reference names it; a VERP address must be
-    /// confirmed by the address the report states; a Message-ID takes the stated address.
+    /// The recipient a report is about: a sealed reference names it; a VERP tag and a sealed
+    /// Message-ID are bound to an address, and must be confirmed by the address the report
+    /// states. Nothing else (a Message-ID built by hand, an address alone) names anyone.
     fn identify(&self, candidates: &[Candidate], stated: Option<&str>) -> Option<Recipient> {
         let stated = stated.map(|a| a.trim().to_ascii_lowercase()).filter(|a| a.contains('@'));
         for c in candidates {
@@ -138,9 +139,10 @@ impl Inbound<'_> {
                         });
                     }
                 }
-                Candidate::MessageId { campaign, index } => {
-                    if let Some(s) = stated.as_deref().filter(|s| !redacted(s)) {
-                        return Some(Recipient { campaign: campaign.clone(), index: *index, address: s.to_string() });
+                Candidate::MessageId(id) => {
+                    let opened = stated.as_deref().and_then(|s| Some((s, refs::open_message_id(self.tokens, id, s)?)));
+                    if let Some((s, (campaign, index))) = opened {
+                        return Some(Recipient { campaign, index, address: s.to_string() });
                     }
                 }
             }
@@ -148,9 +150,9 @@ impl Inbound<'_> {
         None
     }
 
-    async fn record_dsn(&self, conn: &mut Conn, who: &Recipient, d: &DsnRecipient) -> StoreResult<Outcome> {
+    async fn record_dsn(&self, conn: &mut Conn, who: &Recipient, d: &DsnRecipient) -> StoreResult<Option<Outcome>> {
         if d.action != "failed" {
-            return Ok(outcome(who, "ignored", None, false, false));
+            return Ok(Some(outcome(who, "ignored", None, false, false)));
         }
         let (code, text) = diagnostic_reply(d);
         let rule = self.rules.classify(code, d.status.as_deref(), &text);
@@ -160,23 +162,44 @@ impl Inbound<'_> {
             "category": rule.category.as_str(), "rule": rule.name,
         });
         let reason = suppress.then_some("bounce");
-        let maxlen = self.config.campaigns.events_maxlen;
-        let recorded =
-            late::record(conn, maxlen, LateKind::Bounced, &who.campaign, who.index, &who.address, &detail, reason)
-                .await?;
-        Ok(outcome(who, "bounced", Some(rule.category.as_str()), suppress, recorded == Recorded::New))
+        let recorded = self.record(conn, LateKind::Bounced, who, &detail, reason).await?;
+        Ok(recorded.map(|r| outcome(who, "bounced", Some(rule.category.as_str()), suppress, r == Recorded::New)))
     }
 
-    async fn record_complaint(&self, conn: &mut Conn, who: &Recipient, feedback_type: &str) -> StoreResult<Outcome> {
+    async fn record_complaint(
+        &self,
+        conn: &mut Conn,
+        who: &Recipient,
+        feedback_type: &str,
+    ) -> StoreResult<Option<Outcome>> {
         // not-spam is a report that mail was wrongly filtered: recorded, nothing suppressed.
         let suppress = feedback_type != "not-spam";
         let detail = json!({"feedback_type": feedback_type});
         let reason = suppress.then_some("complaint");
+        let recorded = self.record(conn, LateKind::Complained, who, &detail, reason).await?;
+        Ok(recorded.map(|r| outcome(who, "complained", None, suppress, r == Recorded::New)))
+    }
+
+    /// Records the event on its campaign, then suppresses the address if asked; None (nothing
+    /// written) when the campaign is unknown, so a report about no campaign of ours changes
+    /// nothing. A repeat suppresses again, which completes a report cut short between the two.
+    async fn record(
+        &self,
+        conn: &mut Conn,
+        kind: LateKind,
+        who: &Recipient,
+        detail: &serde_json::Value,
+        suppress: Option<&str>,
+    ) -> StoreResult<Option<Recorded>> {
         let maxlen = self.config.campaigns.events_maxlen;
-        let recorded =
-            late::record(conn, maxlen, LateKind::Complained, &who.campaign, who.index, &who.address, &detail, reason)
-                .await?;
-        Ok(outcome(who, "complained", None, suppress, recorded == Recorded::New))
+        let recorded = late::record(conn, maxlen, kind, &who.campaign, who.index, &who.address, detail).await?;
+        if recorded == Recorded::CampaignGone {
+            return Ok(None);
+        }
+        if let Some(reason) = suppress {
+            late::suppress(conn, kind, &who.campaign, &who.address, detail, reason).await?;
+        }
+        Ok(Some(recorded))
     }
 
     async fn keep(
@@ -211,7 +234,8 @@ impl Inbound<'_> {
 enum Candidate {
     Signed(Recipient),
     Verp(refs::Verp),
-    MessageId { campaign: String, index: u64 },
+    /// The original Message-ID as the report quotes it.
+    MessageId(String),
 }
 
 fn outcome(

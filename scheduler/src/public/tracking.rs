@@ -54,7 +54,7 @@ pub fn prefetch_reason(user_agent: &str, seconds_after_send: i64) -> Option<&'st
 async fn record(state: &PublicState, kind: LateKind, r: &Recipient, detail: &Value) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
     let maxlen = state.config.campaigns.events_maxlen;
-    late::record(&mut conn, maxlen, kind, &r.campaign, r.index, &r.address, detail, None).await?;
+    late::record(&mut conn, maxlen, kind, &r.campaign, r.index, &r.address, detail).await?;
     Ok(())
 }
 

@@ -82,22 +82,15 @@ pub async fn one_click(
     }
 }
 
-/// Suppresses the address, then records the unsubscribe once on its campaign.
+/// Suppresses the address (a genuine link works even after its campaign expired), then
+/// records the unsubscribe once on its campaign.
 async fn record(state: &PublicState, u: &Recipient) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
     let detail = json!({"method": "one-click"});
     let maxlen = state.config.campaigns.events_maxlen;
-    let recorded = late::record(
-        &mut conn,
-        maxlen,
-        LateKind::Unsubscribed,
-        &u.campaign,
-        u.index,
-        &u.address,
-        &detail,
-        Some("unsubscribed"),
-    )
-    .await?;
+    let kind = LateKind::Unsubscribed;
+    late::suppress(&mut conn, kind, &u.campaign, &u.address, &detail, "unsubscribed").await?;
+    let recorded = late::record(&mut conn, maxlen, kind, &u.campaign, u.index, &u.address, &detail).await?;
     if recorded == Recorded::New {
         metrics::counter!(sluice_shared::metrics::UNSUBSCRIBES).increment(1);
         tracing::info!(campaign = %u.campaign, index = u.index, "recipient unsubscribed");

@@ -262,6 +262,7 @@ async fn deliver<T: Transport>(
             mailto: ctx.config.public.as_ref().and_then(|p| p.unsubscribe_mailto.as_deref()),
         }),
         reference: reference.as_deref(),
+        tokens: ctx.tokens.as_ref(),
     };
     let bytes = match message::build(campaign, job.i, &job.r, content, links)
         .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
