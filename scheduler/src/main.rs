@@ -88,8 +88,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("config key `inbound.smtp_listen` = {listen:?}: {e}"))?;
             tracing::info!(inbound_smtp = %listen, "inbound SMTP listener started");
-            let server =
-                Arc::new(inbound::smtp::Listener { pool: pool.clone(), config: config.clone(), parts: parts.clone() });
+            let server = Arc::new(inbound::smtp::Listener::new(pool.clone(), config.clone(), parts.clone()));
             Some(tokio::spawn(server.run(listener, shutdown.clone())))
         }
         _ => None,

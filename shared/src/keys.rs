@@ -237,7 +237,7 @@ pub fn dead_letters() -> String {
 }
 
 /// Stream of inbound messages (bounce/complaint reports) that could not be parsed or matched:
-/// fields `reason`, `received_at`, `raw`.
+/// fields `reason`, `received_at`, `size`, `truncated`, `raw` (the first 32 KiB).
 pub fn inbound_unmatched() -> String {
     "sluice:inbound:unmatched".into()
 }

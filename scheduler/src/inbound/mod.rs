@@ -2,7 +2,8 @@
 //! or the inbound SMTP listener: parsed ([`report`]), matched back to the message by VERP,
 //! the signed trace header or the Message-ID, recorded as `bounced` or `complained` events,
 //! and the address suppressed on hard bounces and complaints. What cannot be parsed or
-//! matched is kept in `sluice:inbound:unmatched` and counted, never dropped.
+//! matched is counted and kept in `sluice:inbound:unmatched` (its first 32 KiB, the stream
+//! capped at 2,000 entries), and changes nothing.
 
 pub mod report;
 pub mod smtp;
@@ -53,8 +54,11 @@ pub struct Inbound<'a> {
     pub rules: &'a Classifier,
 }
 
-/// Most unmatched messages kept (oldest trimmed first).
-const UNMATCHED_MAXLEN: usize = 10_000;
+/// Most unmatched messages kept (oldest trimmed first, exactly).
+const UNMATCHED_MAXLEN: usize = 2_000;
+/// Bytes kept of each unmatched message (its headers come first): with the cap above, the
+/// stream never holds more than ~64 MiB, whatever strangers send.
+const UNMATCHED_PREFIX: usize = 32 * 1024;
 
 impl Inbound<'_> {
     /// Processes one raw message. `envelope_rcpt` is the SMTP RCPT TO when known (the VERP
@@ -211,18 +215,22 @@ impl Inbound<'_> {
         kind: &'static str,
     ) -> StoreResult<Processed> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let kept = &raw[..raw.len().min(UNMATCHED_PREFIX)];
         redis::cmd("XADD")
             .arg(keys::inbound_unmatched())
             .arg("MAXLEN")
-            .arg("~")
             .arg(UNMATCHED_MAXLEN)
             .arg("*")
             .arg("reason")
             .arg(reason)
             .arg("received_at")
             .arg(now)
+            .arg("size")
+            .arg(raw.len())
+            .arg("truncated")
+            .arg(u8::from(kept.len() < raw.len()))
             .arg("raw")
-            .arg(raw)
+            .arg(kept)
             .query_async::<()>(conn)
             .await?;
         metrics::counter!(m::INBOUND_REPORTS, "result" => result).increment(1);

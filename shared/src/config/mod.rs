@@ -305,6 +305,27 @@ impl Config {
                     "needs bounces.return_path_domain (the domain it receives for)",
                 ));
             }
+            let i = &self.inbound;
+            if i.max_connections == 0 {
+                return Err(invalid("inbound.max_connections", 0, "must be at least 1"));
+            }
+            if i.max_connections_per_client == 0 || i.max_connections_per_client > i.max_connections {
+                return Err(invalid(
+                    "inbound.max_connections_per_client",
+                    i.max_connections_per_client,
+                    "must be 1 to inbound.max_connections",
+                ));
+            }
+            if i.max_message_bytes < 1024 {
+                return Err(invalid("inbound.max_message_bytes", i.max_message_bytes, "must be at least 1024"));
+            }
+            if i.max_buffered_bytes < i.max_message_bytes {
+                return Err(invalid(
+                    "inbound.max_buffered_bytes",
+                    i.max_buffered_bytes,
+                    "must be at least inbound.max_message_bytes",
+                ));
+            }
         }
         if self.bounces.soft_window.as_millis() == 0 {
             return Err(invalid("bounces.soft_window", "0", "must be positive"));

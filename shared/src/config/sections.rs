@@ -528,14 +528,46 @@ impl Default for DnsConfig {
     }
 }
 
-/// The optional inbound SMTP listener for the bounce domain (scheduler).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The optional inbound SMTP listener for the bounce domain (scheduler), bounded like
+/// Postfix's smtpd: message size and line length enforced while reading, connection caps in
+/// total and per client, a timeout per command and a deadline per session.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundConfig {
     /// Listen address, e.g. `0.0.0.0:25`; absent: reports come over `POST /v1/inbound` only.
     pub smtp_listen: Option<String>,
     #[serde(default = "defaults::inbound_max_bytes")]
     pub max_message_bytes: usize,
+    /// Sessions at once, from everyone.
+    #[serde(default = "defaults::inbound_max_connections")]
+    pub max_connections: usize,
+    /// Sessions at once from one client address (below `max_connections`).
+    #[serde(default = "defaults::inbound_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Longest wait for one command, or for one line of DATA.
+    #[serde(default = "defaults::inbound_command_timeout")]
+    pub command_timeout: Span,
+    /// Longest a session may last, however busy.
+    #[serde(default = "defaults::inbound_session_timeout")]
+    pub session_timeout: Span,
+    /// Bytes of DATA held in memory by all sessions together; a message that would pass it
+    /// is answered 452 (try later).
+    #[serde(default = "defaults::inbound_max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            smtp_listen: None,
+            max_message_bytes: defaults::inbound_max_bytes(),
+            max_connections: defaults::inbound_max_connections(),
+            max_connections_per_client: defaults::inbound_max_connections_per_client(),
+            command_timeout: defaults::inbound_command_timeout(),
+            session_timeout: defaults::inbound_session_timeout(),
+            max_buffered_bytes: defaults::inbound_max_buffered_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -736,6 +768,21 @@ mod defaults {
     }
     pub fn inbound_max_bytes() -> usize {
         10 * 1024 * 1024
+    }
+    pub fn inbound_max_connections() -> usize {
+        64
+    }
+    pub fn inbound_max_connections_per_client() -> usize {
+        8
+    }
+    pub fn inbound_command_timeout() -> Span {
+        Span::try_from("60s").unwrap()
+    }
+    pub fn inbound_session_timeout() -> Span {
+        Span::try_from("10m").unwrap()
+    }
+    pub fn inbound_max_buffered_bytes() -> usize {
+        64 * 1024 * 1024
     }
     pub fn public_listen() -> String {
         "127.0.0.1:8026".into()
