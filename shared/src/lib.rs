@@ -10,6 +10,7 @@
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
 //! - [`lane`]: bulk and priority lanes; which jobs take which.
 //! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
+//! - [`netguard`]: which addresses a URL a user configured may reach (no internal networks).
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`warmup`]: warm-up caps taken at send time, per From domain or sending address.
 //! - [`validate`]: address, domain and header checks shared by every intake path.
@@ -36,6 +37,7 @@ pub mod lane;
 pub mod late;
 pub mod metrics;
 pub mod model;
+pub mod netguard;
 pub mod ops_http;
 pub mod redis;
 pub mod refs;

@@ -173,16 +173,38 @@ pub fn webhook_id(id: &str) -> Result<(), String> {
     id_like(id, "id", &[])
 }
 
-/// A webhook URL: http or https, with a host.
-pub fn webhook_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
+/// A webhook endpoint URL: https (http only when allowed), a host, no user info.
+pub fn webhook_url(url: &str, allow_http: bool) -> Result<(), String> {
+    let rest = match url.strip_prefix("https://") {
+        Some(rest) => rest,
+        None if allow_http => url.strip_prefix("http://").ok_or("must start with https:// or http://")?,
+        None if url.starts_with("http://") => {
+            return Err("must start with https:// (set webhooks.allow_http to allow http://)".into());
+        }
+        None => return Err("must start with https://".into()),
+    };
     if rest.is_empty() || rest.starts_with('/') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must name a host and hold no spaces".into());
     }
+    if url_host(url).is_none() {
+        return Err("must not carry a user name or password (user@host)".into());
+    }
     Ok(())
+}
+
+/// The host of an http(s) URL (`[..]` kept around IPv6); None when the authority carries
+/// user info.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return None;
+    }
+    let host = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    };
+    Some(host)
 }
 
 /// A stored template's id: the same characters as a campaign id.
@@ -245,6 +267,18 @@ mod tests {
         assert!(header_value("fine value").is_ok());
         assert!(header_value("x\nBcc: y").unwrap_err().contains("CR, LF or NUL"));
         assert!(header_value(&"v".repeat(999)).unwrap_err().contains("998"));
+    }
+
+    #[test]
+    fn webhook_urls_name_a_host_without_user_info() {
+        assert_eq!(url_host("https://crm.example:8443/a@b"), Some("crm.example"));
+        assert_eq!(url_host("https://[::1]:80/x"), Some("[::1]"));
+        assert_eq!(url_host("https://[::1]/x"), Some("[::1]"));
+        assert_eq!(url_host("https://u:p@crm.example/"), None);
+        assert!(webhook_url("https://u@crm.example/", false).unwrap_err().contains("user name"));
+        assert!(webhook_url("http://crm.example/", false).unwrap_err().contains("allow_http"));
+        assert!(webhook_url("http://crm.example/", true).is_ok());
+        assert!(webhook_url("https:///x", true).is_err());
     }
 
     #[test]

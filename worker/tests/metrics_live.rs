@@ -54,6 +54,10 @@ days = [100000]
 plan = "test"
 start = "{}"
 
+[webhooks]
+allow_http = true
+allow_networks = ["127.0.0.0/8"]
+
 [[webhooks.endpoints]]
 id = "down"
 url = "http://127.0.0.1:{}/hooks"

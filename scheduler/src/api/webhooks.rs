@@ -27,6 +27,9 @@ struct NewEndpoint {
     #[serde(default)]
     events: Vec<String>,
     secret: Option<String>,
+    /// Also deliver the events still in the feed from before the endpoint existed.
+    #[serde(default)]
+    backfill: bool,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -42,7 +45,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(Statu
         })
     })?;
     validate::webhook_id(&input.id).map_err(|m| invalid("id", m))?;
-    validate::webhook_url(&input.url).map_err(|m| invalid("url", m))?;
+    state.config.webhooks.check_url(&input.url).map_err(|m| invalid("url", m))?;
     validate::event_types(&input.events).map_err(|m| invalid("events", m))?;
     let secret = match input.secret {
         Some(s) if s.len() < 16 => return Err(invalid("secret", "needs at least 16 characters")),
@@ -61,6 +64,8 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(Statu
     if !endpoints::create(&mut conn, &endpoint).await? {
         return Err(ApiError::Conflict(format!("webhook {:?} already exists", endpoint.id)));
     }
+    // A new endpoint receives what happens from now on, unless it asks for the past too.
+    deliver::start_cursor(&mut conn, &endpoint.id, !input.backfill).await?;
     // The secret is shown once, here.
     let body = json!({"id": endpoint.id, "url": endpoint.url, "events": endpoint.events, "secret": endpoint.secret});
     Ok((StatusCode::CREATED, Json(body)))

@@ -125,6 +125,25 @@ pub async fn read(conn: &mut Conn, after: &Position, entries: usize) -> redis::R
     Ok(merge(pages, entries))
 }
 
+/// The place after the newest event of every shard, and each shard's sequence number there.
+pub async fn tail(conn: &mut Conn) -> redis::RedisResult<(Position, BTreeMap<usize, i64>)> {
+    let mut pipe = redis::pipe();
+    for shard in 0..keys::FEED_SHARDS {
+        pipe.cmd("XREVRANGE").arg(keys::feed(shard)).arg("+").arg("-").arg("COUNT").arg(1);
+    }
+    let raw: Vec<RawEntries> = pipe.query_async(conn).await?;
+    let (mut position, mut seqs) = (Position::default(), BTreeMap::new());
+    for (shard, page) in raw.into_iter().enumerate() {
+        for (id, fields) in page {
+            if let Some(last) = unpack(shard, &id, fields).last() {
+                position.advance(last);
+                seqs.insert(shard, last.n);
+            }
+        }
+    }
+    Ok((position, seqs))
+}
+
 /// Raw feed entries as XRANGE returns them.
 type RawEntries = Vec<(String, HashMap<String, String>)>;
 

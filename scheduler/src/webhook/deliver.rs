@@ -17,7 +17,7 @@ use sluice_shared::{
     shutdown::Shutdown,
 };
 
-use super::{endpoints::Endpoint, signature};
+use super::{endpoints::Endpoint, guard, signature};
 use crate::events::{
     self,
     feed::{self, Position},
@@ -32,6 +32,7 @@ pub struct Deliverer {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub http: reqwest::Client,
+    pub policy: Arc<sluice_shared::netguard::AddressPolicy>,
     pub owner: String,
     pub endpoint: Endpoint,
 }
@@ -85,6 +86,11 @@ impl Deliverer {
         metrics::gauge!(m::WEBHOOK_BACKLOG, "endpoint" => label.clone()).set(backlog(&state, &seqs) as f64);
         if num("next_attempt_at") > now {
             return Ok(Step::Wait(Duration::from_millis((num("next_attempt_at") - now) as u64)));
+        }
+        if !state.contains_key("cursor") {
+            // A config endpoint seen for the first time starts now, like one made over the API.
+            start_cursor(conn, id, true).await?;
+            return Ok(Step::Progress);
         }
         let after = state.get("cursor").and_then(|c| Position::parse(c)).unwrap_or_default();
         let (events, end) = feed::read(conn, &after, SCAN_ENTRIES).await?;
@@ -165,19 +171,26 @@ impl Deliverer {
         }
     }
 
-    /// POSTs one signed batch; the error names what went wrong (status or transport).
+    /// POSTs one signed batch; the error says what went wrong (the answer's status, or the
+    /// kind of transport failure) without naming any address.
     async fn post(&self, body: &[u8]) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.endpoint.url).map_err(|_| "the endpoint URL does not parse".to_string())?;
+        guard::check_literal(&self.policy, &url)?;
         let t = chrono::Utc::now().timestamp();
         let response = self
             .http
-            .post(&self.endpoint.url)
+            .post(url)
             .header("content-type", "application/json")
             .header(signature::HEADER, signature::sign(&self.endpoint.secret, t, body))
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+            .map_err(|e| {
+                tracing::info!(endpoint = %self.endpoint.id, error = %e, "webhook request failed");
+                guard::describe(&e)
+            })?;
+        let status = response.status();
+        if status.is_success() { Ok(()) } else { Err(guard::describe_status(status)) }
     }
 
     /// Moves the cursor past `through`, counts `delivered`, and clears the retry state.
@@ -223,6 +236,21 @@ fn cursor_n(state: &HashMap<String, String>, shard: usize) -> i64 {
 /// Events in the feed the endpoint has not been moved past yet.
 fn backlog(state: &HashMap<String, String>, seqs: &[i64]) -> i64 {
     seqs.iter().enumerate().map(|(shard, seq)| (seq - cursor_n(state, shard)).max(0)).sum()
+}
+
+/// Sets where endpoint `id` starts reading: after the feed's newest event (`at_tail`), so it
+/// receives only what happens from now on, or at the feed's start (backfill: every event the
+/// feed still holds, up to `events.feed_retention`).
+pub async fn start_cursor(conn: &mut Conn, id: &str, at_tail: bool) -> StoreResult<()> {
+    let key = keys::webhook_state(id);
+    let mut fields = vec![("cursor".to_string(), String::new())];
+    if at_tail {
+        let (position, n) = feed::tail(conn).await?;
+        fields[0].1 = position.to_string();
+        fields.extend(n.iter().map(|(shard, n)| (format!("cursor_n:{shard}"), n.to_string())));
+    }
+    redis::cmd("HSET").arg(&key).arg(fields).query_async::<()>(conn).await?;
+    Ok(())
 }
 
 /// Each feed shard's count of events copied so far.

@@ -6,6 +6,7 @@
 
 pub mod deliver;
 pub mod endpoints;
+pub mod guard;
 pub mod signature;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -18,7 +19,8 @@ const REFRESH: Duration = Duration::from_secs(1);
 
 /// Runs one delivery task per endpoint until shutdown.
 pub async fn supervise(pool: Pool, config: Arc<Config>, owner: String, shutdown: Shutdown) {
-    let http = match reqwest::Client::builder().timeout(config.webhooks.timeout.get()).build() {
+    let policy = Arc::new(config.webhooks.address_policy());
+    let http = match guard::client(policy.clone(), config.webhooks.timeout.get()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client for webhooks; they stay undelivered");
@@ -46,6 +48,7 @@ pub async fn supervise(pool: Pool, config: Arc<Config>, owner: String, shutdown:
                         pool: pool.clone(),
                         config: config.clone(),
                         http: http.clone(),
+                        policy: policy.clone(),
                         owner: owner.clone(),
                         endpoint: e.clone(),
                     };

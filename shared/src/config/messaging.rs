@@ -79,6 +79,34 @@ pub struct WebhooksConfig {
     /// Events still undelivered this long after they happened are dropped (counted).
     #[serde(default = "defaults::give_up_after")]
     pub give_up_after: Span,
+    /// Also accept `http://` endpoint URLs (default: https only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Internal address blocks (CIDRs) endpoints may reach; every other loopback, private,
+    /// link-local or unique-local address is refused.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+}
+
+impl WebhooksConfig {
+    /// Where endpoints may be reached (the allowed blocks were checked at startup).
+    pub fn address_policy(&self) -> crate::netguard::AddressPolicy {
+        crate::netguard::AddressPolicy::new(&self.allow_networks).expect("checked when the config was validated")
+    }
+
+    /// Checks an endpoint URL: http(s) as allowed, no user info, and an IP literal host must
+    /// be an address endpoints may reach.
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        crate::validate::webhook_url(url, self.allow_http)?;
+        let host = crate::validate::url_host(url).unwrap_or_default();
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+        match literal {
+            Ok(ip) if !self.address_policy().permits(ip) => {
+                Err(format!("{ip} is an internal address; list its network in webhooks.allow_networks to allow it"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for WebhooksConfig {
@@ -90,6 +118,8 @@ impl Default for WebhooksConfig {
             retry_initial: defaults::retry_initial(),
             retry_max: defaults::retry_max(),
             give_up_after: defaults::give_up_after(),
+            allow_http: false,
+            allow_networks: Vec::new(),
         }
     }
 }

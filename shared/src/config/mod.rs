@@ -381,10 +381,12 @@ impl Config {
         if s.expand_window == 0 {
             return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
         }
+        crate::netguard::AddressPolicy::new(&self.webhooks.allow_networks)
+            .map_err(|m| invalid("webhooks.allow_networks", self.webhooks.allow_networks.join(","), m))?;
         for (i, w) in self.webhooks.endpoints.iter().enumerate() {
             let key = |f: &str| format!("webhooks.endpoints[{i}].{f}");
             crate::validate::webhook_id(&w.id).map_err(|m| invalid(key("id"), &w.id, m))?;
-            crate::validate::webhook_url(&w.url).map_err(|m| invalid(key("url"), &w.url, m))?;
+            self.webhooks.check_url(&w.url).map_err(|m| invalid(key("url"), &w.url, m))?;
             if w.secret.len() < 16 {
                 return Err(invalid(key("secret"), "…", "needs at least 16 characters"));
             }

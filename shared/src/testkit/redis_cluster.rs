@@ -93,6 +93,14 @@ impl TestRedis {
         }
     }
 
+    /// The port of the server, or of the cluster's first node.
+    pub fn port(&self) -> u16 {
+        match self {
+            TestRedis::Single(s) => s.port,
+            TestRedis::Cluster(c) => c.nodes[0].port,
+        }
+    }
+
     pub fn is_cluster(&self) -> bool {
         matches!(self, TestRedis::Cluster(_))
     }
