@@ -6,7 +6,8 @@
 //! - [`intake`]: the `sluice:intake` stream consumer.
 //! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
 //! - [`inbound`]: bounce and complaint reports that arrive later (DSN, ARF).
-//! - [`public`]: the public listener (one-click unsubscribe).
+//! - [`public`]: the public listener (one-click unsubscribe, tracking).
+//! - [`http`]: how both HTTP listeners are served (timeouts, connection cap, client address).
 //! - [`duties`]: the housekeeping loop; [`hygiene`]: expiry of finished campaigns, gone consumers.
 
 mod api;
@@ -15,6 +16,7 @@ mod duties;
 mod enqueue;
 mod events;
 mod expander;
+mod http;
 mod hygiene;
 mod inbound;
 mod intake;
@@ -66,8 +68,8 @@ fn serve_api(
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let pool = sluice_shared::redis::pool(&config.redis)?;
             let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
-            let app = api::app(api::AppState::new(pool, config, enqueuer));
-            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
+            let app = api::app(api::AppState::new(pool, config.clone(), enqueuer));
+            http::serve(listener, app, &config.http, shutdown).await;
             Ok(())
         })
     })?)
@@ -100,15 +102,9 @@ async fn run(started: Started) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("config key `public.listen` = {:?}: {e}", p.listen))?;
             tracing::info!(public = %p.listen, base_url = %p.base_url, "public listener started");
-            let app = public::app(public::PublicState {
-                pool: pool.clone(),
-                config: config.clone(),
-                tokens: links.tokens.clone(),
-            });
-            let public_shutdown = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(async move { public_shutdown.wait().await }).await
-            }))
+            let app = public::app(public::PublicState::new(pool.clone(), config.clone(), links.tokens.clone()));
+            let (config, public_shutdown) = (config.clone(), shutdown.clone());
+            Some(tokio::spawn(async move { http::serve(listener, app, &config.http, public_shutdown).await }))
         }
         _ => None,
     };
@@ -123,7 +119,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
     pump.await?;
     webhooks.await?;
     if let Some(public) = public {
-        public.await??;
+        public.await?;
     }
     if let Some(smtp) = inbound_smtp {
         smtp.await?;

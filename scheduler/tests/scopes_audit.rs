@@ -73,22 +73,40 @@ async fn each_scope_opens_its_routes_and_every_change_is_audited() {
             (s("key"), s("method"), s("path"), i["status"].as_u64().unwrap())
         })
         .collect();
+    // Changes, refusals (401 with no key, 403) and reads of recipients' data, in order.
     let expect = [
+        ("-", "GET", "/v1/campaigns", 401),
+        ("-", "GET", "/v1/campaigns", 401),
         ("writer", "POST", "/v1/campaigns", 201),
         ("reader", "POST", "/v1/campaigns", 403),
+        ("writer", "GET", "/v1/campaigns/c1", 403),
         ("lists", "PUT", "/v1/suppressions/b@x.example", 201),
         ("reader", "PUT", "/v1/suppressions/b@x.example", 403),
+        ("lists", "GET", "/v1/campaigns", 403),
+        ("sender", "GET", "/v1/campaigns", 403),
+        ("sender", "GET", "/v1/suppressions", 403),
+        ("lists", "GET", "/v1/dead-letters", 403),
+        ("ops", "GET", "/v1/dead-letters", 200),
         ("ops", "POST", "/v1/campaigns/c1/start", 200),
+        ("reader", "GET", "/v1/audit", 403),
     ];
     let expect: Vec<(String, String, String, u64)> =
         expect.iter().map(|(k, m, p, s)| (k.to_string(), m.to_string(), p.to_string(), *s)).collect();
-    assert_eq!(seen, expect, "only mutating calls, in order, with their result: {audit}");
+    assert_eq!(seen, expect, "audited calls, in order, with their result: {audit}");
     assert!(items.iter().all(|i| i["at"].is_string() && !i["request_id"].as_str().unwrap().is_empty()));
-    // Paging: after the second entry come the last three.
+    assert!(items.iter().all(|i| i["client"] == "127.0.0.1"), "each names the client: {audit}");
+    // Reads without personal data are not audited; reads of it are.
+    assert_eq!(call(Some("ops"), "GET", "/v1/campaigns", None).await.0, 200);
+    assert_eq!(call(Some("ops"), "GET", "/v1/suppressions", None).await.0, 200);
+    let (_, audit) = call(Some("ops"), "GET", "/v1/audit?limit=1000", None).await;
+    let last = audit["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["path"].as_str(), last["key"].as_str()), (Some("/v1/suppressions"), Some("ops")), "{audit}");
+    // Paging: after the second entry come the rest.
     let after = items[1]["id"].as_str().unwrap();
     let (_, page) = api.request("GET", &format!("/v1/audit?after={after}&limit=2"), Some(token("ops")), None).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    assert_eq!(page["items"][0]["path"], "/v1/suppressions/b@x.example");
+    assert_eq!(page["items"][0]["path"], "/v1/campaigns");
+    assert_eq!(page["items"][0]["key"], "writer");
     assert!(page["next"].is_string(), "{page}");
     let (status, _) = api.request("GET", "/v1/audit?after=yesterday", Some(token("ops")), None).await;
     assert_eq!(status, 422);

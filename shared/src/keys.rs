@@ -252,6 +252,12 @@ pub fn warmup_ip_sent(address: &str, date: &str) -> String {
     format!("sluice:warmup:ip:{address}:{date}")
 }
 
+/// Marker (SET NX PX `http.repeat_window`) of one client having opened one pixel or link:
+/// `digest` is a hash of the token and the client's address, so neither is stored.
+pub fn tracked_repeat(digest: &str) -> String {
+    format!("sluice:tracked:{digest}")
+}
+
 /// Stream of mutating admin API calls: `at`, `key`, `method`, `path`, `status`, `request_id`.
 pub fn audit() -> String {
     "sluice:audit".into()

@@ -34,6 +34,8 @@ pub const CAMPAIGNS_CREATED: &str = "sluice_campaigns_created_total";
 pub const MESSAGES_ACCEPTED: &str = "sluice_messages_accepted_total";
 pub const FEED_EVENTS: &str = "sluice_feed_events_total";
 pub const TRACKED: &str = "sluice_tracked_total";
+/// Public listener requests answered 429 (a client over `http.public_rate_per_client`).
+pub const PUBLIC_RATE_LIMITED: &str = "sluice_public_rate_limited_total";
 pub const WEBHOOK_BACKLOG: &str = "sluice_webhook_backlog";
 pub const WEBHOOK_DELIVERIES: &str = "sluice_webhook_deliveries_total";
 pub const WEBHOOK_DROPPED: &str = "sluice_webhook_dropped_events_total";
@@ -129,7 +131,9 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
             for kind in ["open", "click"] {
                 metrics::counter!(TRACKED, "kind" => kind).absolute(0);
             }
-            for name in [INTAKE_ERRORS, UNSUBSCRIBES, MESSAGES_ACCEPTED, FEED_EVENTS, RETRIES_PROMOTED] {
+            for name in
+                [INTAKE_ERRORS, UNSUBSCRIBES, MESSAGES_ACCEPTED, FEED_EVENTS, RETRIES_PROMOTED, PUBLIC_RATE_LIMITED]
+            {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
@@ -162,6 +166,7 @@ fn describe() {
     describe_counter!(MESSAGES_ACCEPTED, "Transactional messages accepted");
     describe_counter!(FEED_EVENTS, "Events copied into the event feed");
     describe_counter!(TRACKED, "Opens and clicks served by the public listener (kind)");
+    describe_counter!(PUBLIC_RATE_LIMITED, "Public listener requests refused with 429 (one client over its rate)");
     describe_gauge!(WEBHOOK_BACKLOG, "Feed events after a webhook endpoint's cursor (all types)");
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook POSTs by endpoint and result (ok, error)");
     describe_counter!(WEBHOOK_DROPPED, "Webhook events given up (older than give_up_after, or trimmed from the feed)");

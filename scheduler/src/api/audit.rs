@@ -1,5 +1,8 @@
-//! The audit log: every mutating `/v1` call (who, which key, what, when, result) appended to
-//! the stream `sluice:audit`, readable with the admin scope at `GET /v1/audit`.
+//! The audit log: every mutating `/v1` call, every call refused for its credentials (401, 403)
+//! and every read of recipients' data in bulk (events, suppressions, dead letters, a
+//! message's recipients), with who (key), from where (client address), what, when and the
+//! result, appended to the stream `sluice:audit`, readable with the admin scope at
+//! `GET /v1/audit`.
 
 use axum::{
     Json,
@@ -17,21 +20,29 @@ use super::{AppState, auth::Principal, error::ApiError, page_limit, request_id::
 /// Entries kept (oldest trimmed first).
 const AUDIT_MAXLEN: usize = 100_000;
 
-/// Records the call after it is answered, with its status.
+/// Paths whose GET answers with recipients' addresses in bulk.
+const PERSONAL_DATA: &[&str] = &["/v1/events", "/v1/suppressions", "/v1/dead-letters", "/v1/messages/"];
+
+/// Records the call after it is answered, with its status, when it changed something, was
+/// refused, or read personal data.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(request).await;
-    }
     // Inside the /v1 nest the URI is stripped; the original keeps the whole path.
     let path = request
         .extensions()
         .get::<OriginalUri>()
         .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
-    let key = request.extensions().get::<Principal>().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
+    let client =
+        state.clients.ip(request.headers(), request.extensions()).map_or_else(|| "-".into(), |ip| ip.to_string());
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    let reads = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let personal = PERSONAL_DATA.iter().any(|p| path.starts_with(p));
+    if reads && !personal && !matches!(status, 401 | 403) {
+        return response;
+    }
+    let key = response.extensions().get::<Principal>().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let write = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
@@ -44,6 +55,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             .arg(&[
                 ("at", at),
                 ("key", key),
+                ("client", client),
                 ("method", method.to_string()),
                 ("path", path),
                 ("status", status.to_string()),

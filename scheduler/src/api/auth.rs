@@ -86,8 +86,11 @@ pub async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let principal = presented.and_then(|t| state.keys.find(t)).cloned().ok_or(ApiError::Unauthorized)?;
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(principal.clone());
+    // The audit log, outside this layer, reads the caller from the response.
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(principal);
+    Ok(response)
 }
 
 /// `route` answers only callers holding `scope` (or admin).

@@ -70,3 +70,37 @@ impl IntoResponse for ApiError {
         (status, Json(body)).into_response()
     }
 }
+
+/// Errors that axum answers by itself (a body over the route's limit, a malformed path or
+/// query, a method not allowed) come as plain text; they are rewritten into the same JSON
+/// shape as ours, so every error a client sees has one form.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().chars().take(300).collect::<String>();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_string();
+    }
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        json!({"error": {"field": "body", "message": format!("request body too large: {message}")}})
+    } else {
+        json!({"error": {"message": message}})
+    };
+    let mut rewritten = (status, Json(error)).into_response();
+    for (name, value) in
+        parts.headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
+    {
+        rewritten.headers_mut().insert(name.clone(), value.clone());
+    }
+    rewritten
+}

@@ -1,7 +1,8 @@
 //! The admin HTTP API. [`app`] builds the router apart from `main`, so handlers are tested
 //! without a socket. Every `/v1` route needs `Authorization: Bearer <token>` of a key holding
-//! the route's scope ([`auth`]); mutating calls are audited ([`audit`]); every call gets a
-//! request id ([`request_id`]).
+//! the route's scope ([`auth`]); mutating calls, refused ones and reads of personal data are
+//! audited with the client's address ([`audit`]); every call gets a request id
+//! ([`request_id`]).
 
 mod audit;
 mod auth;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub keys: Arc<auth::Keys>,
     /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
     pub enqueuer: Arc<crate::enqueue::Enqueuer>,
+    /// Who a request comes from (for the audit log).
+    pub clients: crate::http::client::Clients,
 }
 
 /// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
@@ -72,7 +75,8 @@ impl AppState {
             );
         }
         let keys = Arc::new(auth::Keys::new(&config.api));
-        AppState { pool, config, inbound, keys, enqueuer }
+        let clients = crate::http::client::Clients::new(config.http.proxies());
+        AppState { pool, config, inbound, keys, enqueuer, clients }
     }
 }
 
@@ -127,12 +131,13 @@ pub fn app(state: AppState) -> Router {
             "/suppressions/{email}",
             scoped(Suppressions, get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete)),
         )
-        // Outermost last: authenticate, then audit what the authenticated caller did.
-        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        // Outermost last: the audit sees every answer, refused authentication included.
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/v1", v1)
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

@@ -1,21 +1,42 @@
 //! The public listener (`public.listen`): what recipients' mail clients and mailbox providers
 //! reach, without authentication: RFC 8058 one-click unsubscribe at `/u/{token}`, the open
 //! pixel at `/o/{token}` and tracked links at `/c/{token}`.
-//! Kept apart from the admin API so the two can be exposed differently.
+//! Kept apart from the admin API so the two can be exposed differently. Each client is held
+//! to `http.public_rate_per_client` (429 past it), so one flooding client delays nobody else.
 
 mod tracking;
 mod unsubscribe;
 
 use std::sync::Arc;
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use sluice_shared::{config::Config, redis::Pool, tokens::TokenKey};
+
+use crate::http::{client::Clients, rate::PerClient};
 
 #[derive(Clone)]
 pub struct PublicState {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub tokens: TokenKey,
+    pub clients: Clients,
+    limit: Arc<PerClient>,
+}
+
+impl PublicState {
+    pub fn new(pool: Pool, config: Arc<Config>, tokens: TokenKey) -> PublicState {
+        let h = &config.http;
+        let limit = Arc::new(PerClient::new(h.public_rate_per_client.per_second(), h.public_burst_per_client));
+        let clients = Clients::new(h.proxies());
+        PublicState { pool, config, tokens, clients, limit }
+    }
 }
 
 /// The public router.
@@ -25,5 +46,17 @@ pub fn app(state: PublicState) -> Router {
         .route("/o/{token}", get(tracking::open))
         .route("/c/{token}", get(tracking::click))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn_with_state(state.clone(), per_client_limit))
         .with_state(state)
+}
+
+/// 429 once a client has spent its bucket.
+async fn per_client_limit(State(state): State<PublicState>, request: Request, next: Next) -> Response {
+    let client = state.clients.ip(request.headers(), request.extensions());
+    if client.is_some_and(|ip| !state.limit.allow(ip)) {
+        metrics::counter!(sluice_shared::metrics::PUBLIC_RATE_LIMITED).increment(1);
+        let headers = [(header::RETRY_AFTER, "1"), (header::CACHE_CONTROL, "no-store")];
+        return (StatusCode::TOO_MANY_REQUESTS, headers, "too many requests, slow down").into_response();
+    }
+    next.run(request).await
 }

@@ -2,15 +2,19 @@
 //! records an `opened` event; `GET /c/{token}` records a `clicked` event and answers 302 to the
 //! URL the token carries (signed: only URLs that were in the message). Forged or altered
 //! tokens get 404, never a redirect. Opens that look like a proxy fetching on the recipient's
-//! behalf rather than a person reading are flagged in the event's data (`prefetch`).
+//! behalf rather than a person reading are flagged in the event's data (`prefetch`). The same
+//! client fetching the same token again within `http.repeat_window` is served but counted
+//! once, so replaying one genuine token cannot flood the counts or the event feed.
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{Extensions, HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sluice_shared::{
+    keys,
     late::{self, LateKind},
     tokens::Recipient,
 };
@@ -51,21 +55,55 @@ pub fn prefetch_reason(user_agent: &str, seconds_after_send: i64) -> Option<&'st
     None
 }
 
-async fn record(state: &PublicState, kind: LateKind, r: &Recipient, detail: &Value) -> anyhow::Result<()> {
+/// Who fetched which token, for the repeat window: the request's client and the token.
+struct Fetch<'a> {
+    token: &'a str,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+}
+
+/// Records the event unless this client fetched this token within the repeat window.
+async fn record(
+    state: &PublicState,
+    fetch: Fetch<'_>,
+    kind: LateKind,
+    r: &Recipient,
+    detail: &Value,
+) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
+    if let Some(client) = state.clients.ip(fetch.headers, fetch.extensions) {
+        let digest = Sha256::digest(format!("{}\n{client}", fetch.token));
+        let first: Option<String> = redis::cmd("SET")
+            .arg(keys::tracked_repeat(&hex::encode(&digest[..16])))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(state.config.http.repeat_window.as_millis())
+            .query_async(&mut *conn)
+            .await?;
+        if first.is_none() {
+            return Ok(());
+        }
+    }
     let maxlen = state.config.campaigns.events_maxlen;
     late::record(&mut conn, maxlen, kind, &r.campaign, r.index, &r.address, detail).await?;
     Ok(())
 }
 
-pub async fn open(State(state): State<PublicState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn open(
+    State(state): State<PublicState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
     let token = token.trim_end_matches(".gif");
     let Some((recipient, sent_s)) = state.tokens.open_open_pixel(token) else { return not_found() };
     let ua = user_agent(&headers);
     let after = chrono::Utc::now().timestamp() - sent_s;
     let prefetch = prefetch_reason(&ua, after);
     let detail = json!({"user_agent": ua, "prefetch": prefetch.is_some(), "prefetch_reason": prefetch});
-    if let Err(e) = record(&state, LateKind::Opened, &recipient, &detail).await {
+    let fetch = Fetch { token, headers: &headers, extensions: &extensions };
+    if let Err(e) = record(&state, fetch, LateKind::Opened, &recipient, &detail).await {
         // The image is served anyway: a reader must never see a broken message for our sake.
         tracing::warn!(error = %e, "recording an open failed");
     }
@@ -74,10 +112,16 @@ pub async fn open(State(state): State<PublicState>, Path(token): Path<String>, h
     ([(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, no_cache)], PIXEL).into_response()
 }
 
-pub async fn click(State(state): State<PublicState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn click(
+    State(state): State<PublicState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
     let Some((recipient, _, url)) = state.tokens.open_click(&token) else { return not_found() };
     let detail = json!({"url": url, "user_agent": user_agent(&headers)});
-    if let Err(e) = record(&state, LateKind::Clicked, &recipient, &detail).await {
+    let fetch = Fetch { token: &token, headers: &headers, extensions: &extensions };
+    if let Err(e) = record(&state, fetch, LateKind::Clicked, &recipient, &detail).await {
         tracing::warn!(error = %e, "recording a click failed");
     }
     metrics::counter!(sluice_shared::metrics::TRACKED, "kind" => "click").increment(1);

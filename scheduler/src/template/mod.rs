@@ -85,6 +85,10 @@ pub async fn delete(conn: &mut Conn, id: &str) -> StoreResult<bool> {
 pub async fn list(conn: &mut Conn, limit: usize) -> StoreResult<Vec<(String, u64)>> {
     let ids: Vec<String> =
         redis::cmd("ZRANGE").arg(keys::templates()).arg(0).arg(limit as i64 - 1).arg("REV").query_async(conn).await?;
+    if ids.is_empty() {
+        // An empty pipeline is an error to Redis ("empty command"): there is nothing to ask.
+        return Ok(Vec::new());
+    }
     let mut pipe = redis::pipe();
     for id in &ids {
         pipe.hget(keys::template(id), "latest");

@@ -3,6 +3,7 @@
 //! Every section rejects unknown keys, and [`Config::validate`] names the bad key and value,
 //! so a typo stops the process at startup instead of being silently ignored.
 
+mod http;
 mod messaging;
 mod providers;
 mod sections;
@@ -12,6 +13,7 @@ use std::{net::SocketAddr, path::Path};
 
 use serde::Deserialize;
 
+pub use http::*;
 pub use messaging::*;
 pub use providers::*;
 pub use sections::*;
@@ -62,6 +64,8 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -380,6 +384,16 @@ impl Config {
         }
         if s.expand_window == 0 {
             return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
+        }
+        let h = &self.http;
+        for proxy in &h.trusted_proxies {
+            crate::netguard::Cidr::try_from(proxy.as_str()).map_err(|m| invalid("http.trusted_proxies", proxy, m))?;
+        }
+        if h.max_connections == 0 {
+            return Err(invalid("http.max_connections", 0, "must be at least 1"));
+        }
+        if h.public_burst_per_client == 0 {
+            return Err(invalid("http.public_burst_per_client", 0, "must be at least 1"));
         }
         crate::netguard::AddressPolicy::new(&self.webhooks.allow_networks)
             .map_err(|m| invalid("webhooks.allow_networks", self.webhooks.allow_networks.join(","), m))?;
