@@ -54,6 +54,8 @@ async fn dsn_and_arf_reports_are_matched_recorded_and_suppress() {
     let ann = message("ann@x.example");
     let verp = header(&ann, "Return-Path").trim_matches(['<', '>']).to_string();
     assert!(verp.starts_with("b+late=0=") && verp.ends_with("@bounces.shop.example"), "VERP Return-Path: {verp}");
+    let tag = verp.trim_start_matches("b+late=0=").trim_end_matches("@bounces.shop.example");
+    assert_eq!(tag.len(), 16, "a 64-bit VERP tag: {verp}");
     assert!(!header(&ann, "X-Sluice-Ref").is_empty());
 
     // A multipart DSN carrying the whole original message: a hard bounce.
@@ -232,6 +234,7 @@ async fn forged_reports_suppress_nobody_and_are_kept() {
     stack.wait_status("real", "completed", Duration::from_secs(20)).await;
     let ann = String::from_utf8_lossy(&stack.sink.state.messages.lock().unwrap()[0].1).into_owned();
     let real_id = header(&ann, "Message-ID").to_string();
+    assert!(!real_id.contains("real") && !real_id.starts_with("<0."), "opaque: {real_id}");
     let created: i64 =
         redis::cmd("HGET").arg(keys::campaign_meta("real")).arg("created_at").query(&mut stack.redis.conn()).unwrap();
     let victims = ["victim1@v.example", "victim2@v.example", "victim3@v.example"];

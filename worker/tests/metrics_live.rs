@@ -87,4 +87,9 @@ secret = "a-secret-for-the-test"
         assert!(tokio::time::Instant::now() < deadline, "queried but never exported: {missing:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Anyone who reaches the metrics listener reads no recipient address.
+    for i in 0..stack.metrics.len() {
+        let text = stack.scrape(i).await;
+        assert!(!text.contains("@d0.example") && !text.contains("@d1.example"), "an address in metrics");
+    }
 }
