@@ -60,6 +60,17 @@ async fn say(c: &mut BufReader<TcpStream>, line: &str) -> String {
     reply(c).await
 }
 
+/// A session from 127.0.0.1 that has reached DATA (answered 354) for the bounce domain.
+async fn in_data(addr: SocketAddr) -> BufReader<TcpStream> {
+    let (mut c, greeting) = connect([127, 0, 0, 1], addr).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    assert!(say(&mut c, "EHLO x.example\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "MAIL FROM:<>\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "RCPT TO:<b@bounces.shop.example>\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "DATA\r\n").await.starts_with("354"));
+    c
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -70,12 +81,7 @@ fn rss_kib(pid: u32) -> u64 {
 async fn an_endless_line_in_data_is_refused_without_being_buffered() {
     let (api, addr) = start("").await;
     let pid = api.process.pid();
-    let (mut c, greeting) = connect([127, 0, 0, 1], addr).await;
-    assert!(greeting.starts_with("220"), "{greeting}");
-    say(&mut c, "EHLO x.example\r\n").await;
-    assert!(say(&mut c, "MAIL FROM:<>\r\n").await.starts_with("250"));
-    assert!(say(&mut c, "RCPT TO:<b@bounces.shop.example>\r\n").await.starts_with("250"));
-    assert!(say(&mut c, "DATA\r\n").await.starts_with("354"));
+    let mut c = in_data(addr).await;
     let before = rss_kib(pid);
     // 60 MiB without a newline, written while the server may already have hung up.
     let chunk = vec![b'x'; 1024 * 1024];
@@ -97,11 +103,7 @@ async fn an_endless_line_in_data_is_refused_without_being_buffered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_the_size_limit_is_refused_as_it_arrives() {
     let (api, addr) = start("max_message_bytes = 65536\n").await;
-    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
-    say(&mut c, "EHLO x.example\r\n").await;
-    say(&mut c, "MAIL FROM:<>\r\n").await;
-    say(&mut c, "RCPT TO:<b@bounces.shop.example>\r\n").await;
-    assert!(say(&mut c, "DATA\r\n").await.starts_with("354"));
+    let mut c = in_data(addr).await;
     let lines = "0123456789012345678901234567890123456789\r\n".repeat(4096);
     let _ = c.get_mut().write_all(lines.as_bytes()).await;
     let answer = reply(&mut c).await;
@@ -158,11 +160,7 @@ async fn idle_and_endless_sessions_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_mail_is_kept_as_a_bounded_prefix() {
     let (api, addr) = start("").await;
-    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
-    say(&mut c, "EHLO x.example\r\n").await;
-    say(&mut c, "MAIL FROM:<spam@x.example>\r\n").await;
-    say(&mut c, "RCPT TO:<b@bounces.shop.example>\r\n").await;
-    say(&mut c, "DATA\r\n").await;
+    let mut c = in_data(addr).await;
     let body = "Subject: buy now\r\n\r\n".to_string() + &"spam spam spam spam\r\n".repeat(100_000);
     let answer = say(&mut c, &format!("{body}.\r\n")).await;
     assert!(answer.starts_with("250"), "{answer}");

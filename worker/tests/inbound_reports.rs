@@ -154,18 +154,25 @@ async fn smtp(conn: &mut tokio::io::BufReader<tokio::net::TcpStream>, line: &str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbound_smtp_listener_takes_reports_for_the_bounce_domain_only() {
+/// A stack with the inbound SMTP listener on its own port, after a one-recipient campaign
+/// `id` to ann@x.example has completed: (stack, listener port, the message ann received).
+async fn stack_with_listener(id: &str) -> (common::Stack, u16, String) {
     let port = sluice_shared::testkit::free_port();
     let extra = format!(
         "[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n[inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\n"
     );
     let stack = common::start_with(&extra, 1, true).await;
-    let body = common::campaign_body("mx", vec![json!({"email": "ann@x.example", "vars": {"name": "Ann"}})]);
+    let body = common::campaign_body(id, vec![json!({"email": "ann@x.example", "vars": {"name": "Ann"}})]);
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
     assert_eq!(status, 201, "{reply}");
-    stack.wait_status("mx", "completed", Duration::from_secs(20)).await;
+    stack.wait_status(id, "completed", Duration::from_secs(20)).await;
     let ann = String::from_utf8_lossy(&stack.sink.state.messages.lock().unwrap()[0].1).into_owned();
+    (stack, port, ann)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbound_smtp_listener_takes_reports_for_the_bounce_domain_only() {
+    let (stack, port, ann) = stack_with_listener("mx").await;
     let verp = header(&ann, "Return-Path").trim_matches(['<', '>']).to_string();
     let dsn = fixture("dsn_multipart.eml")
         .replace("{{VERP}}", &verp)
@@ -223,16 +230,7 @@ fn forged_arf(message_id: &str, victim: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_reports_suppress_nobody_and_are_kept() {
-    let port = sluice_shared::testkit::free_port();
-    let extra = format!(
-        "[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n[inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\n"
-    );
-    let stack = common::start_with(&extra, 1, true).await;
-    let body = common::campaign_body("real", vec![json!({"email": "ann@x.example", "vars": {"name": "Ann"}})]);
-    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
-    assert_eq!(status, 201, "{reply}");
-    stack.wait_status("real", "completed", Duration::from_secs(20)).await;
-    let ann = String::from_utf8_lossy(&stack.sink.state.messages.lock().unwrap()[0].1).into_owned();
+    let (stack, port, ann) = stack_with_listener("real").await;
     let real_id = header(&ann, "Message-ID").to_string();
     assert!(!real_id.contains("real") && !real_id.starts_with("<0."), "opaque: {real_id}");
     let created: i64 =
