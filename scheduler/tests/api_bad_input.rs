@@ -43,6 +43,7 @@ async fn bad_campaigns_are_refused_whole_and_name_the_field() {
         (set(good(), "subject", "Hi\nBcc: all@x.example".into()).to_string(), 422, "subject"),
         (set(good(), "headers", json!({"X-Tag": "a\r\nBcc: all@x.example"})).to_string(), 422, "headers.X-Tag"),
         (set(good(), "headers", json!({"X-Tag\r\nBcc": "v"})).to_string(), 422, "headers.X-Tag\r\nBcc"),
+        (set(good(), "headers", json!({"X-Tag": "a\u{1b}[31m"})).to_string(), 422, "headers.X-Tag"),
         (set(good(), "reply_to", "nobody".into()).to_string(), 422, "reply_to"),
         (set(good(), "html", "<p>{{#each items}}</p>".into()).to_string(), 422, "html"),
         (set(good(), "subject", "Hi {{name".into()).to_string(), 422, "subject"),

@@ -113,10 +113,14 @@ pub fn header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A header value or display name: one line, without CR, LF or NUL.
+/// A header value or display name: one line, without CR, LF, NUL or any other control
+/// character but tab.
 pub fn header_value(value: &str) -> Result<(), String> {
     if has_control_breaks(value) {
         return Err("value contains CR, LF or NUL".into());
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!("value contains the control character U+{:04X}", c as u32));
     }
     if value.len() > MAX_HEADER_LINE {
         return Err(format!("value is {} octets, the limit is {MAX_HEADER_LINE}", value.len()));
@@ -266,6 +270,8 @@ mod tests {
         assert!(header_name("Subject").unwrap_err().contains("set by Sluice"));
         assert!(header_value("fine value").is_ok());
         assert!(header_value("x\nBcc: y").unwrap_err().contains("CR, LF or NUL"));
+        assert!(header_value("x\u{1b}[31m").unwrap_err().contains("U+001B"));
+        assert!(header_value("x\ty").is_ok());
         assert!(header_value(&"v".repeat(999)).unwrap_err().contains("998"));
     }
 
