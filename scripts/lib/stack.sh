@@ -7,7 +7,7 @@ ensure_debian_packages redis-server redis-tools curl openssl libssl-dev pkg-conf
 echo "== building (release)"
 # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
 cargo build --release --workspace --features sluice-shared/test-util --quiet
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 
 STACK_DIR=$(mktemp -d -t sluice-stack.XXXXXX)
 STACK_PIDS=()
