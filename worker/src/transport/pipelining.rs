@@ -70,25 +70,25 @@ impl fmt::Display for Envelope<'_> {
     }
 }
 
-/// The message, dot-stuffed, with CRLF line ends, then `.`: the whole DATA content.
+/// The message, dot-stuffed, with CRLF line ends, then `.`: the whole DATA content. CRLF, a
+/// bare CR and a bare LF all end a line here, so neither a bare CR nor a bare LF (nor the
+/// `<CR>.<CR><LF>` of SMTP smuggling) can reach the wire, whatever the message holds.
 struct Content<'a>(&'a [u8]);
 
 impl fmt::Display for Content<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = std::str::from_utf8(self.0).map_err(|_| fmt::Error)?;
-        let mut at_line_start = true;
         let mut rest = text;
         while !rest.is_empty() {
-            if at_line_start && rest.starts_with('.') {
+            if rest.starts_with('.') {
                 f.write_str(".")?;
             }
-            match rest.find('\n') {
+            match rest.find(['\r', '\n']) {
                 Some(i) => {
-                    let line = &rest[..i];
-                    f.write_str(line.strip_suffix('\r').unwrap_or(line))?;
+                    f.write_str(&rest[..i])?;
                     f.write_str("\r\n")?;
-                    rest = &rest[i + 1..];
-                    at_line_start = true;
+                    let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                    rest = &rest[i + skip..];
                 }
                 None => {
                     f.write_str(rest)?;
@@ -111,6 +111,8 @@ mod tests {
         assert_eq!(Content(b"x\r\n").to_string(), "x\r\n.\r\n");
         assert_eq!(Content(b"").to_string(), ".\r\n");
         assert_eq!(Content(b".\r\n").to_string(), "..\r\n.\r\n");
+        let smuggle = Content(b"Hi x\r.\r\nMAIL FROM:<ceo@bank.example>\r\n\n.\r").to_string();
+        assert_eq!(smuggle, "Hi x\r\n..\r\nMAIL FROM:<ceo@bank.example>\r\n\r\n..\r\n.\r\n");
     }
 
     #[test]
