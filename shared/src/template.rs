@@ -52,16 +52,30 @@ pub fn registry(escape_html: bool) -> Handlebars<'static> {
     h
 }
 
+/// One recipient's data, with the size of its widest collection (what bounds every loop)
+/// measured once for all the parts rendered from it.
+pub struct Data {
+    value: Value,
+    widest: u64,
+}
+
+impl Data {
+    pub fn new(value: Value) -> Data {
+        let widest = widest(&value);
+        Data { value, widest }
+    }
+}
+
 /// Renders template `name` of `registry` (registered from [`check`]ed source) with `data`,
 /// refusing first when its loops could exceed [`MAX_WORK`] and stopping past `max_bytes`.
-pub fn render(registry: &Handlebars<'static>, name: &str, data: &Value, max_bytes: usize) -> Result<String, String> {
+pub fn render(registry: &Handlebars<'static>, name: &str, data: &Data, max_bytes: usize) -> Result<String, String> {
     let template = registry.get_template(name).ok_or_else(|| format!("no template {name:?}"))?;
-    let steps = work(&template.elements, widest(data));
+    let steps = work(&template.elements, data.widest);
     if steps > MAX_WORK {
         return Err(format!("loops over this recipient's data could take {steps} steps; the limit is {MAX_WORK}"));
     }
     let mut out = Capped { buf: Vec::new(), max: max_bytes, exceeded: false };
-    match registry.render_to_write(name, data, &mut out) {
+    match registry.render_to_write(name, &data.value, &mut out) {
         Ok(()) => String::from_utf8(out.buf).map_err(|_| "rendered output is not UTF-8".to_string()),
         Err(_) if out.exceeded => Err(format!("rendered output exceeds {max_bytes} bytes")),
         Err(e) => Err(e.to_string()),

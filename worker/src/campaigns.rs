@@ -67,14 +67,15 @@ impl Campaign {
         if let Some(url) = unsubscribe_url {
             data.insert("unsubscribe_url".into(), url.into());
         }
-        let data = serde_json::Value::Object(data);
+        let data = template::Data::new(serde_json::Value::Object(data));
         let subject =
             template::render(&self.plain, "subject", &data, max_bytes).map_err(|e| format!("subject: {e}"))?;
-        if subject.contains(['\r', '\n']) {
-            return Err("subject: rendered subject contains a line break".into());
-        }
-        if let Some(c) = subject.chars().find(|c| c.is_control() && *c != '\t') {
-            return Err(format!("subject: rendered subject contains the control character U+{:04X}", c as u32));
+        match subject.chars().find(|c| c.is_control() && *c != '\t') {
+            Some('\r' | '\n') => return Err("subject: rendered subject contains a line break".into()),
+            Some(c) => {
+                return Err(format!("subject: rendered subject contains the control character U+{:04X}", c as u32));
+            }
+            None => {}
         }
         let text = match self.spec.text {
             Some(_) => Some(template::render(&self.plain, "text", &data, max_bytes).map_err(|e| format!("text: {e}"))?),

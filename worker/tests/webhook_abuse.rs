@@ -86,6 +86,9 @@ async fn internal_and_unsafe_urls_are_refused() {
     let refused = [
         (format!("http://127.0.0.1:{port}/hooks"), "internal address"),
         ("http://[::1]/hooks".to_string(), "internal address"),
+        (format!("http://2130706433:{port}/hooks"), "internal address"),
+        (format!("http://0x7f.1:{port}/hooks"), "internal address"),
+        ("http://[::ffff:127.0.0.1]/hooks".to_string(), "internal address"),
         ("http://169.254.169.254/latest/meta-data".to_string(), "internal address"),
         ("https://crm:hunter2@crm.example/hooks".to_string(), "user name or password"),
         ("ftp://crm.example/hooks".to_string(), "https://"),

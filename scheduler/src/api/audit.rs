@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sluice_shared::keys;
 
 use super::{AppState, auth::Principal, error::ApiError, page_limit, request_id::RequestId};
+use crate::http::client::ClientAddr;
 
 /// Entries kept (oldest trimmed first).
 const AUDIT_MAXLEN: usize = 100_000;
@@ -32,8 +33,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .extensions()
         .get::<OriginalUri>()
         .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
-    let client =
-        state.clients.ip(request.headers(), request.extensions()).map_or_else(|| "-".into(), |ip| ip.to_string());
+    let client = request.extensions().get::<ClientAddr>().map_or_else(|| "-".into(), |c| c.0.to_string());
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let response = next.run(request).await;
     let status = response.status().as_u16();

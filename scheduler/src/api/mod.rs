@@ -30,6 +30,7 @@ use axum::{
 use sluice_shared::config::Config;
 use sluice_shared::redis::Pool;
 
+use crate::http::client::{self, Clients};
 use error::ApiError;
 
 /// What every handler needs.
@@ -43,8 +44,6 @@ pub struct AppState {
     pub keys: Arc<auth::Keys>,
     /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
     pub enqueuer: Arc<crate::enqueue::Enqueuer>,
-    /// Who a request comes from (for the audit log).
-    pub clients: crate::http::client::Clients,
 }
 
 /// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
@@ -75,8 +74,7 @@ impl AppState {
             );
         }
         let keys = Arc::new(auth::Keys::new(&config.api));
-        let clients = crate::http::client::Clients::new(config.http.proxies());
-        AppState { pool, config, inbound, keys, enqueuer, clients }
+        AppState { pool, config, inbound, keys, enqueuer }
     }
 }
 
@@ -139,6 +137,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/v1", v1)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn_with_state(Clients::new(state.config.http.proxies()), client::resolve))
         .with_state(state)
 }
 

@@ -16,7 +16,7 @@ use sluice_shared::{keys, validate};
 use super::{AppState, error::ApiError};
 use crate::{
     campaign::request::{ErrorKind, FieldError},
-    webhook::{deliver, endpoints},
+    webhook::{deliver, endpoints, guard},
 };
 
 #[derive(Deserialize)]
@@ -45,7 +45,11 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(Statu
         })
     })?;
     validate::webhook_id(&input.id).map_err(|m| invalid("id", m))?;
-    state.config.webhooks.check_url(&input.url).map_err(|m| invalid("url", m))?;
+    validate::webhook_url(&input.url, state.config.webhooks.allow_http).map_err(|m| invalid("url", m))?;
+    // Parsed as the delivery will parse it, so every spelling of an internal address
+    // (`2130706433`, `0x7f.1`, `[::ffff:127.0.0.1]`) is refused here already.
+    let url = reqwest::Url::parse(&input.url).map_err(|e| invalid("url", format!("does not parse: {e}")))?;
+    guard::check_literal(&state.config.webhooks.address_policy(), &url).map_err(|m| invalid("url", m))?;
     validate::event_types(&input.events).map_err(|m| invalid("events", m))?;
     let secret = match input.secret {
         Some(s) if s.len() < 16 => return Err(invalid("secret", "needs at least 16 characters")),

@@ -1,13 +1,33 @@
 //! Who a request comes from: the socket's peer, or, when that peer is a trusted proxy
 //! (`http.trusted_proxies`), the nearest address in `X-Forwarded-For` that is not a trusted
 //! proxy itself. A client cannot make itself look like someone else by sending the header.
+//! Both listeners resolve it once per request ([`resolve`]).
 
 use std::net::IpAddr;
 
-use axum::http::{Extensions, HeaderMap};
+use axum::{
+    extract::{Request, State},
+    http::{Extensions, HeaderMap},
+    middleware::Next,
+    response::Response,
+};
 use sluice_shared::netguard::Cidr;
 
 use super::Peer;
+
+/// The client's address, resolved once per request by [`resolve`] for every layer and
+/// handler after it (audit log, rate limit, repeat window).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// Puts the request's [`ClientAddr`] in its extensions (none for a request without a socket,
+/// as in in-process tests).
+pub async fn resolve(State(clients): State<Clients>, mut request: Request, next: Next) -> Response {
+    if let Some(ip) = clients.ip(request.headers(), request.extensions()) {
+        request.extensions_mut().insert(ClientAddr(ip));
+    }
+    next.run(request).await
+}
 
 /// The trusted proxies, parsed once.
 #[derive(Debug, Clone, Default)]
@@ -24,8 +44,8 @@ impl Clients {
         self.proxies.iter().any(|c| c.contains(ip))
     }
 
-    /// The client's address; None when the request came without a socket (in-process tests).
-    pub fn ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+    /// The client's address; None when the request came without a socket.
+    fn ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
         let peer = extensions.get::<Peer>()?.0.ip();
         if !self.trusted(peer) {
             return Some(peer);

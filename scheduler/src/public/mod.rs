@@ -19,14 +19,16 @@ use axum::{
 };
 use sluice_shared::{config::Config, redis::Pool, tokens::TokenKey};
 
-use crate::http::{client::Clients, rate::PerClient};
+use crate::http::{
+    client::{self, ClientAddr, Clients},
+    rate::PerClient,
+};
 
 #[derive(Clone)]
 pub struct PublicState {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub tokens: TokenKey,
-    pub clients: Clients,
     limit: Arc<PerClient>,
 }
 
@@ -34,8 +36,7 @@ impl PublicState {
     pub fn new(pool: Pool, config: Arc<Config>, tokens: TokenKey) -> PublicState {
         let h = &config.http;
         let limit = Arc::new(PerClient::new(h.public_rate_per_client.per_second(), h.public_burst_per_client));
-        let clients = Clients::new(h.proxies());
-        PublicState { pool, config, tokens, clients, limit }
+        PublicState { pool, config, tokens, limit }
     }
 }
 
@@ -47,13 +48,14 @@ pub fn app(state: PublicState) -> Router {
         .route("/c/{token}", get(tracking::click))
         .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(state.clone(), per_client_limit))
+        .layer(middleware::from_fn_with_state(Clients::new(state.config.http.proxies()), client::resolve))
         .with_state(state)
 }
 
 /// 429 once a client has spent its bucket.
 async fn per_client_limit(State(state): State<PublicState>, request: Request, next: Next) -> Response {
-    let client = state.clients.ip(request.headers(), request.extensions());
-    if client.is_some_and(|ip| !state.limit.allow(ip)) {
+    let client = request.extensions().get::<ClientAddr>().copied();
+    if client.is_some_and(|c| !state.limit.allow(c.0)) {
         metrics::counter!(sluice_shared::metrics::PUBLIC_RATE_LIMITED).increment(1);
         let headers = [(header::RETRY_AFTER, "1"), (header::CACHE_CONTROL, "no-store")];
         return (StatusCode::TOO_MANY_REQUESTS, headers, "too many requests, slow down").into_response();

@@ -7,8 +7,9 @@
 //! once, so replaying one genuine token cannot flood the counts or the event feed.
 
 use axum::{
+    Extension,
     extract::{Path, State},
-    http::{Extensions, HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -20,6 +21,7 @@ use sluice_shared::{
 };
 
 use super::PublicState;
+use crate::http::client::ClientAddr;
 
 /// The smallest transparent GIF.
 const PIXEL: &[u8] = &[
@@ -55,24 +57,18 @@ pub fn prefetch_reason(user_agent: &str, seconds_after_send: i64) -> Option<&'st
     None
 }
 
-/// Who fetched which token, for the repeat window: the request's client and the token.
-struct Fetch<'a> {
-    token: &'a str,
-    headers: &'a HeaderMap,
-    extensions: &'a Extensions,
-}
-
-/// Records the event unless this client fetched this token within the repeat window.
+/// Records the event unless `client` fetched this `token` within the repeat window.
 async fn record(
     state: &PublicState,
-    fetch: Fetch<'_>,
+    token: &str,
+    client: Option<Extension<ClientAddr>>,
     kind: LateKind,
     r: &Recipient,
     detail: &Value,
 ) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
-    if let Some(client) = state.clients.ip(fetch.headers, fetch.extensions) {
-        let digest = Sha256::digest(format!("{}\n{client}", fetch.token));
+    if let Some(Extension(ClientAddr(client))) = client {
+        let digest = Sha256::digest(format!("{token}\n{client}"));
         let first: Option<String> = redis::cmd("SET")
             .arg(keys::tracked_repeat(&hex::encode(&digest[..16])))
             .arg(1)
@@ -94,7 +90,7 @@ pub async fn open(
     State(state): State<PublicState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    extensions: Extensions,
+    client: Option<Extension<ClientAddr>>,
 ) -> Response {
     let token = token.trim_end_matches(".gif");
     let Some((recipient, sent_s)) = state.tokens.open_open_pixel(token) else { return not_found() };
@@ -102,8 +98,7 @@ pub async fn open(
     let after = chrono::Utc::now().timestamp() - sent_s;
     let prefetch = prefetch_reason(&ua, after);
     let detail = json!({"user_agent": ua, "prefetch": prefetch.is_some(), "prefetch_reason": prefetch});
-    let fetch = Fetch { token, headers: &headers, extensions: &extensions };
-    if let Err(e) = record(&state, fetch, LateKind::Opened, &recipient, &detail).await {
+    if let Err(e) = record(&state, token, client, LateKind::Opened, &recipient, &detail).await {
         // The image is served anyway: a reader must never see a broken message for our sake.
         tracing::warn!(error = %e, "recording an open failed");
     }
@@ -116,12 +111,11 @@ pub async fn click(
     State(state): State<PublicState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    extensions: Extensions,
+    client: Option<Extension<ClientAddr>>,
 ) -> Response {
     let Some((recipient, _, url)) = state.tokens.open_click(&token) else { return not_found() };
     let detail = json!({"url": url, "user_agent": user_agent(&headers)});
-    let fetch = Fetch { token: &token, headers: &headers, extensions: &extensions };
-    if let Err(e) = record(&state, fetch, LateKind::Clicked, &recipient, &detail).await {
+    if let Err(e) = record(&state, &token, client, LateKind::Clicked, &recipient, &detail).await {
         tracing::warn!(error = %e, "recording a click failed");
     }
     metrics::counter!(sluice_shared::metrics::TRACKED, "kind" => "click").increment(1);

@@ -93,20 +93,6 @@ impl WebhooksConfig {
     pub fn address_policy(&self) -> crate::netguard::AddressPolicy {
         crate::netguard::AddressPolicy::new(&self.allow_networks).expect("checked when the config was validated")
     }
-
-    /// Checks an endpoint URL: http(s) as allowed, no user info, and an IP literal host must
-    /// be an address endpoints may reach.
-    pub fn check_url(&self, url: &str) -> Result<(), String> {
-        crate::validate::webhook_url(url, self.allow_http)?;
-        let host = crate::validate::url_host(url).unwrap_or_default();
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
-        match literal {
-            Ok(ip) if !self.address_policy().permits(ip) => {
-                Err(format!("{ip} is an internal address; list its network in webhooks.allow_networks to allow it"))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 impl Default for WebhooksConfig {

@@ -400,7 +400,8 @@ impl Config {
         for (i, w) in self.webhooks.endpoints.iter().enumerate() {
             let key = |f: &str| format!("webhooks.endpoints[{i}].{f}");
             crate::validate::webhook_id(&w.id).map_err(|m| invalid(key("id"), &w.id, m))?;
-            self.webhooks.check_url(&w.url).map_err(|m| invalid(key("url"), &w.url, m))?;
+            crate::validate::webhook_url(&w.url, self.webhooks.allow_http)
+                .map_err(|m| invalid(key("url"), &w.url, m))?;
             if w.secret.len() < 16 {
                 return Err(invalid(key("secret"), "…", "needs at least 16 characters"));
             }

@@ -54,23 +54,23 @@ fn compiled(source: &str) -> Handlebars<'static> {
 fn output_past_the_cap_stops_the_render() {
     let h = compiled("{{#each a}}{{#each ../a}}{{#each ../../a}}0123456789{{/each}}{{/each}}{{/each}}");
     let data = json!({"a": (0..60).collect::<Vec<_>>()});
-    let err = render(&h, "t", &data, 1024 * 1024).unwrap_err();
+    let err = render(&h, "t", &Data::new(data), 1024 * 1024).unwrap_err();
     assert_eq!(err, "rendered output exceeds 1048576 bytes");
-    assert_eq!(render(&h, "t", &json!({"a": [1, 2]}), 1024).unwrap(), "0123456789".repeat(8));
+    assert_eq!(render(&h, "t", &Data::new(json!({"a": [1, 2]})), 1024).unwrap(), "0123456789".repeat(8));
 }
 
 #[test]
 fn loops_that_could_run_too_long_are_refused_before_rendering() {
     let nested = "{{#each @root.a}}".repeat(5) + &"{{/each}}".repeat(5);
     let h = compiled(&nested);
-    let err = render(&h, "t", &json!({"a": (0..100).collect::<Vec<_>>()}), 1 << 20).unwrap_err();
+    let err = render(&h, "t", &Data::new(json!({"a": (0..100).collect::<Vec<_>>()})), 1 << 20).unwrap_err();
     assert!(err.contains("steps; the limit is 1000000"), "{err}");
-    assert_eq!(render(&h, "t", &json!({"a": [1, 2, 3]}), 1 << 20).unwrap(), "");
+    assert_eq!(render(&h, "t", &Data::new(json!({"a": [1, 2, 3]})), 1 << 20).unwrap(), "");
 }
 
 #[test]
 fn the_worker_registry_has_no_log_helper() {
     let mut h = registry(false);
     h.register_template_string("t", "{{log}}").unwrap();
-    assert_eq!(render(&h, "t", &json!({"log": "a value"}), 100).unwrap(), "a value", "a plain variable");
+    assert_eq!(render(&h, "t", &Data::new(json!({"log": "a value"})), 100).unwrap(), "a value", "a plain variable");
 }
