@@ -143,3 +143,21 @@ async fn errors_are_json_and_an_empty_template_list_is_empty() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("limit"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_to_be_served() {
+    let (api, _) = start("[http]\nmax_connections = 2\nheader_timeout = \"10s\"\n").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(address(&api.base)).await.unwrap());
+    }
+    let mut waiting = TcpStream::connect(address(&api.base)).await.unwrap();
+    waiting.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(800), waiting.read(&mut buf)).await;
+    assert!(early.is_err(), "answered while both connections were held");
+    // (The test client's own keep-alive connection may hold one of the two places too.)
+    drop(held);
+    let (answer, _) = until_closed(&mut waiting, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "served once the held connections closed: {answer:?}");
+}

@@ -174,3 +174,19 @@ async fn unmatched_mail_is_kept_as_a_bounded_prefix() {
     assert_eq!(String::from_utf8(field("size")).unwrap(), body.len().to_string());
     assert_eq!(field("truncated"), b"1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_held_by_all_sessions_has_one_budget() {
+    let (_api, addr) = start("max_message_bytes = 65536\nmax_buffered_bytes = 65536\n").await;
+    // The first session holds most of the budget in a message it has not finished.
+    let mut first = in_data(addr).await;
+    first.get_mut().write_all("0123456789012345678901234567890123456789\r\n".repeat(1200).as_bytes()).await.unwrap();
+    first.get_mut().flush().await.unwrap();
+    let mut second = in_data(addr).await;
+    let answer = say(&mut second, &format!("{}.\r\n", "0123456789\r\n".repeat(2000))).await;
+    assert!(answer.starts_with("452 4.3.1"), "{answer:?}");
+    // Once the first message ends, its memory is given back.
+    assert!(say(&mut first, ".\r\n").await.starts_with("250"));
+    let mut third = in_data(addr).await;
+    assert!(say(&mut third, "Subject: x\r\n\r\nsmall\r\n.\r\n").await.starts_with("250"));
+}

@@ -144,3 +144,33 @@ async fn one_click_unsubscribe_suppresses_and_the_next_campaign_skips() {
     assert_eq!(stack.sink.state.delivered_to("ann@x.example"), 1);
     assert_eq!(stack.sink.state.delivered_to("cat@x.example"), 2);
 }
+
+/// An unsubscribe link of the first format (fields in clear, a truncated HMAC tag), as mail
+/// sent before sealed tokens carries; built here from the format, not from our code.
+fn first_format_link(stack: &common::Stack, campaign: &str, index: u64, address: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64URL};
+    let payload = format!("{campaign}\n{index}\n{address}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, stack.secret.as_bytes());
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(b"sluice-unsubscribe-v1\0");
+    ctx.update(payload.as_bytes());
+    let tag = ctx.sign();
+    format!("{}/u/{}.{}", stack.public, B64URL.encode(payload), B64URL.encode(&tag.as_ref()[..16]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_mail_sent_before_sealed_tokens_still_unsubscribe() {
+    let stack = common::start("", 0).await;
+    let http = reqwest::Client::new();
+    let old = first_format_link(&stack, "spring-2025", 3, "legacy@x.example");
+    let response = http.post(&old).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (status, entry) = stack.call("GET", "/v1/suppressions/legacy@x.example", None).await;
+    assert_eq!((status, entry["reason"].as_str()), (200, Some("unsubscribed")), "{entry}");
+    // The old form is still checked: the same tag over another address is refused.
+    let tag = old.rsplit_once('.').unwrap().1;
+    let other = first_format_link(&stack, "spring-2025", 3, "forged@x.example");
+    let forged = format!("{}.{tag}", other.rsplit_once('.').unwrap().0);
+    let status = http.post(&forged).body("List-Unsubscribe=One-Click").send().await.unwrap().status();
+    assert!(status.is_client_error(), "{status}");
+}

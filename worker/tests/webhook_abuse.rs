@@ -163,3 +163,27 @@ async fn redirects_are_not_followed_and_new_endpoints_start_now() {
     .await;
     assert_eq!(campaigns_in(&now_bodies), ["after".to_string()].into(), "nothing from before it existed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_in_the_environment_is_not_used() {
+    let config = "[webhooks]\nallow_http = true\nallow_networks = [\"127.0.0.0/8\"]\nretry_initial = \"100ms\"\n";
+    let mut stack = common::start(config, 0).await;
+    let (proxy_port, proxied) = receiver("200 OK", String::new()).await;
+    let (target, delivered) = receiver("200 OK", String::new()).await;
+    // The only scheduler left runs with every proxy variable pointing at the proxy receiver.
+    assert!(stack.scheduler.terminate().success());
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    let env: Vec<(&str, &str)> = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .map(|k| (k, proxy.as_str()))
+        .to_vec();
+    let _proxied_scheduler = stack.add_scheduler_with("proxied", &env).await;
+    let (status, reply) = create(&stack, json!({"id": "direct", "url": format!("http://127.0.0.1:{target}/h")})).await;
+    assert_eq!(status, 201, "{reply}");
+    let body = common::campaign_body("queued-only", common::recipients(3, 1, |i| format!("q{i}")));
+    assert_eq!(stack.call("POST", "/v1/campaigns", Some(body)).await.0, 201);
+    wait_for("events at the endpoint, straight", Duration::from_secs(15), || async {
+        (!delivered.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    assert!(proxied.lock().unwrap().is_empty(), "nothing went through the proxy");
+}

@@ -21,6 +21,8 @@ pub struct Stack {
     pub api: String,
     /// Base URL of the scheduler's public listener (unsubscribe links).
     pub public: String,
+    /// `public.secret` of this run (links are sealed with it).
+    pub secret: String,
     pub scheduler: Process,
     pub workers: Vec<Process>,
     /// `/metrics` URL of the scheduler, then of each worker.
@@ -82,6 +84,7 @@ pub async fn start_full(redis: impl Into<TestRedis>, sink: SmtpSink, extra_toml:
         config,
         api: format!("http://127.0.0.1:{api_port}"),
         public,
+        secret,
         scheduler,
         workers: Vec::new(),
         metrics: vec![format!("http://127.0.0.1:{scheduler_metrics}/metrics")],
