@@ -72,6 +72,12 @@ pub const WARMUP_HELD: &str = "sluice_warmup_held_total";
 pub const CAMPAIGN_RECIPIENTS: &str = "sluice_campaign_recipients";
 /// Redis errors seen by the process: label `op`.
 pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
+/// SMTP connections a worker opened.
+pub const SMTP_CONNECTIONS_OPENED: &str = "sluice_smtp_connections_opened_total";
+/// SMTP connections a worker closed or lost: label `reason` (idle, age, limit, shutdown, lost,
+/// stale). `stale`: a pooled connection found dead on first use and replaced; its message went
+/// out on another connection, with no attempt and no deferral counted.
+pub const SMTP_CONNECTIONS_CLOSED: &str = "sluice_smtp_connections_closed_total";
 
 /// Latency buckets in seconds, from loopback (sub-ms) to slow remote relays.
 const LATENCY_BUCKETS: &[f64] =
@@ -175,4 +181,6 @@ fn describe() {
     describe_counter!(RETRIES_PROMOTED, "Jobs moved from retry back into destination streams");
     describe_gauge!(INFLIGHT, "Jobs held by this worker");
     describe_counter!(REDIS_ERRORS, "Redis errors by operation");
+    describe_counter!(SMTP_CONNECTIONS_OPENED, "SMTP connections opened");
+    describe_counter!(SMTP_CONNECTIONS_CLOSED, "SMTP connections closed, by reason");
 }

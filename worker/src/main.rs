@@ -76,12 +76,14 @@ async fn run(started: Started) -> anyhow::Result<()> {
             let pool = sluice_shared::redis::pool(&lane_config.redis)?;
             let transport = delivery(&lane_config, &pool)?;
             let ctx = Arc::new(context::Ctx::new(pool, lane_config, transport, lane_consumer));
-            engine::run(ctx, Lane::Priority, lane_shutdown).await;
+            engine::run(ctx.clone(), Lane::Priority, lane_shutdown).await;
+            ctx.transport.close().await;
             Ok(())
         })
     })?;
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
-    engine::run(ctx, Lane::Bulk, shutdown).await;
+    engine::run(ctx.clone(), Lane::Bulk, shutdown).await;
+    ctx.transport.close().await;
     match tokio::task::spawn_blocking(move || priority.join()).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "priority lane stopped with an error"),

@@ -476,6 +476,13 @@ impl Config {
         if self.smtp.max_connections_per_relay == 0 {
             return Err(invalid("smtp.max_connections_per_relay", 0, "must be at least 1"));
         }
+        for (key, span) in
+            [("smtp.idle_timeout", self.smtp.idle_timeout), ("smtp.max_connection_age", self.smtp.max_connection_age)]
+        {
+            if span.as_millis() < 100 {
+                return Err(invalid(key, format!("{:?}", span.get()), "must be at least 100ms"));
+            }
+        }
         let w = &self.worker;
         if w.batch == 0 {
             return Err(invalid("worker.batch", 0, "must be at least 1"));

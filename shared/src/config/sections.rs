@@ -188,6 +188,14 @@ pub struct SmtpConfig {
     /// Concurrent connections a worker opens to one relay.
     #[serde(default = "defaults::relay_connections")]
     pub max_connections_per_relay: usize,
+    /// A pooled connection idle this long is closed with QUIT (Postfix:
+    /// `smtp_connection_cache_time_limit`, 2s; KumoMTA: `idle_timeout`, 60s).
+    #[serde(default = "defaults::smtp_idle_timeout")]
+    pub idle_timeout: Span,
+    /// A connection this old is closed with QUIT when it comes back to the pool (Postfix:
+    /// `smtp_connection_reuse_time_limit`, 300s).
+    #[serde(default = "defaults::smtp_max_connection_age")]
+    pub max_connection_age: Span,
 }
 
 impl Default for SmtpConfig {
@@ -200,6 +208,8 @@ impl Default for SmtpConfig {
             hello_name: defaults::hello_name(),
             timeout: defaults::smtp_timeout(),
             max_connections_per_relay: defaults::relay_connections(),
+            idle_timeout: defaults::smtp_idle_timeout(),
+            max_connection_age: defaults::smtp_max_connection_age(),
         }
     }
 }
@@ -690,6 +700,12 @@ mod defaults {
     }
     pub fn relay_connections() -> usize {
         64
+    }
+    pub fn smtp_idle_timeout() -> Span {
+        Span::try_from("5s").unwrap()
+    }
+    pub fn smtp_max_connection_age() -> Span {
+        Span::try_from("300s").unwrap()
     }
     pub fn rate() -> Rate {
         Rate::try_from("100/s").unwrap()

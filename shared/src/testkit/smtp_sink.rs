@@ -4,12 +4,19 @@
 //! - `soft<N>-...`: `451 4.3.0` at RCPT the first N times, then accepted;
 //! - `hard-...`: `550 5.1.1` at RCPT (invalid recipient), every time;
 //! - `block-...`: `554 5.7.1` after DATA (spam content), every time;
-//! - `throttle<N>-...`: `421 4.7.28` (Google's "temporarily rate limited") the first N times;
+//! - `throttle<N>-...`: `421 4.7.28` (Google's "temporarily rate limited") the first N times,
+//!   and the connection is closed, as servers do after a 421;
 //! - `full-...`: `452 4.2.2` (mailbox full), every time;
 //! - `slow-...`: accepted, but the RCPT reply takes 2 seconds;
 //! - anything else: accepted.
 //!
-//! It counts, per recipient, the messages it accepted, so tests can check exactly-once.
+//! Like a strict server, it refuses a non-ASCII address unless MAIL said SMTPUTF8 (`553 5.6.7`)
+//! and non-ASCII content unless MAIL said BODY=8BITMIME or SMTPUTF8 (`554 5.6.0`).
+//!
+//! It counts, per recipient, the messages it accepted, so tests can check exactly-once, and how
+//! each session ended (QUIT, the client leaving without it, the sink closing it). Like Postfix's
+//! `smtpd_timeout`, [`SinkState::set_idle_close`] makes it answer `421 4.4.2` and close a
+//! session that sends nothing for a while; [`SinkState::set_pipelining`] withdraws PIPELINING.
 //! [`SmtpSink::start_starttls`] also offers STARTTLS with a certificate made at test time.
 
 use std::{
@@ -51,6 +58,16 @@ pub struct SinkState {
     /// While set, new connections are closed at once and open sessions answer 421 and close:
     /// the relay is "down".
     pub refusing: AtomicBool,
+    /// Sessions the client ended with QUIT.
+    pub quits: AtomicU64,
+    /// Sessions the client closed (or broke) without QUIT.
+    pub left_without_quit: AtomicU64,
+    /// Sessions the sink closed itself (421: refusing, idle, throttled).
+    pub closed_by_sink: AtomicU64,
+    /// Milliseconds of silence after which a session gets `421 4.4.2` and is closed; 0: never.
+    idle_close_ms: AtomicU64,
+    /// While set, EHLO does not offer PIPELINING.
+    no_pipelining: AtomicBool,
     keep_messages: bool,
     /// With [`SinkState::measure_latency`]: the header carrying each message's send time.
     latency_header: std::sync::OnceLock<String>,
@@ -86,6 +103,22 @@ impl SinkState {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
             self.latencies_us.lock().unwrap().push(now - sent);
         }
+    }
+    /// Closes sessions idle longer than `after` with `421 4.4.2` (None: never), like Postfix's
+    /// `smtpd_timeout`.
+    pub fn set_idle_close(&self, after: Option<std::time::Duration>) {
+        self.idle_close_ms.store(after.map_or(0, |d| d.as_millis().max(1) as u64), Ordering::SeqCst);
+    }
+    /// Whether EHLO offers PIPELINING (it does unless told otherwise).
+    pub fn set_pipelining(&self, offered: bool) {
+        self.no_pipelining.store(!offered, Ordering::SeqCst);
+    }
+    /// Sessions still open: connections accepted minus those that ended.
+    pub fn open_sessions(&self) -> u64 {
+        let ended = self.quits.load(Ordering::SeqCst)
+            + self.left_without_quit.load(Ordering::SeqCst)
+            + self.closed_by_sink.load(Ordering::SeqCst);
+        self.connections.load(Ordering::SeqCst).saturating_sub(ended)
     }
     fn is_refusing(&self) -> bool {
         self.refusing.load(Ordering::SeqCst)
@@ -169,7 +202,13 @@ impl SmtpSink {
                 let state = shared.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, peer.ip(), state, tls).await;
+                    let ended = session(stream, peer.ip(), &state, tls).await;
+                    let counter = match ended {
+                        Ok(Ended::Quit) => &state.quits,
+                        Ok(Ended::ClosedBySink) => &state.closed_by_sink,
+                        _ => &state.left_without_quit,
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
@@ -220,10 +259,25 @@ fn address_in(line: &str) -> String {
 }
 
 /// How a session on one stream ended.
-enum Ended<S> {
-    Closed,
+enum Ended<S = ()> {
+    Quit,
+    /// The client closed the connection without QUIT.
+    Left,
+    /// The sink answered 421 and closed it.
+    ClosedBySink,
     /// The client asked for STARTTLS and got 220: continue on TLS over this stream.
     Starttls(S),
+}
+
+impl<S> Ended<S> {
+    /// The end of a session that continues on no other stream.
+    fn last(self) -> Ended {
+        match self {
+            Ended::Quit => Ended::Quit,
+            Ended::ClosedBySink => Ended::ClosedBySink,
+            Ended::Left | Ended::Starttls(_) => Ended::Left,
+        }
+    }
 }
 
 /// How the sink speaks TLS.
@@ -235,22 +289,38 @@ struct Tls {
 
 const GREETING: &[u8] = b"220 sluice-sink ESMTP ready\r\n";
 
-async fn session(stream: TcpStream, peer: IpAddr, state: Arc<SinkState>, tls: Option<Tls>) -> std::io::Result<()> {
+async fn session(stream: TcpStream, peer: IpAddr, state: &SinkState, tls: Option<Tls>) -> std::io::Result<Ended> {
     stream.set_nodelay(true)?;
     if let Some(Tls { acceptor, implicit: true }) = &tls {
         let mut encrypted = BufReader::new(acceptor.accept(stream).await?);
         encrypted.get_mut().write_all(GREETING).await?;
-        exchange(encrypted, peer, &state, false, true).await?;
-        return Ok(());
+        return Ok(exchange(encrypted, peer, state, false, true).await?.last());
     }
     let mut stream = BufReader::new(stream);
     stream.get_mut().write_all(GREETING).await?;
-    if let Ended::Starttls(tcp) = exchange(stream, peer, &state, tls.is_some(), false).await? {
-        let acceptor = tls.expect("STARTTLS is offered only with TLS configured").acceptor;
-        let encrypted = acceptor.accept(tcp).await?;
-        exchange(BufReader::new(encrypted), peer, &state, false, true).await?;
+    match exchange(stream, peer, state, tls.is_some(), false).await? {
+        Ended::Starttls(tcp) => {
+            let acceptor = tls.expect("STARTTLS is offered only with TLS configured").acceptor;
+            let encrypted = acceptor.accept(tcp).await?;
+            Ok(exchange(BufReader::new(encrypted), peer, state, false, true).await?.last())
+        }
+        other => Ok(other.last()),
     }
-    Ok(())
+}
+
+/// The next command line, or None when the session has been silent past the idle limit.
+async fn next_line<S: AsyncRead + Unpin>(
+    stream: &mut BufReader<S>,
+    line: &mut String,
+    state: &SinkState,
+) -> std::io::Result<Option<usize>> {
+    match state.idle_close_ms.load(Ordering::SeqCst) {
+        0 => stream.read_line(line).await.map(Some),
+        ms => match tokio::time::timeout(std::time::Duration::from_millis(ms), stream.read_line(line)).await {
+            Ok(read) => read.map(Some),
+            Err(_) => Ok(None),
+        },
+    }
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -263,26 +333,38 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut line = String::new();
     let mut rcpts: Vec<String> = Vec::new();
     let mut sender = String::new();
+    // MAIL's SMTPUTF8 and BODY=8BITMIME parameters, which non-ASCII mail needs.
+    let mut utf8 = false;
+    let mut eight_bit = false;
     let mut helo = String::new();
     loop {
         line.clear();
-        if stream.read_line(&mut line).await? == 0 {
-            return Ok(Ended::Closed);
+        match next_line(&mut stream, &mut line, state).await? {
+            None => {
+                stream.get_mut().write_all(b"421 4.4.2 sluice-sink Error: timeout exceeded\r\n").await?;
+                return Ok(Ended::ClosedBySink);
+            }
+            Some(0) => return Ok(Ended::Left),
+            Some(_) => {}
         }
         let upper = line.to_ascii_uppercase();
         if state.is_refusing() {
             stream.get_mut().write_all(b"421 4.3.2 Service not available, closing channel\r\n").await?;
-            return Ok(Ended::Closed);
+            return Ok(Ended::ClosedBySink);
         }
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             helo = line[4..].trim().to_string();
             state.helo_names.lock().unwrap().push(helo.clone());
         }
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            if offer_starttls {
-                b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n"
-            } else {
-                b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n"
+            let pipelining = !state.no_pipelining.load(Ordering::SeqCst);
+            match (offer_starttls, pipelining) {
+                (true, true) => {
+                    b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n"
+                }
+                (false, true) => b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
+                (true, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n",
+                (false, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
             }
         } else if upper.starts_with("STARTTLS") && offer_starttls {
             stream.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
@@ -295,6 +377,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
             rcpts.clear();
             sender = address_in(&line);
+            let parameters = upper.get(upper.rfind('>').unwrap_or(0)..).unwrap_or_default();
+            utf8 = parameters.contains(" SMTPUTF8");
+            eight_bit = utf8 || parameters.contains(" BODY=8BITMIME");
             b"250 2.1.0 Ok\r\n"
         } else if upper.starts_with("RCPT TO") {
             let rcpt = address_in(&line);
@@ -307,7 +392,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             if rcpt.starts_with("slow-") {
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
-            let reply = rcpt_reply(&rcpt, before);
+            let reply = match rcpt.is_ascii() || utf8 {
+                true => rcpt_reply(&rcpt, before),
+                false => "553 5.6.7 SMTPUTF8 is required for a non-ASCII address\r\n",
+            };
+            if reply.starts_with("421") {
+                stream.get_mut().write_all(reply.as_bytes()).await?;
+                return Ok(Ended::ClosedBySink);
+            }
             if reply.starts_with('2') {
                 rcpts.push(rcpt);
             }
@@ -321,6 +413,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 let blocked = rcpts.iter().any(|r| r.starts_with("block-"));
                 let reply: &[u8] = if blocked {
                     b"554 5.7.1 Message rejected as likely unsolicited mail\r\n"
+                } else if !body.is_ascii() && !eight_bit {
+                    b"554 5.6.0 8-bit content needs BODY=8BITMIME\r\n"
                 } else {
                     let trace = format!("Return-Path: <{sender}>\r\nReceived: from {helo} ([{peer}])\r\n");
                     accept(state, &rcpts, &trace, body);
@@ -339,7 +433,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             b"250 2.0.0 Ok\r\n"
         } else if upper.starts_with("QUIT") {
             stream.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
-            return Ok(Ended::Closed);
+            return Ok(Ended::Quit);
         } else {
             b"502 5.5.2 Command not recognized\r\n"
         };

@@ -3,7 +3,8 @@
 //! and by scripted doubles in tests. [`Delivery`] picks one per `smtp.mode`.
 
 pub mod mx;
-mod pipelining;
+mod pool;
+mod session;
 pub mod smtp;
 mod tls;
 
@@ -16,6 +17,15 @@ pub struct Envelope {
     pub to: String,
     /// Transactional mail uses connections of its own, so it never queues behind bulk.
     pub lane: sluice_shared::lane::Lane,
+}
+
+impl Envelope {
+    /// Both addresses, checked (no line break or other syntax can reach a command line).
+    fn addresses(&self) -> Result<(lettre::Address, lettre::Address), SendError> {
+        let from = self.from.parse().map_err(|e| SendError::Unsendable(format!("sender address: {e}")))?;
+        let to = self.to.parse().map_err(|e| SendError::Unsendable(format!("recipient address: {e}")))?;
+        Ok((from, to))
+    }
 }
 
 /// An SMTP reply, kept whole for the record: code, enhanced status code, text.
@@ -72,6 +82,16 @@ pub trait Transport: Send + Sync + 'static {
 pub enum Delivery {
     Relays(smtp::SmtpRelays),
     Mx(Box<mx::MxDelivery>),
+}
+
+impl Delivery {
+    /// Says QUIT on every idle connection: the last step of shutdown, after the drain.
+    pub async fn close(&self) {
+        match self {
+            Delivery::Relays(r) => r.close().await,
+            Delivery::Mx(m) => m.close().await,
+        }
+    }
 }
 
 impl Transport for Delivery {

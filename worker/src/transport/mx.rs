@@ -4,26 +4,22 @@
 //! certificate checks, like Postfix's `may` level) and required where the destination's limits
 //! say `require_tls`. Source addresses on a warm-up plan send at most their daily cap (counted
 //! in Redis); past it the others take over, then `warmup.spill_pool`, else the message waits
-//! for the next day. Connections are pooled per (MX host, source address) and closed after
-//! the destination's `messages_per_connection`.
+//! for the next day. Connections are pooled per (MX host, source address) and closed with QUIT
+//! after the destination's `messages_per_connection`; a pooled connection found dead on first
+//! use is replaced at once, on the same host.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{
-        Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use lettre::{
-    Address,
-    address::Envelope as LettreEnvelope,
-    transport::smtp::{
-        client::{AsyncSmtpConnection, TlsParameters},
-        extension::ClientId,
-    },
+use lettre::transport::smtp::{
+    client::{AsyncSmtpConnection, TlsParameters},
+    extension::ClientId,
 };
 use sluice_shared::{
     config::{Config, LimitsConfig, Providers, WarmupConfig},
@@ -36,19 +32,15 @@ use tokio::net::TcpSocket;
 
 use super::{
     Envelope, SendError, SmtpReply, Transport,
-    pipelining::Session,
-    smtp::{classify_error, code_number, connection_error},
+    pool::{Close, IdlePool},
+    session::Session,
+    smtp::connection_error,
 };
 
 struct Source {
     address: Option<IpAddr>,
     helo: ClientId,
     pool: String,
-}
-
-struct Pooled {
-    session: Session,
-    sent: u32,
 }
 
 pub struct MxDelivery {
@@ -59,7 +51,8 @@ pub struct MxDelivery {
     port: u16,
     sources: Vec<Source>,
     next_source: AtomicUsize,
-    idle: Mutex<HashMap<(String, usize), Vec<Pooled>>>,
+    /// Idle connections by (MX host, source index).
+    pool: Arc<IdlePool<(String, usize)>>,
     limits: LimitsConfig,
     providers: Providers,
     timeout: Duration,
@@ -87,11 +80,16 @@ impl MxDelivery {
             port: smtp.mx_port,
             sources,
             next_source: AtomicUsize::new(0),
-            idle: Mutex::new(HashMap::new()),
+            pool: IdlePool::new(smtp),
             limits: limits.clone(),
             providers: limits.providers(),
             timeout: smtp.timeout.get(),
         }
+    }
+
+    /// Says QUIT on every idle connection (shutdown).
+    pub async fn close(&self) {
+        self.pool.close_all().await;
     }
 
     /// The hosts to try for `domain`, or the permanent or temporary reason there are none.
@@ -171,12 +169,7 @@ impl MxDelivery {
         Ok((granted == 0).then_some(today.next_day_ms))
     }
 
-    async fn deliver(
-        &self,
-        envelope: &LettreEnvelope,
-        to_domain: &str,
-        message: &[u8],
-    ) -> Result<SmtpReply, SendError> {
+    async fn deliver(&self, from: &str, to: &str, to_domain: &str, message: &[u8]) -> Result<SmtpReply, SendError> {
         let hosts = self.hosts(to_domain).await?;
         // TLS and connection reuse follow the domain's own limits if configured, else its
         // provider's (by domain list, else by MX host), else the default.
@@ -193,35 +186,24 @@ impl MxDelivery {
         let mut last = SendError::Connection(format!("{to_domain}: no mail hosts"));
         for host in hosts {
             let key = (host.clone(), s);
-            let pooled = self.idle.lock().unwrap().get_mut(&key).and_then(Vec::pop);
-            let mut pooled = match pooled {
-                Some(p) => p,
-                None => match self.connect(&host, source, limit.require_tls).await {
-                    Ok(session) => Pooled { session, sent: 0 },
-                    // This host is down or refuses us: try the next one.
-                    Err(e) => {
-                        tracing::debug!(%host, error = %e, "MX host unusable; trying the next");
-                        last = e;
-                        continue;
-                    }
-                },
-            };
-            let result = pooled.session.send(envelope, message).await;
-            pooled.sent += 1;
-            return match result {
-                Ok(response) => {
-                    if !pooled.session.conn.has_broken() && pooled.sent < limit.messages_per_connection {
-                        self.idle.lock().unwrap().entry(key).or_default().push(pooled);
-                    } else {
-                        let _ = pooled.session.conn.quit().await;
-                    }
-                    let text: Vec<&str> = response.message().collect();
-                    Ok(SmtpReply::parse(code_number(response.code()), &text.join(" ")))
+            let connect = || self.connect(&host, source, limit.require_tls);
+            let (pooled, answer) = match self.pool.send(&key, connect, (from, to), message).await {
+                Ok(sent) => sent,
+                // This host is down or refuses us: try the next one.
+                Err(e) => {
+                    tracing::debug!(%host, error = %e, "MX host unusable; trying the next");
+                    last = e;
+                    continue;
                 }
-                // A reply or a break during the transaction is this message's answer: trying
-                // another host could deliver it twice.
-                Err(e) => Err(classify_error(e)),
             };
+            if pooled.sent >= limit.messages_per_connection && pooled.session.is_usable() {
+                self.pool.close(pooled, Close::Limit);
+            } else {
+                self.pool.put(key, pooled);
+            }
+            // A reply or a break during the transaction is this message's answer: trying
+            // another host could deliver it twice.
+            return answer;
         }
         Err(last)
     }
@@ -229,11 +211,9 @@ impl MxDelivery {
 
 impl Transport for MxDelivery {
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
-        let from: Address = envelope.from.parse().map_err(|e| SendError::Unsendable(format!("sender address: {e}")))?;
-        let to: Address = envelope.to.parse().map_err(|e| SendError::Unsendable(format!("recipient address: {e}")))?;
+        let (from, to) = envelope.addresses()?;
         let domain = to.domain().to_ascii_lowercase();
-        let envelope = LettreEnvelope::new(Some(from), vec![to]).map_err(|e| SendError::Unsendable(e.to_string()))?;
-        match tokio::time::timeout(self.timeout, self.deliver(&envelope, &domain, message)).await {
+        match tokio::time::timeout(self.timeout, self.deliver(from.as_ref(), to.as_ref(), &domain, message)).await {
             Ok(result) => result,
             Err(_) => {
                 Err(SendError::Connection(format!("no answer from the MX hosts of {domain} within {:?}", self.timeout)))

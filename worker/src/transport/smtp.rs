@@ -3,24 +3,22 @@
 //! lettre's own pool neither sets TCP_NODELAY (so Nagle adds ~40 ms per message) nor bounds
 //! concurrent opens, and sends a NOOP per checkout. Every mode (plain, STARTTLS, implicit
 //! TLS) runs on a socket opened here with TCP_NODELAY. Here each relay has a semaphore of
-//! `smtp.max_connections_per_relay`, an idle list, and every exchange runs under `smtp.timeout`.
+//! `smtp.max_connections_per_relay`, idle connections wait in an [`IdlePool`], and every
+//! exchange runs under `smtp.timeout`. A pooled connection found dead on first use is replaced
+//! at once: the message goes out on another connection and no attempt is counted.
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use lettre::{
-    Address,
-    address::Envelope as LettreEnvelope,
-    transport::smtp::{
-        authentication::{Credentials, Mechanism},
-        client::{AsyncSmtpConnection, Certificate, TlsParameters},
-        extension::ClientId,
-    },
+use lettre::transport::smtp::{
+    authentication::{Credentials, Mechanism},
+    client::{AsyncSmtpConnection, Certificate, TlsParameters},
+    extension::ClientId,
 };
 use sluice_shared::{
     config::{RelayConfig, SmtpConfig, TlsMode, split_for_lane},
@@ -28,7 +26,7 @@ use sluice_shared::{
 };
 use tokio::{net::TcpStream, sync::Semaphore};
 
-use super::{Envelope, SendError, SmtpReply, Transport, pipelining::Session};
+use super::{Envelope, SendError, SmtpReply, Transport, pool::IdlePool, session::Session};
 
 struct Relay {
     config: RelayConfig,
@@ -36,7 +34,6 @@ struct Relay {
     tls: Option<TlsParameters>,
     /// Implicit TLS on our own socket.
     smtps: Option<tokio_rustls::TlsConnector>,
-    idle: Mutex<Vec<Session>>,
     permits: Arc<Semaphore>,
     /// Connections reserved for the priority lane (`limits.transactional_share` of the bound).
     priority_permits: Arc<Semaphore>,
@@ -45,6 +42,8 @@ struct Relay {
 /// Every configured relay, used round-robin.
 pub struct SmtpRelays {
     relays: Vec<Relay>,
+    /// Idle connections by relay index.
+    pool: Arc<IdlePool<usize>>,
     next: AtomicUsize,
     hello: ClientId,
     timeout: Duration,
@@ -67,7 +66,6 @@ impl SmtpRelays {
                     tls: tls_parameters(r).map_err(key)?,
                     smtps,
                     config: r.clone(),
-                    idle: Mutex::new(Vec::new()),
                     permits: Arc::new(Semaphore::new(config.max_connections_per_relay)),
                     priority_permits: Arc::new(Semaphore::new(split_for_lane(
                         config.max_connections_per_relay,
@@ -79,10 +77,16 @@ impl SmtpRelays {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(SmtpRelays {
             relays,
+            pool: IdlePool::new(config),
             next: AtomicUsize::new(0),
             hello: ClientId::Domain(config.hello_name.clone()),
             timeout: config.timeout.get(),
         })
+    }
+
+    /// Says QUIT on every idle connection (shutdown).
+    pub async fn close(&self) {
+        self.pool.close_all().await;
     }
 
     async fn connect(&self, relay: &Relay) -> Result<Session, SendError> {
@@ -118,50 +122,35 @@ impl SmtpRelays {
 
     async fn send_on(
         &self,
-        relay: &Relay,
+        i: usize,
         lane: Lane,
-        envelope: &LettreEnvelope,
+        from: &str,
+        to: &str,
         message: &[u8],
     ) -> Result<SmtpReply, SendError> {
+        let relay = &self.relays[i];
         let permits = match lane {
             Lane::Bulk => &relay.permits,
             Lane::Priority => &relay.priority_permits,
         };
         let _permit = permits.acquire().await.map_err(|_| SendError::Connection("relay closed".into()))?;
-        let pooled = relay.idle.lock().unwrap().pop();
-        let mut session = match pooled {
-            Some(s) => s,
-            None => self.connect(relay).await?,
-        };
-        let reply = session.send(envelope, message).await;
-        match reply {
-            Ok(response) => {
-                if !session.conn.has_broken() {
-                    relay.idle.lock().unwrap().push(session);
-                }
-                let text: Vec<&str> = response.message().collect();
-                Ok(SmtpReply::parse(code_number(response.code()), &text.join(" ")))
-            }
-            // An error reply leaves the connection closed (lettre) or out of step (pipelined):
-            // it is dropped, and the next send opens a new one.
-            Err(e) => Err(classify_error(e)),
-        }
+        let (pooled, answer) = self.pool.send(&i, || self.connect(relay), (from, to), message).await?;
+        self.pool.put(i, pooled);
+        answer
     }
 }
 
 impl Transport for SmtpRelays {
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
-        let from: Address = envelope.from.parse().map_err(|e| SendError::Unsendable(format!("sender address: {e}")))?;
-        let to: Address = envelope.to.parse().map_err(|e| SendError::Unsendable(format!("recipient address: {e}")))?;
-        let lane = envelope.lane;
-        let envelope = LettreEnvelope::new(Some(from), vec![to]).map_err(|e| SendError::Unsendable(e.to_string()))?;
+        let (from, to) = envelope.addresses()?;
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.relays.len();
-        let relay = &self.relays[i];
-        match tokio::time::timeout(self.timeout, self.send_on(relay, lane, &envelope, message)).await {
+        let relay = &self.relays[i].config;
+        let exchange = self.send_on(i, envelope.lane, from.as_ref(), to.as_ref(), message);
+        match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Connection(format!(
                 "no reply from {}:{} within {:?}",
-                relay.config.host, relay.config.port, self.timeout
+                relay.host, relay.port, self.timeout
             ))),
         }
     }
@@ -185,6 +174,11 @@ pub(super) fn code_number(code: lettre::transport::smtp::response::Code) -> u16 
     code.to_string().parse().unwrap_or(0)
 }
 
+/// The text of the reply an error carries (lettre keeps it as the error's source).
+pub(super) fn reply_text(e: &lettre::transport::smtp::Error) -> String {
+    std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default()
+}
+
 /// While connecting, anything but an SMTP reply (refused, TLS, no STARTTLS offered) is a
 /// problem of the connection, to retry later, never of the message.
 pub(super) fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
@@ -198,8 +192,7 @@ pub(super) fn connection_error(e: lettre::transport::smtp::Error) -> SendError {
 /// everything else (network, TLS, timeouts) is a connection problem.
 pub(super) fn classify_error(e: lettre::transport::smtp::Error) -> SendError {
     if let Some(code) = e.status() {
-        let text = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
-        return SendError::Rejected(SmtpReply::parse(code_number(code), &text));
+        return SendError::Rejected(SmtpReply::parse(code_number(code), &reply_text(&e)));
     }
     if e.is_client() {
         return SendError::Unsendable(e.to_string());
