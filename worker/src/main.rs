@@ -66,6 +66,11 @@ async fn run(started: Started) -> anyhow::Result<()> {
             "no [public] section: campaign mail goes without List-Unsubscribe (Gmail and Yahoo require it for bulk senders)"
         );
     }
+    for (i, r) in config.smtp.relays.iter().enumerate() {
+        if r.allow_plaintext_auth && r.username.is_some() && r.tls == sluice_shared::config::TlsMode::None {
+            tracing::warn!(relay = i, host = %r.host, "smtp.relays[{i}]: AUTH over tls = \"none\" (allow_plaintext_auth): the password crosses the network in the clear");
+        }
+    }
     // The priority lane runs on a thread and runtime of its own, with its own Redis and SMTP
     // connections: a transactional job never waits in a run queue behind thousands of bulk
     // tasks, only for the operating system to give its thread a turn.

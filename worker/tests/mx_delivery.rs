@@ -38,7 +38,7 @@ async fn mx_hosts_in_preference_order_with_starttls_from_the_pool_address() {
     ])
     .await;
     let extra = format!(
-        "[smtp]\nmode = \"mx\"\nmx_port = {port}\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
          [dns]\nnameservers = [\"{}\"]\n\n[limits.domains.\"x.example\"]\nrequire_tls = true\n\n\
          [limits.domains.\"plain.example\"]\nrequire_tls = true\n\n[retry]\nschedule = [\"1h\"]\n",
         dns.nameserver()
@@ -119,7 +119,7 @@ async fn warmup_stack(spill: bool) -> (common::Stack, DnsServer) {
     };
     let spill_key = if spill { "spill_pool = \"overflow\"\n" } else { "" };
     let extra = format!(
-        "[smtp]\nmode = \"mx\"\nmx_port = {port}\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
          {spill_section}[dns]\nnameservers = [\"{}\"]\n\n[warmup]\n{spill_key}\n[warmup.plans.new-ip]\ndays = [2, 4]\n\n\
          [warmup.ips.\"127.0.0.3\"]\nplan = \"new-ip\"\nstart = \"{today}\"\n",
         dns.nameserver()
@@ -184,5 +184,51 @@ async fn without_a_spill_pool_the_overflow_waits_for_the_next_day() {
     for (member, score) in waiting {
         assert_eq!(score, midnight.timestamp_millis());
         assert_eq!(serde_json::from_str::<sluice_shared::model::Job>(&member).unwrap().a, 0, "no attempt used");
+    }
+}
+
+/// A list address at a domain whose MX points into our own network must not make workers
+/// connect there: loopback, private and other internal addresses are refused unless
+/// `smtp.mx_allow_networks` names them, and such a domain bounces with 5.4.4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_hosts_on_internal_addresses_are_never_contacted() {
+    let port = free_port();
+    let allowed = SmtpSink::bind(&format!("127.0.0.2:{port}"), false).await.unwrap();
+    let internal = SmtpSink::bind(&format!("127.0.0.1:{port}"), false).await.unwrap();
+    let mx = |name: &str, exchange: &str| Entry::Mx { name: name.into(), preference: 10, exchange: exchange.into() };
+    let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
+    let dns = DnsServer::start(vec![
+        mx("good.example", "mx.good.example"),
+        a("mx.good.example", "127.0.0.2"),
+        mx("loopback.example", "mx.loopback.example"),
+        a("mx.loopback.example", "127.0.0.1"),
+        mx("private.example", "mx.private.example"),
+        a("mx.private.example", "10.1.2.3"),
+        a("implicit.example", "127.0.0.1"),
+    ])
+    .await;
+    let extra = format!(
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.2/32\"]\n\n\
+         [dns]\nnameservers = [\"{}\"]\n\n[retry]\nschedule = [\"1h\"]\n",
+        dns.nameserver()
+    );
+    let stack = common::start_full(RedisServer::start(), allowed, &extra, 1).await;
+    let to = ["a@good.example", "b@loopback.example", "c@private.example", "d@implicit.example"];
+    let body =
+        common::campaign_body("internal", to.iter().map(|r| json!({"email": r, "vars": {"name": "N"}})).collect());
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    let done = stack.wait_status("internal", "completed", Duration::from_secs(30)).await;
+    let counts = common::counts(&done);
+    assert_eq!((counts["sent"], counts["bounced"]), (1, 3), "{counts:?}\n{}", stack.logs());
+    assert_eq!(stack.sink.state.delivered_to("a@good.example"), 1, "the allowed block is reached");
+    assert!(internal.state.peers.lock().unwrap().is_empty(), "nothing connected to the internal MX");
+    let mut conn = stack.redis.conn();
+    let events: Vec<(String, std::collections::HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg("sluice:{c:internal}:events").arg("-").arg("+").query(&mut conn).unwrap();
+    for address in &to[1..] {
+        let bounce = events.iter().map(|(_, f)| f).find(|f| f["type"] == "bounced" && f["r"] == *address);
+        let data = &bounce.unwrap_or_else(|| panic!("{address} bounced: {events:?}"))["data"];
+        assert!(data.contains("5.4.4") && data.contains("internal addresses"), "{address}: {data}");
     }
 }

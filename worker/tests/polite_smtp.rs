@@ -46,7 +46,7 @@ async fn start(route: Route, smtp: &str, extra: &str, tune: impl FnOnce(&SinkSta
             ])
             .await;
             let section = format!(
-                "[smtp]\nmode = \"mx\"\nmx_port = {port}\n{smtp}\n\n[dns]\nnameservers = [\"{}\"]\n",
+                "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\n{smtp}\n\n[dns]\nnameservers = [\"{}\"]\n",
                 dns.nameserver()
             );
             (section, Some(dns))

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use sluice_shared::testkit::{RedisServer, smtp_sink::SmtpSink, wait_for};
+use sluice_shared::testkit::{self, RedisServer, smtp_sink::SmtpSink, wait_for};
 
 const FAST_RETRY: &str = "[retry]\nschedule = [\"1s\"]\n";
 
@@ -51,4 +51,38 @@ async fn a_relay_without_starttls_defers_instead_of_sending_in_clear() {
     .await;
     assert_eq!(c["sent"] + c["failed"] + c["bounced"], 0, "{c:?}");
     assert_eq!(stack.sink.state.accepted(), 0, "nothing may go out unencrypted");
+}
+
+/// Relay AUTH over `tls = "none"` would put the password on the wire in the clear: the worker
+/// refuses to start, naming the key, unless the relay says `allow_plaintext_auth = true`, and
+/// then it warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_auth_in_the_clear_is_refused_unless_allowed() {
+    let redis = RedisServer::start();
+    let relay =
+        "[[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 2525\nusername = \"crm\"\npassword = \"hunter2-secret\"\n";
+    let config = |extra: &str| {
+        let path = std::env::temp_dir().join(format!("sluice-auth-{}-{}.toml", std::process::id(), extra.len()));
+        let text =
+            testkit::config_toml(&redis.url(), testkit::free_port(), testkit::free_port(), "t-0123456789", extra);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let refused = config(relay);
+    let out =
+        std::process::Command::new(testkit::bin_path("sluice-worker")).arg("--config").arg(&refused).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("smtp.relays[0].username") && stderr.contains("in the clear"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+
+    let allowed = config(&format!("{relay}allow_plaintext_auth = true\n"));
+    let cfg = allowed.to_str().unwrap();
+    let mut worker = testkit::Process::spawn("worker", &testkit::bin_path("sluice-worker"), &["--config", cfg], &[]);
+    wait_for("the plaintext AUTH warning", Duration::from_secs(20), || async {
+        worker.log_text().contains("the password crosses the network in the clear").then_some(())
+    })
+    .await;
+    assert!(!worker.log_text().contains("hunter2"));
+    assert!(worker.is_running());
 }

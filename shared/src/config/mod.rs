@@ -441,6 +441,8 @@ impl Config {
             }
             _ => {}
         }
+        crate::netguard::AddressPolicy::new(&self.smtp.mx_allow_networks)
+            .map_err(|m| invalid("smtp.mx_allow_networks", self.smtp.mx_allow_networks.join(","), m))?;
         if self.smtp.mx_port == 0 {
             return Err(invalid("smtp.mx_port", 0, "must be 1-65535"));
         }
@@ -470,6 +472,16 @@ impl Config {
                     format!("smtp.relays[{i}].username"),
                     r.username.as_deref().unwrap_or(""),
                     "username and password go together",
+                ));
+            }
+            if let Some(user) = &r.username
+                && r.tls == TlsMode::None
+                && !r.allow_plaintext_auth
+            {
+                return Err(invalid(
+                    format!("smtp.relays[{i}].username"),
+                    user,
+                    "AUTH over tls = \"none\" sends the password in the clear; use tls = \"starttls\" or \"tls\", or set allow_plaintext_auth = true for this relay",
                 ));
             }
         }

@@ -142,6 +142,10 @@ pub struct RelayConfig {
     pub password: Option<String>,
     /// Extra PEM root certificate to trust (private relays, tests).
     pub ca_file: Option<String>,
+    /// Allows AUTH over `tls = "none"` (the password crosses the network in the clear); the
+    /// worker warns at startup.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 /// How workers reach recipients.
@@ -179,6 +183,10 @@ pub struct SmtpConfig {
     /// mx mode: source addresses used in turn; empty: the system picks, EHLO `hello_name`.
     #[serde(default)]
     pub ip_pool: Vec<SourceIp>,
+    /// mx mode: internal address blocks (CIDRs) MX hosts may resolve to. Every other loopback,
+    /// private, link-local, unique-local, multicast or unspecified address is never contacted.
+    #[serde(default)]
+    pub mx_allow_networks: Vec<String>,
     /// Name sent in EHLO.
     #[serde(default = "defaults::hello_name")]
     pub hello_name: String,
@@ -198,6 +206,13 @@ pub struct SmtpConfig {
     pub max_connection_age: Span,
 }
 
+impl SmtpConfig {
+    /// The addresses MX hosts may have (the allowed blocks were checked at startup).
+    pub fn mx_address_policy(&self) -> crate::netguard::AddressPolicy {
+        crate::netguard::AddressPolicy::new(&self.mx_allow_networks).expect("checked when the config was validated")
+    }
+}
+
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
@@ -205,6 +220,7 @@ impl Default for SmtpConfig {
             relays: Vec::new(),
             mx_port: defaults::mx_port(),
             ip_pool: Vec::new(),
+            mx_allow_networks: Vec::new(),
             hello_name: defaults::hello_name(),
             timeout: defaults::smtp_timeout(),
             max_connections_per_relay: defaults::relay_connections(),

@@ -100,6 +100,18 @@ fn worker_needs_a_relay() {
 }
 
 #[test]
+fn relay_auth_needs_tls_unless_plaintext_is_allowed() {
+    let relay =
+        "[redis]\nurl = \"redis://x\"\n[[smtp.relays]]\nhost=\"h\"\nport=25\nusername=\"u\"\npassword=\"secret-p\"\n";
+    let err = error_of(relay, Role::Worker);
+    assert!(err.contains("smtp.relays[0].username") && err.contains("in the clear"), "{err}");
+    assert!(!err.contains("secret-p"), "{err}");
+    for allowed in ["tls = \"starttls\"\n", "tls = \"tls\"\n", "allow_plaintext_auth = true\n"] {
+        assert!(Config::from_toml(&format!("{relay}{allowed}"), Role::Worker).is_ok(), "{allowed}");
+    }
+}
+
+#[test]
 fn retry_schedule_repeats_its_last_step() {
     let r = RetryConfig::default();
     let secs: Vec<u64> = (1..=7).map(|n| r.delay_before(n).as_millis() / 1000).collect();

@@ -174,8 +174,21 @@ impl Signer {
     }
 }
 
+/// A private key others on the host can read is a leaked key: refused, as OpenDKIM does.
+fn private_to_owner(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "is open to group or others (mode {mode:o}); make it readable by its owner only (chmod 600)"
+        ));
+    }
+    Ok(())
+}
+
 fn load(index: usize, k: &DkimKeyConfig) -> Result<Key, DkimError> {
     let fail = |problem: String| DkimError::Key { index, path: k.key_file.clone(), problem };
+    private_to_owner(&k.key_file).map_err(fail)?;
     let pem = std::fs::read_to_string(&k.key_file).map_err(|e| fail(e.to_string()))?;
     let (label, der) = pem_decode(&pem).ok_or_else(|| fail("not a PEM private key".into()))?;
     let private = match (k.algorithm, label.as_str()) {

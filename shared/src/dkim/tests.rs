@@ -50,11 +50,10 @@ fn ed25519_signature_verifies_and_lists_the_signed_headers() {
     let dir = temp_dir("ed");
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pem = dir.join("ed.pem");
-    std::fs::write(
+    write_private(
         &pem,
-        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", B64.encode(pkcs8.as_ref())),
-    )
-    .unwrap();
+        &format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", B64.encode(pkcs8.as_ref())),
+    );
     let config = DkimConfig {
         keys: vec![key("shop.example", "ed1", DkimAlgorithm::Ed25519Sha256, &pem)],
         missing_key: MissingKey::Refuse,
@@ -91,11 +90,10 @@ fn rotation_picks_the_latest_key_whose_time_has_come() {
     let pem = |name: &str| {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
         let path = dir.join(name);
-        std::fs::write(
+        write_private(
             &path,
-            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", B64.encode(pkcs8.as_ref())),
-        )
-        .unwrap();
+            &format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", B64.encode(pkcs8.as_ref())),
+        );
         path
     };
     let cutover: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
@@ -116,7 +114,7 @@ fn rotation_picks_the_latest_key_whose_time_has_come() {
 fn bad_key_files_name_the_key() {
     let dir = temp_dir("bad");
     let junk = dir.join("junk.pem");
-    std::fs::write(&junk, "not a key").unwrap();
+    write_private(&junk, "not a key");
     let e = Signer::from_config(&DkimConfig {
         keys: vec![key("a.example", "s", DkimAlgorithm::RsaSha256, &junk)],
         missing_key: MissingKey::Send,
@@ -132,4 +130,33 @@ fn bad_key_files_name_the_key() {
     .err()
     .unwrap();
     assert!(e.to_string().starts_with("dkim.keys[0].key_file"), "{e}");
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("perm");
+    let pem = dir.join("open.pem");
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    write_private(
+        &pem,
+        &format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", B64.encode(pkcs8.as_ref())),
+    );
+    let config = || DkimConfig {
+        keys: vec![key("a.example", "s", DkimAlgorithm::Ed25519Sha256, &pem)],
+        missing_key: MissingKey::Send,
+    };
+    assert!(Signer::from_config(&config()).is_ok(), "mode 600 loads");
+    for mode in [0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = Signer::from_config(&config()).err().unwrap().to_string();
+        assert!(e.contains(pem.to_str().unwrap()) && e.contains(&format!("mode {mode:o}")), "{e}");
+    }
+}
+
+/// Writes a key file as an operator should: readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

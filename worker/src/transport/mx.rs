@@ -4,12 +4,15 @@
 //! certificate checks, like Postfix's `may` level) and required where the destination's limits
 //! say `require_tls`. Source addresses on a warm-up plan send at most their daily cap (counted
 //! in Redis); past it the others take over, then `warmup.spill_pool`, else the message waits
-//! for the next day. Connections are pooled per (MX host, source address) and closed with QUIT
-//! after the destination's `messages_per_connection`; a pooled connection found dead on first
-//! use is replaced at once, on the same host.
+//! for the next day. MX hosts that resolve only to internal addresses (loopback, private,
+//! link-local, unique-local, multicast, unspecified) are not contacted unless
+//! `smtp.mx_allow_networks` allows them; a domain with nothing else bounces with 5.4.4.
+//! Connections are pooled per (MX host, source address) and closed with QUIT after the
+//! destination's `messages_per_connection`; a pooled connection found dead on first use is
+//! replaced at once, on the same host.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -25,6 +28,7 @@ use sluice_shared::{
     config::{Config, LimitsConfig, Providers, WarmupConfig},
     dns::{Dns, DnsError, MailHosts},
     metrics as m,
+    netguard::AddressPolicy,
     redis::Pool as RedisPool,
     warmup::{self, Sender},
 };
@@ -51,6 +55,8 @@ pub struct MxDelivery {
     port: u16,
     sources: Vec<Source>,
     next_source: AtomicUsize,
+    /// The addresses MX hosts may have: public ones, and `smtp.mx_allow_networks`.
+    policy: AddressPolicy,
     /// Idle connections by (MX host, source index).
     pool: Arc<IdlePool<(String, usize)>>,
     limits: LimitsConfig,
@@ -81,6 +87,7 @@ impl MxDelivery {
             sources,
             next_source: AtomicUsize::new(0),
             pool: IdlePool::new(smtp),
+            policy: smtp.mx_address_policy(),
             limits: limits.clone(),
             providers: limits.providers(),
             timeout: smtp.timeout.get(),
@@ -106,15 +113,29 @@ impl MxDelivery {
         }
     }
 
-    async fn connect(&self, host: &str, source: &Source, require_tls: bool) -> Result<Session, SendError> {
+    /// The first address of `host` Sluice may contact; None when every address it has is
+    /// internal (loopback, private...) and not in `smtp.mx_allow_networks`.
+    async fn address(&self, host: &str) -> Result<Option<Ipv4Addr>, SendError> {
         let addresses = self.dns.ipv4(host).await.map_err(|e| SendError::Connection(e.to_string()))?;
-        let ip = addresses.first().ok_or_else(|| SendError::Connection(format!("{host}: no address")))?;
+        if addresses.is_empty() {
+            return Err(SendError::Connection(format!("{host}: no address")));
+        }
+        Ok(addresses.into_iter().find(|a| self.policy.permits(IpAddr::V4(*a))))
+    }
+
+    async fn connect(
+        &self,
+        host: &str,
+        ip: Ipv4Addr,
+        source: &Source,
+        require_tls: bool,
+    ) -> Result<Session, SendError> {
         let socket = TcpSocket::new_v4().map_err(|e| SendError::Connection(e.to_string()))?;
         if let Some(src) = source.address {
             socket.bind(SocketAddr::new(src, 0)).map_err(|e| SendError::Connection(format!("bind {src}: {e}")))?;
         }
         let tcp = socket
-            .connect(SocketAddr::new(IpAddr::V4(*ip), self.port))
+            .connect(SocketAddr::new(IpAddr::V4(ip), self.port))
             .await
             .map_err(|e| SendError::Connection(format!("connect {host} ({ip}:{}): {e}", self.port)))?;
         tcp.set_nodelay(true).map_err(|e| SendError::Connection(e.to_string()))?;
@@ -183,16 +204,29 @@ impl MxDelivery {
         };
         let s = self.pick_source().await?;
         let source = &self.sources[s];
-        let mut last = SendError::Connection(format!("{to_domain}: no mail hosts"));
+        let mut last = None;
+        let mut internal = false;
         for host in hosts {
+            let ip = match self.address(&host).await {
+                Ok(Some(ip)) => ip,
+                Ok(None) => {
+                    tracing::debug!(%host, domain = to_domain, "MX host resolves only to internal addresses; not contacted");
+                    internal = true;
+                    continue;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
             let key = (host.clone(), s);
-            let connect = || self.connect(&host, source, limit.require_tls);
+            let connect = || self.connect(&host, ip, source, limit.require_tls);
             let (pooled, answer) = match self.pool.send(&key, connect, (from, to), message).await {
                 Ok(sent) => sent,
                 // This host is down or refuses us: try the next one.
                 Err(e) => {
                     tracing::debug!(%host, error = %e, "MX host unusable; trying the next");
-                    last = e;
+                    last = Some(e);
                     continue;
                 }
             };
@@ -205,7 +239,17 @@ impl MxDelivery {
             // another host could deliver it twice.
             return answer;
         }
-        Err(last)
+        Err(match last {
+            Some(e) => e,
+            // A domain pointing its mail at our own or a private network: never deliverable.
+            None if internal => SendError::Rejected(SmtpReply::parse(
+                550,
+                &format!(
+                    "5.4.4 the MX hosts of {to_domain} resolve only to internal addresses (smtp.mx_allow_networks)"
+                ),
+            )),
+            None => SendError::Connection(format!("{to_domain}: no mail hosts")),
+        })
     }
 }
 
