@@ -130,17 +130,14 @@ impl Config {
         }
         let urls = std::iter::once(("redis.url", &redis.url)).filter(|(_, u)| !u.is_empty());
         for (key, url) in urls.chain(redis.seeds.iter().map(|u| ("redis.seeds", u))) {
-            if url.starts_with("rediss://") {
-                return Err(invalid(
-                    key,
-                    redacted_url(url),
-                    "TLS to Redis (rediss://) is not supported yet: use redis:// on a private network",
-                ));
-            }
-            if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
-                return Err(invalid(key, redacted_url(url), "must start with redis:// or redis+unix://"));
+            if !["redis://", "rediss://", "redis+unix://"].iter().any(|scheme| url.starts_with(scheme)) {
+                return Err(invalid(key, redacted_url(url), "must start with redis://, rediss:// or redis+unix://"));
             }
         }
+        if redis.is_tls() && !redis.nodes().iter().all(|u| u.starts_with("rediss://")) {
+            return Err(invalid("redis.seeds", redis.describe(), "mix rediss:// and redis:// nodes"));
+        }
+        self.validate_redis_tls()?;
         if redis.is_cluster() && redis.nodes().iter().any(|u| u.starts_with("redis+unix://")) {
             return Err(invalid("redis.mode", "cluster", "cluster nodes are reached over TCP, not unix sockets"));
         }
@@ -415,6 +412,33 @@ impl Config {
         }
         if self.campaigns.max_inline_recipients == 0 {
             return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The TLS files exist, come in pairs, and go with `rediss://` only.
+    fn validate_redis_tls(&self) -> Result<(), ConfigError> {
+        let redis = &self.redis;
+        let files = [
+            ("redis.ca_file", &redis.ca_file),
+            ("redis.client_cert", &redis.client_cert),
+            ("redis.client_key", &redis.client_key),
+        ];
+        for (key, file) in files {
+            let Some(path) = file else { continue };
+            if !redis.is_tls() {
+                return Err(invalid(key, path, "is used only with rediss:// URLs"));
+            }
+            if let Err(e) = std::fs::read(path) {
+                return Err(invalid(key, path, format!("cannot be read: {e}")));
+            }
+        }
+        if redis.client_cert.is_some() != redis.client_key.is_some() {
+            return Err(invalid(
+                "redis.client_cert",
+                redis.client_cert.as_deref().unwrap_or(""),
+                "client_cert and client_key go together",
+            ));
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use crate::units::{Rate, Span};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (TLS, `rediss://`, is not supported yet). In cluster mode, one seed node.
+    /// `redis://host:port/db`, or `rediss://` for TLS. In cluster mode, one seed node.
     #[serde(default)]
     pub url: String,
     /// `single` (one Redis, or a primary behind a failover address) or `cluster`.
@@ -20,6 +20,13 @@ pub struct RedisConfig {
     pub seeds: Vec<String>,
     #[serde(default = "defaults::pool_size")]
     pub pool_size: usize,
+    /// `rediss://`: PEM of the CA that signed the server's certificate, trusted instead of the
+    /// system's roots (a private CA); without it, the system's roots.
+    pub ca_file: Option<String>,
+    /// `rediss://`: PEM client certificate (chain) and key, for servers that require one
+    /// (`tls-auth-clients yes`).
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -39,6 +46,11 @@ impl RedisConfig {
     /// The URLs to connect to: the seeds, or the one `url`.
     pub fn nodes(&self) -> Vec<&str> {
         if self.seeds.is_empty() { vec![self.url.as_str()] } else { self.seeds.iter().map(String::as_str).collect() }
+    }
+
+    /// Whether the connections use TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.nodes().iter().any(|u| u.starts_with("rediss://"))
     }
 
     /// One line naming where Redis is, without passwords, for logs.

@@ -58,6 +58,13 @@ fn bad_values_name_the_key() {
         ("[redis]\nseeds = [\"redis://a:1\", \"a:2\"]\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "redis.seeds"),
         ("[redis]\nmode = \"ring\"\nurl = \"redis://x\"\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "ring"),
         ("[redis]\npool_size = 4\n[api]\ntokens=[\"long-enough\"]\n".to_string(), "redis.url"),
+        ("[redis]\nurl = \"rediss://x\"\nca_file = \"/no/such.pem\"\n".to_string(), "redis.ca_file"),
+        (
+            "[redis]\nurl = \"rediss://x\"\nclient_cert = \"/etc/hosts\"\n".to_string(),
+            "client_cert and client_key go together",
+        ),
+        ("[redis]\nurl = \"redis://x\"\nclient_key = \"/etc/hosts\"\n".to_string(), "only with rediss://"),
+        ("[redis]\nseeds = [\"rediss://a:1\", \"redis://b:1\"]\n".to_string(), "mix rediss:// and redis://"),
     ];
     for (text, needle) in cases {
         let err = error_of(&text, Role::Scheduler);

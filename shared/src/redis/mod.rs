@@ -23,12 +23,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The URL without its password, for logs.
+/// The URL without its password, for logs (the one rule the config errors use too).
 pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_string(),
-    }
+    crate::config::redacted_url(url)
 }
 
 /// Waits until Redis answers PING, logging each failure and backing off up to 10 s.

@@ -1,14 +1,23 @@
 //! One connection type and one pool for both deployments: a single Redis (or a primary behind
 //! a failover address) and a Redis Cluster. Store code is written once against [`Conn`]; the
 //! cluster variant routes each command by its key's slot, so every script keeps to one hash tag.
+//! `rediss://` connections trust `redis.ca_file` (else the system's roots) and present
+//! `redis.client_cert` when set, on a single node and on every cluster node alike.
 
 use std::{
     ops::{Deref, DerefMut},
     time::Duration,
 };
 
-use deadpool_redis::{Manager, Runtime, cluster};
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value, aio::ConnectionLike, cluster_routing::Slot};
+use deadpool::managed;
+use deadpool_redis::{Manager, Runtime};
+use redis::{
+    AsyncConnectionConfig, ClientTlsConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value,
+    aio::ConnectionLike,
+    cluster::{ClusterClient, ClusterClientBuilder},
+    cluster_async::ClusterConnection,
+    cluster_routing::Slot,
+};
 
 use super::{StoreError, redacted};
 use crate::config::RedisConfig;
@@ -17,7 +26,7 @@ use crate::config::RedisConfig;
 #[derive(Clone)]
 pub enum Conn {
     Single(redis::aio::MultiplexedConnection),
-    Cluster(cluster::ClusterConnection),
+    Cluster(ClusterConnection),
 }
 
 /// How long a request may wait for its reply. redis-rs's cluster client has no such bound
@@ -70,10 +79,7 @@ impl ConnectionLike for Conn {
 /// mix keys freely (a campaign's hash beside a global index). On a cluster a pipeline is split
 /// by the slot of each command's key: one sub-pipeline per slot, in order within the slot (an
 /// INCR still precedes its PEXPIRE NX), all slots at once, replies put back in pipeline order.
-fn cross_slot_pipeline<'a>(
-    conn: &'a mut cluster::ClusterConnection,
-    pipe: &'a Pipeline,
-) -> RedisFuture<'a, Vec<Value>> {
+fn cross_slot_pipeline<'a>(conn: &'a mut ClusterConnection, pipe: &'a Pipeline) -> RedisFuture<'a, Vec<Value>> {
     // The slot of each command's first argument (its key); keyless commands go with slot 0.
     let slots: Vec<Slot> = pipe
         .cmd_iter()
@@ -122,7 +128,7 @@ fn cross_slot_pipeline<'a>(
 #[derive(Clone)]
 pub enum Pool {
     Single(deadpool_redis::Pool),
-    Cluster(cluster::Pool),
+    Cluster(managed::Pool<ClusterManager>),
 }
 
 /// A connection checked out of the pool; returns to it when dropped.
@@ -133,7 +139,7 @@ pub struct Pooled {
 
 enum Checkout {
     Single(#[allow(dead_code)] deadpool_redis::Connection),
-    Cluster(#[allow(dead_code)] cluster::Connection),
+    Cluster(#[allow(dead_code)] managed::Object<ClusterManager>),
 }
 
 impl Pool {
@@ -165,15 +171,44 @@ impl DerefMut for Pooled {
     }
 }
 
+/// Makes and checks cluster connections. deadpool-redis's own manager builds its client from
+/// URLs alone, which cannot carry the certificates `rediss://` needs on every node.
+pub struct ClusterManager {
+    client: ClusterClient,
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = redis::RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, redis::RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<redis::RedisError> {
+        let _: String = redis::cmd("PING").query_async(conn).await?;
+        Ok(())
+    }
+}
+
 /// Builds the pool. Requests get [`RESPONSE_TIMEOUT`] (scripts on large batches take longer
 /// than redis-rs's 500 ms default); connections are made within 5 s; the cluster client
 /// retries MOVED/ASK and reconnects to nodes by itself.
 pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
+    let certificates = tls_certificates(cfg)?;
     if cfg.is_cluster() {
         let seeds: Vec<String> = cfg.nodes().into_iter().map(String::from).collect();
-        let manager = cluster::Manager::new(seeds, false)
-            .map_err(|e| anyhow::anyhow!("config key `redis.seeds` = {:?}: {e}", cfg.describe()))?;
-        let pool = cluster::Pool::builder(manager)
+        let mut builder = ClusterClientBuilder::new(seeds);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client =
+            builder.build().map_err(|e| anyhow::anyhow!("config key `redis.seeds` = {:?}: {e}", cfg.describe()))?;
+        let pool = managed::Pool::builder(ClusterManager { client })
             .max_size(cfg.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(10)))
@@ -182,11 +217,15 @@ pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
             .build()?;
         return Ok(Pool::Cluster(pool));
     }
+    let bad_url = |e: redis::RedisError| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url));
+    let client = match certificates {
+        Some(certificates) => redis::Client::build_with_tls(cfg.url.as_str(), certificates).map_err(bad_url)?,
+        None => redis::Client::open(cfg.url.as_str()).map_err(bad_url)?,
+    };
     let conn_cfg = AsyncConnectionConfig::new()
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(Duration::from_secs(5)));
-    let manager = Manager::new_with_config(cfg.url.as_str(), conn_cfg)
-        .map_err(|e| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url)))?;
+    let manager = Manager::new_with_config(client.get_connection_info().clone(), conn_cfg).map_err(bad_url)?;
     Ok(Pool::Single(
         deadpool_redis::Pool::builder(manager)
             .max_size(cfg.pool_size)
@@ -196,4 +235,22 @@ pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()?,
     ))
+}
+
+/// What a `rediss://` connection trusts and presents; None for plain connections.
+fn tls_certificates(cfg: &RedisConfig) -> anyhow::Result<Option<TlsCertificates>> {
+    if !cfg.is_tls() {
+        return Ok(None);
+    }
+    let read =
+        |key: &str, path: &str| std::fs::read(path).map_err(|e| anyhow::anyhow!("config key `{key}` = {path:?}: {e}"));
+    let root_cert = cfg.ca_file.as_deref().map(|p| read("redis.ca_file", p)).transpose()?;
+    let client_tls = match (&cfg.client_cert, &cfg.client_key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read("redis.client_cert", cert)?,
+            client_key: read("redis.client_key", key)?,
+        }),
+        _ => None,
+    };
+    Ok(Some(TlsCertificates { client_tls, root_cert }))
 }

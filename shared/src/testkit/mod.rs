@@ -5,6 +5,7 @@
 //! - [`smtp_sink`]: a scriptable SMTP server over real TCP (250 / 4xx n times / 5xx per recipient).
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
+//! - [`test_ca`]: a certificate authority made at test time, for every TLS test.
 
 pub mod dns_server;
 mod ports;
@@ -12,11 +13,12 @@ mod process;
 mod redis_cluster;
 mod redis_server;
 pub mod smtp_sink;
+pub mod test_ca;
 
 pub use ports::free_port;
 pub use process::{Process, bin_path};
 pub use redis_cluster::{RedisCluster, TestConn, TestRedis};
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, TlsEndpoint};
 
 use std::{future::Future, time::Duration};
 

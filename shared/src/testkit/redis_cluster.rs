@@ -18,7 +18,17 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(aof: bool) -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node(free_port(), aof)).collect();
+        Self::join((0..3).map(|_| RedisServer::start_cluster_node(free_port(), aof)).collect())
+    }
+
+    /// A cluster whose nodes also speak TLS to clients and to each other (certificates from
+    /// `ca`). The plain ports stay for the test's own assertions: Redis tells each client the
+    /// ports of its own kind, so a `rediss://` client is sent only to TLS ports.
+    pub fn start_tls(ca: &super::test_ca::TestCa, client_certs: bool) -> RedisCluster {
+        Self::join((0..3).map(|_| RedisServer::start_tls_cluster_node(ca, client_certs)).collect())
+    }
+
+    fn join(nodes: Vec<RedisServer>) -> RedisCluster {
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
@@ -108,10 +118,12 @@ impl TestRedis {
     /// The `[redis]` section's body for a Sluice config.
     pub fn config_body(&self) -> String {
         match self {
-            TestRedis::Single(s) => format!("url = \"{}\"", s.url()),
+            TestRedis::Single(s) => s.config_body(),
             TestRedis::Cluster(c) => {
-                let seeds: Vec<String> = c.nodes.iter().map(|n| format!("\"{}\"", n.url())).collect();
-                format!("mode = \"cluster\"\nseeds = [{}]", seeds.join(", "))
+                let url = |n: &RedisServer| n.tls.as_ref().map_or_else(|| n.url(), |t| t.url());
+                let seeds: Vec<String> = c.nodes.iter().map(|n| format!("\"{}\"", url(n))).collect();
+                let files = c.nodes[0].tls.as_ref().map(|t| t.files_toml()).unwrap_or_default();
+                format!("mode = \"cluster\"\nseeds = [{}]\n{files}", seeds.join(", "))
             }
         }
     }
