@@ -43,6 +43,10 @@ fn a_redis_url_it_cannot_use_is_refused_without_printing_the_password() {
         assert!(stderr.contains("redis.url") && stderr.contains("***@10.0.0.1"), "{url}: {stderr}");
         assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     }
+    // A value of the wrong type is quoted by the config parser: its credentials are not.
+    let (code, stderr) = run_with("", &[("SLUICE__REDIS__MODE", "redis://u:hunter2-secret@10.0.0.1/0")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("redis://***@10.0.0.1/0") && !stderr.contains("hunter2"), "{stderr}");
     let (code, stderr) = run_with("", &[("SLUICE__REDIS__CA_FILE", "/etc/hosts")]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("redis.ca_file") && stderr.contains("only with rediss://"), "{stderr}");

@@ -71,10 +71,38 @@ pub struct Config {
 /// A configuration problem, naming the key and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file or environment could not be read as a config; the message has every URL's
+    /// password replaced (the config crate quotes the offending value).
     #[error("config: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(String),
     #[error("config key `{key}` = {value:?}: {problem}")]
     Invalid { key: String, value: String, problem: String },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load(redacted_urls_in(&e.to_string()))
+    }
+}
+
+/// `text` with the credentials of every `scheme://user:password@` in it replaced by `***`.
+pub fn redacted_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after.find(['/', '"', '\'', ' ', ',', ']', '\n']).unwrap_or(after.len());
+        match after[..authority_end].rfind('@') {
+            Some(credentials_end) => {
+                out.push_str("***");
+                rest = &after[credentials_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `url` with any password replaced by `***`, so a config error never prints a secret.
@@ -105,6 +133,7 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("api.tokens")
+                .with_list_parse_key("redis.seeds")
                 .with_list_parse_key("retry.schedule"),
         );
         let config: Config = builder.build()?.try_deserialize()?;

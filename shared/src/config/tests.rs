@@ -107,6 +107,15 @@ fn worker_needs_a_relay() {
 }
 
 #[test]
+fn credentials_in_any_url_of_a_message_are_redacted() {
+    let message = "invalid type: string \"redis://u:hunter2@a:1/0,rediss://:pw2@b:2/0\", expected a sequence; see http://docs/x@y";
+    let clean = redacted_urls_in(message);
+    assert!(!clean.contains("hunter2") && !clean.contains("pw2"), "{clean}");
+    assert!(clean.contains("redis://***@a:1/0,rediss://***@b:2/0"), "{clean}");
+    assert!(clean.contains("http://docs/x@y"), "a path's @ is not a credential: {clean}");
+}
+
+#[test]
 fn relay_auth_needs_tls_unless_plaintext_is_allowed() {
     let relay =
         "[redis]\nurl = \"redis://x\"\n[[smtp.relays]]\nhost=\"h\"\nport=25\nusername=\"u\"\npassword=\"secret-p\"\n";

@@ -27,6 +27,8 @@ pub struct Stack {
     pub workers: Vec<Process>,
     /// `/metrics` URL of the scheduler, then of each worker.
     pub metrics: Vec<String>,
+    /// Environment every worker started later gets (e.g. its own Redis user).
+    worker_env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -47,6 +49,19 @@ pub async fn start_on(redis: impl Into<TestRedis>, extra_toml: &str, workers: us
 /// A stack around a sink the caller started. A sink with a certificate is used over TLS
 /// (STARTTLS or implicit, as the sink speaks) as `localhost`, trusting that certificate.
 pub async fn start_full(redis: impl Into<TestRedis>, sink: SmtpSink, extra_toml: &str, workers: usize) -> Stack {
+    start_roles(redis, sink, extra_toml, workers, &[], &[]).await
+}
+
+/// [`start_full`] with extra environment for the scheduler and for every worker (each role's
+/// own Redis user, say).
+pub async fn start_roles(
+    redis: impl Into<TestRedis>,
+    sink: SmtpSink,
+    extra_toml: &str,
+    workers: usize,
+    scheduler_env: &[(&str, &str)],
+    worker_env: &[(&str, &str)],
+) -> Stack {
     let redis = redis.into();
     let api_port = free_port();
     let config = std::env::temp_dir().join(format!("sluice-test-{}-{api_port}.toml", std::process::id()));
@@ -77,7 +92,9 @@ pub async fn start_full(redis: impl Into<TestRedis>, sink: SmtpSink, extra_toml:
     let text = config_toml_for(&redis.config_body(), api_port, scheduler_metrics, TOKEN, &relay);
     std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap().to_string();
-    let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &[FAST_TICK]);
+    let mut env = vec![FAST_TICK];
+    env.extend_from_slice(scheduler_env);
+    let scheduler = Process::spawn("scheduler", &bin_path("sluice-scheduler"), &["--config", &cfg], &env);
     let mut stack = Stack {
         redis,
         sink,
@@ -88,6 +105,7 @@ pub async fn start_full(redis: impl Into<TestRedis>, sink: SmtpSink, extra_toml:
         scheduler,
         workers: Vec::new(),
         metrics: vec![format!("http://127.0.0.1:{scheduler_metrics}/metrics")],
+        worker_env: worker_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         http: reqwest::Client::new(),
     };
     for _ in 0..workers {
@@ -132,6 +150,7 @@ impl Stack {
         let metrics = format!("127.0.0.1:{}", free_port());
         let cfg = self.config.to_str().unwrap().to_string();
         let mut env = vec![("SLUICE__WORKER__NAME", name.as_str()), ("SLUICE__METRICS__LISTEN", metrics.as_str())];
+        env.extend(self.worker_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         env.extend_from_slice(extra_env);
         self.workers.push(Process::spawn(&name, &bin_path("sluice-worker"), &["--config", &cfg], &env));
         self.metrics.push(format!("http://{metrics}/metrics"));
