@@ -25,6 +25,7 @@ mod message;
 mod public;
 mod retries;
 mod template;
+mod tls;
 mod webhook;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -58,6 +59,7 @@ fn serve_api(
     shutdown: sluice_shared::shutdown::Shutdown,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
     let listener = listener.into_std()?;
+    let tls = tls::optional("api", config.api.tls_cert.as_ref(), config.api.tls_key.as_ref())?;
     Ok(std::thread::Builder::new().name("api".into()).spawn(move || -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -69,7 +71,7 @@ fn serve_api(
             let pool = sluice_shared::redis::pool(&config.redis)?;
             let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
             let app = api::app(api::AppState::new(pool, config.clone(), enqueuer));
-            http::serve(listener, app, &config.http, shutdown).await;
+            http::serve(listener, app, &config.http, tls, shutdown).await;
             Ok(())
         })
     })?)
@@ -102,9 +104,10 @@ async fn run(started: Started) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("config key `public.listen` = {:?}: {e}", p.listen))?;
             tracing::info!(public = %p.listen, base_url = %p.base_url, "public listener started");
+            let tls = tls::optional("public", p.tls_cert.as_ref(), p.tls_key.as_ref())?;
             let app = public::app(public::PublicState::new(pool.clone(), config.clone(), links.tokens.clone()));
             let (config, public_shutdown) = (config.clone(), shutdown.clone());
-            Some(tokio::spawn(async move { http::serve(listener, app, &config.http, public_shutdown).await }))
+            Some(tokio::spawn(async move { http::serve(listener, app, &config.http, tls, public_shutdown).await }))
         }
         _ => None,
     };

@@ -167,6 +167,7 @@ impl Config {
             return Err(invalid("redis.seeds", redis.describe(), "mix rediss:// and redis:// nodes"));
         }
         self.validate_redis_tls()?;
+        self.validate_listener_tls()?;
         if redis.is_cluster() && redis.nodes().iter().any(|u| u.starts_with("redis+unix://")) {
             return Err(invalid("redis.mode", "cluster", "cluster nodes are reached over TCP, not unix sockets"));
         }
@@ -441,6 +442,29 @@ impl Config {
         }
         if self.campaigns.max_inline_recipients == 0 {
             return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Each listener's certificate and key come together and can be read.
+    fn validate_listener_tls(&self) -> Result<(), ConfigError> {
+        let public = self.public.as_ref();
+        let pairs = [
+            ("api", self.api.tls_cert.as_ref(), self.api.tls_key.as_ref()),
+            ("public", public.and_then(|p| p.tls_cert.as_ref()), public.and_then(|p| p.tls_key.as_ref())),
+        ];
+        for (section, cert, key) in pairs {
+            if cert.is_some() != key.is_some() {
+                let value = cert.or(key).map_or("", String::as_str);
+                return Err(invalid(format!("{section}.tls_cert"), value, "tls_cert and tls_key go together"));
+            }
+            for (name, file) in [("tls_cert", cert), ("tls_key", key)] {
+                if let Some(path) = file
+                    && let Err(e) = std::fs::read(path)
+                {
+                    return Err(invalid(format!("{section}.{name}"), path, format!("cannot be read: {e}")));
+                }
+            }
         }
         Ok(())
     }

@@ -114,11 +114,20 @@ pub struct ApiConfig {
     /// warned about at startup. Prefer `[[api.keys]]`.
     #[serde(default)]
     pub tokens: Vec<String>,
+    /// PEM certificate chain and key: the API is served over HTTPS only.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: defaults::api_listen(), keys: Vec::new(), tokens: Vec::new() }
+        ApiConfig {
+            listen: defaults::api_listen(),
+            keys: Vec::new(),
+            tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
     }
 }
 
@@ -547,6 +556,9 @@ pub struct PublicConfig {
     pub secret: String,
     /// Also offer `mailto:` in List-Unsubscribe (processed by whoever reads that mailbox).
     pub unsubscribe_mailto: Option<String>,
+    /// PEM certificate chain and key: the listener serves HTTPS only.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// DNS for direct MX delivery, MX rollup and doctor.
