@@ -92,7 +92,9 @@ async fn run(started: Started) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("config key `inbound.smtp_listen` = {listen:?}: {e}"))?;
             tracing::info!(inbound_smtp = %listen, "inbound SMTP listener started");
-            let server = Arc::new(inbound::smtp::Listener::new(pool.clone(), config.clone(), parts.clone()));
+            let inbound = &config.inbound;
+            let tls = tls::optional("inbound", inbound.tls_cert.as_ref(), inbound.tls_key.as_ref())?;
+            let server = Arc::new(inbound::smtp::Listener::new(pool.clone(), config.clone(), parts.clone(), tls));
             Some(tokio::spawn(server.run(listener, shutdown.clone())))
         }
         _ => None,

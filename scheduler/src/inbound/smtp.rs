@@ -1,7 +1,9 @@
 //! The optional inbound SMTP listener (`inbound.smtp_listen`): the bounce domain's MX. It
 //! accepts mail for `bounces.return_path_domain` only, and answers 250 to DATA once the report
-//! is recorded or kept (451 if Redis is unavailable, so the sender retries). Plain SMTP: put a
-//! TLS-terminating MTA in front if the path needs encryption.
+//! is recorded or kept (451 if Redis is unavailable, so the sender retries). With
+//! `inbound.tls_cert` and `tls_key` it offers STARTTLS (RFC 3207): commands pipelined behind
+//! STARTTLS are never carried over into the encrypted session, and the handshake counts against
+//! the session deadline.
 //!
 //! Held like Postfix's smtpd against a stranger on the internet: line length and message size
 //! are enforced while reading (nothing is buffered past them), DATA held in memory by all
@@ -17,10 +19,12 @@ use std::{
 
 use sluice_shared::{redis::Pool, shutdown::Shutdown};
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream, tcp::OwnedWriteHalf},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
 };
+use tokio_rustls::TlsAcceptor;
 
 use super::Inbound;
 use crate::api::InboundParts;
@@ -41,6 +45,15 @@ pub struct Listener {
     clients: Mutex<HashMap<IpAddr, usize>>,
     /// Permits of [`BUDGET_STEP`] bytes of DATA held in memory, shared by every session.
     budget: Arc<Semaphore>,
+    /// Offered as STARTTLS when configured.
+    tls: Option<TlsAcceptor>,
+}
+
+/// How a conversation on one stream ended.
+enum Next {
+    Done,
+    /// The client asked for STARTTLS and got 220: the session goes on over TLS.
+    StartTls,
 }
 
 /// One client's place in the per-client count, given back when the session ends.
@@ -77,9 +90,14 @@ enum Data {
 }
 
 impl Listener {
-    pub fn new(pool: Pool, config: Arc<sluice_shared::config::Config>, parts: Arc<InboundParts>) -> Listener {
+    pub fn new(
+        pool: Pool,
+        config: Arc<sluice_shared::config::Config>,
+        parts: Arc<InboundParts>,
+        tls: Option<TlsAcceptor>,
+    ) -> Listener {
         let steps = config.inbound.max_buffered_bytes.div_ceil(BUDGET_STEP);
-        Listener { pool, config, parts, clients: Mutex::default(), budget: Arc::new(Semaphore::new(steps)) }
+        Listener { pool, config, parts, clients: Mutex::default(), budget: Arc::new(Semaphore::new(steps)), tls }
     }
 
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
@@ -123,43 +141,84 @@ impl Listener {
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(reply.as_bytes())).await;
     }
 
-    /// One session under the session deadline; a timeout is answered 421 before closing.
+    /// One session under the session deadline, upgraded to TLS when the client asks for it.
     async fn serve(&self, stream: TcpStream, peer: SocketAddr) {
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        let deadline = self.config.inbound.session_timeout.get();
-        let ended = match tokio::time::timeout(deadline, self.session(&mut read, &mut write)).await {
-            Ok(Ok(())) => return,
+        let deadline = Instant::now() + self.config.inbound.session_timeout.get();
+        let mut plain = BufReader::new(stream);
+        let offer = self.tls.is_some();
+        let Some(Next::StartTls) = self.bounded(&mut plain, peer, deadline, true, offer).await else { return };
+        if !plain.buffer().is_empty() {
+            // Commands sent behind STARTTLS before the handshake (RFC 3207 section 5): a
+            // plaintext injection into the encrypted session. Refused by closing.
+            tracing::info!(%peer, "inbound SMTP: commands pipelined behind STARTTLS; closing");
+            return;
+        }
+        let Some(acceptor) = self.tls.clone() else { return };
+        let encrypted = match tokio::time::timeout_at(deadline, acceptor.accept(plain.into_inner())).await {
+            Ok(Ok(encrypted)) => encrypted,
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "inbound SMTP TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "inbound SMTP TLS handshake past the session deadline"),
+        };
+        self.bounded(&mut BufReader::new(encrypted), peer, deadline, false, false).await;
+    }
+
+    /// A conversation until `deadline`; a timeout is answered 421 before closing.
+    async fn bounded<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut BufReader<S>,
+        peer: SocketAddr,
+        deadline: Instant,
+        greet: bool,
+        offer_tls: bool,
+    ) -> Option<Next> {
+        let ended = match tokio::time::timeout_at(deadline, self.session(stream, greet, offer_tls)).await {
+            Ok(Ok(next)) => return Some(next),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => "421 4.4.2 Timeout exceeded, closing\r\n",
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "inbound SMTP session ended");
-                return;
+                return None;
             }
             Err(_) => "421 4.4.2 Session too long, closing\r\n",
         };
         tracing::info!(%peer, reply = ended.trim_end(), "inbound SMTP session closed");
-        let _ = tokio::time::timeout(Duration::from_secs(5), write.write_all(ended.as_bytes())).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.get_mut().write_all(ended.as_bytes())).await;
+        None
     }
 
-    async fn session<R: AsyncBufRead + Unpin>(&self, read: &mut R, write: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        read: &mut BufReader<S>,
+        greet: bool,
+        offer_tls: bool,
+    ) -> std::io::Result<Next> {
         let domain = self.config.bounces.return_path_domain.clone().unwrap_or_default();
         let max = self.config.inbound.max_message_bytes;
         let wait = self.config.inbound.command_timeout.get();
-        write.write_all(format!("220 {domain} Sluice inbound ESMTP\r\n").as_bytes()).await?;
+        if greet {
+            read.get_mut().write_all(format!("220 {domain} Sluice inbound ESMTP\r\n").as_bytes()).await?;
+        }
         let mut rcpt: Option<String> = None;
         let mut sender = false;
         loop {
             let line = match read_line(read, COMMAND_LINE_MAX, wait).await? {
-                Line::Eof => return Ok(()),
+                Line::Eof => return Ok(Next::Done),
                 Line::TooLong => {
-                    write.write_all(b"500 5.5.2 Line too long, closing\r\n").await?;
-                    return Ok(());
+                    read.get_mut().write_all(b"500 5.5.2 Line too long, closing\r\n").await?;
+                    return Ok(Next::Done);
                 }
                 Line::Full(l) => String::from_utf8_lossy(&l).trim_end_matches(['\r', '\n']).to_string(),
             };
             let upper = line.to_ascii_uppercase();
             let reply: String = if upper.starts_with("EHLO") {
-                format!("250-{domain}\r\n250-SIZE {max}\r\n250 8BITMIME\r\n")
+                let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                format!("250-{domain}\r\n250-SIZE {max}\r\n{starttls}250 8BITMIME\r\n")
+            } else if upper == "STARTTLS" {
+                if !offer_tls {
+                    read.get_mut().write_all(b"454 4.7.0 TLS not available\r\n").await?;
+                    continue;
+                }
+                read.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                return Ok(Next::StartTls);
             } else if upper.starts_with("HELO") {
                 format!("250 {domain}\r\n")
             } else if upper.starts_with("MAIL FROM:") {
@@ -181,24 +240,24 @@ impl Listener {
                 }
             } else if upper == "DATA" {
                 let Some(to) = rcpt.take() else {
-                    write.write_all(b"503 5.5.1 RCPT first\r\n").await?;
+                    read.get_mut().write_all(b"503 5.5.1 RCPT first\r\n").await?;
                     continue;
                 };
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                read.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                 sender = false;
                 // Past a limit the rest of the message is not read: the reply goes out and
                 // the session closes, so an endless DATA costs nothing more.
                 let refusal: &[u8] = match read_data(read, max, wait, &self.budget).await? {
                     Data::Message(raw, _held) => {
-                        write.write_all(self.deliver(&raw, &to).await.as_bytes()).await?;
+                        read.get_mut().write_all(self.deliver(&raw, &to).await.as_bytes()).await?;
                         continue;
                     }
                     Data::TooBig => b"552 5.3.4 Message too big, closing\r\n",
                     Data::LineTooLong => b"552 5.3.4 Line too long, closing\r\n",
                     Data::NoMemory => b"452 4.3.1 Insufficient system storage, try later\r\n",
                 };
-                write.write_all(refusal).await?;
-                return Ok(());
+                read.get_mut().write_all(refusal).await?;
+                return Ok(Next::Done);
             } else if upper == "RSET" {
                 sender = false;
                 rcpt = None;
@@ -206,12 +265,12 @@ impl Listener {
             } else if upper == "NOOP" {
                 "250 2.0.0 Ok\r\n".into()
             } else if upper == "QUIT" {
-                write.write_all(b"221 2.0.0 Bye\r\n").await?;
-                return Ok(());
+                read.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+                return Ok(Next::Done);
             } else {
                 "502 5.5.2 Command not recognized\r\n".into()
             };
-            write.write_all(reply.as_bytes()).await?;
+            read.get_mut().write_all(reply.as_bytes()).await?;
         }
     }
 

@@ -452,6 +452,7 @@ impl Config {
         let pairs = [
             ("api", self.api.tls_cert.as_ref(), self.api.tls_key.as_ref()),
             ("public", public.and_then(|p| p.tls_cert.as_ref()), public.and_then(|p| p.tls_key.as_ref())),
+            ("inbound", self.inbound.tls_cert.as_ref(), self.inbound.tls_key.as_ref()),
         ];
         for (section, cert, key) in pairs {
             if cert.is_some() != key.is_some() {

@@ -604,6 +604,9 @@ pub struct InboundConfig {
     /// is answered 452 (try later).
     #[serde(default = "defaults::inbound_max_buffered_bytes")]
     pub max_buffered_bytes: usize,
+    /// PEM certificate chain and key: STARTTLS is offered.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for InboundConfig {
@@ -616,6 +619,8 @@ impl Default for InboundConfig {
             command_timeout: defaults::inbound_command_timeout(),
             session_timeout: defaults::inbound_session_timeout(),
             max_buffered_bytes: defaults::inbound_max_buffered_bytes(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
