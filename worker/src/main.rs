@@ -51,7 +51,7 @@ fn delivery(
         DeliveryMode::Mx => {
             let dns = sluice_shared::dns::Dns::from_config(&config.dns)
                 .map_err(|e| anyhow::anyhow!("config key `dns`: {e}"))?;
-            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(config, dns, pool.clone())))
+            transport::Delivery::Mx(Box::new(transport::mx::MxDelivery::new(config, dns, pool.clone())?))
         }
     })
 }

@@ -14,6 +14,7 @@ use sluice_shared::testkit::{
     dns_server::{DnsServer, Entry, ip},
     free_port,
     smtp_sink::SmtpSink,
+    test_ca::TestCa,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +23,10 @@ async fn mx_hosts_in_preference_order_with_starttls_from_the_pool_address() {
     let refusing = SmtpSink::bind(&format!("127.0.0.2:{port}"), false).await.unwrap();
     refusing.state.set_refusing(true);
     let cleartext_only = SmtpSink::bind(&format!("127.0.0.4:{port}"), false).await.unwrap();
-    let good = SmtpSink::bind_starttls(&format!("127.0.0.1:{port}"), true).await;
+    let ca = TestCa::new("mx");
+    let certificate = ca.issue("mx2", &["mx2.x.example", "nomx.example"]);
+    let good =
+        SmtpSink::bind_starttls_with(&format!("127.0.0.1:{port}"), true, &certificate.cert, &certificate.key).await;
     let mx =
         |name: &str, preference, exchange: &str| Entry::Mx { name: name.into(), preference, exchange: exchange.into() };
     let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
@@ -38,9 +42,11 @@ async fn mx_hosts_in_preference_order_with_starttls_from_the_pool_address() {
     ])
     .await;
     let extra = format!(
-        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\n\n[[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\nmx_ca_file = \"{}\"\n\n\
+         [[smtp.ip_pool]]\naddress = \"127.0.0.3\"\nhelo = \"mta1.shop.example\"\n\n\
          [dns]\nnameservers = [\"{}\"]\n\n[limits.domains.\"x.example\"]\nrequire_tls = true\n\n\
          [limits.domains.\"plain.example\"]\nrequire_tls = true\n\n[retry]\nschedule = [\"1h\"]\n",
+        ca.ca_file.display(),
         dns.nameserver()
     );
     let stack = common::start_full(RedisServer::start(), good, &extra, 1).await;
@@ -230,5 +236,63 @@ async fn mx_hosts_on_internal_addresses_are_never_contacted() {
         let bounce = events.iter().map(|(_, f)| f).find(|f| f["type"] == "bounced" && f["r"] == *address);
         let data = &bounce.unwrap_or_else(|| panic!("{address} bounced: {events:?}"))["data"];
         assert!(data.contains("5.4.4") && data.contains("internal addresses"), "{address}: {data}");
+    }
+}
+
+/// `require_tls` is Postfix's `verify`: the MX certificate must chain to a trusted root and name
+/// the MX host. A certificate for another name, or from an unknown issuer, defers the message
+/// (never sent, in the clear or otherwise); without `require_tls` the same hosts are used with
+/// encryption alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_tls_verifies_the_mx_certificate_and_name() {
+    let port = free_port();
+    let ca = TestCa::new("mx-verify");
+    let named = ca.issue("good", &["mx.good.example"]);
+    let misnamed = ca.issue("other", &["mx.other.example"]);
+    let good = SmtpSink::bind_starttls_with(&format!("127.0.0.2:{port}"), false, &named.cert, &named.key).await;
+    let wrong_name =
+        SmtpSink::bind_starttls_with(&format!("127.0.0.3:{port}"), false, &misnamed.cert, &misnamed.key).await;
+    let unknown_issuer = SmtpSink::bind_starttls(&format!("127.0.0.4:{port}"), false).await;
+    let mx = |name: &str, exchange: &str| Entry::Mx { name: name.into(), preference: 10, exchange: exchange.into() };
+    let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
+    let dns = DnsServer::start(vec![
+        mx("good.example", "mx.good.example"),
+        a("mx.good.example", "127.0.0.2"),
+        mx("wrongname.example", "mx.wrongname.example"),
+        a("mx.wrongname.example", "127.0.0.3"),
+        mx("selfsigned.example", "mx.selfsigned.example"),
+        a("mx.selfsigned.example", "127.0.0.4"),
+        mx("may.example", "mx.may.example"),
+        a("mx.may.example", "127.0.0.3"),
+    ])
+    .await;
+    let verify = |d: &str| format!("[limits.domains.\"{d}\"]\nrequire_tls = true\n\n");
+    let extra = format!(
+        "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmx_allow_networks = [\"127.0.0.0/8\"]\nmx_ca_file = \"{}\"\n\n\
+         [dns]\nnameservers = [\"{}\"]\n\n{}{}{}[retry]\nschedule = [\"1h\"]\n",
+        ca.ca_file.display(),
+        dns.nameserver(),
+        verify("good.example"),
+        verify("wrongname.example"),
+        verify("selfsigned.example"),
+    );
+    let stack = common::start_full(RedisServer::start(), good, &extra, 1).await;
+    let to = ["a@good.example", "b@wrongname.example", "c@selfsigned.example", "d@may.example"];
+    let body = common::campaign_body("verify", to.iter().map(|r| json!({"email": r, "vars": {"name": "N"}})).collect());
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
+    assert_eq!(status, 201, "{reply}");
+    let counts = settled(&stack, "verify", 4).await;
+    assert_eq!((counts["sent"], counts["deferred"]), (2, 2), "{counts:?}\n{}", stack.logs());
+    assert_eq!(stack.sink.state.accepted_encrypted.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(wrong_name.state.delivered_to("d@may.example"), 1, "opportunistic TLS takes any certificate");
+    assert_eq!(wrong_name.state.delivered_to("b@wrongname.example"), 0, "a certificate for another name");
+    assert_eq!(unknown_issuer.state.accepted(), 0, "a certificate from an unknown issuer");
+    let mut conn = stack.redis.conn();
+    let events: Vec<(String, std::collections::HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg("sluice:{c:verify}:events").arg("-").arg("+").query(&mut conn).unwrap();
+    for address in ["b@wrongname.example", "c@selfsigned.example"] {
+        let deferral = events.iter().map(|(_, f)| f).find(|f| f["type"] == "deferred" && f["r"] == address);
+        let data = &deferral.unwrap_or_else(|| panic!("{address} deferred: {events:?}"))["data"];
+        assert!(data.contains("verified certificate"), "{address}: {data}");
     }
 }

@@ -521,6 +521,11 @@ impl Config {
         }
         crate::netguard::AddressPolicy::new(&self.smtp.mx_allow_networks)
             .map_err(|m| invalid("smtp.mx_allow_networks", self.smtp.mx_allow_networks.join(","), m))?;
+        if let Some(ca) = &self.smtp.mx_ca_file
+            && let Err(e) = std::fs::read(ca)
+        {
+            return Err(invalid("smtp.mx_ca_file", ca, format!("cannot be read: {e}")));
+        }
         if self.smtp.mx_port == 0 {
             return Err(invalid("smtp.mx_port", 0, "must be 1-65535"));
         }

@@ -208,6 +208,9 @@ pub struct SmtpConfig {
     /// private, link-local, unique-local, multicast or unspecified address is never contacted.
     #[serde(default)]
     pub mx_allow_networks: Vec<String>,
+    /// mx mode: an extra PEM root trusted when verifying MX certificates (`require_tls`), beside
+    /// the Mozilla roots (private MX hosts, tests).
+    pub mx_ca_file: Option<String>,
     /// Name sent in EHLO.
     #[serde(default = "defaults::hello_name")]
     pub hello_name: String,
@@ -242,6 +245,7 @@ impl Default for SmtpConfig {
             mx_port: defaults::mx_port(),
             ip_pool: Vec::new(),
             mx_allow_networks: Vec::new(),
+            mx_ca_file: None,
             hello_name: defaults::hello_name(),
             timeout: defaults::smtp_timeout(),
             max_connections_per_relay: defaults::relay_connections(),
@@ -258,7 +262,8 @@ pub struct LimitOverride {
     pub rate: Option<Rate>,
     pub burst: Option<u32>,
     pub connections: Option<usize>,
-    /// mx mode: refuse to send without STARTTLS (otherwise STARTTLS is used when offered).
+    /// mx mode: STARTTLS with a certificate verified against the MX host name, or nothing
+    /// (Postfix's `verify`); otherwise STARTTLS is used when offered, unchecked (`may`).
     pub require_tls: Option<bool>,
     /// mx mode: a connection is closed after this many messages.
     pub messages_per_connection: Option<u32>,

@@ -162,11 +162,40 @@ impl SmtpSink {
         Self::start_tls_on("127.0.0.1:0", keep_messages, implicit).await
     }
 
+    /// Starts on `listen`, offering STARTTLS with the given PEM certificate and key files
+    /// (say, from a [`super::test_ca::TestCa`], for a verifying client).
+    pub async fn bind_starttls_with(
+        listen: &str,
+        keep_messages: bool,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> SmtpSink {
+        use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("certificate file")
+            .collect::<Result<_, _>>()
+            .expect("certificate");
+        let private = PrivateKeyDer::from_pem_file(key).expect("key file");
+        let pem = std::fs::read_to_string(cert).expect("certificate file");
+        Self::serve_tls(listen, keep_messages, false, certs, private, pem).await
+    }
+
     async fn start_tls_on(listen: &str, keep_messages: bool, implicit: bool) -> SmtpSink {
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let pem = key.cert.pem();
         let certs = vec![key.cert.der().clone()];
         let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
+        Self::serve_tls(listen, keep_messages, implicit, certs, private, pem).await
+    }
+
+    async fn serve_tls(
+        listen: &str,
+        keep_messages: bool,
+        implicit: bool,
+        certs: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+        private: PrivateKeyDer<'static>,
+        pem: String,
+    ) -> SmtpSink {
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

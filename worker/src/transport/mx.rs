@@ -1,8 +1,9 @@
 //! Direct delivery: each recipient domain's MX hosts in preference order (implicit MX when
 //! there is none, RFC 7505 null MX refused), from the configured source addresses in turn,
 //! each with its own EHLO name. STARTTLS is used whenever offered (encryption without
-//! certificate checks, like Postfix's `may` level) and required where the destination's limits
-//! say `require_tls`. Source addresses on a warm-up plan send at most their daily cap (counted
+//! certificate checks, like Postfix's `may` level); where the destination's limits say
+//! `require_tls`, STARTTLS is required and the certificate must chain to a trusted root (the
+//! Mozilla roots, plus `smtp.mx_ca_file`) and name the MX host (Postfix's `verify`). Source addresses on a warm-up plan send at most their daily cap (counted
 //! in Redis); past it the others take over, then `warmup.spill_pool`, else the message waits
 //! for the next day. MX hosts that resolve only to internal addresses (loopback, private,
 //! link-local, unique-local, multicast, unspecified) are not contacted unless
@@ -21,7 +22,7 @@ use std::{
 };
 
 use lettre::transport::smtp::{
-    client::{AsyncSmtpConnection, TlsParameters},
+    client::{AsyncSmtpConnection, Certificate, TlsParameters},
     extension::ClientId,
 };
 use sluice_shared::{
@@ -55,6 +56,8 @@ pub struct MxDelivery {
     port: u16,
     sources: Vec<Source>,
     next_source: AtomicUsize,
+    /// `smtp.mx_ca_file`, trusted beside the Mozilla roots when verifying.
+    extra_root: Option<Certificate>,
     /// The addresses MX hosts may have: public ones, and `smtp.mx_allow_networks`.
     policy: AddressPolicy,
     /// Idle connections by (MX host, source index).
@@ -65,7 +68,7 @@ pub struct MxDelivery {
 }
 
 impl MxDelivery {
-    pub fn new(config: &Config, dns: Dns, redis: RedisPool) -> MxDelivery {
+    pub fn new(config: &Config, dns: Dns, redis: RedisPool) -> anyhow::Result<MxDelivery> {
         let (smtp, limits) = (&config.smtp, &config.limits);
         let mut sources: Vec<Source> = smtp
             .ip_pool
@@ -79,8 +82,20 @@ impl MxDelivery {
                 pool: String::new(),
             });
         }
-        MxDelivery {
+        let extra_root = match &smtp.mx_ca_file {
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| anyhow::anyhow!("config key `smtp.mx_ca_file` = {path:?}: {e}"))?;
+                Some(
+                    Certificate::from_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("config key `smtp.mx_ca_file` = {path:?}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(MxDelivery {
             dns,
+            extra_root,
             redis,
             warmup: config.warmup.clone(),
             port: smtp.mx_port,
@@ -91,7 +106,7 @@ impl MxDelivery {
             limits: limits.clone(),
             providers: limits.providers(),
             timeout: smtp.timeout.get(),
-        }
+        })
     }
 
     /// Says QUIT on every idle connection (shutdown).
@@ -142,16 +157,27 @@ impl MxDelivery {
         let mut conn =
             AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &source.helo).await.map_err(connection_error)?;
         if conn.can_starttls() {
-            let params = TlsParameters::builder(host.to_string())
-                .dangerous_accept_invalid_certs(true)
-                .dangerous_accept_invalid_hostnames(true)
-                .build_rustls()
-                .map_err(|e| SendError::Connection(format!("TLS setup: {e}")))?;
-            conn.starttls(params, &source.helo).await.map_err(connection_error)?;
+            let params = self.tls_parameters(host, require_tls)?;
+            conn.starttls(params, &source.helo).await.map_err(|e| match require_tls {
+                true => SendError::Connection(format!("{host}: TLS with a verified certificate is required: {e}")),
+                false => connection_error(e),
+            })?;
         } else if require_tls {
             return Err(SendError::Connection(format!("{host} does not offer STARTTLS, and TLS is required")));
         }
         Session::start(conn, &source.helo).await.map_err(connection_error)
+    }
+
+    /// STARTTLS parameters for `host`: verified (chain to a trusted root, name = the MX host)
+    /// when TLS is required, otherwise encryption without checks.
+    fn tls_parameters(&self, host: &str, verify: bool) -> Result<TlsParameters, SendError> {
+        let mut builder = TlsParameters::builder(host.to_string());
+        builder = match (verify, &self.extra_root) {
+            (true, Some(root)) => builder.add_root_certificate(root.clone()),
+            (true, None) => builder,
+            (false, _) => builder.dangerous_accept_invalid_certs(true).dangerous_accept_invalid_hostnames(true),
+        };
+        builder.build_rustls().map_err(|e| SendError::Connection(format!("TLS setup: {e}")))
     }
 
     /// The source address for the next message: the next in turn that is under its warm-up
