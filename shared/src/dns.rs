@@ -43,6 +43,7 @@ pub enum DnsError {
     Failed { name: String, reason: String },
 }
 
+#[derive(Clone)]
 pub struct Dns {
     resolver: Resolver<TokioConnectionProvider>,
 }

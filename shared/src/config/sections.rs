@@ -211,6 +211,13 @@ pub struct SmtpConfig {
     /// mx mode: an extra PEM root trusted when verifying MX certificates (`require_tls`), beside
     /// the Mozilla roots (private MX hosts, tests).
     pub mx_ca_file: Option<String>,
+    /// mx mode: honour MTA-STS (RFC 8461) policies: in `enforce` mode, only the listed MX hosts,
+    /// over verified TLS.
+    #[serde(default = "defaults::yes")]
+    pub mta_sts: bool,
+    /// mx mode: the HTTPS port of MTA-STS policy hosts (443; tests use their own).
+    #[serde(default = "defaults::https_port")]
+    pub mta_sts_port: u16,
     /// Name sent in EHLO.
     #[serde(default = "defaults::hello_name")]
     pub hello_name: String,
@@ -246,6 +253,8 @@ impl Default for SmtpConfig {
             ip_pool: Vec::new(),
             mx_allow_networks: Vec::new(),
             mx_ca_file: None,
+            mta_sts: true,
+            mta_sts_port: defaults::https_port(),
             hello_name: defaults::hello_name(),
             timeout: defaults::smtp_timeout(),
             max_connections_per_relay: defaults::relay_connections(),
@@ -750,6 +759,12 @@ mod defaults {
     }
     pub fn relay_connections() -> usize {
         64
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn https_port() -> u16 {
+        443
     }
     pub fn smtp_idle_timeout() -> Span {
         Span::try_from("5s").unwrap()

@@ -13,6 +13,7 @@ mod process;
 mod redis_cluster;
 mod redis_server;
 pub mod smtp_sink;
+pub mod static_https;
 pub mod test_ca;
 
 pub use ports::free_port;

@@ -2,6 +2,7 @@
 //! the real SMTP relay pool ([`smtp::SmtpRelays`]), direct MX delivery ([`mx::MxDelivery`]),
 //! and by scripted doubles in tests. [`Delivery`] picks one per `smtp.mode`.
 
+mod mta_sts;
 pub mod mx;
 mod pool;
 mod session;

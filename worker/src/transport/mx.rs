@@ -37,6 +37,7 @@ use tokio::net::TcpSocket;
 
 use super::{
     Envelope, SendError, SmtpReply, Transport,
+    mta_sts::{Mode, MtaSts},
     pool::{Close, IdlePool},
     session::Session,
     smtp::connection_error,
@@ -58,10 +59,12 @@ pub struct MxDelivery {
     next_source: AtomicUsize,
     /// `smtp.mx_ca_file`, trusted beside the Mozilla roots when verifying.
     extra_root: Option<Certificate>,
+    /// MTA-STS policies (`smtp.mta_sts`).
+    sts: Option<MtaSts>,
     /// The addresses MX hosts may have: public ones, and `smtp.mx_allow_networks`.
     policy: AddressPolicy,
-    /// Idle connections by (MX host, source index).
-    pool: Arc<IdlePool<(String, usize)>>,
+    /// Idle connections by (MX host, source index, verified TLS).
+    pool: Arc<IdlePool<(String, usize, bool)>>,
     limits: LimitsConfig,
     providers: Providers,
     timeout: Duration,
@@ -82,20 +85,24 @@ impl MxDelivery {
                 pool: String::new(),
             });
         }
-        let extra_root = match &smtp.mx_ca_file {
+        let root_pem = match &smtp.mx_ca_file {
             Some(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|e| anyhow::anyhow!("config key `smtp.mx_ca_file` = {path:?}: {e}"))?;
-                Some(
-                    Certificate::from_pem(&pem)
-                        .map_err(|e| anyhow::anyhow!("config key `smtp.mx_ca_file` = {path:?}: {e}"))?,
-                )
+                Some(std::fs::read(path).map_err(|e| anyhow::anyhow!("config key `smtp.mx_ca_file` = {path:?}: {e}"))?)
             }
             None => None,
         };
+        let bad_root = |e: String| anyhow::anyhow!("config key `smtp.mx_ca_file` = {:?}: {e}", smtp.mx_ca_file);
+        let extra_root =
+            root_pem.as_deref().map(Certificate::from_pem).transpose().map_err(|e| bad_root(e.to_string()))?;
+        let sts = smtp
+            .mta_sts
+            .then(|| MtaSts::new(dns.clone(), smtp.mx_address_policy(), root_pem.as_deref(), smtp.mta_sts_port))
+            .transpose()
+            .map_err(|e| bad_root(e.to_string()))?;
         Ok(MxDelivery {
             dns,
             extra_root,
+            sts,
             redis,
             warmup: config.warmup.clone(),
             port: smtp.mx_port,
@@ -228,6 +235,19 @@ impl MxDelivery {
                 .or_else(|| self.providers.by_mx(&hosts))
                 .map_or_else(|| self.limits.for_domain(to_domain), |p| p.limit),
         };
+        // MTA-STS in enforce mode: only the hosts the policy lists, each over verified TLS.
+        let enforced = match &self.sts {
+            Some(sts) => sts.policy(to_domain).await.filter(|p| p.mode == Mode::Enforce),
+            None => None,
+        };
+        let hosts: Vec<String> = match &enforced {
+            Some(policy) => hosts.into_iter().filter(|h| policy.allows(h)).collect(),
+            None => hosts,
+        };
+        if enforced.is_some() && hosts.is_empty() {
+            return Err(SendError::Connection(format!("{to_domain}: no MX host matches its MTA-STS policy (enforce)")));
+        }
+        let verify = limit.require_tls || enforced.is_some();
         let s = self.pick_source().await?;
         let source = &self.sources[s];
         let mut last = None;
@@ -245,8 +265,9 @@ impl MxDelivery {
                     continue;
                 }
             };
-            let key = (host.clone(), s);
-            let connect = || self.connect(&host, ip, source, limit.require_tls);
+            // Verified and unverified connections never share a pool entry.
+            let key = (host.clone(), s, verify);
+            let connect = || self.connect(&host, ip, source, verify);
             let (pooled, answer) = match self.pool.send(&key, connect, (from, to), message).await {
                 Ok(sent) => sent,
                 // This host is down or refuses us: try the next one.

@@ -1,0 +1,82 @@
+//! An HTTPS server that answers every request with one fixed response (an MTA-STS policy
+//! host, say), with a certificate from a [`super::test_ca::TestCa`]; it counts requests.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    },
+};
+
+pub struct StaticHttps {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StaticHttps {
+    /// Serves `body` as `content_type` on `listen` over TLS with `cert` and `key` (PEM files).
+    pub async fn start(listen: &str, cert: &Path, key: &Path, content_type: &str, body: &str) -> StaticHttps {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+        let private = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, response, counted) = (acceptor.clone(), response.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let mut tls = BufReader::new(tls);
+                    let mut line = String::new();
+                    // The request head ends at an empty line.
+                    while tls.read_line(&mut line).await.unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.get_mut().write_all(response.as_bytes()).await;
+                    let _ = tls.get_mut().shutdown().await;
+                });
+            }
+        });
+        StaticHttps { addr, requests, task }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StaticHttps {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
