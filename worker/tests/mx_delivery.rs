@@ -201,8 +201,7 @@ async fn mx_hosts_on_internal_addresses_are_never_contacted() {
     let port = free_port();
     let allowed = SmtpSink::bind(&format!("127.0.0.2:{port}"), false).await.unwrap();
     let internal = SmtpSink::bind(&format!("127.0.0.1:{port}"), false).await.unwrap();
-    let mx = |name: &str, exchange: &str| Entry::Mx { name: name.into(), preference: 10, exchange: exchange.into() };
-    let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
+    let (mx, a) = (Entry::mx, Entry::a);
     let dns = DnsServer::start(vec![
         mx("good.example", "mx.good.example"),
         a("mx.good.example", "127.0.0.2"),
@@ -229,12 +228,8 @@ async fn mx_hosts_on_internal_addresses_are_never_contacted() {
     assert_eq!((counts["sent"], counts["bounced"]), (1, 3), "{counts:?}\n{}", stack.logs());
     assert_eq!(stack.sink.state.delivered_to("a@good.example"), 1, "the allowed block is reached");
     assert!(internal.state.peers.lock().unwrap().is_empty(), "nothing connected to the internal MX");
-    let mut conn = stack.redis.conn();
-    let events: Vec<(String, std::collections::HashMap<String, String>)> =
-        redis::cmd("XRANGE").arg("sluice:{c:internal}:events").arg("-").arg("+").query(&mut conn).unwrap();
     for address in &to[1..] {
-        let bounce = events.iter().map(|(_, f)| f).find(|f| f["type"] == "bounced" && f["r"] == *address);
-        let data = &bounce.unwrap_or_else(|| panic!("{address} bounced: {events:?}"))["data"];
+        let data = stack.event_data("internal", "bounced", address);
         assert!(data.contains("5.4.4") && data.contains("internal addresses"), "{address}: {data}");
     }
 }
@@ -253,8 +248,7 @@ async fn required_tls_verifies_the_mx_certificate_and_name() {
     let wrong_name =
         SmtpSink::bind_starttls_with(&format!("127.0.0.3:{port}"), false, &misnamed.cert, &misnamed.key).await;
     let unknown_issuer = SmtpSink::bind_starttls(&format!("127.0.0.4:{port}"), false).await;
-    let mx = |name: &str, exchange: &str| Entry::Mx { name: name.into(), preference: 10, exchange: exchange.into() };
-    let a = |name: &str, address: &str| Entry::A { name: name.into(), address: ip(address) };
+    let (mx, a) = (Entry::mx, Entry::a);
     let dns = DnsServer::start(vec![
         mx("good.example", "mx.good.example"),
         a("mx.good.example", "127.0.0.2"),
@@ -287,12 +281,8 @@ async fn required_tls_verifies_the_mx_certificate_and_name() {
     assert_eq!(wrong_name.state.delivered_to("d@may.example"), 1, "opportunistic TLS takes any certificate");
     assert_eq!(wrong_name.state.delivered_to("b@wrongname.example"), 0, "a certificate for another name");
     assert_eq!(unknown_issuer.state.accepted(), 0, "a certificate from an unknown issuer");
-    let mut conn = stack.redis.conn();
-    let events: Vec<(String, std::collections::HashMap<String, String>)> =
-        redis::cmd("XRANGE").arg("sluice:{c:verify}:events").arg("-").arg("+").query(&mut conn).unwrap();
     for address in ["b@wrongname.example", "c@selfsigned.example"] {
-        let deferral = events.iter().map(|(_, f)| f).find(|f| f["type"] == "deferred" && f["r"] == address);
-        let data = &deferral.unwrap_or_else(|| panic!("{address} deferred: {events:?}"))["data"];
+        let data = stack.event_data("verify", "deferred", address);
         assert!(data.contains("verified certificate"), "{address}: {data}");
     }
 }

@@ -117,6 +117,19 @@ fn answer(records: &[Record], query: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Parses `127.0.0.2` style addresses in tests.
+impl Entry {
+    /// An MX record of preference 10.
+    pub fn mx(name: &str, exchange: &str) -> Entry {
+        Entry::Mx { name: name.into(), preference: 10, exchange: exchange.into() }
+    }
+    pub fn a(name: &str, address: &str) -> Entry {
+        Entry::A { name: name.into(), address: ip(address) }
+    }
+    pub fn txt(name: &str, text: &str) -> Entry {
+        Entry::Txt { name: name.into(), text: text.into() }
+    }
+}
+
 pub fn ip(text: &str) -> std::net::Ipv4Addr {
     match text.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => v4,

@@ -276,6 +276,18 @@ impl Stack {
         .await
     }
 
+    /// The `data` of the first `kind` event (deferred, bounced...) of `address` in campaign `id`.
+    pub fn event_data(&self, id: &str, kind: &str, address: &str) -> String {
+        let events: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(format!("sluice:{{c:{id}}}:events"))
+            .arg("-")
+            .arg("+")
+            .query(&mut self.redis.conn())
+            .unwrap();
+        let found = events.iter().map(|(_, f)| f).find(|f| f["type"] == kind && f["r"] == address);
+        found.unwrap_or_else(|| panic!("no {kind} event for {address}: {events:?}"))["data"].clone()
+    }
+
     /// All logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = format!("--- scheduler\n{}", self.scheduler.log_text());
