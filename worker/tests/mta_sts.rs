@@ -87,15 +87,22 @@ async fn enforce_mode_refuses_a_wrong_certificate_and_unlisted_hosts() {
     assert!(reason("c@sts-unlisted.example").contains("MTA-STS"), "{}", reason("c@sts-unlisted.example"));
 }
 
-/// A policy host that answers with too much, with the wrong type, or from an internal address
-/// Sluice may not reach is not honoured (the domain gets opportunistic TLS, as without a
-/// policy), and the worker reads no more than 64 KiB of it.
+/// A policy host that answers with too much, with the wrong type, with a redirect (RFC 8461
+/// forbids following one), or from an internal address Sluice may not reach is not honoured:
+/// the domain gets opportunistic TLS, as without a policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_mistyped_or_internal_policies_are_not_honoured() {
     let (port, sts_port) = (free_port(), free_port());
     let ca = TestCa::new("mta-sts-bad");
     let misnamed = ca.issue("misnamed", &["mx.other.example"]);
-    let hosts = ca.issue("policy", &["mta-sts.big.example", "mta-sts.html.example", "mta-sts.internal.example"]);
+    let names = [
+        "mta-sts.big.example",
+        "mta-sts.html.example",
+        "mta-sts.moved.example",
+        "mta-sts.internal.example",
+        "policy.elsewhere.example",
+    ];
+    let hosts = ca.issue("policy", &names);
     let mx_host =
         SmtpSink::bind_starttls_with(&format!("127.0.0.3:{port}"), false, &misnamed.cert, &misnamed.key).await;
     let huge = format!("{POLICY}{}", "x: padding\r\n".repeat(10_000));
@@ -106,8 +113,13 @@ async fn oversized_mistyped_or_internal_policies_are_not_honoured() {
     let big = serve("127.0.0.6", "text/plain", huge).await;
     let html = serve("127.0.0.7", "text/html", POLICY.replace("mx.sts.example", "mx.big.example")).await;
     let internal = serve("127.0.0.9", "text/plain", POLICY.into()).await;
+    // A good enforce policy that lists no host of moved.example: followed, it would hold the mail.
+    let elsewhere = serve("127.0.0.10", "text/plain", POLICY.into()).await;
+    let target = format!("https://policy.elsewhere.example:{sts_port}/.well-known/mta-sts.txt");
+    let redirect = StaticHttps::redirect(&format!("127.0.0.8:{sts_port}"), &hosts.cert, &hosts.key, &target).await;
     let mut entries = Vec::new();
-    for (domain, policy_address) in [("big", "127.0.0.6"), ("html", "127.0.0.7"), ("internal", "127.0.0.9")] {
+    let policy_hosts = [("big", "127.0.0.6"), ("html", "127.0.0.7"), ("moved", "127.0.0.8"), ("internal", "127.0.0.9")];
+    for (domain, policy_address) in policy_hosts {
         entries.push(Entry::Mx {
             name: format!("{domain}.example"),
             preference: 10,
@@ -117,21 +129,24 @@ async fn oversized_mistyped_or_internal_policies_are_not_honoured() {
         entries.push(Entry::Txt { name: format!("_mta-sts.{domain}.example"), text: "v=STSv1; id=1;".into() });
         entries.push(Entry::A { name: format!("mta-sts.{domain}.example"), address: ip(policy_address) });
     }
+    entries.push(Entry::a("policy.elsewhere.example", "127.0.0.10"));
     let dns = DnsServer::start(entries).await;
     let extra = format!(
         "[smtp]\nmode = \"mx\"\nmx_port = {port}\nmta_sts_port = {sts_port}\nmx_ca_file = \"{}\"\n\
-         mx_allow_networks = [\"127.0.0.3/32\", \"127.0.0.6/32\", \"127.0.0.7/32\"]\n\n\
+         mx_allow_networks = [\"127.0.0.3/32\", \"127.0.0.6/32\", \"127.0.0.7/32\", \"127.0.0.8/32\", \"127.0.0.10/32\"]\n\n\
          [dns]\nnameservers = [\"{}\"]\n\n[retry]\nschedule = [\"1h\"]\n",
         ca.ca_file.display(),
         dns.nameserver()
     );
     let stack = common::start_full(RedisServer::start(), mx_host, &extra, 1).await;
-    let to = ["a@big.example", "b@html.example", "c@internal.example"];
+    let to = ["a@big.example", "b@html.example", "c@internal.example", "d@moved.example"];
     let body = common::campaign_body("bad", to.iter().map(|r| json!({"email": r, "vars": {"name": "N"}})).collect());
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(body)).await;
     assert_eq!(status, 201, "{reply}");
     let done = stack.wait_status("bad", "completed", Duration::from_secs(30)).await;
-    assert_eq!(common::counts(&done)["sent"], 3, "{done}\n{}", stack.logs());
+    assert_eq!(common::counts(&done)["sent"], 4, "{done}\n{}", stack.logs());
     assert!(big.requests() >= 1 && html.requests() >= 1, "those policies were fetched, then refused");
+    assert!(redirect.requests() >= 1, "the redirecting host was asked");
+    assert_eq!(elsewhere.requests(), 0, "the redirect was not followed");
     assert_eq!(internal.requests(), 0, "an internal policy host is never contacted");
 }

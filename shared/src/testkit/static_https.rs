@@ -31,6 +31,15 @@ pub struct StaticHttps {
 impl StaticHttps {
     /// Serves `body` as `content_type` on `listen` over TLS with `cert` and `key` (PEM files).
     pub async fn start(listen: &str, cert: &Path, key: &Path, content_type: &str, body: &str) -> StaticHttps {
+        Self::start_with(listen, cert, key, "200 OK", &format!("Content-Type: {content_type}\r\n"), body).await
+    }
+
+    /// Answers `302 Found` pointing at `location`.
+    pub async fn redirect(listen: &str, cert: &Path, key: &Path, location: &str) -> StaticHttps {
+        Self::start_with(listen, cert, key, "302 Found", &format!("Location: {location}\r\n"), "").await
+    }
+
+    async fn start_with(listen: &str, cert: &Path, key: &Path, status: &str, headers: &str, body: &str) -> StaticHttps {
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
         let private = PrivateKeyDer::from_pem_file(key).unwrap();
@@ -44,10 +53,8 @@ impl StaticHttps {
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        let response =
+            format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
         let requests = Arc::new(AtomicU64::new(0));
         let counted = requests.clone();
         let task = tokio::spawn(async move {
