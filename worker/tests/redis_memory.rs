@@ -90,7 +90,8 @@ async fn memory_returns_near_baseline_after_a_big_campaign() {
     let start = std::time::Instant::now();
     let after = loop {
         let now = used_memory(&stack);
-        if now - baseline < allowed || start.elapsed() > Duration::from_secs(15) {
+        // Redis shrinks its emptied tables in its cron, later under load: poll, with a deadline.
+        if now - baseline < allowed || start.elapsed() > Duration::from_secs(30) {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
