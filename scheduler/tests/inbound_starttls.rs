@@ -1,7 +1,8 @@
 //! STARTTLS on the inbound SMTP listener, with a certificate from a CA made at test time:
 //! Python's smtplib, verifying against that CA, delivers a report over TLS; a client that does
 //! not trust the CA refuses to go on; commands pipelined behind STARTTLS (a plaintext injection
-//! into the encrypted session, RFC 3207 section 5) end the connection.
+//! into the encrypted session, RFC 3207 section 5) end the connection; a client that never
+//! starts its handshake is cut off at the session deadline.
 
 mod common;
 
@@ -46,7 +47,7 @@ async fn reports_arrive_over_starttls_to_a_verifying_client_only() {
     let config = format!(
         "[public]\nlisten = \"127.0.0.1:{}\"\nbase_url = \"https://m.shop.example\"\nsecret = \"{}\"\n\n\
          [bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n\
-         [inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+         [inbound]\nsmtp_listen = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nsession_timeout = \"2s\"\n",
         free_port(),
         "s".repeat(40),
         server.cert.display(),
@@ -91,4 +92,17 @@ async fn reports_arrive_over_starttls_to_a_verifying_client_only() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await;
     assert!(matches!(read, Ok(Ok(0))), "closed without a reply: {read:?} {rest:?}");
+
+    // STARTTLS, then no handshake: the session deadline (2 s here) still ends it.
+    let mut c = BufReader::new(TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap());
+    line.clear();
+    c.read_line(&mut line).await.unwrap();
+    c.get_mut().write_all(b"STARTTLS\r\n").await.unwrap();
+    line.clear();
+    c.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("220"), "{line}");
+    let started = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(_))), "closed by the server: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "within the session deadline: {:?}", started.elapsed());
 }

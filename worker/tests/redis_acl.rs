@@ -89,6 +89,7 @@ async fn both_binaries_run_under_their_documented_acl_users() {
         .flat_map(|n| redis::cmd("ACL").arg("LOG").query::<Vec<redis::Value>>(n).unwrap())
         .collect();
     assert!(!denied && acl_log.is_empty(), "a permission the documented users lack: {acl_log:?}\n{logs}");
+    assert!(!logs.contains("pw-scheduler") && !logs.contains("pw-worker"), "a Redis password in a log line:\n{logs}");
 
     // What the worker's user may not do.
     let worker = redis::Client::open(worker_url.split(',').next().unwrap()).unwrap();

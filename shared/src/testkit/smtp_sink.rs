@@ -32,10 +32,7 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
 };
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{ServerConfig, pki_types::PrivateKeyDer},
-};
+use tokio_rustls::{TlsAcceptor, rustls::pki_types::PrivateKeyDer};
 
 /// What the sink has seen.
 #[derive(Default)]
@@ -170,14 +167,9 @@ impl SmtpSink {
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> SmtpSink {
-        use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .expect("certificate file")
-            .collect::<Result<_, _>>()
-            .expect("certificate");
-        let private = PrivateKeyDer::from_pem_file(key).expect("key file");
+        let acceptor = super::test_ca::acceptor_from_files(cert, key);
         let pem = std::fs::read_to_string(cert).expect("certificate file");
-        Self::serve_tls(listen, keep_messages, false, certs, private, pem).await
+        Self::serve_tls(listen, keep_messages, false, acceptor, pem).await
     }
 
     async fn start_tls_on(listen: &str, keep_messages: bool, implicit: bool) -> SmtpSink {
@@ -185,25 +177,17 @@ impl SmtpSink {
         let pem = key.cert.pem();
         let certs = vec![key.cert.der().clone()];
         let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
-        Self::serve_tls(listen, keep_messages, implicit, certs, private, pem).await
+        Self::serve_tls(listen, keep_messages, implicit, super::test_ca::acceptor(certs, private), pem).await
     }
 
     async fn serve_tls(
         listen: &str,
         keep_messages: bool,
         implicit: bool,
-        certs: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
-        private: PrivateKeyDer<'static>,
+        acceptor: TlsAcceptor,
         pem: String,
     ) -> SmtpSink {
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, private)
-            .expect("server certificate");
-        let tls = Tls { acceptor: TlsAcceptor::from(Arc::new(config)), implicit };
+        let tls = Tls { acceptor, implicit };
         let mut sink = Self::serve(listen, keep_messages, Some(tls)).await.expect("bind");
         sink.ca_pem = Some(pem);
         sink.implicit_tls = implicit;

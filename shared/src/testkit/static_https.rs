@@ -14,13 +14,6 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
 };
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{
-        ServerConfig,
-        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    },
-};
 
 pub struct StaticHttps {
     pub addr: SocketAddr,
@@ -40,17 +33,7 @@ impl StaticHttps {
     }
 
     async fn start_with(listen: &str, cert: &Path, key: &Path, status: &str, headers: &str, body: &str) -> StaticHttps {
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
-        let private = PrivateKeyDer::from_pem_file(key).unwrap();
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, private)
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = super::test_ca::acceptor_from_files(cert, key);
         let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let response =

@@ -1,11 +1,21 @@
 //! A certificate authority made at test time, and the certificates it signs, written as PEM
 //! files into a directory of their own: nothing is stored in the repository.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
+};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    },
 };
 
 pub struct TestCa {
@@ -49,6 +59,24 @@ impl TestCa {
         write_private(&issued.key, &key.serialize_pem());
         issued
     }
+}
+
+/// A TLS server acceptor (rustls with ring) for a certificate chain and its key.
+pub fn acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> TlsAcceptor {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// [`acceptor`] for PEM certificate and key files.
+pub fn acceptor_from_files(cert: &Path, key: &Path) -> TlsAcceptor {
+    let chain = CertificateDer::pem_file_iter(cert).expect("certificate file").collect::<Result<_, _>>();
+    acceptor(chain.expect("certificate"), PrivateKeyDer::from_pem_file(key).expect("key file"))
 }
 
 fn write_private(path: &Path, text: &str) {
