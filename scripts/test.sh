@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing, then runs every check and test:
 # formatting, clippy (warnings are errors), the unit tests and the integration tests that run
-# the real binaries against their own redis-server and SMTP sink on 127.0.0.1.
+# the real binaries against their own redis-server and SMTP sink on 127.0.0.1, then each fuzz
+# target briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
@@ -22,6 +23,7 @@ python3 scripts/lib/dashboard_rules.py grafana/dashboards >target/tools/dashboar
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== build (the integration tests spawn these binaries)"
@@ -33,3 +35,6 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@"
 # Redis Cluster instead of one redis-server.
 echo "== tests on Redis Cluster"
 SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker -p sluice-scheduler --all-features --no-fail-fast "$@"
+# Every parser a stranger or a key holder feeds, under libFuzzer for a few seconds each.
+echo "== fuzz targets"
+bash scripts/fuzz.sh 10

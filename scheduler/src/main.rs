@@ -1,32 +1,8 @@
-//! `sluice-scheduler`: the admin HTTP API, the Redis intake, and the housekeeping that moves
-//! campaigns into per-domain streams and retries back into them. Any number may run.
-//!
-//! - [`api`]: the admin HTTP API (`app()` builds the router).
-//! - [`campaign`]: request validation, storage, the shared submit path.
-//! - [`intake`]: the `sluice:intake` stream consumer.
-//! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
-//! - [`inbound`]: bounce and complaint reports that arrive later (DSN, ARF).
-//! - [`public`]: the public listener (one-click unsubscribe, tracking).
-//! - [`http`]: how both HTTP listeners are served (timeouts, connection cap, client address).
-//! - [`duties`]: the housekeeping loop; [`hygiene`]: expiry of finished campaigns, gone consumers.
+//! `sluice-scheduler`: wires the library's parts ([`sluice_scheduler`]) into one process:
+//! the admin API on a runtime of its own, the public and inbound listeners, the event pump,
+//! the webhooks and the housekeeping loop.
 
-mod api;
-mod campaign;
-mod duties;
-mod enqueue;
-mod events;
-mod expander;
-mod http;
-mod hygiene;
-mod inbound;
-mod intake;
-mod lease;
-mod message;
-mod public;
-mod retries;
-mod template;
-mod tls;
-mod webhook;
+use sluice_scheduler::{api, duties, enqueue, events, http, inbound, public, tls, webhook};
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 

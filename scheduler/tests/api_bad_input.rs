@@ -118,6 +118,22 @@ async fn drafts_take_ndjson_uploads_with_per_line_rejections() {
     let (_, view) = api.call("GET", "/v1/campaigns/draft1", None).await;
     assert_eq!(view["counts"]["total"], 3, "{view}");
 
+    // An overlong line and one that is not UTF-8 refuse only themselves: the lines after them
+    // are still read (the first fuzz run found the upload ending at the first such line).
+    let long = format!("{{\"email\":\"{}@x.example\"}}", "l".repeat(70_000));
+    let body = [long.as_bytes(), b"\n{\"email\":\"e@x.example\"}\n\xff\xfe\n{\"email\":\"f@x.example\"}\n"].concat();
+    let (status, reply) =
+        api.request_bytes("POST", "/v1/campaigns/draft1/recipients", Some(common::TOKEN), Some(body)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!((reply["accepted"].as_u64(), reply["rejected_count"].as_u64()), (Some(2), Some(2)), "{reply}");
+    let errors: Vec<(u64, &str)> = reply["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(errors, [(1, "line is longer than 65536 bytes"), (3, "line is not UTF-8")]);
+
     let (status, _) = api.call("POST", "/v1/campaigns/draft1/pause", None).await;
     assert_eq!(status, 409, "a draft cannot be paused");
     let (status, _) = api.call("POST", "/v1/campaigns/draft1/start", None).await;

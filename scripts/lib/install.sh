@@ -51,3 +51,8 @@ free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
+
+# ensure_cargo_fuzz : cargo-fuzz (libFuzzer driver), from crates.io if missing.
+ensure_cargo_fuzz() {
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+}

@@ -31,6 +31,12 @@ impl TryFrom<&str> for Cidr {
                 .ok_or_else(|| format!("{text:?}: the prefix length must be 0-{max}"))?,
             None => max,
         };
+        // `::ffff:10.0.0.0/104` names IPv4 addresses, and addresses are judged unmapped.
+        if let (IpAddr::V6(v6), true) = (network, prefix >= 96)
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return Ok(Cidr { network: IpAddr::V4(v4), prefix: prefix - 96 });
+        }
         Ok(Cidr { network, prefix })
     }
 }
@@ -157,5 +163,11 @@ mod tests {
         assert!(Cidr::try_from("0.0.0.0/0").unwrap().contains(ip("1.2.3.4")));
         assert!(Cidr::try_from("192.168.0.0/17").unwrap().contains(ip("192.168.127.1")));
         assert!(!Cidr::try_from("192.168.0.0/17").unwrap().contains(ip("192.168.128.1")));
+        let mapped = Cidr::try_from("::ffff:10.0.0.0/104").unwrap();
+        assert!(
+            mapped.contains(ip("10.9.8.7"))
+                && mapped.contains(ip("::ffff:10.0.0.1"))
+                && !mapped.contains(ip("11.0.0.1"))
+        );
     }
 }

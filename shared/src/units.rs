@@ -4,6 +4,11 @@ use std::{fmt, time::Duration};
 
 use serde::Deserialize;
 
+/// Slowest rate accepted: one message a day.
+pub const MIN_RATE_PER_SECOND: f64 = 1.0 / 86_400.0;
+/// Fastest rate accepted; past it a number is a typo, not a limit.
+pub const MAX_RATE_PER_SECOND: f64 = 1e9;
+
 /// A message rate, stored as messages per second.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
@@ -34,7 +39,11 @@ impl TryFrom<&str> for Rate {
         if !(count.is_finite() && count > 0.0) {
             return Err(format!("rate {text:?} must be greater than zero"));
         }
-        Ok(Rate { per_second: count / seconds })
+        let per_second = count / seconds;
+        if !(MIN_RATE_PER_SECOND * (1.0 - 1e-9)..=MAX_RATE_PER_SECOND).contains(&per_second) {
+            return Err(format!("rate {text:?} must be between 1/d and 1000000000/s"));
+        }
+        Ok(Rate { per_second })
     }
 }
 
@@ -83,7 +92,8 @@ impl TryFrom<&str> for Span {
             "d" => 86_400_000,
             other => return Err(format!("duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
         };
-        Ok(Span(Duration::from_millis(number * millis)))
+        let total = number.checked_mul(millis).ok_or_else(|| format!("duration {text:?} is too long"))?;
+        Ok(Span(Duration::from_millis(total)))
     }
 }
 
@@ -109,9 +119,14 @@ mod tests {
 
     #[test]
     fn bad_rates_explain_themselves() {
-        for (text, needle) in
-            [("100", "must look like"), ("x/s", "not a number"), ("5/w", "unknown unit"), ("0/s", "greater than zero")]
-        {
+        for (text, needle) in [
+            ("100", "must look like"),
+            ("x/s", "not a number"),
+            ("5/w", "unknown unit"),
+            ("0/s", "greater than zero"),
+            ("0.5/d", "between"),
+            ("2e9/s", "between"),
+        ] {
             let err = Rate::try_from(text).unwrap_err();
             assert!(err.contains(needle), "{text}: {err}");
         }
@@ -126,5 +141,6 @@ mod tests {
         assert!(Span::try_from("10").unwrap_err().contains("needs a unit"));
         assert!(Span::try_from("10w").unwrap_err().contains("unknown unit"));
         assert!(Span::try_from("s").unwrap_err().contains("whole number"));
+        assert!(Span::try_from("18446744073709551615d").unwrap_err().contains("too long"));
     }
 }

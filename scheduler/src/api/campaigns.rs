@@ -10,14 +10,12 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_shared::model::CampaignStatus;
-use tokio_util::{
-    codec::{FramedRead, LinesCodec, LinesCodecError},
-    io::StreamReader,
-};
+use tokio_util::{codec::FramedRead, io::StreamReader};
 
 use super::{AppState, error::ApiError};
 use crate::campaign::{
-    request::{FieldError, check_recipient},
+    ndjson::{self, LineRejection, MAX_LINE, UploadLine},
+    request::FieldError,
     store::{self, Action, StageRefused, Transition},
     submit::{Submitted, submit},
 };
@@ -78,14 +76,6 @@ pub async fn act(
     }
 }
 
-/// A line of an NDJSON upload that was not accepted.
-#[derive(Serialize)]
-pub struct LineRejection {
-    line: usize,
-    email: Option<String>,
-    error: String,
-}
-
 #[derive(Serialize)]
 pub struct UploadReply {
     id: String,
@@ -96,7 +86,6 @@ pub struct UploadReply {
 }
 
 const CHUNK: usize = 1000;
-const MAX_LINE: usize = 64 * 1024;
 const MAX_REPORTED: usize = 1000;
 
 /// Streams an NDJSON body into a draft campaign in chunks, at bounded memory.
@@ -114,7 +103,7 @@ pub async fn upload_recipients(
         )));
     }
     let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
-    let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE));
+    let mut lines = FramedRead::new(reader, ndjson::UploadLines::default());
     let mut reply = UploadReply { id: id.clone(), accepted: 0, rejected_count: 0, rejected: Vec::new() };
     let mut chunk: Vec<String> = Vec::with_capacity(CHUNK);
     let mut number = 0;
@@ -122,31 +111,27 @@ pub async fn upload_recipients(
         let next = lines.try_next().await;
         number += 1;
         let line = match next {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                reject(&mut reply, number, None, format!("line is longer than {MAX_LINE} bytes"));
+            Ok(Some(UploadLine::Text(line))) => line,
+            Ok(Some(UploadLine::TooLong)) => {
+                reject(&mut reply, LineRejection::new(number, None, &format!("line is longer than {MAX_LINE} bytes")));
                 continue;
             }
-            Err(LinesCodecError::Io(e)) => {
+            Ok(Some(UploadLine::NotUtf8)) => {
+                reject(&mut reply, LineRejection::new(number, None, "line is not UTF-8"));
+                continue;
+            }
+            Ok(None) => break,
+            Err(e) => {
                 return Err(ApiError::Field(FieldError::invalid(
                     "body",
                     format!("upload interrupted after {} accepted recipients: {e}", reply.accepted),
                 )));
             }
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(&line).map_err(|e| format!("invalid JSON: {e}")) {
-            Ok(value) => {
-                let hint = value.get("email").and_then(Value::as_str).map(str::to_string);
-                match check_recipient(value) {
-                    Ok(staged) => chunk.push(serde_json::to_string(&staged).expect("serialises")),
-                    Err(e) => reject(&mut reply, number, hint, e),
-                }
-            }
-            Err(e) => reject(&mut reply, number, None, e),
+        match ndjson::recipient_line(number, &line) {
+            Ok(Some(staged)) => chunk.push(serde_json::to_string(&staged).expect("serialises")),
+            Ok(None) => {}
+            Err(refused) => reject(&mut reply, refused),
         }
         if chunk.len() >= CHUNK {
             flush(&mut conn, &id, &mut chunk, &mut reply).await?;
@@ -157,10 +142,10 @@ pub async fn upload_recipients(
     Ok(Json(reply))
 }
 
-fn reject(reply: &mut UploadReply, line: usize, email: Option<String>, error: String) {
+fn reject(reply: &mut UploadReply, refused: LineRejection) {
     reply.rejected_count += 1;
     if reply.rejected.len() < MAX_REPORTED {
-        reply.rejected.push(LineRejection { line, email, error });
+        reply.rejected.push(refused);
     }
 }
 

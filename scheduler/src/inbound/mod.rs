@@ -5,6 +5,7 @@
 //! matched is counted and kept in `sluice:inbound:unmatched` (its first 32 KiB, the stream
 //! capped at 2,000 entries), and changes nothing.
 
+pub mod command;
 pub mod report;
 pub mod smtp;
 

@@ -39,6 +39,10 @@ pub struct Report {
     pub original: Fields,
 }
 
+/// Most recipient blocks read from one DSN; the rest are ignored. Our messages have one
+/// recipient each, so a genuine DSN names one; the cap bounds the work a forged one causes.
+pub const MAX_DSN_RECIPIENTS: usize = 100;
+
 /// Parses a raw RFC 5322 report. An error says why it is not a report we can use.
 pub fn parse(raw: &[u8]) -> Result<Report, String> {
     let message = MessageParser::default().parse(raw).ok_or("not an RFC 5322 message")?;
@@ -57,7 +61,9 @@ pub fn parse(raw: &[u8]) -> Result<Report, String> {
         let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
         let text = String::from_utf8_lossy(part.contents());
         match kind.as_str() {
-            "message/delivery-status" | "message/global-delivery-status" => status_blocks = Some(blocks(&text)),
+            "message/delivery-status" | "message/global-delivery-status" => {
+                status_blocks = Some(blocks(&text, 1 + MAX_DSN_RECIPIENTS))
+            }
             "message/feedback-report" => feedback = Some(header_block(&text)),
             "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers"
                 if original.is_empty() =>
@@ -109,18 +115,21 @@ fn strip_type(value: &str) -> String {
 
 /// Header-style fields up to the first empty line.
 pub fn header_block(text: &str) -> Fields {
-    blocks(text).into_iter().next().unwrap_or_default()
+    blocks(text, 1).into_iter().next().unwrap_or_default()
 }
 
 /// Groups of header-style fields separated by empty lines (a DSN's per-message block, then one
-/// per recipient). A header block stops at its first empty line, so callers take the first.
-fn blocks(text: &str) -> Vec<Fields> {
+/// per recipient), at most `max` of them: reading stops there.
+fn blocks(text: &str, max: usize) -> Vec<Fields> {
     let mut out: Vec<Fields> = Vec::new();
     let mut current = Fields::new();
     for line in text.lines() {
         if line.trim().is_empty() {
             if !current.is_empty() {
                 out.push(std::mem::take(&mut current));
+                if out.len() == max {
+                    return out;
+                }
             }
             continue;
         }

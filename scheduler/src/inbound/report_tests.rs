@@ -57,3 +57,12 @@ fn anything_else_says_why_it_is_not_a_report() {
     assert!(parse(other.as_bytes()).unwrap_err().contains("disposition-notification"));
     assert!(parse(b"").is_err());
 }
+
+#[test]
+fn a_dsn_is_read_for_at_most_its_recipient_cap() {
+    let block = "Final-Recipient: rfc822; ann@x.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n";
+    let many = block.repeat(MAX_DSN_RECIPIENTS * 50);
+    let dsn = fill(DSN).replacen("Final-Recipient:", &format!("{many}Final-Recipient:"), 1);
+    let Kind::Dsn(recipients) = parse(dsn.as_bytes()).unwrap().kind else { panic!("a DSN") };
+    assert_eq!(recipients.len(), MAX_DSN_RECIPIENTS);
+}

@@ -19,23 +19,18 @@ use std::{
 
 use sluice_shared::{redis::Pool, shutdown::Shutdown};
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::Semaphore,
     time::Instant,
 };
 use tokio_rustls::TlsAcceptor;
 
-use super::Inbound;
+use super::{
+    Inbound,
+    command::{BUDGET_STEP, COMMAND_LINE_MAX, Command, Data, Line, command_text, read_data, read_line},
+};
 use crate::api::InboundParts;
-
-/// Longest command line, CRLF included (Postfix's `line_length_limit`).
-const COMMAND_LINE_MAX: usize = 2048;
-/// Longest line of DATA, CRLF included: RFC 5321 allows 1,000; this leaves room for senders
-/// that overstep it without letting one line fill memory.
-const DATA_LINE_MAX: usize = 8192;
-/// DATA memory is taken from the shared budget in steps of this many bytes.
-const BUDGET_STEP: usize = 64 * 1024;
 
 pub struct Listener {
     pool: Pool,
@@ -72,21 +67,6 @@ impl Drop for ClientSlot<'_> {
             }
         }
     }
-}
-
-/// A line read under a length cap.
-enum Line {
-    Eof,
-    TooLong,
-    Full(Vec<u8>),
-}
-
-/// What DATA produced.
-enum Data {
-    Message(Vec<u8>, OwnedSemaphorePermit),
-    TooBig,
-    LineTooLong,
-    NoMemory,
 }
 
 impl Listener {
@@ -206,69 +186,69 @@ impl Listener {
                     read.get_mut().write_all(b"500 5.5.2 Line too long, closing\r\n").await?;
                     return Ok(Next::Done);
                 }
-                Line::Full(l) => String::from_utf8_lossy(&l).trim_end_matches(['\r', '\n']).to_string(),
+                Line::Full(l) => command_text(&l),
             };
-            let upper = line.to_ascii_uppercase();
-            let reply: String = if upper.starts_with("EHLO") {
-                let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
-                format!("250-{domain}\r\n250-SIZE {max}\r\n{starttls}250 8BITMIME\r\n")
-            } else if upper == "STARTTLS" {
-                if !offer_tls {
-                    read.get_mut().write_all(b"454 4.7.0 TLS not available\r\n").await?;
-                    continue;
+            let reply: String = match Command::parse(&line) {
+                Command::Ehlo => {
+                    let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                    format!("250-{domain}\r\n250-SIZE {max}\r\n{starttls}250 8BITMIME\r\n")
                 }
-                read.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
-                return Ok(Next::StartTls);
-            } else if upper.starts_with("HELO") {
-                format!("250 {domain}\r\n")
-            } else if upper.starts_with("MAIL FROM:") {
-                sender = true;
-                rcpt = None;
-                "250 2.1.0 Ok\r\n".into()
-            } else if upper.starts_with("RCPT TO:") {
-                let address = line[8..].trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string();
-                let ours = address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain));
-                match (sender, ours) {
-                    (false, _) => "503 5.5.1 MAIL first\r\n".into(),
-                    (true, false) => {
-                        "550 5.7.1 Relaying denied: this host takes reports for its bounce domain only\r\n".into()
-                    }
-                    (true, true) => {
-                        rcpt = Some(address);
-                        "250 2.1.5 Ok\r\n".into()
+                Command::StartTls if !offer_tls => "454 4.7.0 TLS not available\r\n".into(),
+                Command::StartTls => {
+                    read.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                    return Ok(Next::StartTls);
+                }
+                Command::Helo => format!("250 {domain}\r\n"),
+                Command::Mail => {
+                    sender = true;
+                    rcpt = None;
+                    "250 2.1.0 Ok\r\n".into()
+                }
+                Command::Rcpt(address) => {
+                    let ours = address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain));
+                    match (sender, ours) {
+                        (false, _) => "503 5.5.1 MAIL first\r\n".into(),
+                        (true, false) => {
+                            "550 5.7.1 Relaying denied: this host takes reports for its bounce domain only\r\n".into()
+                        }
+                        (true, true) => {
+                            rcpt = Some(address);
+                            "250 2.1.5 Ok\r\n".into()
+                        }
                     }
                 }
-            } else if upper == "DATA" {
-                let Some(to) = rcpt.take() else {
-                    read.get_mut().write_all(b"503 5.5.1 RCPT first\r\n").await?;
-                    continue;
-                };
-                read.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
-                sender = false;
-                // Past a limit the rest of the message is not read: the reply goes out and
-                // the session closes, so an endless DATA costs nothing more.
-                let refusal: &[u8] = match read_data(read, max, wait, &self.budget).await? {
-                    Data::Message(raw, _held) => {
-                        read.get_mut().write_all(self.deliver(&raw, &to).await.as_bytes()).await?;
+                Command::Data => {
+                    let Some(to) = rcpt.take() else {
+                        read.get_mut().write_all(b"503 5.5.1 RCPT first\r\n").await?;
                         continue;
-                    }
-                    Data::TooBig => b"552 5.3.4 Message too big, closing\r\n",
-                    Data::LineTooLong => b"552 5.3.4 Line too long, closing\r\n",
-                    Data::NoMemory => b"452 4.3.1 Insufficient system storage, try later\r\n",
-                };
-                read.get_mut().write_all(refusal).await?;
-                return Ok(Next::Done);
-            } else if upper == "RSET" {
-                sender = false;
-                rcpt = None;
-                "250 2.0.0 Ok\r\n".into()
-            } else if upper == "NOOP" {
-                "250 2.0.0 Ok\r\n".into()
-            } else if upper == "QUIT" {
-                read.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
-                return Ok(Next::Done);
-            } else {
-                "502 5.5.2 Command not recognized\r\n".into()
+                    };
+                    read.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                    sender = false;
+                    // Past a limit the rest of the message is not read: the reply goes out and
+                    // the session closes, so an endless DATA costs nothing more.
+                    let refusal: &[u8] = match read_data(read, max, wait, &self.budget).await? {
+                        Data::Message(raw, _held) => {
+                            read.get_mut().write_all(self.deliver(&raw, &to).await.as_bytes()).await?;
+                            continue;
+                        }
+                        Data::TooBig => b"552 5.3.4 Message too big, closing\r\n",
+                        Data::LineTooLong => b"552 5.3.4 Line too long, closing\r\n",
+                        Data::NoMemory => b"452 4.3.1 Insufficient system storage, try later\r\n",
+                    };
+                    read.get_mut().write_all(refusal).await?;
+                    return Ok(Next::Done);
+                }
+                Command::Rset => {
+                    sender = false;
+                    rcpt = None;
+                    "250 2.0.0 Ok\r\n".into()
+                }
+                Command::Noop => "250 2.0.0 Ok\r\n".into(),
+                Command::Quit => {
+                    read.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+                    return Ok(Next::Done);
+                }
+                Command::Unknown => "502 5.5.2 Command not recognized\r\n".into(),
             };
             read.get_mut().write_all(reply.as_bytes()).await?;
         }
@@ -287,79 +267,5 @@ impl Listener {
                 "451 4.3.0 Temporary failure, try again later\r\n".into()
             }
         }
-    }
-}
-
-/// One line of at most `max` bytes (its LF included), read within `wait`. A longer line is
-/// `TooLong` once `max + 1` bytes were read: the rest is never buffered.
-async fn read_line<R: AsyncBufRead + Unpin>(read: &mut R, max: usize, wait: Duration) -> std::io::Result<Line> {
-    let mut buf = Vec::new();
-    let n = tokio::time::timeout(wait, read.take(max as u64 + 1).read_until(b'\n', &mut buf))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "command timeout"))??;
-    Ok(match n {
-        0 => Line::Eof,
-        _ if buf.len() > max => Line::TooLong,
-        _ => Line::Full(buf),
-    })
-}
-
-/// The DATA section up to the lone dot, dot-stuffing undone, each line and the whole held to
-/// their limits while reading; the memory it holds is taken from `budget` as it grows and
-/// given back when the returned permit drops.
-async fn read_data<R: AsyncBufRead + Unpin>(
-    read: &mut R,
-    max: usize,
-    wait: Duration,
-    budget: &Arc<Semaphore>,
-) -> std::io::Result<Data> {
-    let mut out = Vec::new();
-    let Ok(mut held) = budget.clone().try_acquire_owned() else { return Ok(Data::NoMemory) };
-    let mut allowed = BUDGET_STEP;
-    loop {
-        let line = match read_line(read, DATA_LINE_MAX, wait).await? {
-            Line::Eof => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof in DATA")),
-            Line::TooLong => return Ok(Data::LineTooLong),
-            Line::Full(line) => line,
-        };
-        if line == b".\r\n" || line == b".\n" {
-            return Ok(Data::Message(out, held));
-        }
-        let line = line.strip_prefix(b".").unwrap_or(&line);
-        if out.len() + line.len() > max {
-            return Ok(Data::TooBig);
-        }
-        while out.len() + line.len() > allowed {
-            let Ok(more) = budget.clone().try_acquire_owned() else { return Ok(Data::NoMemory) };
-            held.merge(more);
-            allowed += BUDGET_STEP;
-        }
-        out.extend_from_slice(line);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn data(input: &[u8], max: usize, budget: usize) -> Data {
-        let mut reader = BufReader::new(input);
-        let budget = Arc::new(Semaphore::new(budget));
-        read_data(&mut reader, max, Duration::from_secs(1), &budget).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn data_is_held_to_its_limits_while_reading() {
-        match data(b"a\r\n..b\r\n.\r\n", 100, 1).await {
-            Data::Message(m, _) => assert_eq!(m, b"a\r\n.b\r\n"),
-            _ => panic!("a small message is read whole"),
-        }
-        let long_line = vec![b'x'; DATA_LINE_MAX * 4];
-        assert!(matches!(data(&long_line, 1 << 20, 100).await, Data::LineTooLong));
-        let many_lines = b"0123456789\r\n".repeat(1000);
-        assert!(matches!(data(&many_lines, 5000, 100).await, Data::TooBig));
-        let big = b"0123456789\r\n".repeat(10_000);
-        assert!(matches!(data(&big, 1 << 20, 1).await, Data::NoMemory), "past the shared budget");
-        assert!(matches!(data(b"x\r\n", 100, 0).await, Data::NoMemory));
     }
 }

@@ -58,6 +58,17 @@ impl Api {
     }
 
     pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> (u16, Value) {
+        self.request_bytes(method, path, token, body.map(String::into_bytes)).await
+    }
+
+    /// [`Api::request`] with a body that need not be UTF-8.
+    pub async fn request_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
