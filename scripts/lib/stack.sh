@@ -1,13 +1,20 @@
 # A whole local Sluice for the demo and the benchmarks: Redis, an SMTP sink, the scheduler
 # and workers, each on a free port of 127.0.0.1, all stopped by stack_stop (set as an EXIT trap).
-# Sourcing it installs what is missing (redis-server, curl) and builds the release binaries.
+# Sourcing it installs what is missing (redis-server, curl) and builds the release binaries
+# (unless STACK_BIN names binaries already built).
 
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
 ensure_debian_packages redis-server redis-tools curl openssl libssl-dev pkg-config
-echo "== building (release)"
-# The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
-cargo build --release --workspace --features sluice-shared/test-util --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release
+# STACK_BIN names a folder of binaries already built (scripts/api-fuzz.sh uses the debug
+# ones that scripts/test.sh built); otherwise the release binaries are built here.
+if [ -n "${STACK_BIN:-}" ]; then
+  BIN=$STACK_BIN
+else
+  echo "== building (release)"
+  # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
+  cargo build --release --workspace --features sluice-shared/test-util --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/release
+fi
 
 STACK_DIR=$(mktemp -d -t sluice-stack.XXXXXX)
 STACK_PIDS=()

@@ -71,7 +71,8 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// Entries after this stream id (exclusive); default: from the start.
@@ -80,6 +81,8 @@ pub struct Page {
 }
 
 /// `GET /v1/audit?after=&limit=`: oldest first, `next` is the cursor for the following page.
+#[utoipa::path(get, path = "/audit", tag = "operations", params(Page),
+    responses((status = 200, description = "Audit entries oldest first: items, next", body = Object)))]
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(page.limit, 100, 1000)?;
     let start = match &page.after {

@@ -20,6 +20,9 @@ use crate::campaign::{
     submit::{Submitted, submit},
 };
 
+#[utoipa::path(post, path = "/campaigns", tag = "campaigns",
+    request_body(content = Object, description = "A campaign: from, subject, html and/or text (or template), recipients (up to 10,000 inline), id, send_at, start, tags, metadata, tracking, headers"),
+    responses((status = 201, description = "Created", body = Object), (status = 200, description = "The same id and body again: the first answer", body = Object)))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let mut conn = state.conn().await?;
     let new_id = || uuid::Uuid::now_v7().simple().to_string();
@@ -28,6 +31,8 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(Statu
     Ok((code, Json(done)))
 }
 
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "Campaign id")),
+    responses((status = 200, description = "The campaign, its status and counts", body = Object)))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -36,7 +41,8 @@ pub async fn get_one(
     store::get(&mut conn, &id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("campaign {id:?}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     #[serde(default)]
@@ -45,6 +51,8 @@ pub struct Page {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/campaigns", tag = "campaigns", params(Page),
+    responses((status = 200, description = "A page of campaigns, newest first: items, next_cursor", body = Object)))]
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
     let offset = match page.cursor.as_deref() {
         None | Some("") => 0,
@@ -58,6 +66,9 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Re
     Ok(Json(json!({"items": items, "next_cursor": next.map(|n| n.to_string())})))
 }
 
+#[utoipa::path(post, path = "/campaigns/{id}/{action}", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id"), ("action" = String, Path, description = "start, pause, resume or cancel")),
+    responses((status = 200, description = "The campaign's id and status", body = Object)))]
 pub async fn act(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
@@ -89,6 +100,9 @@ const CHUNK: usize = 1000;
 const MAX_REPORTED: usize = 1000;
 
 /// Streams an NDJSON body into a draft campaign in chunks, at bounded memory.
+#[utoipa::path(post, path = "/campaigns/{id}/recipients", tag = "campaigns", params(("id" = String, Path, description = "A draft campaign's id")),
+    request_body(content = String, content_type = "application/x-ndjson", description = "One recipient object per line: {\"email\": ..., \"vars\": {...}}"),
+    responses((status = 200, description = "Accepted and rejected counts, the first 1,000 rejections", body = Object)))]
 pub async fn upload_recipients(
     State(state): State<AppState>,
     Path(id): Path<String>,

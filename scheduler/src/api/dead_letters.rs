@@ -34,7 +34,8 @@ fn view(id: &str, fields: &Fields) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     cursor: Option<String>,
@@ -42,6 +43,8 @@ pub struct Page {
 }
 
 /// Oldest first; `next_cursor` is the last id of the page, `null` on the last page.
+#[utoipa::path(get, path = "/dead-letters", tag = "operations", params(Page),
+    responses((status = 200, description = "A page of dead-lettered jobs: items, next_cursor", body = Object)))]
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
     let limit = super::page_limit(page.limit, 100, 1000)?;
     let start = match page.cursor.as_deref() {
@@ -67,6 +70,8 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Re
 
 /// Puts a dead-lettered job back: the recipient's state is restored and the job waits in its
 /// campaign's retry set, due now, with a fresh max age.
+#[utoipa::path(post, path = "/dead-letters/{id}/requeue", tag = "operations", params(("id" = String, Path, description = "Dead letter id")),
+    responses((status = 200, description = "Requeued", body = Object)))]
 pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let mut conn = state.conn().await?;
     let found: Vec<(String, Fields)> = redis::cmd("XRANGE")

@@ -63,6 +63,9 @@ async fn describe(state: &AppState, conn: &mut Conn, domains: &[String]) -> Resu
     Ok(out)
 }
 
+#[utoipa::path(get, path = "/destinations/{domain}", tag = "operations",
+    params(("domain" = String, Path, description = "A domain, or a provider group such as @google")),
+    responses((status = 200, description = "Queue depth, limits and throttling of one destination", body = Object)))]
 pub async fn get_one(State(state): State<AppState>, Path(domain): Path<String>) -> Result<Json<Value>, ApiError> {
     let domain = domain.to_ascii_lowercase();
     let mut conn = state.conn().await?;
@@ -80,6 +83,8 @@ pub async fn get_one(State(state): State<AppState>, Path(domain): Path<String>) 
 }
 
 /// Destinations with queued jobs or a shape in force, deepest queue first.
+#[utoipa::path(get, path = "/destinations", tag = "operations",
+    responses((status = 200, description = "Every destination queued to", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut conn = state.conn().await?;
     let domains: Vec<String> = redis::cmd("SMEMBERS")

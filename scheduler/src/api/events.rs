@@ -22,7 +22,8 @@ use crate::{
     },
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     campaign: Option<String>,
@@ -40,6 +41,8 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Field(FieldError::invalid(field, message))
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", params(EventQuery),
+    responses((status = 200, description = "Events oldest first: events, next", body = Object)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
     let types: Option<Vec<String>> = match q.types.as_deref() {

@@ -14,12 +14,16 @@ use serde_json::{Value, json};
 use super::{AppState, error::ApiError};
 use crate::{campaign::request::FieldError, inbound::Inbound};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     rcpt: Option<String>,
 }
 
+#[utoipa::path(post, path = "/inbound", tag = "operations", params(Params),
+    request_body(content = String, content_type = "message/rfc822", description = "A raw DSN or ARF report"),
+    responses((status = 200, description = "Matched to messages we sent", body = Object), (status = 202, description = "Kept unmatched", body = Object)))]
 pub async fn receive(
     State(state): State<AppState>,
     Query(params): Query<Params>,

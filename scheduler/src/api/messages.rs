@@ -19,6 +19,9 @@ use crate::{campaign::request::FieldError, message};
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
+#[utoipa::path(post, path = "/messages", tag = "messages",
+    request_body(content = Object, description = "A transactional message: from, to, subject, html and/or text (or template, template_version), vars, headers, tags, metadata, tracking, reply_to"),
+    responses((status = 202, description = "Queued: the message id and recipient count", body = Object), (status = 200, description = "The same Idempotency-Key and body again", body = Object)))]
 pub async fn send(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -88,6 +91,8 @@ async fn claim_key(
     Ok((first_id.to_string(), true))
 }
 
+#[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (msg_...)")),
+    responses((status = 200, description = "The message and its recipients' state", body = Object)))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     if !lane::is_message(&id) {
         return Err(ApiError::NotFound(format!("message {id:?}")));

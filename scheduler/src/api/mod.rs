@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod inbound;
 mod messages;
+pub mod openapi;
 mod request_id;
 mod suppressions;
 mod templates;
@@ -21,14 +22,10 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    middleware,
-    routing::{get, post, put},
-};
+use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
 use sluice_shared::config::Config;
 use sluice_shared::redis::Pool;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::client::{self, Clients};
 use error::ApiError;
@@ -87,58 +84,58 @@ impl AppState {
 /// Largest inbound report accepted (a DSN carrying the whole original message).
 const INBOUND_MAX: usize = 10 * 1024 * 1024;
 
-/// The whole admin API.
+/// The whole admin API, and at `GET /v1/openapi.json` its OpenAPI document, built from the
+/// same registrations ([`openapi`]).
 pub fn app(state: AppState) -> Router {
-    // Inline recipients (up to 10,000) make large bodies legitimate; NDJSON uploads stream.
-    let create_limit = 64 * 1024 * 1024;
-    use auth::scoped;
-    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Send, Suppressions};
-    let v1 = Router::new()
-        .route(
-            "/campaigns",
-            scoped(CampaignsWrite, post(campaigns::create))
-                .merge(scoped(CampaignsRead, get(campaigns::list)))
-                .layer(DefaultBodyLimit::max(create_limit)),
-        )
-        .route("/campaigns/{id}", scoped(CampaignsRead, get(campaigns::get_one)))
-        .route(
-            "/campaigns/{id}/recipients",
-            scoped(CampaignsWrite, post(campaigns::upload_recipients)).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/campaigns/{id}/{action}", scoped(CampaignsWrite, post(campaigns::act)))
-        .route("/events", scoped(CampaignsRead, get(events::list)))
-        .route("/webhooks", scoped(Admin, get(webhooks::list).post(webhooks::create)))
-        .route("/webhooks/{id}", scoped(Admin, get(webhooks::get_one).delete(webhooks::delete)))
-        .route("/messages", scoped(Send, post(messages::send)))
-        .route("/messages/{id}", scoped(Send, get(messages::get_one)))
-        .route("/templates", scoped(CampaignsRead, get(templates::list)))
-        .route(
-            "/templates/{id}",
-            scoped(CampaignsRead, get(templates::get_one))
-                .merge(scoped(CampaignsWrite, put(templates::put).delete(templates::delete))),
-        )
-        .route("/dead-letters", scoped(Admin, get(dead_letters::list)))
-        .route("/dead-letters/{id}/requeue", scoped(Admin, post(dead_letters::requeue)))
-        .route("/inbound", scoped(Admin, post(inbound::receive)).layer(DefaultBodyLimit::max(INBOUND_MAX)))
-        .route("/audit", scoped(Admin, get(audit::list)))
-        .route("/warmup", scoped(CampaignsRead, get(warmup::progress)))
-        .route("/destinations", scoped(CampaignsRead, get(destinations::list)))
-        .route("/destinations/{domain}", scoped(CampaignsRead, get(destinations::get_one)))
-        .route("/suppressions", scoped(Suppressions, get(suppressions::list)))
-        .route(
-            "/suppressions/{email}",
-            scoped(Suppressions, get(suppressions::get_one).put(suppressions::put).delete(suppressions::delete)),
-        )
+    let (v1, paths) = OpenApiRouter::with_openapi(openapi::base()).nest("/v1", v1_routes()).split_for_parts();
+    let v1 = v1
         // Outermost last: the audit sees every answer, refused authentication included.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::record));
+    let document = openapi::Served::new(&paths);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .nest("/v1", v1)
+        .route("/v1/openapi.json", get(move || async move { document.response() }))
+        .merge(v1)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(Clients::new(state.config.http.proxies()), client::resolve))
         .with_state(state)
+}
+
+/// Every `/v1` route, its scope and its document.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    // Inline recipients (up to 10,000) make large bodies legitimate; NDJSON uploads stream.
+    let create_limit = 64 * 1024 * 1024;
+    use openapi::{scoped, with};
+    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Send, Suppressions};
+    OpenApiRouter::new()
+        .routes(with(scoped(CampaignsWrite, routes!(campaigns::create)), |r| {
+            r.layer(DefaultBodyLimit::max(create_limit))
+        }))
+        .routes(scoped(CampaignsRead, routes!(campaigns::list)))
+        .routes(scoped(CampaignsRead, routes!(campaigns::get_one)))
+        .routes(with(scoped(CampaignsWrite, routes!(campaigns::upload_recipients)), |r| {
+            r.layer(DefaultBodyLimit::disable())
+        }))
+        .routes(scoped(CampaignsWrite, routes!(campaigns::act)))
+        .routes(scoped(CampaignsRead, routes!(events::list)))
+        .routes(scoped(Admin, routes!(webhooks::list, webhooks::create)))
+        .routes(scoped(Admin, routes!(webhooks::get_one, webhooks::delete)))
+        .routes(scoped(Send, routes!(messages::send)))
+        .routes(scoped(Send, routes!(messages::get_one)))
+        .routes(scoped(CampaignsRead, routes!(templates::list)))
+        .routes(scoped(CampaignsRead, routes!(templates::get_one)))
+        .routes(scoped(CampaignsWrite, routes!(templates::put, templates::delete)))
+        .routes(scoped(Admin, routes!(dead_letters::list)))
+        .routes(scoped(Admin, routes!(dead_letters::requeue)))
+        .routes(with(scoped(Admin, routes!(inbound::receive)), |r| r.layer(DefaultBodyLimit::max(INBOUND_MAX))))
+        .routes(scoped(Admin, routes!(audit::list)))
+        .routes(scoped(CampaignsRead, routes!(warmup::progress)))
+        .routes(scoped(CampaignsRead, routes!(destinations::list)))
+        .routes(scoped(CampaignsRead, routes!(destinations::get_one)))
+        .routes(scoped(Suppressions, routes!(suppressions::list)))
+        .routes(scoped(Suppressions, routes!(suppressions::get_one, suppressions::put, suppressions::delete)))
 }
 
 /// The `limit` query parameter of a paged list: `default` when absent, else 1..=`max`.

@@ -27,6 +27,9 @@ struct PutBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(put, path = "/suppressions/{email}", tag = "suppressions", params(("email" = String, Path, description = "The address")),
+    request_body(content = Object, description = "Optional: {\"reason\": ...}"),
+    responses((status = 201, description = "Suppressed", body = Object), (status = 200, description = "Already suppressed; updated", body = Object)))]
 pub async fn put(
     State(state): State<AppState>,
     Path(email): Path<String>,
@@ -51,6 +54,8 @@ fn with_email(email: &str, mut record: Value) -> Value {
     record
 }
 
+#[utoipa::path(get, path = "/suppressions/{email}", tag = "suppressions", params(("email" = String, Path, description = "The address")),
+    responses((status = 200, description = "The suppression", body = Object)))]
 pub async fn get_one(State(state): State<AppState>, Path(email): Path<String>) -> Result<Json<Value>, ApiError> {
     let key = suppression_key(&email)?;
     let mut conn = state.conn().await?;
@@ -59,6 +64,8 @@ pub async fn get_one(State(state): State<AppState>, Path(email): Path<String>) -
     Ok(Json(with_email(&key, serde_json::from_str(&record).unwrap_or(Value::Null))))
 }
 
+#[utoipa::path(delete, path = "/suppressions/{email}", tag = "suppressions", params(("email" = String, Path, description = "The address")),
+    responses((status = 204, description = "Removed")))]
 pub async fn delete(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode, ApiError> {
     let key = suppression_key(&email)?;
     let mut conn = state.conn().await?;
@@ -69,7 +76,8 @@ pub async fn delete(State(state): State<AppState>, Path(email): Path<String>) ->
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     cursor: Option<u64>,
@@ -77,6 +85,8 @@ pub struct Page {
 }
 
 /// A page of suppressions (HSCAN order); `next_cursor` is null on the last page.
+#[utoipa::path(get, path = "/suppressions", tag = "suppressions", params(Page),
+    responses((status = 200, description = "A page of suppressions: items, next_cursor", body = Object)))]
 pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
     let limit = super::page_limit(page.limit, 100, 1000)?;
     let mut conn = state.conn().await?;

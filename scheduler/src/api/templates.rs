@@ -23,6 +23,9 @@ fn view(id: &str, v: &template::Version) -> Value {
     json!({"id": id, "version": v.version, "created_at": created, "subject": v.subject, "html": v.html, "text": v.text})
 }
 
+#[utoipa::path(put, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "Template id")),
+    request_body(content = Object, description = "subject, html and/or text"),
+    responses((status = 201, description = "Created (version 1)", body = Object), (status = 200, description = "A new version", body = Object)))]
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -36,12 +39,15 @@ pub async fn put(
     Ok((code, Json(json!({"id": id, "version": n}))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VersionQuery {
     version: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "Template id"), VersionQuery),
+    responses((status = 200, description = "The template (latest or the given version)", body = Object)))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -57,6 +63,8 @@ pub async fn get_one(
     found.map(|v| Json(view(&id, &v))).ok_or(ApiError::NotFound(what))
 }
 
+#[utoipa::path(delete, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "Template id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
     let mut conn = state.conn().await?;
@@ -67,6 +75,8 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
+#[utoipa::path(get, path = "/templates", tag = "templates",
+    responses((status = 200, description = "Every template's latest version", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut conn = state.conn().await?;
     let items: Vec<Value> =

@@ -24,6 +24,8 @@ fn entry(name: String, sender: &WarmupSender, today: &WarmupDay, sent: u64) -> V
     })
 }
 
+#[utoipa::path(get, path = "/warmup", tag = "operations",
+    responses((status = 200, description = "Each sender's warm-up day, cap and what it sent today", body = Object)))]
 pub async fn progress(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = chrono::Utc::now();
     let warmup = &state.config.warmup;

@@ -36,6 +36,9 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Field(FieldError::invalid(field, message))
 }
 
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks",
+    request_body(content = Object, description = "id, url (https), events, secret, backfill"),
+    responses((status = 201, description = "Created; the secret is shown only here", body = Object)))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let input: NewEndpoint = serde_json::from_slice(&body).map_err(|e| {
         ApiError::Field(FieldError {
@@ -91,15 +94,21 @@ async fn views(state: &AppState) -> Result<Vec<Value>, ApiError> {
     Ok(out)
 }
 
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+    responses((status = 200, description = "Every endpoint and its delivery state", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": views(&state).await?})))
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 200, description = "One endpoint and its delivery state", body = Object)))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let found = views(&state).await?.into_iter().find(|v| v["id"] == id.as_str());
     found.map(Json).ok_or(ApiError::NotFound(format!("webhook {id:?}")))
 }
 
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.config.webhooks.endpoints.iter().any(|e| e.id == id) {
         return Err(ApiError::Conflict(format!("webhook {id:?} is defined in the config file; remove it there")));
