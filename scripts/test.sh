@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing, then runs every check and test:
 # formatting, clippy (warnings are errors), the unit tests and the integration tests that run
-# the real binaries against their own redis-server and SMTP sink on 127.0.0.1, then the admin
-# API under schemathesis and each fuzz target briefly.
+# the real binaries against their own redis-server and SMTP sink on 127.0.0.1; before them,
+# the admin API under schemathesis and each fuzz target briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
@@ -28,6 +28,12 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== build (the integration tests spawn these binaries)"
 cargo build --workspace --all-features
+# The admin API under schemathesis, driven by its own OpenAPI document (bounded in examples and time).
+echo "== admin API under generated input (schemathesis)"
+bash scripts/api-fuzz.sh 20 180
+# Every parser a stranger or a key holder feeds, under libFuzzer for a few seconds each.
+echo "== fuzz targets"
+bash scripts/fuzz.sh 10
 echo "== tests"
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 # The end-to-end suite (campaigns, chaos, retries, events, webhooks...) and the scheduler's API
@@ -35,9 +41,3 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@"
 # Redis Cluster instead of one redis-server.
 echo "== tests on Redis Cluster"
 SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker -p sluice-scheduler --all-features --no-fail-fast "$@"
-# The admin API under schemathesis, driven by its own OpenAPI document (bounded in examples and time).
-echo "== admin API under generated input (schemathesis)"
-bash scripts/api-fuzz.sh 20 180
-# Every parser a stranger or a key holder feeds, under libFuzzer for a few seconds each.
-echo "== fuzz targets"
-bash scripts/fuzz.sh 10
