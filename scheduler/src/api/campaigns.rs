@@ -21,7 +21,7 @@ use crate::campaign::{
 };
 
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns",
-    request_body(content = Object, description = "A campaign: from, subject, html and/or text (or template), recipients (up to 10,000 inline), id, send_at, start, tags, metadata, tracking, headers"),
+    request_body = crate::campaign::request::CampaignInput,
     responses((status = 201, description = "Created", body = Object), (status = 200, description = "The same id and body again: the first answer", body = Object)))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let mut conn = state.conn().await?;

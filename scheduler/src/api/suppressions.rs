@@ -21,14 +21,15 @@ pub fn suppression_key(email: &str) -> Result<String, ApiError> {
         .map_err(|m| ApiError::Field(FieldError::invalid("email", m)))
 }
 
-#[derive(Deserialize, Default)]
+/// Why an address is suppressed (`PUT /v1/suppressions/{email}`; the body may be empty).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutBody {
+pub struct PutBody {
     reason: Option<String>,
 }
 
 #[utoipa::path(put, path = "/suppressions/{email}", tag = "suppressions", params(("email" = String, Path, description = "The address")),
-    request_body(content = Object, description = "Optional: {\"reason\": ...}"),
+    request_body = PutBody,
     responses((status = 201, description = "Suppressed", body = Object), (status = 200, description = "Already suppressed; updated", body = Object)))]
 pub async fn put(
     State(state): State<AppState>,

@@ -24,7 +24,7 @@ fn view(id: &str, v: &template::Version) -> Value {
 }
 
 #[utoipa::path(put, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "Template id")),
-    request_body(content = Object, description = "subject, html and/or text"),
+    request_body = crate::template::VersionInput,
     responses((status = 201, description = "Created (version 1)", body = Object), (status = 200, description = "A new version", body = Object)))]
 pub async fn put(
     State(state): State<AppState>,

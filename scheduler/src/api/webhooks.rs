@@ -19,9 +19,10 @@ use crate::{
     webhook::{deliver, endpoints, guard},
 };
 
-#[derive(Deserialize)]
+/// A webhook endpoint to create (`POST /v1/webhooks`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewEndpoint {
+pub struct NewEndpoint {
     id: String,
     url: String,
     #[serde(default)]
@@ -37,7 +38,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks",
-    request_body(content = Object, description = "id, url (https), events, secret, backfill"),
+    request_body = NewEndpoint,
     responses((status = 201, description = "Created; the secret is shown only here", body = Object)))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let input: NewEndpoint = serde_json::from_slice(&body).map_err(|e| {

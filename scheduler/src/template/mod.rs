@@ -28,9 +28,10 @@ pub struct Version {
     pub created_at_ms: i64,
 }
 
-#[derive(Deserialize)]
+/// A template version's body (`PUT /v1/templates/{id}`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VersionInput {
+pub struct VersionInput {
     subject: String,
     html: Option<String>,
     text: Option<String>,

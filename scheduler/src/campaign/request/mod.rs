@@ -52,47 +52,80 @@ pub struct Staged {
     pub v: Option<serde_json::Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
+/// The sender: an address and an optional display name.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SenderInput {
+pub struct SenderInput {
+    #[schema(format = Email)]
     email: String,
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A campaign request (`POST /v1/campaigns`); its schema in the OpenAPI document is derived
+/// from this very struct.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CampaignInput {
+pub struct CampaignInput {
+    /// Idempotency: the same id and body again answers the first result; default: a new id.
     id: Option<String>,
     name: Option<String>,
     from: SenderInput,
     reply_to: Option<String>,
+    /// A Handlebars template, like `html` and `text`.
     subject: String,
     html: Option<String>,
     text: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Up to 10,000 inline; more through `POST /v1/campaigns/{id}/recipients`.
     #[serde(default)]
+    #[schema(value_type = Vec<RecipientInput>)]
     recipients: Vec<Value>,
+    /// RFC 3339; a future time holds the campaign until then.
+    #[schema(format = DateTime)]
     send_at: Option<String>,
+    /// False makes a draft.
     #[serde(default = "yes")]
     start: bool,
     #[serde(default)]
     tags: Vec<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = TrackingInput)]
     tracking: Tracking,
-    /// Set by template resolution (see `crate::template::resolve`).
+    /// A stored template's id, in place of subject, html and text (`template_version` picks
+    /// a version); resolved before this struct is read (see `crate::template::resolve`).
+    #[schema(value_type = Option<String>)]
     template: Option<TemplateRef>,
+    /// With `template`: that version instead of the latest. Taken out by template resolution
+    /// before this struct is read; declared so that the document lists it.
+    #[allow(dead_code)]
+    #[schema(minimum = 1)]
+    template_version: Option<u64>,
+}
+
+/// Open and click tracking (`sluice_shared::model::Tracking`, as the document shows it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TrackingInput {
+    #[schema(default = false)]
+    opens: bool,
+    #[schema(default = false)]
+    clicks: bool,
 }
 
 fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+/// One recipient: the address and the template variables for it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RecipientInput {
+pub struct RecipientInput {
+    #[schema(format = Email)]
     email: String,
+    #[schema(value_type = Option<Object>)]
     vars: Option<serde_json::Map<String, Value>>,
 }
 
