@@ -1,7 +1,7 @@
 //! `sluice queues`: a top-like view of the destinations with work or a throttle in force:
 //! queue depth, the rate they may use now against their limit, connections, throttled state.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use serde_json::Value;
 
@@ -37,8 +37,11 @@ pub fn render(destinations: &Value) -> String {
     out
 }
 
-/// Prints the table every `every` until interrupted, or once.
+/// Prints the table every `every` until interrupted, or once. Outside a terminal (piped into
+/// a file or a program) it prints one frame and exits, as `top -b -n 1` does: refreshes and
+/// screen-clearing codes mean nothing there.
 pub async fn run(client: &Client, once: bool, json_output: bool, every: Duration) -> Result<(), CliError> {
+    let once = once || !std::io::stdout().is_terminal();
     loop {
         let destinations = client.call("GET", "/v1/destinations", None).await?;
         if json_output {

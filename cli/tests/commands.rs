@@ -2,7 +2,11 @@
 //! recipients from a CSV with bad rows, status, pause/resume/cancel, suppressions (add, list,
 //! import with a bad row, export, remove), dead letters; exit codes and --json output.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use sluice_shared::testkit::{Process, RedisServer, bin_path, config_toml, free_port, wait_for};
@@ -22,6 +26,32 @@ fn sluice(api: &str, token: &str, args: &[&str]) -> Run {
         .args(args)
         .output()
         .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// [`sluice`] that fails the test, instead of hanging it, when the command runs past `deadline`.
+fn sluice_within(api: &str, args: &[&str], deadline: Duration) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env("SLUICE_API_URL", api)
+        .env("SLUICE_TOKEN", TOKEN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > deadline {
+            child.kill().unwrap();
+            panic!("sluice {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -128,6 +158,11 @@ async fn campaign_suppression_and_dead_letter_commands() {
     assert_eq!(queues.code, 0, "{}", queues.stderr);
     assert!(queues.stdout.starts_with("DESTINATION"), "{}", queues.stdout);
     assert!(json(&run(&["--json", "queues", "--once"]))["destinations"].is_array());
+    // Piped, as here, without --once: one frame, no screen-clearing codes, and it exits.
+    let piped = sluice_within(api, &["queues", "--every", "1"], Duration::from_secs(20));
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert!(piped.stdout.starts_with("DESTINATION") && !piped.stdout.contains('\x1b'), "{:?}", piped.stdout);
+    assert_eq!(piped.stdout.matches("DESTINATION").count(), 1, "one frame: {}", piped.stdout);
 
     // Exit codes: refused token 1, unreachable 3, bad input file 2.
     let refused = sluice(api, "wrong-token-000000", &["campaign", "status", "spring"]);
