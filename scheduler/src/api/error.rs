@@ -5,13 +5,35 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
 use sluice_shared::redis::StoreError;
 
 use crate::campaign::{
     request::{ErrorKind, FieldError},
     submit::SubmitError,
 };
+
+/// Every error answer: `{"error": {"field": ..., "message": ...}}`; also the OpenAPI
+/// document's schema for them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The request field at fault, for 400, 413 and 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ErrorBody {
+    fn new(field: Option<String>, message: impl Into<String>) -> Json<ErrorBody> {
+        Json(ErrorBody { error: ErrorDetail { field, message: message.into() } })
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -51,23 +73,21 @@ impl IntoResponse for ApiError {
                     ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 };
-                (status, json!({"error": {"field": f.field, "message": f.message}}))
+                (status, ErrorBody::new(Some(f.field), f.message))
             }
-            ApiError::NotFound(what) => {
-                (StatusCode::NOT_FOUND, json!({"error": {"message": format!("{what} not found")}}))
-            }
-            ApiError::Conflict(message) => (StatusCode::CONFLICT, json!({"error": {"message": message}})),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, ErrorBody::new(None, format!("{what} not found"))),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, ErrorBody::new(None, message)),
             ApiError::Unauthorized => {
-                let body = json!({"error": {"message": "missing or invalid Bearer token"}});
-                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response();
+                let body = ErrorBody::new(None, "missing or invalid Bearer token");
+                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
             }
-            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, json!({"error": {"message": message}})),
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, ErrorBody::new(None, message)),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage error in API call");
-                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": {"message": "storage unavailable; retry later"}}))
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(None, "storage unavailable; retry later"))
             }
         };
-        (status, Json(body)).into_response()
+        (status, body).into_response()
     }
 }
 
@@ -92,11 +112,11 @@ pub async fn json_errors(request: axum::extract::Request, next: axum::middleware
         message = status.canonical_reason().unwrap_or("error").to_string();
     }
     let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        json!({"error": {"field": "body", "message": format!("request body too large: {message}")}})
+        ErrorBody::new(Some("body".into()), format!("request body too large: {message}"))
     } else {
-        json!({"error": {"message": message}})
+        ErrorBody::new(None, message)
     };
-    let mut rewritten = (status, Json(error)).into_response();
+    let mut rewritten = (status, error).into_response();
     for (name, value) in
         parts.headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
     {

@@ -2,7 +2,7 @@
 //! It is built from the code that serves the API: each handler's `#[utoipa::path]` gives its
 //! path, parameters and answers, and [`scoped`] registers a handler and documents its scope
 //! from the one value that enforces it. Every operation answers 401 and 403 in the shared
-//! error shape ([`ErrorBody`]), and any other error in it too (the `default` response).
+//! error shape ([`ErrorBody`], the type that serialises every error answer), and any other error in it too (the `default` response).
 
 use axum::{
     body::Bytes,
@@ -10,10 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::MethodRouter,
 };
-use serde::Serialize;
 use sluice_shared::config::Scope;
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
     openapi::{
         Content, OpenApi as Document, Ref, RefOr, ResponseBuilder,
         path::Operation,
@@ -22,24 +21,13 @@ use utoipa::{
 };
 use utoipa_axum::router::UtoipaMethodRouter;
 
-use super::{AppState, auth};
+use super::{
+    AppState, auth,
+    error::{ErrorBody, ErrorDetail},
+};
 
 /// Handlers registered with their document, as `utoipa_axum::routes!` makes them.
 pub type Routes = UtoipaMethodRouter<AppState>;
-
-/// Every error answer: `{"error": {"field": ..., "message": ...}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// The request field at fault, for 400, 413 and 422.
-    #[schema(nullable = false)]
-    pub field: Option<String>,
-    pub message: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(

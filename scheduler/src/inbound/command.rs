@@ -54,30 +54,29 @@ pub enum Command {
 impl Command {
     /// The meaning of one command line, its line ending already removed.
     pub fn parse(line: &str) -> Command {
-        let verb_is = |verb: &str| line.get(..verb.len()).is_some_and(|head| head.eq_ignore_ascii_case(verb));
-        let whole_is = |verb: &str| line.eq_ignore_ascii_case(verb);
-        if verb_is("EHLO") {
-            Command::Ehlo
-        } else if whole_is("STARTTLS") {
-            Command::StartTls
-        } else if verb_is("HELO") {
-            Command::Helo
-        } else if verb_is("MAIL FROM:") {
-            Command::Mail
-        } else if verb_is("RCPT TO:") {
-            let path = line["RCPT TO:".len()..].trim().trim_start_matches('<');
-            Command::Rcpt(path.split('>').next().unwrap_or("").to_string())
-        } else if whole_is("DATA") {
-            Command::Data
-        } else if whole_is("RSET") {
-            Command::Rset
-        } else if whole_is("NOOP") {
-            Command::Noop
-        } else if whole_is("QUIT") {
-            Command::Quit
-        } else {
-            Command::Unknown
+        // Verbs that stand alone, then verbs followed by an argument; no verb is a prefix of
+        // another, so the order does not matter.
+        const WHOLE: [(&str, Command); 5] = [
+            ("STARTTLS", Command::StartTls),
+            ("DATA", Command::Data),
+            ("RSET", Command::Rset),
+            ("NOOP", Command::Noop),
+            ("QUIT", Command::Quit),
+        ];
+        const LEADING: [(&str, Command); 3] =
+            [("EHLO", Command::Ehlo), ("HELO", Command::Helo), ("MAIL FROM:", Command::Mail)];
+        let starts = |verb: &str| line.get(..verb.len()).is_some_and(|head| head.eq_ignore_ascii_case(verb));
+        if let Some((_, command)) = WHOLE.iter().find(|(verb, _)| line.eq_ignore_ascii_case(verb)) {
+            return command.clone();
         }
+        if let Some((_, command)) = LEADING.iter().find(|(verb, _)| starts(verb)) {
+            return command.clone();
+        }
+        if starts("RCPT TO:") {
+            let path = line["RCPT TO:".len()..].trim().trim_start_matches('<');
+            return Command::Rcpt(path.split('>').next().unwrap_or("").to_string());
+        }
+        Command::Unknown
     }
 }
 
