@@ -40,4 +40,4 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@"
 # suite (intake, suppressions, templates, audit...) again, each test on its own three-master
 # Redis Cluster instead of one redis-server.
 echo "== tests on Redis Cluster"
-SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-worker -p sluice-scheduler --all-features --no-fail-fast "$@"
+SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-e2e -p sluice-scheduler --all-features --no-fail-fast "$@"

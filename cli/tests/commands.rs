@@ -9,7 +9,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sluice_shared::testkit::{Process, RedisServer, bin_path, config_toml, free_port, wait_for};
+use sluice_testkit::{Process, RedisServer, bin_path, config_toml, free_port, wait_for};
 
 const TOKEN: &str = "cli-token-0123456";
 

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use sluice_shared::testkit::dns_server::{DnsServer, Entry, ip};
+use sluice_testkit::dns_server::{DnsServer, Entry, ip};
 
 fn openssl_key(path: &std::path::Path) -> String {
     let p = path.to_str().unwrap();

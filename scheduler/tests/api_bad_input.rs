@@ -202,7 +202,7 @@ async fn suppressions_can_be_managed() {
     );
     let (status, _) = api.call("POST", "/v1/campaigns", Some(set(body, "id", "sup".into()))).await;
     assert_eq!(status, 201);
-    let view = sluice_shared::testkit::wait_for("expansion", std::time::Duration::from_secs(10), || async {
+    let view = sluice_testkit::wait_for("expansion", std::time::Duration::from_secs(10), || async {
         let (_, v) = api.call("GET", "/v1/campaigns/sup", None).await;
         (v["counts"]["staged"] == 0).then_some(v)
     })

@@ -13,7 +13,7 @@ use std::{
 
 use common::Api;
 use serde_json::Value;
-use sluice_shared::testkit::free_port;
+use sluice_testkit::free_port;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

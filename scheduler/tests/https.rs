@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_shared::testkit::{Process, TestRedis, free_port, test_ca::TestCa};
+use sluice_testkit::{Process, TestRedis, free_port, test_ca::TestCa};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_the_public_listener_serve_https_to_a_verifying_client() {
@@ -36,7 +36,7 @@ async fn the_api_and_the_public_listener_serve_https_to_a_verifying_client() {
         .build()
         .unwrap();
     let healthz = format!("{api_base}/healthz");
-    sluice_shared::testkit::wait_for("the API over HTTPS", Duration::from_secs(20), || async {
+    sluice_testkit::wait_for("the API over HTTPS", Duration::from_secs(20), || async {
         trusting.get(&healthz).send().await.ok().filter(|r| r.status().is_success())
     })
     .await;

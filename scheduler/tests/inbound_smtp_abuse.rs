@@ -9,7 +9,8 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::Api;
-use sluice_shared::{keys, testkit::free_port};
+use sluice_shared::keys;
+use sluice_testkit::free_port;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{TcpSocket, TcpStream},
@@ -129,7 +130,7 @@ async fn one_client_holding_its_cap_does_not_lock_out_another() {
     let mut first = held.remove(0);
     assert!(say(&mut first, "QUIT\r\n").await.starts_with("221"));
     drop(first);
-    sluice_shared::testkit::wait_for("a freed slot", Duration::from_secs(5), || async {
+    sluice_testkit::wait_for("a freed slot", Duration::from_secs(5), || async {
         let (_, greeting) = connect([127, 0, 0, 1], addr).await;
         greeting.starts_with("220").then_some(())
     })

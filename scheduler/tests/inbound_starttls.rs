@@ -9,10 +9,8 @@ mod common;
 use std::{net::SocketAddr, process::Command, time::Duration};
 
 use common::Api;
-use sluice_shared::{
-    keys,
-    testkit::{free_port, test_ca::TestCa, wait_for},
-};
+use sluice_shared::keys;
+use sluice_testkit::{free_port, test_ca::TestCa, wait_for};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,

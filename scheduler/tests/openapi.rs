@@ -5,7 +5,7 @@
 
 mod common;
 
-use sluice_shared::testkit::api_key_toml;
+use sluice_testkit::api_key_toml;
 
 const SCOPES: [&str; 5] = ["send", "campaigns:read", "campaigns:write", "suppressions", "admin"];
 

@@ -5,7 +5,7 @@
 mod common;
 
 use serde_json::{Value, json};
-use sluice_shared::testkit::api_key_toml;
+use sluice_testkit::api_key_toml;
 
 const KEYS: [(&str, &str, &str); 5] = [
     ("sender", "token-send-0001", "\"send\""),
@@ -132,16 +132,16 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id() {
-    let redis = sluice_shared::testkit::TestRedis::start();
+    let redis = sluice_testkit::TestRedis::start();
     let (path, base) = common::config(&redis, "");
-    let process = sluice_shared::testkit::Process::spawn(
+    let process = sluice_testkit::Process::spawn(
         "scheduler",
         &common::bin(),
         &["--config", path.to_str().unwrap()],
         &[("SLUICE_LOG_FORMAT", "json")],
     );
     let http = reqwest::Client::new();
-    sluice_shared::testkit::wait_for("API", std::time::Duration::from_secs(20), || {
+    sluice_testkit::wait_for("API", std::time::Duration::from_secs(20), || {
         let (http, url) = (http.clone(), format!("{base}/healthz"));
         async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
     })
@@ -152,7 +152,7 @@ async fn json_logs_carry_the_request_id() {
         .send()
         .await
         .unwrap();
-    sluice_shared::testkit::wait_for("the API log line", std::time::Duration::from_secs(5), || {
+    sluice_testkit::wait_for("the API log line", std::time::Duration::from_secs(5), || {
         let text = process.log_text();
         async move {
             text.lines()

@@ -5,7 +5,7 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use sluice_shared::testkit::{Process, RedisServer, free_port, wait_for};
+use sluice_testkit::{Process, RedisServer, free_port, wait_for};
 
 fn run_with(config_extra: &str, env: &[(&str, &str)]) -> (i32, String) {
     let (path, _, _) = common::config_with_ops("url = \"redis://127.0.0.1:1/0\"", config_extra);

@@ -12,7 +12,7 @@ if [ -n "${STACK_BIN:-}" ]; then
 else
   echo "== building (release)"
   # The sink comes with the test kit; crash points (feature failpoints) stay out of these builds.
-  cargo build --release --workspace --features sluice-shared/test-util --quiet
+  cargo build --release --workspace --quiet
   BIN=${CARGO_TARGET_DIR:-target}/release
 fi
 

@@ -136,10 +136,10 @@ impl Dns {
     }
 }
 
-#[cfg(all(test, feature = "test-util"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::dns_server::{DnsServer, Entry, ip};
+    use sluice_testkit::dns_server::{DnsServer, Entry, ip};
 
     #[tokio::test]
     async fn mail_hosts_txt_and_ptr_from_a_local_server() {

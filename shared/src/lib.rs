@@ -24,7 +24,6 @@
 //! - [`telemetry`]: tracing setup.
 //! - [`template`]: what untrusted handlebars content may contain, and the bounds of a render.
 //! - [`tokens`]: sealed tokens for public links, the trace header and Message-IDs.
-//! - `testkit` (feature `test-util`): own redis-server, scriptable SMTP sink, process runner.
 
 pub mod classify;
 pub mod config;
@@ -50,6 +49,3 @@ pub mod tokens;
 pub mod units;
 pub mod validate;
 pub mod warmup;
-
-#[cfg(feature = "test-util")]
-pub mod testkit;

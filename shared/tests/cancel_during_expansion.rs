@@ -2,11 +2,11 @@
 //! (expand_commit.lua) must leave the counts whole: each recipient counted once, as cancelled,
 //! and the jobs already pushed marked so that workers skip them. Found by the CLI test, whose
 //! status call once failed on a count of -2.
-#![cfg(feature = "test-util")]
 
 use std::collections::BTreeMap;
 
-use sluice_shared::{keys, redis::scripts::SCRIPTS, testkit::RedisServer};
+use sluice_shared::{keys, redis::scripts::SCRIPTS};
+use sluice_testkit::RedisServer;
 
 const ID: &str = "race";
 

@@ -1,8 +1,8 @@
 //! The destination shape as the API reads it (shape_read.lua) follows the same rate factor
 //! take.lua applies: cut until `until`, then a linear ramp back over `ramp`.
-#![cfg(feature = "test-util")]
 
-use sluice_shared::{keys, redis::scripts::SCRIPTS, testkit::RedisServer};
+use sluice_shared::{keys, redis::scripts::SCRIPTS};
+use sluice_testkit::RedisServer;
 
 fn read(conn: &mut redis::Connection, key: &str) -> Vec<i64> {
     SCRIPTS.shape_read.key(key).invoke(conn).unwrap()

@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
-use sluice_shared::testkit::{Process, TestRedis, free_port, wait_for};
+use sluice_testkit::{Process, TestRedis, free_port, wait_for};
 
 pub const TOKEN: &str = "api-token-0123";
 
@@ -26,7 +26,7 @@ pub fn config_with_ops(redis_body: &str, extra: &str) -> (PathBuf, String, Strin
     let api = free_port();
     let ops = free_port();
     let path = std::env::temp_dir().join(format!("sluice-sched-{}-{api}.toml", std::process::id()));
-    let text = sluice_shared::testkit::config_toml_for(redis_body, api, ops, TOKEN, extra);
+    let text = sluice_testkit::config_toml_for(redis_body, api, ops, TOKEN, extra);
     std::fs::write(&path, text).unwrap();
     (path, format!("http://127.0.0.1:{api}"), format!("http://127.0.0.1:{ops}"))
 }

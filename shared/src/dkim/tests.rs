@@ -68,7 +68,7 @@ fn ed25519_signature_verifies_and_lists_the_signed_headers() {
     );
     assert!(!unfolded.contains("l="), "no body length limit");
     // Verify with the public key over the same canonical data (the independent check with
-    // dkimpy runs in worker/tests/dkim.rs).
+    // dkimpy runs in e2e/tests/delivery/dkim.rs).
     let b = unfolded.rsplit_once("b=").unwrap().1.trim().replace(' ', "");
     let (fields, _) = canon::split(MESSAGE);
     let names: Vec<String> =

@@ -9,8 +9,8 @@ use sluice_shared::{
     config::{Config, Role},
     keys,
     model::{CampaignSpec, Job, Sender},
-    testkit::RedisServer,
 };
+use sluice_testkit::RedisServer;
 
 use super::{Batch, Entry, process};
 use crate::{

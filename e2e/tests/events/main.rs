@@ -1,0 +1,12 @@
+//! Events through the real binaries: the events API, webhooks (and their abuse), tracking, unsubscribe, late reports and live metrics.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod events_api;
+mod inbound_reports;
+mod metrics_live;
+mod tracking;
+mod unsubscribe;
+mod webhook_abuse;
+mod webhooks;

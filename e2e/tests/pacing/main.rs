@@ -1,0 +1,11 @@
+//! Pacing through the real binaries: the cluster-wide token bucket, throttling replies, provider shaping, warm-up and the priority lane.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod adaptive_throttle;
+mod long_tail;
+mod priority_lane;
+mod providers;
+mod rate_limit;
+mod warmup;
