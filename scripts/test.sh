@@ -17,9 +17,10 @@ echo "== alert rules and dashboard queries (promtool)"
 "$PROMTOOL" check rules grafana/alerts/sluice.rules.yml
 (cd grafana/alerts && "$PROMTOOL" test rules sluice.tests.yml)
 # Every dashboard query must be valid PromQL: load them all as recording rules.
-mkdir -p target/tools
-python3 scripts/lib/dashboard_rules.py grafana/dashboards >target/tools/dashboard-queries.rules.yml
-"$PROMTOOL" check rules target/tools/dashboard-queries.rules.yml
+TOOLS=${CARGO_TARGET_DIR:-target}/tools
+mkdir -p "$TOOLS"
+python3 scripts/lib/dashboard_rules.py grafana/dashboards >"$TOOLS/dashboard-queries.rules.yml"
+"$PROMTOOL" check rules "$TOOLS/dashboard-queries.rules.yml"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -15,7 +15,7 @@ use sluice_shared::{
     keys,
     lane::Lane,
     model::Job,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::due},
 };
 use tokio::sync::Mutex;
 
@@ -118,9 +118,7 @@ impl Enqueuer {
             ready.entry(keys::ready_of(*lane, destination)).or_default().push(destination);
         }
         for (set, destinations) in ready {
-            let mut mark = SCRIPTS.mark_ready.key(set);
-            mark.arg(destinations);
-            mark.invoke_async::<i64>(conn).await?;
+            due::mark(conn, &set, &destinations).await?;
         }
         Ok(())
     }

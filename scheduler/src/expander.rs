@@ -6,7 +6,7 @@ use sluice_shared::{
     config::SchedulerConfig,
     keys,
     model::Job,
-    redis::{StoreError, StoreResult, scripts::SCRIPTS},
+    redis::{StoreError, StoreResult, scripts::campaign},
 };
 
 use crate::{campaign::request::Staged, enqueue::Enqueuer};
@@ -25,24 +25,13 @@ pub async fn expand_chunk(
     events_maxlen: u64,
     id: &str,
 ) -> StoreResult<Peeked> {
-    let peek: Vec<String> = SCRIPTS
-        .expand_peek
-        .key(keys::campaign_meta(id))
-        .key(keys::campaign_counts(id))
-        .key(keys::campaign_staged(id))
-        .arg(cfg.expand_chunk)
-        .arg(cfg.expand_window)
-        .invoke_async(conn)
-        .await?;
-    let [status, cursor, now, staged @ ..] = peek.as_slice() else {
-        return Err(StoreError::Reply("expand_peek".into()));
-    };
-    if staged.is_empty() {
-        return Ok(Peeked { status: status.clone(), moved: 0 });
+    let peek = campaign::expand_peek(conn, id, cfg.expand_chunk, cfg.expand_window).await?;
+    if peek.staged.is_empty() {
+        return Ok(Peeked { status: peek.status, moved: 0 });
     }
-    let first: u64 = cursor.parse().map_err(|_| StoreError::Reply("cursor".into()))?;
-    let now: u64 = now.parse().map_err(|_| StoreError::Reply("time".into()))?;
-    let recipients: Vec<Staged> = staged
+    let (first, now) = (peek.cursor, peek.now_ms);
+    let recipients: Vec<Staged> = peek
+        .staged
         .iter()
         .map(|s| serde_json::from_str(s))
         .collect::<Result<_, _>>()
@@ -61,23 +50,16 @@ pub async fn expand_chunk(
         jobs.push(Job { c: id.to_string(), i: index, r: r.r, v: vars, a: 0, t: now, p: false });
     }
     enqueuer.push(conn, &jobs).await?;
-    let mut commit = SCRIPTS.expand_commit.prepare_invoke();
-    commit
-        .key(keys::campaign_meta(id))
-        .key(keys::campaign_counts(id))
-        .key(keys::campaign_staged(id))
-        .key(keys::campaign_state(id))
-        .key(keys::campaign_events(id));
-    commit.arg(first).arg(staged.len()).arg(jobs.len()).arg(events_maxlen).arg(suppressed.len());
-    for (index, address) in &suppressed {
-        commit.arg(index).arg(address);
-    }
-    for job in &jobs {
-        commit.arg(job.i).arg(&job.r);
-    }
-    let committed: i64 = sluice_shared::feed::write_events(conn, id, &commit).await?;
-    if committed == 0 {
+    let queued: Vec<(u64, &str)> = jobs.iter().map(|j| (j.i, j.r.as_str())).collect();
+    let chunk = campaign::Expanded {
+        cursor: first,
+        moved: peek.staged.len(),
+        events_maxlen,
+        suppressed: &suppressed,
+        queued: &queued,
+    };
+    if !campaign::expand_commit(conn, id, &chunk).await? {
         tracing::debug!(campaign = %id, "chunk expanded concurrently by another scheduler");
     }
-    Ok(Peeked { status: status.clone(), moved: staged.len() })
+    Ok(Peeked { status: peek.status, moved: peek.staged.len() })
 }

@@ -8,7 +8,10 @@ use sluice_shared::{
     config::Config,
     keys,
     lane::Lane,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{
+        Conn, StoreResult,
+        scripts::{campaign, stream},
+    },
 };
 
 /// Sets every key of a finished campaign to expire after the retention period.
@@ -37,17 +40,7 @@ pub async fn expire_keys(conn: &mut Conn, id: &str, ms: u64) -> StoreResult<()> 
 /// Fails jobs of a paused campaign that have waited past their max age (checked every few
 /// seconds, up to 1,000 per campaign per pass).
 pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {
-    let mut expire = SCRIPTS.expire_waiting.prepare_invoke();
-    expire
-        .key(keys::campaign_meta(id))
-        .key(keys::campaign_state(id))
-        .key(keys::campaign_counts(id))
-        .key(keys::campaign_retry(id))
-        .key(keys::campaign_events(id))
-        .arg(config.retry.max_age.as_millis())
-        .arg(config.campaigns.events_maxlen)
-        .arg(1000);
-    sluice_shared::feed::write_events(conn, id, &expire).await
+    campaign::expire_waiting(conn, id, config.retry.max_age.as_millis(), config.campaigns.events_maxlen, 1000).await
 }
 
 /// Removes gone consumers from the domain streams and the intake stream, and stale heartbeats.
@@ -59,8 +52,8 @@ pub async fn prune_consumers(conn: &mut Conn, config: &Config) -> StoreResult<us
         .iter()
         .flat_map(|d| Lane::ALL.map(|lane| (keys::lane_stream(d, lane), keys::WORKER_GROUP)))
         .chain([(keys::intake(), keys::INTAKE_GROUP)]);
-    for (stream, group) in streams {
-        let n: i64 = SCRIPTS.prune_consumers.key(&stream).arg(group).arg(idle).invoke_async(conn).await?;
+    for (name, group) in streams {
+        let n = stream::prune_consumers(conn, &name, group, idle).await?;
         removed += n as usize;
     }
     let cutoff = chrono::Utc::now().timestamp_millis() - idle as i64;

@@ -9,7 +9,7 @@ use redis::{AsyncCommands, streams::StreamReadReply};
 use sluice_shared::{
     config::Config,
     keys,
-    redis::{StoreResult, scripts::SCRIPTS},
+    redis::{StoreResult, scripts::stream},
 };
 
 use crate::campaign::submit::{SubmitError, submit};
@@ -65,12 +65,7 @@ pub async fn poll(conn: &mut Conn, consumer: &str, config: &Config) -> StoreResu
         handled.push(entry.id.clone());
     }
     if !handled.is_empty() {
-        let mut ack = SCRIPTS.ack.key(keys::intake());
-        ack.arg(keys::INTAKE_GROUP);
-        for id in &handled {
-            ack.arg(id);
-        }
-        ack.invoke_async::<i64>(conn).await?;
+        stream::ack(conn, &keys::intake(), keys::INTAKE_GROUP, &handled).await?;
     }
     Ok(handled.len())
 }

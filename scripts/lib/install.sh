@@ -25,11 +25,11 @@ ensure_nextest() {
 }
 
 # ensure_promtool : sets PROMTOOL to Prometheus's rule checker. It comes from Debian's
-# prometheus package, unpacked (not installed) into target/tools, so no Prometheus server is
+# prometheus package, unpacked (not installed) into the target dir's tools/, so no Prometheus server is
 # installed or started on this machine.
 ensure_promtool() {
   if command -v promtool >/dev/null; then PROMTOOL=$(command -v promtool); return; fi
-  local dir=target/tools/prometheus
+  local dir=${CARGO_TARGET_DIR:-target}/tools/prometheus
   if [ ! -x "$dir/usr/bin/promtool" ]; then
     echo "== fetching promtool (Debian package prometheus, unpacked into $dir)"
     mkdir -p "$dir"
@@ -38,7 +38,7 @@ ensure_promtool() {
     $sudo apt-get update -qq
     (cd "$dir" && apt-get download prometheus >/dev/null && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
   fi
-  PROMTOOL="$PWD/$dir/usr/bin/promtool"
+  PROMTOOL="$(cd "$dir" && pwd)/usr/bin/promtool"
 }
 
 # free_port : a TCP port on 127.0.0.1 that is free right now, below the kernel's ephemeral

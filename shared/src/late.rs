@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     keys,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::campaign},
 };
 
 /// What happened.
@@ -62,13 +62,7 @@ impl LateKind {
     }
 }
 
-/// Whether the record was new, a repeat, or its campaign is gone (retention passed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    New,
-    Repeat,
-    CampaignGone,
-}
+pub use crate::redis::scripts::campaign::Recorded;
 
 /// Adds `address` to the suppression list with `reason`, naming the event and campaign.
 pub async fn suppress(
@@ -101,23 +95,16 @@ pub async fn record(
     detail: &Value,
 ) -> StoreResult<Recorded> {
     let address = address.to_ascii_lowercase();
-    let mut late = SCRIPTS.late_event.prepare_invoke();
-    late.key(keys::campaign_meta(campaign))
-        .key(keys::campaign_counts(campaign))
-        .key(keys::campaign_events(campaign))
-        .key(keys::campaign_late_events(campaign))
-        .arg(events_maxlen)
-        .arg(format!("{}:{index}", kind.member_prefix()))
-        .arg(kind.unique_counter())
-        .arg(kind.event())
-        .arg(index)
-        .arg(&address)
-        .arg(detail.to_string())
-        .arg(kind.total_counter());
-    let n: i64 = crate::feed::write_events(conn, campaign, &late).await?;
-    Ok(match n {
-        1 => Recorded::New,
-        0 => Recorded::Repeat,
-        _ => Recorded::CampaignGone,
-    })
+    let member = format!("{}:{index}", kind.member_prefix());
+    let detail_json = detail.to_string();
+    let late = campaign::LateEvent {
+        member: &member,
+        unique_counter: kind.unique_counter(),
+        event: kind.event(),
+        index,
+        address: &address,
+        detail_json: &detail_json,
+        total_counter: kind.total_counter(),
+    };
+    campaign::late_event(conn, campaign, events_maxlen, &late).await
 }

@@ -257,6 +257,13 @@ impl Job {
     }
 }
 
+/// A job with the id of the stream entry it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: String,
+    pub job: Job,
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::{
     config::WarmupDay,
     keys, metrics as m,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::records},
 };
 
 /// Who is warming up.
@@ -43,8 +43,7 @@ const COUNTER_TTL_MS: u64 = 3 * 86_400_000;
 /// Takes up to `want` sends from `cap` for today; returns how many were granted. Sets the
 /// sender's warm-up gauges.
 pub async fn take(conn: &mut Conn, sender: Sender<'_>, day: &WarmupDay, cap: u64, want: usize) -> StoreResult<usize> {
-    let (granted, sent): (usize, u64) =
-        SCRIPTS.warmup_take.key(sender.counter(day)).arg(cap).arg(want).arg(COUNTER_TTL_MS).invoke_async(conn).await?;
+    let (granted, sent) = records::warmup_take(conn, &sender.counter(day), cap, want, COUNTER_TTL_MS).await?;
     let label = sender.label();
     metrics::gauge!(m::WARMUP_SENT, "sender" => label.clone()).set(sent as f64);
     metrics::gauge!(m::WARMUP_CAP, "sender" => label).set(cap as f64);

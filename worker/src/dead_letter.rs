@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sluice_shared::{
     keys,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::jobs},
 };
 
 use crate::batch::Entry;
@@ -31,24 +31,17 @@ pub async fn dead_letter(
         pipe.xadd(keys::dead_letters(), "*", &fields);
     }
     let ids: Vec<String> = pipe.query_async(conn).await?;
-    let mut by_campaign: BTreeMap<&str, Vec<(&Entry, u64, &String)>> = BTreeMap::new();
-    for ((e, deliveries), id) in poisoned.iter().zip(&ids) {
-        by_campaign.entry(e.job.c.as_str()).or_default().push((e, *deliveries, id));
+    let mut by_campaign: BTreeMap<&str, Vec<jobs::Poisoned>> = BTreeMap::new();
+    for ((entry, deliveries), dead_letter_id) in poisoned.iter().zip(&ids) {
+        let p = jobs::Poisoned { entry, deliveries: *deliveries, dead_letter_id };
+        by_campaign.entry(entry.job.c.as_str()).or_default().push(p);
     }
     for (campaign, jobs) in by_campaign {
-        let mut inv = SCRIPTS.poison.prepare_invoke();
-        inv.key(keys::campaign_meta(campaign))
-            .key(keys::campaign_state(campaign))
-            .key(keys::campaign_counts(campaign))
-            .key(keys::campaign_events(campaign));
-        inv.arg(events_maxlen);
-        for (e, deliveries, id) in &jobs {
-            inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(&e.job.r).arg(*deliveries).arg(*id);
-        }
-        let marked: Vec<i64> = sluice_shared::feed::write_events(conn, campaign, &inv).await?;
-        for ((e, deliveries, _), m) in jobs.iter().zip(marked) {
-            if m == 1 {
-                tracing::warn!(%domain, campaign, index = e.job.i, deliveries, "job dead-lettered after repeated deliveries");
+        let marked = jobs::poison(conn, campaign, events_maxlen, &jobs).await?;
+        for (p, marked) in jobs.iter().zip(marked) {
+            if marked {
+                let (index, deliveries) = (p.entry.job.i, p.deliveries);
+                tracing::warn!(%domain, campaign, index, deliveries, "job dead-lettered after repeated deliveries");
             }
         }
     }

@@ -7,13 +7,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use redis::Value;
 use sluice_shared::{
     keys,
     lane::Lane,
     metrics as m,
-    model::Job,
-    redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
+    redis::{
+        Conn, StoreError, StoreResult,
+        scripts::{destination, due},
+    },
     shutdown::Shutdown,
 };
 use tokio::{
@@ -21,11 +22,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{
-    batch::{self, Entry},
-    context::Ctx,
-    transport::Transport,
-};
+use crate::{batch, context::Ctx, transport::Transport};
 
 /// How long a picked domain is ours before others may pick it again.
 const LEASE_MS: u64 = 5_000;
@@ -135,34 +132,22 @@ async fn round<T: Transport>(
     let shards = keys::ready_shards(lane);
     for i in 0..shards {
         let shard = (*turn + i) % shards;
-        let picked: Vec<Value> = SCRIPTS
-            .pick_domains
-            .key(keys::ready_for(lane, shard))
-            .arg(ctx.config.worker.domains_per_round)
-            .arg(LEASE_MS)
-            .invoke_async(&mut conn)
-            .await?;
-        let (now, lease, next_due) = (int(&picked, 0)?, int(&picked, 1)?, int(&picked, 2)?);
-        let domains: Vec<String> = picked
-            .iter()
-            .skip(3)
-            .map(redis::from_redis_value_ref)
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Reply(e.to_string()))?;
-        if !domains.is_empty() {
+        let picked = destination::pick(&mut conn, lane, shard, ctx.config.worker.domains_per_round, LEASE_MS).await?;
+        if !picked.domains.is_empty() {
             *turn = shard + 1;
-            found = Some((lease, domains));
+            found = Some(picked);
             break;
         }
-        if next_due >= 0 {
-            let until = (next_due - now).clamp(1, idle_poll.as_millis().max(1) as i64) as u64;
+        if let Some(next_due) = picked.next_due_ms {
+            let until = (next_due - picked.now_ms).clamp(1, idle_poll.as_millis().max(1) as i64) as u64;
             wait = wait.min(Duration::from_millis(until));
         }
     }
-    let Some((lease, domains)) = found else {
+    let Some(picked) = found else {
         return Ok((Vec::new(), Some(wait)));
     };
-    let visits = domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
+    let lease = picked.lease_until_ms;
+    let visits = picked.domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
     let mut taken = Vec::new();
     for result in futures::future::join_all(visits).await {
         if let Some(t) = result? {
@@ -175,14 +160,8 @@ async fn round<T: Transport>(
     Ok((taken, idle))
 }
 
-fn int(values: &[Value], i: usize) -> StoreResult<i64> {
-    values
-        .get(i)
-        .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
-        .ok_or_else(|| StoreError::Reply(format!("expected a number at {i}")))
-}
-
-/// Visits one domain: takes up to a batch of jobs if tokens and room allow, and reschedules it.
+/// Visits one domain: takes up to a batch of jobs if tokens and room allow, and puts the
+/// domain back in its ready set for when it is next worth a visit.
 async fn visit<T: Transport>(
     ctx: &Ctx<T>,
     mut conn: Conn,
@@ -192,132 +171,90 @@ async fn visit<T: Transport>(
     inflight: &Arc<Semaphore>,
 ) -> StoreResult<Option<Taken>> {
     let cfg = &ctx.config;
-    let ready = keys::ready_of(lane, &domain);
-    let stream = keys::lane_stream(&domain, lane);
     let want = cfg.worker.batch.min(inflight.available_permits()).min(ctx.domain_room(&domain, lane) * 4);
-    let permit = match (want > 0).then(|| inflight.clone().try_acquire_many_owned(want as u32).ok()).flatten() {
-        Some(p) => p,
-        None => {
-            // No room here: hand the domain back so another worker can take it now.
-            SCRIPTS.mark_ready.key(&ready).arg(&domain).invoke_async::<i64>(&mut conn).await?;
-            return Ok(None);
-        }
+    let Some(mut permit) = (want > 0).then(|| inflight.clone().try_acquire_many_owned(want as u32).ok()).flatten()
+    else {
+        // No room here: hand the domain back so another worker can take it now.
+        due::mark(&mut conn, &keys::ready_of(lane, &domain), &[&domain]).await?;
+        return Ok(None);
     };
     let limit = cfg.limits.for_domain(&domain);
-    let reclaim_idle = cfg.worker.reclaim_idle.as_millis();
-    let reply: redis::RedisResult<Vec<Value>> = SCRIPTS
-        .take
-        .key(keys::domain_bucket(&domain))
-        .key(&stream)
-        .key(keys::lane_reclaim_marker(&domain, lane))
-        .key(keys::domain_shape(&domain))
-        .arg(want)
-        .arg(limit.per_second)
-        .arg(limit.burst)
-        .arg(keys::WORKER_GROUP)
-        .arg(&ctx.consumer)
-        .arg(reclaim_idle)
-        .arg((reclaim_idle / 2).max(1000))
-        .arg(lane.as_str())
-        .arg(cfg.limits.transactional_share)
-        .invoke_async(&mut conn)
-        .await;
-    let reply = match reply {
-        Ok(r) => r,
-        Err(e) if e.code() == Some("NOGROUP") => {
-            sluice_shared::redis::ensure_group(&mut conn, &stream, keys::WORKER_GROUP).await?;
+    let reclaim_idle_ms = cfg.worker.reclaim_idle.as_millis();
+    let asked = destination::Visit {
+        domain: &domain,
+        lane,
+        want,
+        per_second: limit.per_second,
+        burst: limit.burst,
+        group: keys::WORKER_GROUP,
+        consumer: &ctx.consumer,
+        reclaim_idle_ms,
+        reclaim_every_ms: (reclaim_idle_ms / 2).max(1000),
+        share: cfg.limits.transactional_share,
+    };
+    let took = match destination::take(&mut conn, &asked).await {
+        Ok(took) => took,
+        Err(StoreError::Redis(e)) if e.code() == Some("NOGROUP") => {
+            sluice_shared::redis::ensure_group(&mut conn, &keys::lane_stream(&domain, lane), keys::WORKER_GROUP)
+                .await?;
             return Ok(None);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
-    let now = int(&reply, 0)?;
-    let wait = int(&reply, 1)?;
-    let more = int(&reply, 2)? == 1;
-    let pending = int(&reply, 3)?;
-    let reclaimed = int(&reply, 4)?;
-    let (entries, malformed) = parse_entries(reply.get(5), reply.get(6));
     let label = cfg.limits.label(&domain).to_string();
-    metrics::gauge!(m::RATE_FACTOR, "domain" => label.clone()).set(int(&reply, 7)? as f64 / 1000.0);
-    metrics::gauge!(m::SUSPENDED, "domain" => label.clone()).set(if int(&reply, 8)? > 0 { 1.0 } else { 0.0 });
-    let got = entries.len() + malformed.len();
-    // Entries handed out more than max_deliveries times kept killing or stalling workers.
-    let (poisoned, entries): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, n)| *n > cfg.worker.max_deliveries);
-    let entries = entries.into_iter().map(|(e, _)| e).collect();
-
-    let due = if wait > 0 {
+    metrics::gauge!(m::RATE_FACTOR, "domain" => label.clone()).set(took.factor_x1000 as f64 / 1000.0);
+    metrics::gauge!(m::SUSPENDED, "domain" => label.clone()).set(if took.suspended_ms > 0 { 1.0 } else { 0.0 });
+    if took.wait_ms > 0 {
         metrics::counter!(m::TOKEN_WAITS, "domain" => label).increment(1);
-        Some(now + wait)
-    } else if more {
-        Some(now)
-    } else if pending > 0 {
-        // Jobs in flight: look again once they could be a dead worker's.
-        Some(now + reclaim_idle as i64)
-    } else {
-        None
-    };
-    match due {
-        Some(due) => {
-            let mut inv = SCRIPTS.reschedule.key(&ready);
-            inv.arg(&domain).arg(lease).arg(due).invoke_async::<i64>(&mut conn).await?;
+    }
+    match next_visit(&took, reclaim_idle_ms) {
+        Some(at) => {
+            due::reschedule_if(&mut conn, &keys::ready_of(lane, &domain), &domain, lease, at).await?;
         }
         None => release_drained(&mut conn, &domain, lane, lease).await?,
     }
 
+    let got = took.entries.len() + took.malformed.len();
     if got == 0 {
         return Ok(None);
     }
     metrics::counter!(m::CLAIMS).increment(got as u64);
-    if reclaimed > 0 {
-        metrics::counter!(m::RECLAIMS).increment(reclaimed as u64);
-        tracing::info!(%domain, reclaimed, "took over entries from a worker presumed dead");
+    if took.reclaimed > 0 {
+        metrics::counter!(m::RECLAIMS).increment(took.reclaimed as u64);
+        tracing::info!(%domain, reclaimed = took.reclaimed, "took over entries from a worker presumed dead");
     }
-    let mut permit = permit;
+    // Entries handed out more than max_deliveries times kept killing or stalling workers.
+    let (poisoned, entries): (Vec<_>, Vec<_>) =
+        took.entries.into_iter().partition(|(_, n)| *n > cfg.worker.max_deliveries);
+    let entries = entries.into_iter().map(|(e, _)| e).collect();
     let kept = permit.split(got).expect("took no more than the permits held");
     drop(permit);
-    Ok(Some(Taken { domain, batch: batch::Batch { lane, entries, malformed, poisoned }, permit: kept }))
+    let batch = batch::Batch { lane, entries, malformed: took.malformed, poisoned };
+    Ok(Some(Taken { domain, batch, permit: kept }))
+}
+
+/// When a visited domain is next worth a visit: when a token comes, at once if it holds more,
+/// once its jobs in flight could be a dead worker's; `None` when it is drained.
+fn next_visit(took: &destination::Took, reclaim_idle_ms: u64) -> Option<i64> {
+    if took.wait_ms > 0 {
+        Some(took.now_ms + took.wait_ms)
+    } else if took.more {
+        Some(took.now_ms)
+    } else if took.pending > 0 {
+        Some(took.now_ms + reclaim_idle_ms as i64)
+    } else {
+        None
+    }
 }
 
 /// Removes a drained domain from the ready set, then looks again: a job added between the
 /// visit and the removal puts it straight back, so no work is ever stranded.
 async fn release_drained(conn: &mut Conn, domain: &str, lane: Lane, lease: i64) -> StoreResult<()> {
     let ready = keys::ready_of(lane, domain);
-    let removed: i64 = SCRIPTS.unready.key(&ready).arg(domain).arg(lease).invoke_async(conn).await?;
-    if removed == 1 {
-        let stream = keys::lane_stream(domain, lane);
-        let work: i64 = SCRIPTS.has_work.key(stream).arg(keys::WORKER_GROUP).invoke_async(conn).await?;
-        if work == 1 {
-            SCRIPTS.mark_ready.key(&ready).arg(domain).invoke_async::<i64>(conn).await?;
-        }
+    if due::remove_if(conn, &ready, domain, lease).await?
+        && destination::has_work(conn, domain, lane, keys::WORKER_GROUP).await?
+    {
+        due::mark(conn, &ready, &[domain]).await?;
     }
     Ok(())
-}
-
-/// Stream entries as `[id, [field, value, ...]]`, each with its delivery count; entries that
-/// do not parse as jobs are returned by id so they are acked (and logged) rather than retried
-/// forever.
-fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Entry, u64)>, Vec<String>) {
-    let mut entries = Vec::new();
-    let mut malformed = Vec::new();
-    let (Some(Value::Array(items)), Some(Value::Array(deliveries))) = (items, deliveries) else {
-        return (entries, malformed);
-    };
-    for (item, count) in items.iter().zip(deliveries) {
-        let Value::Array(parts) = item else { continue };
-        let Some(id) = parts.first().and_then(|v| redis::from_redis_value_ref::<String>(v).ok()) else { continue };
-        let fields: std::collections::HashMap<String, Value> = match parts.get(1) {
-            Some(Value::Array(kv)) => kv
-                .chunks(2)
-                .filter_map(|p| Some((redis::from_redis_value_ref::<String>(p.first()?).ok()?, p.get(1)?.clone())))
-                .collect(),
-            _ => Default::default(),
-        };
-        match Job::from_fields(&fields) {
-            Ok(job) => entries.push((Entry { id, job }, redis::from_redis_value_ref(count).unwrap_or(1))),
-            Err(e) => {
-                tracing::error!(entry = %id, error = %e, "malformed job entry; dropping it");
-                malformed.push(id);
-            }
-        }
-    }
-    (entries, malformed)
 }

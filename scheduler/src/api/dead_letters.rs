@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use sluice_shared::{
     keys,
     model::Job,
-    redis::{StoreError, scripts::SCRIPTS},
+    redis::{
+        StoreError,
+        scripts::campaign::{self, Requeue},
+    },
 };
 
 use super::{AppState, error::ApiError};
@@ -85,20 +88,7 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
     let job = Job::from_fields(fields).map_err(|e| ApiError::Store(StoreError::Reply(e)))?;
     let now = chrono::Utc::now().timestamp_millis() as u64;
     let member = Job { t: now, p: false, ..job.clone() }.member();
-    let (code, status): (String, String) = SCRIPTS
-        .requeue
-        .key(keys::campaign_meta(&job.c))
-        .key(keys::campaign_state(&job.c))
-        .key(keys::campaign_counts(&job.c))
-        .key(keys::campaign_retry(&job.c))
-        .key(keys::campaign_events(&job.c))
-        .key(keys::campaign_staged(&job.c))
-        .arg(job.i)
-        .arg(job.a)
-        .arg(member)
-        .invoke_async(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
+    let requeued = campaign::requeue(&mut conn, &job.c, job.i, job.a, &member).await?;
     let drop_record = || async {
         let mut conn = state.conn().await?;
         redis::cmd("XDEL")
@@ -108,8 +98,8 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
             .await
             .map_err(|e| ApiError::Store(e.into()))
     };
-    match code.as_str() {
-        "ok" => {
+    match requeued {
+        Requeue::Requeued(status) => {
             // A message goes back to the messages' due index, a campaign to the active set.
             sluice_shared::lane::look_after(&mut conn, &job.c).await?;
             drop_record().await?;
@@ -118,11 +108,11 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
                 json!({"id": id, "campaign": job.c, "index": job.i, "status": "requeued", "campaign_status": status}),
             ))
         }
-        "not_poisoned" => {
+        Requeue::NotPoisoned => {
             drop_record().await?;
             Err(ApiError::Conflict(format!("dead letter {id:?} was already requeued or handled")))
         }
-        "cancelled" => Err(ApiError::Conflict(format!("campaign {:?} is cancelled", job.c))),
-        _ => Err(ApiError::NotFound(format!("campaign {:?}", job.c))),
+        Requeue::Cancelled => Err(ApiError::Conflict(format!("campaign {:?} is cancelled", job.c))),
+        Requeue::Missing => Err(ApiError::NotFound(format!("campaign {:?}", job.c))),
     }
 }

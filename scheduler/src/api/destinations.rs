@@ -8,8 +8,7 @@ use axum::{
 use serde_json::{Value, json};
 use sluice_shared::{
     keys,
-    lane::Lane,
-    redis::{Conn, scripts::SCRIPTS},
+    redis::{Conn, scripts::destination},
 };
 
 use super::{AppState, error::ApiError};
@@ -22,27 +21,15 @@ fn iso(ms: i64) -> Option<String> {
 }
 
 async fn describe(state: &AppState, conn: &mut Conn, domains: &[String]) -> Result<Vec<Value>, ApiError> {
-    let store = |e: redis::RedisError| ApiError::Store(e.into());
-    // Loaded once so the pipeline can call it by hash; the factor comes from the same Lua
-    // function take.lua applies, so the API shows exactly what workers obey.
-    SCRIPTS.shape_read.prepare_invoke().load_async(conn).await.map_err(store)?;
-    let mut pipe = redis::pipe();
-    for d in domains {
-        pipe.cmd("XLEN").arg(keys::domain_stream(d));
-        pipe.cmd("XLEN").arg(keys::lane_stream(d, Lane::Priority));
-        pipe.cmd("EVALSHA").arg(SCRIPTS.shape_read.get_hash()).arg(1).arg(keys::domain_shape(d));
-    }
-    let replies: Vec<redis::Value> = pipe.query_async(conn).await.map_err(store)?;
+    // The factor comes from the same Lua function take.lua applies, so the API shows exactly
+    // what workers obey.
+    let depths = destination::depths(conn, domains).await?;
     let mut out = Vec::new();
-    for (d, pair) in domains.iter().zip(replies.chunks(3)) {
-        let bulk: i64 = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
-        let priority: i64 = redis::from_redis_value_ref(&pair[1]).unwrap_or(0);
-        let shape: Vec<i64> = redis::from_redis_value_ref(&pair[2]).unwrap_or_default();
-        let [now, factor_x1000, until, ramp, suspend_until] = shape[..] else {
-            return Err(ApiError::Store(sluice_shared::redis::StoreError::Reply(
-                "shape_read: 5 numbers expected".into(),
-            )));
-        };
+    for (d, depth) in domains.iter().zip(depths) {
+        let (bulk, priority, shape) = (depth.bulk, depth.priority, depth.shape);
+        let (now, until, ramp, suspend_until) =
+            (shape.now_ms, shape.slowed_until_ms, shape.ramp_ms, shape.suspend_until_ms);
+        let factor_x1000 = shape.factor_x1000;
         let limit = state.config.limits.for_domain(d);
         let factor = factor_x1000 as f64 / 1000.0;
         let suspended = (suspend_until > now).then_some(suspend_until);

@@ -6,20 +6,13 @@ use sluice_shared::redis::Conn;
 use sluice_shared::{
     keys,
     model::{CampaignSpec, CampaignStatus, Counts},
-    redis::{StoreError, StoreResult, scripts::SCRIPTS},
+    redis::{StoreError, StoreResult, scripts::campaign},
 };
 
 use super::request::ValidCampaign;
 
-/// What happened to a create request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Created {
-    New(CampaignStatus),
-    /// Same id, same body: the existing campaign, untouched.
-    Replay(CampaignStatus),
-    /// Same id, different body.
-    Conflict,
-}
+/// Staging and transitions are the campaign scripts' own.
+pub use sluice_shared::redis::scripts::campaign::{Action, Created, StageRefused, Transition, stage, transition};
 
 fn status_of(text: &str) -> StoreResult<CampaignStatus> {
     text.parse().map_err(StoreError::Reply)
@@ -28,17 +21,17 @@ fn status_of(text: &str) -> StoreResult<CampaignStatus> {
 /// Creates the campaign with its inline recipients in one script, or recognises a replay.
 pub async fn create(conn: &mut Conn, c: &ValidCampaign, now_ms: i64) -> StoreResult<Created> {
     let id = &c.spec.id;
-    let spec = serde_json::to_string(&c.spec).expect("spec serialises");
-    let mut inv = SCRIPTS.create_campaign.prepare_invoke();
-    inv.key(keys::campaign_meta(id)).key(keys::campaign_counts(id)).key(keys::campaign_staged(id));
-    inv.arg(spec).arg(&c.digest).arg(if c.start { "1" } else { "0" });
-    inv.arg(c.spec.send_at_ms.map(|t| t.to_string()).unwrap_or_default());
-    for r in &c.recipients {
-        inv.arg(r);
-    }
-    let (code, status): (String, String) = inv.invoke_async(conn).await?;
+    let spec_json = serde_json::to_string(&c.spec).expect("spec serialises");
+    let new = campaign::NewCampaign {
+        spec_json: &spec_json,
+        digest: &c.digest,
+        start: c.start,
+        send_at_ms: c.spec.send_at_ms,
+        recipients: &c.recipients,
+    };
+    let created = campaign::create(conn, id, &new).await?;
     // Messages are looked after through the due index, written before the create.
-    if code != "conflict" && !sluice_shared::lane::is_message(id) {
+    if created != Created::Conflict && !sluice_shared::lane::is_message(id) {
         // Indexed after the campaign exists (the schedulers drop ids whose campaign is missing).
         // Also on a replay, so a retry repairs a create that stopped right here.
         redis::pipe()
@@ -53,98 +46,7 @@ pub async fn create(conn: &mut Conn, c: &ValidCampaign, now_ms: i64) -> StoreRes
             .query_async::<()>(conn)
             .await?;
     }
-    Ok(match code.as_str() {
-        "created" => Created::New(status_of(&status)?),
-        "exists" => Created::Replay(status_of(&status)?),
-        _ => Created::Conflict,
-    })
-}
-
-/// Why recipients could not be staged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StageRefused {
-    Missing,
-    NotDraft(CampaignStatus),
-}
-
-/// Appends recipients to a draft campaign.
-pub async fn stage(conn: &mut Conn, id: &str, lines: &[String]) -> StoreResult<Result<usize, StageRefused>> {
-    let mut inv = SCRIPTS.stage_recipients.prepare_invoke();
-    inv.key(keys::campaign_meta(id)).key(keys::campaign_counts(id)).key(keys::campaign_staged(id));
-    for l in lines {
-        inv.arg(l);
-    }
-    let (code, detail): (String, String) = inv.invoke_async(conn).await?;
-    Ok(match code.as_str() {
-        "ok" => Ok(detail.parse().unwrap_or(0)),
-        "missing" => Err(StageRefused::Missing),
-        _ => Err(StageRefused::NotDraft(status_of(&detail)?)),
-    })
-}
-
-/// A lifecycle action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Pause,
-    Resume,
-    Cancel,
-    /// Scheduled -> running once `send_at` has passed (scheduler duty).
-    Release,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Cancel => "cancel",
-            Action::Release => "release",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Action> {
-        Some(match text {
-            "start" => Action::Start,
-            "pause" => Action::Pause,
-            "resume" => Action::Resume,
-            "cancel" => Action::Cancel,
-            _ => return None,
-        })
-    }
-}
-
-/// Result of a transition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    Done(CampaignStatus),
-    /// Already in the wanted state.
-    Unchanged(CampaignStatus),
-    /// Not allowed from the current status.
-    Refused(CampaignStatus),
-    Missing,
-}
-
-pub async fn transition(conn: &mut Conn, id: &str, action: Action) -> StoreResult<Transition> {
-    let (code, status): (String, String) = SCRIPTS
-        .transition
-        .key(keys::campaign_meta(id))
-        .key(keys::campaign_counts(id))
-        .key(keys::campaign_staged(id))
-        .key(keys::campaign_retry(id))
-        .arg(action.as_str())
-        .invoke_async(conn)
-        .await?;
-    if code == "missing" {
-        return Ok(Transition::Missing);
-    }
-    let status = status_of(&status)?;
-    Ok(match code.as_str() {
-        "ok" => Transition::Done(status),
-        "noop" => Transition::Unchanged(status),
-        _ => Transition::Refused(status),
-    })
+    Ok(created)
 }
 
 /// A campaign as the API shows it.

@@ -11,7 +11,10 @@ use std::time::Duration;
 use sluice_shared::{
     config::Config,
     keys,
-    redis::{Conn, Pool, StoreResult, scripts::SCRIPTS},
+    redis::{
+        Conn, Pool, StoreResult,
+        scripts::{due, records},
+    },
     shutdown::Shutdown,
 };
 
@@ -147,16 +150,10 @@ impl Run {
         }
         for c in self.sources.drain(..) {
             if let Some(last) = &c.last {
-                SCRIPTS.feed_cursor.key(keys::campaign_meta(&c.source)).arg(last).invoke_async::<i64>(conn).await?;
+                records::feed_cursor(conn, &c.source, last).await?;
             }
             if c.drained {
-                SCRIPTS
-                    .unready
-                    .key(keys::feed_pending(self.shard))
-                    .arg(&c.source)
-                    .arg(&c.version)
-                    .invoke_async::<i64>(conn)
-                    .await?;
+                due::remove_if(conn, &keys::feed_pending(self.shard), &c.source, &c.version).await?;
             }
         }
         self.events.clear();

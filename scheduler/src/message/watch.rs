@@ -7,7 +7,7 @@
 use sluice_shared::{
     config::Config,
     keys,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::due},
 };
 
 use crate::{enqueue::Enqueuer, expander, retries};
@@ -68,10 +68,8 @@ async fn visit(
     };
     // Compare-and-set on the score: a worker's nudge during the visit keeps its earlier time.
     match next {
-        Some(at) => {
-            SCRIPTS.reschedule.key(keys::messages_due()).arg(id).arg(seen).arg(at).invoke_async::<i64>(conn).await?
-        }
-        None => SCRIPTS.unready.key(keys::messages_due()).arg(id).arg(seen).invoke_async::<i64>(conn).await?,
+        Some(at) => due::reschedule_if(conn, &keys::messages_due(), id, seen, at).await?,
+        None => due::remove_if(conn, &keys::messages_due(), id, seen).await?,
     };
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice_shared::{
     keys,
     model::TemplateRef,
-    redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreError, StoreResult, scripts::records},
     validate,
 };
 
@@ -55,7 +55,7 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Version, FieldError> {
 /// Stores `version` as the template's newest; returns its number.
 pub async fn put(conn: &mut Conn, id: &str, version: &Version) -> StoreResult<u64> {
     let json = serde_json::to_string(version).expect("template serialises");
-    let n: u64 = SCRIPTS.template_put.key(keys::template(id)).arg(json).invoke_async(conn).await?;
+    let n = records::template_put(conn, id, &json).await?;
     let now = chrono::Utc::now().timestamp_millis();
     redis::cmd("ZADD").arg(keys::templates()).arg(now).arg(id).query_async::<()>(conn).await?;
     Ok(n)

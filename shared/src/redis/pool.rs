@@ -43,6 +43,14 @@ fn bounded<'a, T: Send + 'a>(request: RedisFuture<'a, T>) -> RedisFuture<'a, T> 
     })
 }
 
+impl Conn {
+    /// One connection to the single Redis at `url`, outside any pool (tests and tools).
+    pub async fn connect(url: &str) -> Result<Conn, StoreError> {
+        let client = redis::Client::open(url)?;
+        Ok(Conn::Single(client.get_multiplexed_async_connection().await?))
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

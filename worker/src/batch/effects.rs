@@ -5,7 +5,7 @@ use sluice_shared::{
     classify::DestinationAction,
     keys, metrics as m,
     model::OutcomeKind,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    redis::{Conn, StoreResult, scripts::destination},
 };
 
 use crate::{classify::Verdict, context::Ctx, transport::Transport};
@@ -98,18 +98,11 @@ async fn shape<T: Transport>(
     domain: &str,
     action: DestinationAction,
 ) -> StoreResult<()> {
-    let (kind, factor) = match action {
-        DestinationAction::Slow { factor, .. } => ("slow", factor),
-        DestinationAction::Suspend { .. } => ("suspend", 0.0),
+    let kind = match action {
+        DestinationAction::Slow { .. } => "slow",
+        DestinationAction::Suspend { .. } => "suspend",
     };
-    let (factor_x1000, suspend_until): (i64, i64) = SCRIPTS
-        .shape
-        .key(keys::domain_shape(domain))
-        .arg(kind)
-        .arg(factor)
-        .arg(action.duration().as_millis())
-        .invoke_async(conn)
-        .await?;
+    let (factor_x1000, suspend_until) = destination::shape(conn, domain, action).await?;
     let label = ctx.config.limits.label(domain).to_string();
     metrics::counter!(m::SHAPE_CHANGES, "action" => kind, "domain" => label).increment(1);
     tracing::warn!(%domain, action = kind, factor = factor_x1000 as f64 / 1000.0, suspend_until, duration = ?action.duration().get(), "destination throttled us; shaping its rate");

@@ -1,4 +1,4 @@
-//! Handles one batch of jobs taken from one domain stream: decide per job (claim.lua), render
+//! Handles one batch of jobs taken from one domain stream: decide per job (decide.lua), render
 //! and send the ones that are current, record every outcome (record.lua), then ack.
 //! Outcomes are recorded before the ack, so a crash in between replays the ack, never the count.
 
@@ -12,12 +12,17 @@ use std::{
 };
 
 use sluice_shared::{
-    config::Config,
     crash, keys,
     lane::{self, Lane},
     metrics as m,
-    model::{Job, OutcomeKind},
-    redis::{Conn, StoreError, StoreResult, scripts::SCRIPTS},
+    model::OutcomeKind,
+    redis::{
+        StoreResult,
+        scripts::{
+            jobs::{self, Counted, Decision},
+            stream,
+        },
+    },
 };
 
 use crate::{
@@ -28,15 +33,7 @@ use crate::{
     transport::{Envelope, Transport},
 };
 
-/// A job with the id of its stream entry.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub id: String,
-    pub job: Job,
-}
-
-const CLAIM_SEND: i64 = 1;
-const CLAIM_SKIP: i64 = 0;
+pub use sluice_shared::model::Entry;
 
 /// What one visit to a domain took.
 #[derive(Debug, Default)]
@@ -90,12 +87,7 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
     }
     let ack = || async {
         let mut conn = ctx.conn().await?;
-        let mut inv = SCRIPTS.ack.key(keys::lane_stream(&domain, lane));
-        inv.arg(keys::WORKER_GROUP);
-        for id in &done {
-            inv.arg(id);
-        }
-        inv.invoke_async::<i64>(&mut conn).await.map_err(StoreError::from)
+        stream::ack(&mut conn, &keys::lane_stream(&domain, lane), keys::WORKER_GROUP, &done).await
     };
     crash::point("worker::before_ack");
     if !done.is_empty() && retrying(&ctx, "ack", ack).await.is_err() {
@@ -142,9 +134,11 @@ async fn handle_campaign<T: Transport>(
     entries: Vec<Entry>,
 ) -> StoreResult<()> {
     let mut conn = ctx.conn().await?;
-    let codes = claim(&mut conn, &ctx.config, campaign_id, &entries).await?;
-    let to_send: Vec<&Entry> = entries.iter().zip(&codes).filter(|(_, c)| **c == CLAIM_SEND).map(|(e, _)| e).collect();
-    let skipped = codes.iter().filter(|c| **c == CLAIM_SKIP).count();
+    let (maxlen, max_age) = (ctx.config.campaigns.events_maxlen, ctx.config.retry.max_age.as_millis());
+    let decisions = jobs::decide(&mut conn, campaign_id, maxlen, max_age, &entries).await?;
+    let to_send: Vec<&Entry> =
+        entries.iter().zip(&decisions).filter(|(_, d)| **d == Decision::Send).map(|(e, _)| e).collect();
+    let skipped = decisions.iter().filter(|d| **d == Decision::Skip).count();
     if skipped > 0 {
         metrics::counter!(m::SKIPPED).increment(skipped as u64);
     }
@@ -191,8 +185,8 @@ async fn handle_campaign<T: Transport>(
     let label = ctx.config.limits.label(domain).to_string();
     let mut counted = Vec::new();
     for ((entry, verdict), flag) in to_send.iter().zip(&verdicts).zip(recorded) {
-        let kind = if flag == 2 { OutcomeKind::Failed } else { verdict.kind };
-        if flag > 0 {
+        let kind = if flag == Counted::FailedPastMaxAge { OutcomeKind::Failed } else { verdict.kind };
+        if flag != Counted::Stale {
             metrics::counter!(m::MESSAGES, "outcome" => kind.as_str(), "domain" => label.clone()).increment(1);
             counted.push((entry.job.r.as_str(), verdict));
         }
@@ -210,26 +204,6 @@ async fn handle_campaign<T: Transport>(
         .await?;
     }
     Ok(())
-}
-
-async fn claim(conn: &mut Conn, config: &Config, campaign_id: &str, entries: &[Entry]) -> StoreResult<Vec<i64>> {
-    let mut inv = SCRIPTS.claim.prepare_invoke();
-    inv.key(keys::campaign_meta(campaign_id))
-        .key(keys::campaign_state(campaign_id))
-        .key(keys::campaign_retry(campaign_id))
-        .key(keys::campaign_counts(campaign_id))
-        .key(keys::campaign_events(campaign_id));
-    inv.arg(config.campaigns.events_maxlen).arg(config.retry.max_age.as_millis());
-    for e in entries {
-        let parked = Job { p: true, ..e.job.clone() }.member();
-        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r).arg(e.job.t);
-    }
-    let reply: Vec<redis::Value> = sluice_shared::feed::write_events(conn, campaign_id, &inv).await?;
-    let codes: Vec<i64> = reply.iter().skip(1).map(|v| redis::from_redis_value_ref(v).unwrap_or(CLAIM_SKIP)).collect();
-    if codes.len() != entries.len() {
-        return Err(StoreError::Reply(format!("claim returned {} codes for {} jobs", codes.len(), entries.len())));
-    }
-    Ok(codes)
 }
 
 async fn deliver<T: Transport>(
@@ -289,29 +263,21 @@ async fn record<T: Transport>(
     campaign_id: &str,
     sent: &[&Entry],
     verdicts: &[Verdict],
-) -> StoreResult<Vec<i64>> {
+) -> StoreResult<Vec<jobs::Counted>> {
     let mut conn = ctx.conn().await?;
-    let mut inv = SCRIPTS.record.prepare_invoke();
-    inv.key(keys::campaign_meta(campaign_id))
-        .key(keys::campaign_state(campaign_id))
-        .key(keys::campaign_counts(campaign_id))
-        .key(keys::campaign_retry(campaign_id))
-        .key(keys::campaign_events(campaign_id));
-    inv.arg(ctx.config.campaigns.events_maxlen).arg(ctx.config.retry.max_age.as_millis());
-    for (entry, verdict) in sent.iter().zip(verdicts) {
-        let job = &entry.job;
-        let next = Job { a: job.a + 1, p: false, ..job.clone() };
-        inv.arg(job.i)
-            .arg(job.a)
-            .arg(&entry.id)
-            .arg(verdict.kind.as_str())
-            .arg(ctx.config.retry.delay_before(job.a + 1).as_millis())
-            .arg(next.member())
-            .arg(job.t)
-            .arg(&job.r)
-            .arg(verdict.detail.to_string());
-    }
-    sluice_shared::feed::write_events(&mut conn, campaign_id, &inv).await
+    let retry = &ctx.config.retry;
+    let outcomes: Vec<jobs::Outcome> = sent
+        .iter()
+        .zip(verdicts)
+        .map(|(entry, verdict)| jobs::Outcome {
+            entry,
+            kind: verdict.kind,
+            retry_delay_ms: retry.delay_before(entry.job.a + 1).as_millis(),
+            detail_json: verdict.detail.to_string(),
+        })
+        .collect();
+    let maxlen = ctx.config.campaigns.events_maxlen;
+    jobs::record(&mut conn, campaign_id, maxlen, retry.max_age.as_millis(), &outcomes).await
 }
 
 mod effects;

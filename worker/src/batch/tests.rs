@@ -242,13 +242,8 @@ async fn the_warmup_cap_holds_for_the_day_and_grows_the_next() {
     *now.lock().unwrap() = "2026-11-26T00:00:01Z".parse().unwrap();
     let members: Vec<String> =
         redis::cmd("ZRANGE").arg(keys::campaign_retry("c")).arg(0).arg(-1).query(&mut redis.conn()).unwrap();
-    let _: i64 = sluice_shared::redis::scripts::SCRIPTS
-        .retry_done
-        .key(keys::campaign_counts("c"))
-        .key(keys::campaign_retry("c"))
-        .arg(&members)
-        .invoke(&mut redis.conn())
-        .unwrap();
+    let mut conn = ctx.conn().await.unwrap();
+    sluice_shared::redis::scripts::campaign::retry_done(&mut conn, "c", &members).await.unwrap();
     let back: Vec<Entry> = members
         .iter()
         .enumerate()

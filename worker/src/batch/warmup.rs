@@ -4,9 +4,8 @@
 
 use serde_json::json;
 use sluice_shared::{
-    keys, metrics as m,
-    model::Job,
-    redis::{Conn, StoreResult, scripts::SCRIPTS},
+    metrics as m,
+    redis::{Conn, StoreResult, scripts::jobs},
     warmup::{self, Sender},
 };
 
@@ -45,16 +44,6 @@ pub async fn hold<T: Transport>(
     until_ms: i64,
     detail: &serde_json::Value,
 ) -> StoreResult<u64> {
-    let mut inv = SCRIPTS.hold.prepare_invoke();
-    inv.key(keys::campaign_meta(campaign_id))
-        .key(keys::campaign_state(campaign_id))
-        .key(keys::campaign_retry(campaign_id))
-        .key(keys::campaign_counts(campaign_id))
-        .key(keys::campaign_events(campaign_id));
-    inv.arg(ctx.config.campaigns.events_maxlen).arg(until_ms).arg(detail.to_string());
-    for e in held {
-        let waiting = Job { p: false, ..e.job.clone() };
-        inv.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
-    }
-    sluice_shared::feed::write_events(conn, campaign_id, &inv).await
+    let maxlen = ctx.config.campaigns.events_maxlen;
+    jobs::hold(conn, campaign_id, maxlen, until_ms, &detail.to_string(), held).await
 }

@@ -1,6 +1,10 @@
 -- Helpers shared by every script that works on one campaign's keys (hash tag {c:ID}).
 -- Prepended to those scripts when they are loaded (after clock.lua).
 
+-- Every campaign script takes the campaign's keys in this one order, which the Rust side
+-- builds from the same list (redis/scripts/mod.rs, CAMPAIGN_KEYS; a test pins the two).
+local meta, state, counts, retry, events, staged, late = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
 local function count(counts, field)
   return tonumber(redis.call('HGET', counts, field) or 0) or 0
 end

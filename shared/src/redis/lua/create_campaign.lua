@@ -1,8 +1,7 @@
 -- Creates a campaign with its first recipients, or recognises a replay of the same request.
--- KEYS: meta, counts, staged
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: spec_json, digest, start ('1' or '0'), send_at_ms ('' if none), then recipient JSON lines
 -- Returns {'created'|'exists'|'conflict', status}
-local meta, counts, staged = KEYS[1], KEYS[2], KEYS[3]
 local existing = redis.call('HGET', meta, 'digest')
 if existing then
   local status = redis.call('HGET', meta, 'status')

@@ -1,11 +1,10 @@
 -- Records that the first `n` staged recipients were pushed into domain streams.
 -- Compare-and-set on the cursor: a second scheduler that expanded the same chunk loses here,
--- and the jobs it pushed are stale duplicates that claim.lua skips.
--- KEYS: meta, counts, staged, state, events
+-- and the jobs it pushed are stale duplicates that decide.lua skips.
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: expected_cursor, n, queued_n, events_maxlen, suppressed_n, then (index, address) per
 --       suppressed recipient, then (index, address) per queued one (each gets a `queued` event)
 -- Returns 1 if committed, 0 if another scheduler did it first.
-local meta, counts, staged, state, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if (redis.call('HGET', meta, 'cursor') or '0') ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[2])
 local suppressed = tonumber(ARGV[5])

@@ -1,9 +1,8 @@
 -- Reads the next chunk of staged recipients of a running campaign.
--- KEYS: meta, counts, staged
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: chunk, window
 -- Returns {status, cursor, now_ms, recipient JSON...}; no recipients unless running and
 -- fewer than `window` jobs are queued.
-local meta, counts, staged = KEYS[1], KEYS[2], KEYS[3]
 local status = redis.call('HGET', meta, 'status') or ''
 local cursor = redis.call('HGET', meta, 'cursor') or '0'
 local out = {status, cursor, now_ms()}

@@ -1,9 +1,8 @@
 -- Fails jobs that waited in a campaign's retry set (parked by a pause, or deferred) past
 -- their max age, so nothing sits for days just because its campaign is paused.
--- KEYS: meta, state, counts, retry, events
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: max_age_ms, events_maxlen, limit
 -- Returns the number of jobs failed.
-local meta, state, counts, retry, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local max_age = tonumber(ARGV[1])
 local now = now_ms()
 local failed = 0

@@ -1,10 +1,9 @@
 -- Puts jobs this worker holds in flight back to wait, unsent and without using an attempt
 -- (a warm-up cap reached for today): the recipient's state goes back to what it was before the
 -- claim, the job waits in the retry set until `until_ms`, and counts move queued -> deferred.
--- KEYS: meta, state, retry, counts, events
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, until_ms, detail_json, then per job: index, attempt, entry_id, member_json, address
 -- Returns the number of jobs held.
-local meta, state, retry, counts, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local held = 0
 for i = 4, #ARGV, 5 do
   local idx, attempt, entry = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]

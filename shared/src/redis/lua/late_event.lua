@@ -3,11 +3,10 @@
 -- per recipient and kind (the set of what was recorded), the total counter and the event
 -- every time. Kinds without a total counter are recorded once only. Suppressions are written
 -- by the caller.
--- KEYS: meta, counts, events, late
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, member (kind letter ':' index), unique_counter, event_type, index,
 --       address, detail_json, total_counter ('' for once-only kinds)
 -- Returns 1 if new for this recipient, 0 if a repeat, -1 if the campaign no longer exists.
-local meta, counts, events, late = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', meta) == 0 then return -1 end
 local new = redis.call('SADD', late, ARGV[2])
 if new == 1 then redis.call('HINCRBY', counts, ARGV[3], 1) end

@@ -1,5 +1,5 @@
 -- Marks domains as worth a visit now (after jobs were added to their streams).
--- KEYS: ready
+-- KEYS: due
 -- ARGV: domains
 local now = now_ms()
 for i = 1, #ARGV do

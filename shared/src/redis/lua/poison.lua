@@ -1,9 +1,8 @@
 -- Fails jobs that kept killing or stalling their workers; they were copied to the dead-letter
--- stream first. An outcome counts only if the job is still current (see claim.lua).
--- KEYS: meta, state, counts, events
+-- stream first. An outcome counts only if the job is still current (see decide.lua).
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, then (index, attempt, entry_id, address, deliveries, dead_letter_id) per job
 -- Returns {marked (0/1) ...}
-local meta, state, counts, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = now_ms()
 local out = {}
 for i = 2, #ARGV, 6 do

@@ -1,12 +1,11 @@
 -- Records delivery outcomes for jobs this worker holds in flight. An outcome counts only if
 -- the recipient's state is still this job's in-flight mark, so a replay can never count twice.
--- KEYS: meta, state, counts, retry, events
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, max_age_ms, then per outcome:
 --   index, attempt, entry_id, kind (sent|deferred|bounced|failed), retry_delay_ms,
 --   retry_member_json, queued_at_ms, address, detail_json
 -- Returns {recorded (0/1) ...}; a deferral whose next attempt would come after the job's max
 -- age fails now instead (2), so no retry ever waits past max age.
-local meta, state, counts, retry, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxlen, max_age = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local out = {}

@@ -2,10 +2,9 @@
 -- attempt, its state goes back to what it was before, it moves from failed to deferred, and it
 -- waits in the retry set, due now (the schedulers put it back into its domain stream). A
 -- completed campaign runs again until it is done.
--- KEYS: meta, state, counts, retry, events, staged
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: index, attempt, retry_member_json
 -- Returns {'ok'|'not_poisoned'|'cancelled'|'missing', status}
-local meta, state, counts, retry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local status = redis.call('HGET', meta, 'status')
 if not status then return {'missing', ''} end
 if status == 'cancelled' then return {'cancelled', status} end

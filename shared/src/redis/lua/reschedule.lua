@@ -2,7 +2,7 @@
 -- lease) is still there: a newer mark meanwhile (new jobs for a ready domain, a worker's
 -- nudge of a message) must not be overwritten by a later "come back in a minute".
 -- Used for the ready sets and the messages' due index.
--- KEYS: due set
+-- KEYS: due
 -- ARGV: member, score_read, due_ms
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) == tonumber(ARGV[2]) then

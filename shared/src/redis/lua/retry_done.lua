@@ -1,8 +1,7 @@
 -- Removes jobs that were pushed back into domain streams; moves deferred ones back to queued.
 -- Only members this call removes are counted, so two schedulers never count one job twice.
--- KEYS: counts, retry
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: members
-local counts, retry = KEYS[1], KEYS[2]
 local moved = 0
 for i = 1, #ARGV do
   if redis.call('ZREM', retry, ARGV[i]) == 1 then

@@ -1,8 +1,7 @@
 -- Lists jobs of a running campaign whose retry (or un-park) time has come.
--- KEYS: meta, retry
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: limit
 -- Returns {now_ms, member...}; none unless the campaign is running.
-local meta, retry = KEYS[1], KEYS[2]
 local now = now_ms()
 if redis.call('HGET', meta, 'status') ~= 'running' then return {now} end
 local out = {now}

@@ -10,7 +10,7 @@
 -- - while bulk is held back by tokens (it wanted more in the last second), the priority lane
 --   also draws on its own sub-bucket refilled at `share` of the rate, so it cannot starve bulk;
 -- - when either lane is idle the other may use the whole rate.
--- KEYS: bucket, stream, reclaim_marker, shape
+-- KEYS: bucket, stream, marker, shape
 -- ARGV: want, per_second, burst, group, consumer, min_idle_ms, reclaim_every_ms, lane, share
 -- Returns {now_ms, wait_ms, more (0/1), pending, reclaimed, entries, deliveries,
 -- factor_x1000, suspended_ms}: `deliveries[k]` is how often `entries[k]` has been handed out

@@ -1,8 +1,7 @@
 -- Moves a campaign through its lifecycle.
--- KEYS: meta, counts, staged, retry
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: action (start | pause | resume | cancel | release)
 -- Returns {'ok'|'noop'|'invalid'|'missing', status}
-local meta, counts, staged, retry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local action = ARGV[1]
 local status = redis.call('HGET', meta, 'status')
 if not status then return {'missing', ''} end
@@ -36,7 +35,7 @@ elseif action == 'cancel' then
   if status == 'cancelled' then return {'noop', status} end
   if status ~= 'completed' then
     -- Everything not yet handed to a worker is dropped now; jobs already in domain streams
-    -- are dropped by the worker that meets them (see claim.lua).
+    -- are dropped by the worker that meets them (see decide.lua).
     local dropped = count(counts, 'staged')
     redis.call('DEL', staged)
     redis.call('HSET', counts, 'staged', 0)

@@ -3,11 +3,10 @@
 -- (campaign cancelled), 4 failed (older than max age: wherever a job sat, in a stream, a
 -- retry, a pause or a dead worker's pending list, it is checked here before any send).
 -- Marks the jobs to send as in flight under their stream entry id.
--- KEYS: meta, state, retry, counts, events
+-- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, max_age_ms, then (index, attempt, entry_id, parked_member_json,
 --       address, queued_at_ms) per job
 -- Returns {status, code...}
-local meta, state, retry, counts, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local status = redis.call('HGET', meta, 'status') or 'missing'
 local max_age = tonumber(ARGV[2])
 local now = now_ms()

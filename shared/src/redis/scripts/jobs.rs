@@ -1,0 +1,158 @@
+//! Scripts for the jobs a worker holds in flight, all on one campaign's keys: what to do with
+//! each job just taken from a stream (decide.lua), the outcome of each send (record.lua),
+//! jobs put back to wait unsent (hold.lua), and jobs that kept killing workers (poison.lua).
+//! An outcome counts only while the job is still current, so a replay never counts twice.
+
+use super::lua;
+use crate::{
+    feed,
+    model::{Entry, Job, OutcomeKind},
+    redis::{Conn, StoreError, StoreResult},
+};
+
+lua!(DECIDE, "decide", campaign);
+lua!(RECORD, "record", campaign);
+lua!(HOLD, "hold", campaign);
+lua!(POISON, "poison", campaign);
+
+/// What a worker does with a job it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A stale duplicate (already handled, or another copy is in flight).
+    Skip,
+    /// Current: send it (now marked in flight under its entry id).
+    Send,
+    /// The campaign is not running: the job waits in its retry set.
+    Parked,
+    /// The campaign was cancelled.
+    Dropped,
+    /// Older than the max age: failed.
+    Expired,
+}
+
+impl Decision {
+    fn from_code(code: i64) -> Decision {
+        match code {
+            1 => Decision::Send,
+            2 => Decision::Parked,
+            3 => Decision::Dropped,
+            4 => Decision::Expired,
+            _ => Decision::Skip,
+        }
+    }
+}
+
+/// Decides, for `entries` of campaign `id` (in order), what the worker does with each.
+pub async fn decide(
+    conn: &mut Conn,
+    id: &str,
+    events_maxlen: u64,
+    max_age_ms: u64,
+    entries: &[Entry],
+) -> StoreResult<Vec<Decision>> {
+    let mut invocation = DECIDE.for_campaign(id);
+    invocation.arg(events_maxlen).arg(max_age_ms);
+    for e in entries {
+        let parked = Job { p: true, ..e.job.clone() }.member();
+        invocation.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r).arg(e.job.t);
+    }
+    let reply: Vec<redis::Value> = feed::write_events(conn, id, &invocation).await?;
+    let codes: Vec<Decision> =
+        reply.iter().skip(1).map(|v| Decision::from_code(redis::from_redis_value_ref(v).unwrap_or(0))).collect();
+    if codes.len() != entries.len() {
+        return Err(StoreError::Reply(format!("decide returned {} codes for {} jobs", codes.len(), entries.len())));
+    }
+    Ok(codes)
+}
+
+/// The outcome of one send of a job this worker holds.
+pub struct Outcome<'a> {
+    pub entry: &'a Entry,
+    pub kind: OutcomeKind,
+    /// When deferred: how long until the next attempt.
+    pub retry_delay_ms: u64,
+    pub detail_json: String,
+}
+
+/// Whether an outcome was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// The job was no longer current: nothing was recorded.
+    Stale,
+    /// Recorded as it was.
+    Recorded,
+    /// A deferral whose next attempt would come after the max age: failed instead.
+    FailedPastMaxAge,
+}
+
+/// Records `outcomes` of campaign `id`'s jobs, in order.
+pub async fn record(
+    conn: &mut Conn,
+    id: &str,
+    events_maxlen: u64,
+    max_age_ms: u64,
+    outcomes: &[Outcome<'_>],
+) -> StoreResult<Vec<Counted>> {
+    let mut invocation = RECORD.for_campaign(id);
+    invocation.arg(events_maxlen).arg(max_age_ms);
+    for o in outcomes {
+        let job = &o.entry.job;
+        let next = Job { a: job.a + 1, p: false, ..job.clone() };
+        invocation.arg(job.i).arg(job.a).arg(&o.entry.id).arg(o.kind.as_str()).arg(o.retry_delay_ms);
+        invocation.arg(next.member()).arg(job.t).arg(&job.r).arg(&o.detail_json);
+    }
+    let flags: Vec<i64> = feed::write_events(conn, id, &invocation).await?;
+    Ok(flags
+        .into_iter()
+        .map(|f| match f {
+            1 => Counted::Recorded,
+            2 => Counted::FailedPastMaxAge,
+            _ => Counted::Stale,
+        })
+        .collect())
+}
+
+/// Puts `held` jobs of campaign `id` back to wait until `until_ms`, unsent and without using
+/// an attempt; how many were still current and held.
+pub async fn hold(
+    conn: &mut Conn,
+    id: &str,
+    events_maxlen: u64,
+    until_ms: i64,
+    detail_json: &str,
+    held: &[&Entry],
+) -> StoreResult<u64> {
+    let mut invocation = HOLD.for_campaign(id);
+    invocation.arg(events_maxlen).arg(until_ms).arg(detail_json);
+    for e in held {
+        let waiting = Job { p: false, ..e.job.clone() };
+        invocation.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
+    }
+    feed::write_events(conn, id, &invocation).await
+}
+
+/// A job that kept killing or stalling its workers, already copied to the dead letters.
+pub struct Poisoned<'a> {
+    pub entry: &'a Entry,
+    /// How often it was handed out.
+    pub deliveries: u64,
+    /// Its record in the dead-letter stream.
+    pub dead_letter_id: &'a str,
+}
+
+/// Fails `poisoned` jobs of campaign `id`; per job, whether it was still current and failed.
+pub async fn poison(
+    conn: &mut Conn,
+    id: &str,
+    events_maxlen: u64,
+    poisoned: &[Poisoned<'_>],
+) -> StoreResult<Vec<bool>> {
+    let mut invocation = POISON.for_campaign(id);
+    invocation.arg(events_maxlen);
+    for p in poisoned {
+        let job = &p.entry.job;
+        invocation.arg(job.i).arg(job.a).arg(&p.entry.id).arg(&job.r).arg(p.deliveries).arg(p.dead_letter_id);
+    }
+    let marked: Vec<i64> = feed::write_events(conn, id, &invocation).await?;
+    Ok(marked.into_iter().map(|m| m == 1).collect())
+}

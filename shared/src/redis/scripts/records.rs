@@ -1,0 +1,35 @@
+//! Small records kept by one script each: template versions, how far a source was copied into
+//! the event feed, and a sender's warm-up count for the day.
+
+use super::lua;
+use crate::{
+    keys,
+    redis::{Conn, StoreResult},
+};
+
+lua!(TEMPLATE_PUT, "template_put", Clock, &["template"]);
+lua!(FEED_CURSOR, "feed_cursor", Clock, &["meta"]);
+lua!(WARMUP_TAKE, "warmup_take", Clock, &["counter"]);
+
+/// Stores a new version of template `id` (`version_json` without its number); the number.
+pub async fn template_put(conn: &mut Conn, id: &str, version_json: &str) -> StoreResult<u64> {
+    Ok(TEMPLATE_PUT.on(&keys::template(id)).arg(version_json).invoke_async(conn).await?)
+}
+
+/// Remembers that `source`'s events were copied up to `last`, unless the source is gone;
+/// whether it was still there.
+pub async fn feed_cursor(conn: &mut Conn, source: &str, last: &str) -> StoreResult<bool> {
+    let kept: i64 = FEED_CURSOR.on(&keys::campaign_meta(source)).arg(last).invoke_async(conn).await?;
+    Ok(kept == 1)
+}
+
+/// Takes up to `want` sends from the day's `counter` under `cap`: (granted, sent today).
+pub async fn warmup_take(
+    conn: &mut Conn,
+    counter: &str,
+    cap: u64,
+    want: usize,
+    ttl_ms: u64,
+) -> StoreResult<(usize, u64)> {
+    Ok(WARMUP_TAKE.on(counter).arg(cap).arg(want).arg(ttl_ms).invoke_async(conn).await?)
+}

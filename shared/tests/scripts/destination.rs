@@ -1,0 +1,116 @@
+//! The destination scripts: a visit to a lane, shaping and reading the shape, has-work, picks.
+
+use sluice_shared::{
+    classify::DestinationAction,
+    keys,
+    lane::Lane,
+    redis::{
+        ensure_group,
+        scripts::{destination, due},
+    },
+    units::Span,
+};
+
+use crate::Redis;
+
+fn visit(want: usize) -> destination::Visit<'static> {
+    destination::Visit {
+        domain: "x.example",
+        lane: Lane::Bulk,
+        want,
+        per_second: 100.0,
+        burst: 2,
+        group: keys::WORKER_GROUP,
+        consumer: "w1",
+        reclaim_idle_ms: 60_000,
+        reclaim_every_ms: 30_000,
+        share: 0.0,
+    }
+}
+
+#[tokio::test]
+async fn a_visit_takes_jobs_within_the_bucket_and_reports_malformed_entries() {
+    let mut redis = Redis::start().await;
+    let stream = keys::lane_stream("x.example", Lane::Bulk);
+    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
+    for i in 0..3 {
+        let i = i.to_string();
+        let _: String = redis
+            .cmd(&["XADD", &stream, "*", "c", "c", "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"])
+            .await;
+    }
+    let took = destination::take(&mut redis.conn, &visit(10)).await.unwrap();
+    assert_eq!(took.entries.len(), 2, "the burst is 2 tokens");
+    assert!(took.more, "a third job waits");
+    assert_eq!(took.factor_x1000, 1000);
+    let (first, deliveries) = &took.entries[0];
+    assert_eq!((first.job.c.as_str(), first.job.i, *deliveries), ("c", 0, 1));
+    let bucket: i64 = redis.cmd(&["EXISTS", &keys::domain_bucket("x.example")]).await;
+    assert_eq!(bucket, 1, "tokens are kept in the destination's bucket");
+
+    let _: String = redis.cmd(&["XADD", &stream, "*", "junk", "1"]).await;
+    let _: () = redis.cmd(&["DEL", &keys::domain_bucket("x.example")]).await;
+    let took = destination::take(&mut redis.conn, &visit(10)).await.unwrap();
+    assert_eq!((took.entries.len(), took.malformed.len()), (1, 1), "{took:?}");
+    assert_eq!(took.pending, 4);
+}
+
+#[tokio::test]
+async fn a_lane_without_its_group_answers_nogroup() {
+    let mut redis = Redis::start().await;
+    let err = destination::take(&mut redis.conn, &visit(1)).await.unwrap_err();
+    assert!(err.to_string().contains("NOGROUP"), "{err}");
+}
+
+#[tokio::test]
+async fn a_shaped_destination_shows_its_cut_and_ramps_back() {
+    let mut redis = Redis::start().await;
+    let slow = DestinationAction::Slow { factor: 0.1, duration: Span::try_from("10m").unwrap() };
+    let (factor, suspended) = destination::shape(&mut redis.conn, "x.example", slow).await.unwrap();
+    assert_eq!((factor, suspended), (100, 0));
+    let depths =
+        destination::depths(&mut redis.conn, &["x.example".to_string(), "y.example".to_string()]).await.unwrap();
+    assert_eq!(depths[0].shape.factor_x1000, 100, "within the slow period");
+    assert!(depths[0].shape.slowed_until_ms > depths[0].shape.now_ms);
+    assert_eq!((depths[1].shape.factor_x1000, depths[1].bulk), (1000, 0), "no shape: full rate");
+
+    // Half way through the ramp back, then past it.
+    let now = depths[0].shape.now_ms;
+    let shape_key = keys::domain_shape("x.example");
+    let set = |until: i64| {
+        vec!["HSET".to_string(), shape_key.clone(), "until".into(), until.to_string(), "ramp".into(), "100000".into()]
+    };
+    let args = set(now - 50_000);
+    let _: () = redis.cmd(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let half = destination::depths(&mut redis.conn, &["x.example".to_string()]).await.unwrap()[0].shape.factor_x1000;
+    assert!((545..=555).contains(&half), "half way through the ramp: {half}");
+    let args = set(now - 200_000);
+    let _: () = redis.cmd(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let after = destination::depths(&mut redis.conn, &["x.example".to_string()]).await.unwrap()[0].shape.factor_x1000;
+    assert_eq!(after, 1000, "after the ramp");
+
+    let suspend = DestinationAction::Suspend { duration: Span::try_from("2h").unwrap() };
+    let (_, until) = destination::shape(&mut redis.conn, "x.example", suspend).await.unwrap();
+    assert!(until > now);
+    let took = destination::take(&mut redis.conn, &visit(1)).await;
+    assert!(took.is_err() || took.unwrap().suspended_ms > 0, "a suspended destination gives nothing");
+}
+
+#[tokio::test]
+async fn picks_lease_due_destinations_and_has_work_sees_pending_entries() {
+    let mut redis = Redis::start().await;
+    let ready = keys::ready_of(Lane::Priority, "x.example");
+    due::mark(&mut redis.conn, &ready, &["x.example"]).await.unwrap();
+    let picked = destination::pick(&mut redis.conn, Lane::Priority, 0, 5, 5_000).await.unwrap();
+    assert_eq!(picked.domains, ["x.example"]);
+    assert!(picked.lease_until_ms >= picked.now_ms + 5_000);
+    let again = destination::pick(&mut redis.conn, Lane::Priority, 0, 5, 5_000).await.unwrap();
+    assert!(again.domains.is_empty(), "leased");
+    assert_eq!(again.next_due_ms, Some(picked.lease_until_ms));
+
+    assert!(!destination::has_work(&mut redis.conn, "x.example", Lane::Priority, keys::WORKER_GROUP).await.unwrap());
+    let stream = keys::lane_stream("x.example", Lane::Priority);
+    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
+    let _: String = redis.cmd(&["XADD", &stream, "*", "c", "c"]).await;
+    assert!(destination::has_work(&mut redis.conn, "x.example", Lane::Priority, keys::WORKER_GROUP).await.unwrap());
+}

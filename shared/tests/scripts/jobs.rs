@@ -1,0 +1,126 @@
+//! The scripts for jobs in flight: decide, record, hold, poison, and a dead letter's requeue.
+
+use sluice_shared::{
+    keys,
+    model::{Entry, Job, OutcomeKind},
+    redis::scripts::{
+        campaign::{self, Requeue},
+        jobs::{self, Counted, Decision, Outcome, Poisoned},
+    },
+};
+
+use crate::Redis;
+
+const DAY_MS: u64 = 86_400_000;
+
+fn entry(id: &str, index: u64, attempt: u32) -> Entry {
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let job = Job {
+        c: "c".into(),
+        i: index,
+        r: format!("r{index}@x.example"),
+        v: String::new(),
+        a: attempt,
+        t: now,
+        p: false,
+    };
+    Entry { id: id.into(), job }
+}
+
+#[tokio::test]
+async fn decide_sends_current_jobs_once_and_parks_them_while_paused() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 2).await;
+    let first = [entry("1-0", 0, 0)];
+    let decided = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &first).await.unwrap();
+    assert_eq!(decided, [Decision::Send]);
+    assert_eq!(redis.state("c", 0).await.as_deref(), Some("q0:1-0"), "in flight under its entry");
+    let reclaimed = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &first).await.unwrap();
+    assert_eq!(reclaimed, [Decision::Send], "a reclaimed entry finds its own mark");
+    let duplicate = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[entry("1-9", 0, 0)]).await.unwrap();
+    assert_eq!(duplicate, [Decision::Skip], "another copy of the same job");
+
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "paused"]).await;
+    let parked = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[entry("2-0", 1, 0)]).await.unwrap();
+    assert_eq!(parked, [Decision::Parked]);
+    let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
+    assert_eq!(members.len(), 1);
+    assert!(serde_json::from_str::<Job>(&members[0]).unwrap().p, "parked: {}", members[0]);
+
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "running"]).await;
+    let old = Entry { job: Job { t: 1, ..entry("3-0", 1, 0).job }, ..entry("3-0", 1, 0) };
+    assert_eq!(jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[old]).await.unwrap(), [Decision::Expired]);
+    assert_eq!(redis.state("c", 1).await.as_deref(), Some("f"));
+}
+
+#[tokio::test]
+async fn record_counts_an_outcome_once_and_schedules_a_retry() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 2).await;
+    let (sent, deferred) = (entry("1-0", 0, 0), entry("1-1", 1, 0));
+    let both = [sent.clone(), deferred.clone()];
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &both).await.unwrap();
+    let outcome = |entry, kind| Outcome { entry, kind, retry_delay_ms: 60_000, detail_json: "{}".into() };
+    let outcomes = [outcome(&sent, OutcomeKind::Sent), outcome(&deferred, OutcomeKind::Deferred)];
+    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    assert_eq!(counted, [Counted::Recorded, Counted::Recorded]);
+    let again = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    assert_eq!(again, [Counted::Stale, Counted::Stale], "a replay never counts twice");
+    let c = redis.counts("c").await;
+    assert_eq!((c["queued"], c["sent"], c["deferred"]), (0, 1, 1), "{c:?}");
+    assert_eq!((redis.state("c", 0).await.as_deref(), redis.state("c", 1).await.as_deref()), (Some("s"), Some("d0")));
+    let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
+    assert_eq!(serde_json::from_str::<Job>(&members[0]).unwrap().a, 1, "the retry is the next attempt");
+    assert_eq!(redis.event_types("c").await, ["sent", "deferred"]);
+
+    // A deferral whose retry would come after the max age fails now.
+    let late = entry("2-0", 2, 0);
+    let _: () = redis.cmd(&["HINCRBY", &keys::campaign_counts("c"), "queued", "1"]).await;
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, std::slice::from_ref(&late)).await.unwrap();
+    let too_late = Outcome { retry_delay_ms: 2 * DAY_MS, ..outcome(&late, OutcomeKind::Deferred) };
+    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &[too_late]).await.unwrap();
+    assert_eq!(counted, [Counted::FailedPastMaxAge]);
+    assert_eq!(redis.state("c", 2).await.as_deref(), Some("f"));
+}
+
+#[tokio::test]
+async fn hold_puts_jobs_back_unsent_without_using_an_attempt() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 1).await;
+    let held = entry("1-0", 0, 0);
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, std::slice::from_ref(&held)).await.unwrap();
+    let n = jobs::hold(&mut redis.conn, "c", 100, 5_000, r#"{"reason":"warmup_cap"}"#, &[&held]).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(redis.state("c", 0).await, None, "as before the first attempt");
+    let c = redis.counts("c").await;
+    assert_eq!((c["queued"], c["deferred"]), (0, 1), "{c:?}");
+    let score: f64 = redis.cmd(&["ZSCORE", &keys::campaign_retry("c"), &held.job.member()]).await;
+    assert_eq!(score, 5_000.0);
+    assert_eq!(jobs::hold(&mut redis.conn, "c", 100, 5_000, "{}", &[&held]).await.unwrap(), 0, "no longer in flight");
+}
+
+#[tokio::test]
+async fn a_poisoned_job_fails_and_a_requeue_gives_it_one_more_chance() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 1).await;
+    let poisoned = entry("1-0", 0, 0);
+    let marked =
+        jobs::poison(&mut redis.conn, "c", 100, &[Poisoned { entry: &poisoned, deliveries: 6, dead_letter_id: "9-0" }])
+            .await
+            .unwrap();
+    assert_eq!(marked, [true]);
+    assert_eq!(redis.state("c", 0).await.as_deref(), Some("p0"));
+    let c = redis.counts("c").await;
+    assert_eq!((c["queued"], c["failed"]), (0, 1), "{c:?}");
+    assert_eq!(redis.event_types("c").await, ["failed"]);
+    let status: String = redis.cmd(&["HGET", &keys::campaign_meta("c"), "status"]).await;
+    assert_eq!(status, "completed", "nothing else was left");
+
+    let member = poisoned.job.member();
+    let requeued = campaign::requeue(&mut redis.conn, "c", 0, 0, &member).await.unwrap();
+    assert_eq!(requeued, Requeue::Requeued("running".into()), "a completed campaign runs again");
+    let c = redis.counts("c").await;
+    assert_eq!((c["failed"], c["deferred"]), (0, 1), "{c:?}");
+    assert_eq!(campaign::requeue(&mut redis.conn, "c", 0, 0, &member).await.unwrap(), Requeue::NotPoisoned);
+    assert_eq!(campaign::requeue(&mut redis.conn, "gone", 0, 0, &member).await.unwrap(), Requeue::Missing);
+}
