@@ -5,7 +5,7 @@
 use std::{future::Future, path::Path, process::ExitCode, sync::Arc};
 
 use crate::{
-    config::{Config, Role},
+    config::{Config, ConfigError, Role},
     redis::{self, Pool},
     shutdown::{self, Shutdown},
     telemetry,
@@ -28,7 +28,7 @@ where
     telemetry::init();
     #[cfg(feature = "failpoints")]
     let _crash_points = fail::FailScenario::setup();
-    let config = match Config::load(config_path, role) {
+    let config = match Config::load(config_path, role).and_then(|c| files_readable(&c, role).map(|()| c)) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -54,6 +54,19 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the config's values alone cannot show: a worker's DKIM key files read and parse.
+fn files_readable(config: &Config, role: Role) -> Result<(), ConfigError> {
+    if role != Role::Worker {
+        return Ok(());
+    }
+    crate::dkim::Signer::from_config(&config.dkim).map(drop).map_err(|e| match e {
+        crate::dkim::DkimError::Key { index, path, problem } => {
+            ConfigError::Invalid { key: format!("dkim.keys[{index}].key_file"), value: path, problem }
+        }
+        other => ConfigError::Invalid { key: "dkim.keys".into(), value: String::new(), problem: other.to_string() },
+    })
 }
 
 /// The machine's host name (the default consumer name), or `fallback`.

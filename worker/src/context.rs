@@ -61,7 +61,7 @@ pub struct Ctx<T: Transport> {
 impl<T: Transport> Ctx<T> {
     pub fn new(pool: Pool, config: Arc<Config>, transport: T, consumer: String) -> Ctx<T> {
         let rules = config.bounces.classifier().expect("rules were checked when the config was validated");
-        let dkim = Signer::from_config(&config.dkim).expect("keys were checked when the config was validated");
+        let dkim = Signer::from_config(&config.dkim).expect("keys were read at startup (sluice_shared::startup)");
         let tokens = config.public.as_ref().map(|p| TokenKey::new(&p.secret));
         Ctx {
             clock: Clock::system(),

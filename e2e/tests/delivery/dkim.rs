@@ -107,3 +107,27 @@ async fn a_campaign_from_a_domain_without_a_key_is_refused() {
     let (status, _) = stack.call("GET", "/v1/campaigns/nokey", None).await;
     assert_eq!(status, 404, "nothing was written");
 }
+
+/// A key file that is not a key stops the worker at startup (exit 2) naming the key, before
+/// it takes any job; the scheduler, which signs nothing, does not read it.
+#[test]
+fn a_worker_with_an_unreadable_key_file_exits_2_naming_it() {
+    let dir = std::env::temp_dir().join(format!("sluice-dkim-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("not-a-key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let extra = format!(
+        "[[dkim.keys]]\ndomain = \"shop.example\"\nselector = \"s1\"\nkey_file = \"{}\"\n\n\
+         [[smtp.relays]]\nhost = \"127.0.0.1\"\nport = 2525\n",
+        key.display()
+    );
+    let port = sluice_testkit::free_port;
+    let text = sluice_testkit::config_toml("redis://127.0.0.1:1", port(), port(), "t-0123456789", &extra);
+    let config = dir.join("sluice.toml");
+    std::fs::write(&config, text).unwrap();
+    let worker = Command::new(sluice_testkit::bin_path("sluice-worker")).arg("--config").arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&worker.stderr);
+    assert_eq!(worker.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("dkim.keys[0].key_file") && stderr.contains("not-a-key.pem"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

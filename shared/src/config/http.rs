@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use super::{ConfigError, invalid};
+
 use crate::units::{Rate, Span};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +53,21 @@ impl HttpConfig {
     /// The trusted proxies (checked when the config was validated).
     pub fn proxies(&self) -> Vec<crate::netguard::Cidr> {
         self.trusted_proxies.iter().filter_map(|c| crate::netguard::Cidr::try_from(c.as_str()).ok()).collect()
+    }
+}
+
+impl HttpConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for proxy in &self.trusted_proxies {
+            crate::netguard::Cidr::try_from(proxy.as_str()).map_err(|m| invalid("http.trusted_proxies", proxy, m))?;
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("http.max_connections", 0, "must be at least 1"));
+        }
+        if self.public_burst_per_client == 0 {
+            return Err(invalid("http.public_burst_per_client", 0, "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use super::{ConfigError, invalid};
+
 use crate::units::Span;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +109,36 @@ impl Default for WebhooksConfig {
             allow_http: false,
             allow_networks: Vec::new(),
         }
+    }
+}
+
+impl MessagesConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_recipients == 0 {
+            return Err(invalid("messages.max_recipients", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl WebhooksConfig {
+    /// Networks that parse, endpoints with a valid id, URL, secret and event list.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        crate::netguard::AddressPolicy::new(&self.allow_networks)
+            .map_err(|m| invalid("webhooks.allow_networks", self.allow_networks.join(","), m))?;
+        for (i, w) in self.endpoints.iter().enumerate() {
+            let key = |f: &str| format!("webhooks.endpoints[{i}].{f}");
+            crate::validate::webhook_id(&w.id).map_err(|m| invalid(key("id"), &w.id, m))?;
+            crate::validate::webhook_url(&w.url, self.allow_http).map_err(|m| invalid(key("url"), &w.url, m))?;
+            if w.secret.len() < 16 {
+                return Err(invalid(key("secret"), "…", "needs at least 16 characters"));
+            }
+            crate::validate::event_types(&w.events).map_err(|m| invalid(key("events"), w.events.join(","), m))?;
+        }
+        if self.batch == 0 {
+            return Err(invalid("webhooks.batch", 0, "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
+use super::{ConfigError, invalid};
+
 /// A plan: explicit caps by day (`days`), or `start` growing by `growth` a day up to `ceiling`.
 /// When the list ends or the growth reaches the ceiling, the warm-up is over: no cap.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +112,46 @@ impl WarmupConfig {
         let day = (date - sender.start).num_days().max(0) as u64;
         let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
         Some(WarmupDay { plan: sender.plan.clone(), day, date, cap: plan.cap(day), next_day_ms: next })
+    }
+}
+
+impl WarmupConfig {
+    /// Plans that check out, senders and addresses that name a plan, addresses and the spill
+    /// pool that exist in `ip_pool`.
+    pub(super) fn validate(&self, ip_pool: &[super::SourceIp]) -> Result<(), ConfigError> {
+        for (name, plan) in &self.plans {
+            plan.check().map_err(|p| invalid(format!("warmup.plans.{name}"), name, p))?;
+        }
+        for (domain, sender) in &self.senders {
+            if !self.plans.contains_key(&sender.plan) {
+                return Err(invalid(
+                    format!("warmup.senders.\"{domain}\".plan"),
+                    &sender.plan,
+                    "no such plan in [warmup.plans]",
+                ));
+            }
+            if domain != &domain.to_ascii_lowercase() {
+                return Err(invalid(format!("warmup.senders.\"{domain}\""), domain, "From domains are lower-case"));
+            }
+        }
+        for (address, sender) in &self.ips {
+            if !self.plans.contains_key(&sender.plan) {
+                return Err(invalid(
+                    format!("warmup.ips.\"{address}\".plan"),
+                    &sender.plan,
+                    "no such plan in [warmup.plans]",
+                ));
+            }
+            if !ip_pool.iter().any(|s| s.address == *address) {
+                return Err(invalid(format!("warmup.ips.\"{address}\""), address, "not an smtp.ip_pool address"));
+            }
+        }
+        if let Some(pool) = &self.spill_pool
+            && !ip_pool.iter().any(|s| &s.pool == pool)
+        {
+            return Err(invalid("warmup.spill_pool", pool, "no smtp.ip_pool entry has this pool"));
+        }
+        Ok(())
     }
 }
 

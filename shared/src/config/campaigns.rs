@@ -1,0 +1,68 @@
+//! The `[campaigns]` section: bounds on what a campaign may hold and how long it is kept.
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+use crate::units::Span;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Largest subject + html + text + headers a campaign may carry, in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest rendered subject, html or text of one message, in bytes: a render that grows
+    /// past it fails that recipient.
+    #[serde(default = "defaults::max_rendered_bytes")]
+    pub max_rendered_bytes: usize,
+    /// Most recipients inline in `POST /v1/campaigns`.
+    #[serde(default = "defaults::max_inline_recipients")]
+    pub max_inline_recipients: usize,
+    /// Approximate cap on each campaign's event stream.
+    #[serde(default = "defaults::events_maxlen")]
+    pub events_maxlen: u64,
+    /// A completed or cancelled campaign's data (counts, events, states) is kept this long.
+    #[serde(default = "defaults::retention")]
+    pub retention: Span,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        CampaignConfig {
+            max_body_bytes: defaults::max_body_bytes(),
+            max_rendered_bytes: defaults::max_rendered_bytes(),
+            max_inline_recipients: defaults::max_inline_recipients(),
+            events_maxlen: defaults::events_maxlen(),
+            retention: defaults::retention(),
+        }
+    }
+}
+
+impl CampaignConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_inline_recipients == 0 {
+            return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+mod defaults {
+    use super::*;
+    pub fn retention() -> Span {
+        Span::try_from("30d").unwrap()
+    }
+    pub fn max_body_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn max_rendered_bytes() -> usize {
+        2 * 1024 * 1024
+    }
+    pub fn max_inline_recipients() -> usize {
+        10_000
+    }
+    pub fn events_maxlen() -> u64 {
+        1_000_000
+    }
+}

@@ -1,0 +1,173 @@
+//! The `[worker]` and `[scheduler]` sections: how each binary paces itself.
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+use crate::units::Span;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Stable consumer name; defaults to the host name. Two workers on one host need two names.
+    pub name: Option<String>,
+    /// Most jobs taken from one domain per visit.
+    #[serde(default = "defaults::batch")]
+    pub batch: usize,
+    /// Most jobs one worker holds at once (claimed and not yet acked).
+    #[serde(default = "defaults::inflight")]
+    pub max_inflight: usize,
+    /// Domains looked at per scheduling round.
+    #[serde(default = "defaults::domains_per_round")]
+    pub domains_per_round: usize,
+    /// Pending entries idle this long are taken over from a worker presumed dead.
+    #[serde(default = "defaults::reclaim_idle")]
+    pub reclaim_idle: Span,
+    /// Longest wait for in-flight sends after SIGTERM.
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: Span,
+    /// A job handed out more often than this (its worker kept dying or stalling) goes to the
+    /// dead-letter stream instead of looping forever.
+    #[serde(default = "defaults::max_deliveries")]
+    pub max_deliveries: u64,
+    /// Most transactional jobs one worker holds at once (the priority lane's own bound).
+    #[serde(default = "defaults::priority_inflight")]
+    pub priority_inflight: usize,
+    /// How often an idle priority lane looks for work: the floor of transactional latency.
+    #[serde(default = "defaults::priority_poll")]
+    pub priority_poll: Span,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            name: None,
+            batch: defaults::batch(),
+            max_inflight: defaults::inflight(),
+            domains_per_round: defaults::domains_per_round(),
+            reclaim_idle: defaults::reclaim_idle(),
+            drain_timeout: defaults::drain_timeout(),
+            max_deliveries: defaults::max_deliveries(),
+            priority_inflight: defaults::priority_inflight(),
+            priority_poll: defaults::priority_poll(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Stable consumer name on the intake stream; defaults to the host name.
+    pub name: Option<String>,
+    /// Pause between housekeeping rounds when there was nothing to do.
+    #[serde(default = "defaults::tick")]
+    pub tick: Span,
+    /// Recipients moved from a campaign into domain streams per round.
+    #[serde(default = "defaults::expand_chunk")]
+    pub expand_chunk: usize,
+    /// A campaign is expanded only while fewer than this many of its jobs are queued.
+    #[serde(default = "defaults::expand_window")]
+    pub expand_window: u64,
+    /// Intake entries a crashed scheduler held are taken over after this long.
+    #[serde(default = "defaults::scheduler_reclaim_idle")]
+    pub reclaim_idle: Span,
+    /// Consumers (workers, schedulers) idle this long with nothing pending are removed.
+    #[serde(default = "defaults::consumer_expiry")]
+    pub consumer_expiry: Span,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            name: None,
+            tick: defaults::tick(),
+            expand_chunk: defaults::expand_chunk(),
+            expand_window: defaults::expand_window(),
+            reclaim_idle: defaults::scheduler_reclaim_idle(),
+            consumer_expiry: defaults::consumer_expiry(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.batch == 0 {
+            return Err(invalid("worker.batch", 0, "must be at least 1"));
+        }
+        if self.max_inflight < self.batch {
+            return Err(invalid("worker.max_inflight", self.max_inflight, "must be at least worker.batch"));
+        }
+        if self.domains_per_round == 0 {
+            return Err(invalid("worker.domains_per_round", 0, "must be at least 1"));
+        }
+        if self.reclaim_idle.as_millis() < 1000 {
+            return Err(invalid(
+                "worker.reclaim_idle",
+                format!("{:?}", self.reclaim_idle.get()),
+                "must be at least 1s",
+            ));
+        }
+        if self.max_deliveries < 2 {
+            return Err(invalid("worker.max_deliveries", self.max_deliveries, "must be at least 2"));
+        }
+        if let Some(name) = &self.name {
+            crate::validate::consumer_name(name).map_err(|p| invalid("worker.name", name, p))?;
+        }
+        Ok(())
+    }
+}
+
+impl SchedulerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.expand_chunk == 0 {
+            return Err(invalid("scheduler.expand_chunk", 0, "must be at least 1"));
+        }
+        if self.expand_window == 0 {
+            return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+mod defaults {
+    use super::*;
+    pub fn batch() -> usize {
+        200
+    }
+    pub fn inflight() -> usize {
+        2000
+    }
+    pub fn domains_per_round() -> usize {
+        32
+    }
+    pub fn reclaim_idle() -> Span {
+        Span::try_from("60s").unwrap()
+    }
+    pub fn consumer_expiry() -> Span {
+        Span::try_from("1h").unwrap()
+    }
+    pub fn scheduler_reclaim_idle() -> Span {
+        Span::try_from("30s").unwrap()
+    }
+    pub fn max_deliveries() -> u64 {
+        5
+    }
+    pub fn drain_timeout() -> Span {
+        Span::try_from("30s").unwrap()
+    }
+    pub fn tick() -> Span {
+        Span::try_from("100ms").unwrap()
+    }
+    pub fn expand_chunk() -> usize {
+        1000
+    }
+    pub fn expand_window() -> u64 {
+        20_000
+    }
+    pub fn priority_inflight() -> usize {
+        200
+    }
+    pub fn priority_poll() -> Span {
+        Span::try_from("5ms").unwrap()
+    }
+}
