@@ -52,7 +52,7 @@ pub async fn poll(conn: &mut Conn, consumer: &str, config: &Config) -> StoreResu
                 let fallback = format!("intake-{}", entry.id);
                 submit(conn, config, body.as_bytes(), move || fallback, "stream").await.map(|_| ())
             }
-            None => Err(SubmitError::Field(crate::campaign::request::FieldError::invalid(
+            None => Err(SubmitError::Field(crate::field_error::FieldError::invalid(
                 "campaign",
                 "entry has no `campaign` field",
             ))),

@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the admin HTTP API (`app()` builds the router).
 //! - [`campaign`]: request validation, storage, the shared submit path.
+//! - [`field_error`]: the error naming one field that every way in answers with.
 //! - [`intake`]: the `sluice:intake` stream consumer.
 //! - [`expander`], [`retries`], [`enqueue`]: moving jobs into domain streams.
 //! - [`inbound`]: bounce and complaint reports that arrive later (DSN, ARF).
@@ -19,6 +20,7 @@ pub mod duties;
 pub mod enqueue;
 pub mod events;
 pub mod expander;
+pub mod field_error;
 pub mod http;
 pub mod hygiene;
 pub mod inbound;

@@ -61,7 +61,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("config key `api.listen` = {:?}: {e}", config.api.listen))?;
     tracing::info!(api = %config.api.listen, metrics = %config.metrics.listen, consumer, "scheduler started");
     let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
-    let links = api::InboundParts::from_config(&config);
+    let links = inbound::InboundParts::from_config(&config);
     let inbound_smtp = match (&config.inbound.smtp_listen, &links) {
         (Some(listen), Some(parts)) => {
             let listener = tokio::net::TcpListener::bind(listen)

@@ -88,7 +88,7 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Re
     let start = match &page.after {
         Some(a) if sluice_shared::redis::entry_id::is_valid(a) => format!("({a}"),
         Some(_) => {
-            return Err(ApiError::Field(crate::campaign::request::FieldError::invalid(
+            return Err(ApiError::Field(crate::field_error::FieldError::invalid(
                 "after",
                 "must be an audit entry id like 1795690000000-0",
             )));

@@ -13,11 +13,13 @@ use sluice_shared::model::CampaignStatus;
 use tokio_util::{codec::FramedRead, io::StreamReader};
 
 use super::{AppState, error::ApiError};
-use crate::campaign::{
-    ndjson::{self, LineRejection, MAX_LINE, UploadLine},
-    request::FieldError,
-    store::{self, Action, StageRefused, Transition},
-    submit::{Submitted, submit},
+use crate::{
+    campaign::{
+        ndjson::{self, LineRejection, MAX_LINE, UploadLine},
+        store::{self, Action, StageRefused, Transition},
+        submit::{Submitted, submit},
+    },
+    field_error::FieldError,
 };
 
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns",

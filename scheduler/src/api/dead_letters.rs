@@ -18,7 +18,7 @@ use sluice_shared::{
 };
 
 use super::{AppState, error::ApiError};
-use crate::campaign::request::FieldError;
+use crate::field_error::FieldError;
 
 type Fields = HashMap<String, redis::Value>;
 

@@ -8,9 +8,9 @@ use axum::{
 use serde::Serialize;
 use sluice_shared::redis::StoreError;
 
-use crate::campaign::{
-    request::{ErrorKind, FieldError},
-    submit::SubmitError,
+use crate::{
+    campaign::submit::SubmitError,
+    field_error::{ErrorKind, FieldError},
 };
 
 /// Every error answer: `{"error": {"field": ..., "message": ...}}`; also the OpenAPI

@@ -15,7 +15,7 @@ use sluice_shared::lane;
 
 use super::{AppState, error::ApiError, page_limit};
 use crate::{
-    campaign::request::FieldError,
+    field_error::FieldError,
     events::{
         self, Entry, Extras,
         feed::{self, Position},

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, error::ApiError};
-use crate::{campaign::request::FieldError, inbound::Inbound};
+use crate::{field_error::FieldError, inbound::Inbound};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use sluice_shared::{keys, lane};
 
 use super::{AppState, auth::Principal, error::ApiError};
-use crate::{campaign::request::FieldError, message};
+use crate::{field_error::FieldError, message};
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 

@@ -36,35 +36,17 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
     /// What reading inbound reports needs; None without `[public]`.
-    pub inbound: Option<Arc<InboundParts>>,
+    pub inbound: Option<Arc<crate::inbound::InboundParts>>,
     /// Accepted API keys.
     pub keys: Arc<auth::Keys>,
     /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
     pub enqueuer: Arc<crate::enqueue::Enqueuer>,
 }
 
-/// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
-/// shared by the admin API, the public listener and the inbound listener.
-pub struct InboundParts {
-    pub tokens: sluice_shared::tokens::TokenKey,
-    pub rules: sluice_shared::classify::Classifier,
-}
-
-impl InboundParts {
-    /// Built when `[public]` is configured (its secret signs the links).
-    pub fn from_config(config: &Config) -> Option<Arc<InboundParts>> {
-        config.public.as_ref().map(|p| {
-            Arc::new(InboundParts {
-                tokens: sluice_shared::tokens::TokenKey::new(&p.secret),
-                rules: config.bounces.classifier().expect("rules were checked when the config was validated"),
-            })
-        })
-    }
-}
 
 impl AppState {
     pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
-        let inbound = InboundParts::from_config(&config);
+        let inbound = crate::inbound::InboundParts::from_config(&config);
         if !config.api.tokens.is_empty() {
             tracing::warn!(
                 "api.tokens holds plaintext tokens with every scope; move them to [[api.keys]] (hashes, scopes)"
@@ -142,7 +124,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
 pub fn page_limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
     let limit = given.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::Field(crate::campaign::request::FieldError::invalid(
+        return Err(ApiError::Field(crate::field_error::FieldError::invalid(
             "limit",
             format!("must be 1-{max}"),
         )));

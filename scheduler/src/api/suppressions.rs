@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sluice_shared::{keys, validate};
 
 use super::{AppState, error::ApiError};
-use crate::campaign::request::FieldError;
+use crate::field_error::FieldError;
 
 /// The suppression key of an address: the whole address, lower-cased, domain IDNA-normalised.
 pub fn suppression_key(email: &str) -> Result<String, ApiError> {

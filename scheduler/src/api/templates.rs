@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sluice_shared::validate;
 
 use super::{AppState, error::ApiError};
-use crate::{campaign::request::FieldError, template};
+use crate::{field_error::FieldError, template};
 
 fn check_id(id: &str) -> Result<(), ApiError> {
     validate::template_id(id).map_err(|m| ApiError::Field(FieldError::invalid("id", m)))

@@ -15,7 +15,7 @@ use sluice_shared::{keys, validate};
 
 use super::{AppState, error::ApiError};
 use crate::{
-    campaign::request::{ErrorKind, FieldError},
+    field_error::{ErrorKind, FieldError},
     webhook::{deliver, endpoints, guard},
 };
 

@@ -9,9 +9,10 @@ use sluice_shared::{
 };
 
 use super::{
-    request::{self, FieldError, Rejection},
+    request::{self, Rejection},
     store::{self, Created},
 };
+use crate::field_error::FieldError;
 
 /// The answer to a campaign submission.
 #[derive(Debug, Clone, Serialize)]

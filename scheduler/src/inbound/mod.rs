@@ -9,6 +9,8 @@ pub mod command;
 pub mod report;
 pub mod smtp;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::json;
 use sluice_shared::{
@@ -23,6 +25,25 @@ use sluice_shared::{
 };
 
 use report::{DsnRecipient, Kind, Report, field};
+
+/// The link secret (unsubscribe, VERP and trace tokens) and the reply rules, built once;
+/// shared by the admin API, the public listener and the inbound listener.
+pub struct InboundParts {
+    pub tokens: TokenKey,
+    pub rules: Classifier,
+}
+
+impl InboundParts {
+    /// Built when `[public]` is configured (its secret signs the links).
+    pub fn from_config(config: &Config) -> Option<Arc<InboundParts>> {
+        config.public.as_ref().map(|p| {
+            Arc::new(InboundParts {
+                tokens: TokenKey::new(&p.secret),
+                rules: config.bounces.classifier().expect("rules were checked when the config was validated"),
+            })
+        })
+    }
+}
 
 /// What processing one report did, per recipient it named.
 #[derive(Debug, Clone, Serialize, PartialEq)]

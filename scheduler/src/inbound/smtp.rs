@@ -30,7 +30,7 @@ use super::{
     Inbound,
     command::{BUDGET_STEP, COMMAND_LINE_MAX, Command, Data, Line, command_text, read_data, read_line},
 };
-use crate::api::InboundParts;
+use super::InboundParts;
 
 pub struct Listener {
     pool: Pool,

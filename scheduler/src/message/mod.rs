@@ -11,8 +11,9 @@ use serde::Serialize;
 use sluice_shared::{config::Config, keys, redis::Conn};
 
 use crate::{
+    field_error::FieldError,
     campaign::{
-        request::{self as campaign_request, FieldError},
+        request as campaign_request,
         store::{self, Created},
         submit::{SubmitError, check_against_config},
     },

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use sluice_shared::validate;
 
-use crate::campaign::request::{ErrorKind, FieldError};
+use crate::field_error::{ErrorKind, FieldError};
 
 /// Fields a message request may carry.
 const FIELDS: &[&str] = &[

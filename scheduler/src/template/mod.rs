@@ -12,7 +12,7 @@ use sluice_shared::{
     validate,
 };
 
-use crate::campaign::request::FieldError;
+use crate::field_error::FieldError;
 
 /// One version of a template.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Version, FieldError> {
     let input: VersionInput = serde_json::from_slice(body).map_err(|e| FieldError {
         field: "body".into(),
         message: format!("invalid template JSON: {e}"),
-        kind: crate::campaign::request::ErrorKind::Malformed,
+        kind: crate::field_error::ErrorKind::Malformed,
     })?;
     let (html, text) = crate::campaign::request::check_content(&input.subject, input.html, input.text, "a template")?;
     let size = input.subject.len() + html.as_ref().map_or(0, String::len) + text.as_ref().map_or(0, String::len);
