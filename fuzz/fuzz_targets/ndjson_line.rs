@@ -32,10 +32,10 @@ fuzz_target!(|input: &[u8]| {
         match ndjson::recipient_line(number, &line) {
             Ok(None) => assert!(line.trim().is_empty()),
             Ok(Some(staged)) => {
-                assert!(staged.r.len() <= 254 && staged.r.contains('@'), "{:?}", staged.r);
+                assert!(staged.recipient.len() <= 254 && staged.recipient.contains('@'), "{:?}", staged.recipient);
                 let stored = serde_json::to_string(&staged).unwrap();
                 let back: serde_json::Value = serde_json::from_str(&stored).unwrap();
-                assert_eq!(back["r"].as_str(), Some(staged.r.as_str()));
+                assert_eq!(back["r"].as_str(), Some(staged.recipient.as_str()));
             }
             Err(refused) => {
                 assert_eq!(refused.line, number);

@@ -99,7 +99,7 @@ impl Enqueuer {
         for (domain, jobs) in by_domain {
             let destination = self.destination(domain).await;
             for job in jobs {
-                by_destination.entry((Lane::of(&job.c), destination.clone())).or_default().push(job);
+                by_destination.entry((Lane::of(&job.campaign), destination.clone())).or_default().push(job);
             }
         }
         let streams: Vec<(Lane, String)> = by_destination.keys().cloned().collect();

@@ -5,11 +5,11 @@ use sluice_shared::redis::Conn;
 use sluice_shared::{
     config::SchedulerConfig,
     keys,
-    model::Job,
+    model::{Job, Staged},
     redis::{StoreError, StoreResult, scripts::campaign},
 };
 
-use crate::{campaign::request::Staged, enqueue::Enqueuer};
+use crate::enqueue::Enqueuer;
 
 /// What one expansion step saw.
 pub struct Peeked {
@@ -36,21 +36,29 @@ pub async fn expand_chunk(
         .map(|s| serde_json::from_str(s))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Reply(format!("staged recipient: {e}")))?;
-    let lowered: Vec<String> = recipients.iter().map(|r| r.r.to_ascii_lowercase()).collect();
+    let lowered: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
     let hits: Vec<Option<String>> = redis::cmd("HMGET").arg(keys::suppressed()).arg(&lowered).query_async(conn).await?;
     let mut jobs = Vec::with_capacity(recipients.len());
     let mut suppressed = Vec::new();
     for (k, (r, hit)) in recipients.into_iter().zip(hits).enumerate() {
         let index = first + k as u64;
         if hit.is_some() {
-            suppressed.push((index, r.r));
+            suppressed.push((index, r.recipient));
             continue;
         }
-        let vars = r.v.map(|v| serde_json::Value::Object(v).to_string()).unwrap_or_default();
-        jobs.push(Job { c: id.to_string(), i: index, r: r.r, v: vars, a: 0, t: now, p: false });
+        let vars = r.vars.map(|v| serde_json::Value::Object(v).to_string()).unwrap_or_default();
+        jobs.push(Job {
+            campaign: id.to_string(),
+            index,
+            recipient: r.recipient,
+            vars,
+            attempt: 0,
+            queued_at_ms: now,
+            parked: false,
+        });
     }
     enqueuer.push(conn, &jobs).await?;
-    let queued: Vec<(u64, &str)> = jobs.iter().map(|j| (j.i, j.r.as_str())).collect();
+    let queued: Vec<(u64, &str)> = jobs.iter().map(|j| (j.index, j.recipient.as_str())).collect();
     let chunk = campaign::Expanded {
         cursor: first,
         moved: peek.staged.len(),

@@ -18,7 +18,7 @@ pub async fn promote(conn: &mut Conn, enqueuer: &Enqueuer, id: &str) -> StoreRes
     }
     let jobs: Vec<Job> = members
         .iter()
-        .map(|m| serde_json::from_str::<Job>(m).map(|j| Job { p: false, ..j }))
+        .map(|m| serde_json::from_str::<Job>(m).map(|j| Job { parked: false, ..j }))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Reply(format!("retry member: {e}")))?;
     enqueuer.push(conn, &jobs).await?;

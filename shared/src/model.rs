@@ -189,39 +189,44 @@ impl Counts {
     }
 }
 
-/// One recipient of one campaign, queued for one delivery attempt.
+/// One recipient of one campaign, queued for one delivery attempt. Readable names in code;
+/// one-letter names on the wire (stream fields, retry-set JSON, the Lua scripts), so every
+/// job already in Redis stays readable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// Campaign id.
-    pub c: String,
+    /// Campaign (or message) id.
+    #[serde(rename = "c")]
+    pub campaign: String,
     /// Recipient index within the campaign.
-    pub i: u64,
+    #[serde(rename = "i")]
+    pub index: u64,
     /// Recipient address (normalised).
-    pub r: String,
+    #[serde(rename = "r")]
+    pub recipient: String,
     /// Template variables as raw JSON (empty: none).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub v: String,
+    #[serde(rename = "v", default, skip_serializing_if = "String::is_empty")]
+    pub vars: String,
     /// Attempt number, 0 for the first.
-    #[serde(default)]
-    pub a: u32,
+    #[serde(rename = "a", default)]
+    pub attempt: u32,
     /// When it was first queued, ms since the epoch (Redis clock); drives max age.
-    #[serde(default)]
-    pub t: u64,
+    #[serde(rename = "t", default)]
+    pub queued_at_ms: u64,
     /// Set on a job parked while its campaign was paused (retry set members only).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub p: bool,
+    #[serde(rename = "p", default, skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
 }
 
 impl Job {
     /// Field/value pairs for XADD.
     pub fn to_fields(&self) -> [(&'static str, String); 6] {
         [
-            ("c", self.c.clone()),
-            ("i", self.i.to_string()),
-            ("r", self.r.clone()),
-            ("v", self.v.clone()),
-            ("a", self.a.to_string()),
-            ("t", self.t.to_string()),
+            ("c", self.campaign.clone()),
+            ("i", self.index.to_string()),
+            ("r", self.recipient.clone()),
+            ("v", self.vars.clone()),
+            ("a", self.attempt.to_string()),
+            ("t", self.queued_at_ms.to_string()),
         ]
     }
 
@@ -236,13 +241,13 @@ impl Job {
         let num =
             |k: &str| -> Result<u64, String> { get(k)?.parse().map_err(|_| format!("field {k} is not a number")) };
         Ok(Job {
-            c: get("c")?,
-            i: num("i")?,
-            r: get("r")?,
-            v: get("v").unwrap_or_default(),
-            a: num("a")? as u32,
-            t: num("t").unwrap_or(0),
-            p: false,
+            campaign: get("c")?,
+            index: num("i")?,
+            recipient: get("r")?,
+            vars: get("v").unwrap_or_default(),
+            attempt: num("a")? as u32,
+            queued_at_ms: num("t").unwrap_or(0),
+            parked: false,
         })
     }
 
@@ -253,8 +258,18 @@ impl Job {
 
     /// The destination domain (part after the last @).
     pub fn domain(&self) -> &str {
-        self.r.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+        self.recipient.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
+}
+
+/// A recipient accepted into a campaign, kept in its staged list until expansion as
+/// `{"r": address, "v": {vars}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Staged {
+    #[serde(rename = "r")]
+    pub recipient: String,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A job with the id of the stream entry it was read from.
@@ -310,7 +325,15 @@ mod tests {
 
     #[test]
     fn jobs_round_trip_through_stream_fields() {
-        let job = Job { c: "c1".into(), i: 7, r: "a@b.example".into(), v: "{\"n\":1}".into(), a: 2, t: 99, p: false };
+        let job = Job {
+            campaign: "c1".into(),
+            index: 7,
+            recipient: "a@b.example".into(),
+            vars: "{\"n\":1}".into(),
+            attempt: 2,
+            queued_at_ms: 99,
+            parked: false,
+        };
         let map = job
             .to_fields()
             .into_iter()

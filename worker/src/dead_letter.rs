@@ -34,13 +34,13 @@ pub async fn dead_letter(
     let mut by_campaign: BTreeMap<&str, Vec<jobs::Poisoned>> = BTreeMap::new();
     for ((entry, deliveries), dead_letter_id) in poisoned.iter().zip(&ids) {
         let p = jobs::Poisoned { entry, deliveries: *deliveries, dead_letter_id };
-        by_campaign.entry(entry.job.c.as_str()).or_default().push(p);
+        by_campaign.entry(entry.job.campaign.as_str()).or_default().push(p);
     }
     for (campaign, jobs) in by_campaign {
         let marked = jobs::poison(conn, campaign, events_maxlen, &jobs).await?;
         for (p, marked) in jobs.iter().zip(marked) {
             if marked {
-                let (index, deliveries) = (p.entry.job.i, p.deliveries);
+                let (index, deliveries) = (p.entry.job.index, p.deliveries);
                 tracing::warn!(%domain, campaign, index, deliveries, "job dead-lettered after repeated deliveries");
             }
         }

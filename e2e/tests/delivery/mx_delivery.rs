@@ -189,7 +189,7 @@ async fn without_a_spill_pool_the_overflow_waits_for_the_next_day() {
     assert_eq!(waiting.len(), 3);
     for (member, score) in waiting {
         assert_eq!(score, midnight.timestamp_millis());
-        assert_eq!(serde_json::from_str::<sluice_shared::model::Job>(&member).unwrap().a, 0, "no attempt used");
+        assert_eq!(serde_json::from_str::<sluice_shared::model::Job>(&member).unwrap().attempt, 0, "no attempt used");
     }
 }
 

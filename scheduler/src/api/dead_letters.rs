@@ -87,8 +87,8 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
     let Some((_, fields)) = found.first() else { return Err(ApiError::NotFound(format!("dead letter {id:?}"))) };
     let job = Job::from_fields(fields).map_err(|e| ApiError::Store(StoreError::Reply(e)))?;
     let now = chrono::Utc::now().timestamp_millis() as u64;
-    let member = Job { t: now, p: false, ..job.clone() }.member();
-    let requeued = campaign::requeue(&mut conn, &job.c, job.i, job.a, &member).await?;
+    let member = Job { queued_at_ms: now, parked: false, ..job.clone() }.member();
+    let requeued = campaign::requeue(&mut conn, &job.campaign, job.index, job.attempt, &member).await?;
     let drop_record = || async {
         let mut conn = state.conn().await?;
         redis::cmd("XDEL")
@@ -101,18 +101,18 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
     match requeued {
         Requeue::Requeued(status) => {
             // A message goes back to the messages' due index, a campaign to the active set.
-            sluice_shared::lane::look_after(&mut conn, &job.c).await?;
+            sluice_shared::lane::look_after(&mut conn, &job.campaign).await?;
             drop_record().await?;
-            tracing::info!(campaign = %job.c, index = job.i, "dead letter requeued");
+            tracing::info!(campaign = %job.campaign, index = job.index, "dead letter requeued");
             Ok(Json(
-                json!({"id": id, "campaign": job.c, "index": job.i, "status": "requeued", "campaign_status": status}),
+                json!({"id": id, "campaign": job.campaign, "index": job.index, "status": "requeued", "campaign_status": status}),
             ))
         }
         Requeue::NotPoisoned => {
             drop_record().await?;
             Err(ApiError::Conflict(format!("dead letter {id:?} was already requeued or handled")))
         }
-        Requeue::Cancelled => Err(ApiError::Conflict(format!("campaign {:?} is cancelled", job.c))),
-        Requeue::Missing => Err(ApiError::NotFound(format!("campaign {:?}", job.c))),
+        Requeue::Cancelled => Err(ApiError::Conflict(format!("campaign {:?} is cancelled", job.campaign))),
+        Requeue::Missing => Err(ApiError::NotFound(format!("campaign {:?}", job.campaign))),
     }
 }

@@ -15,11 +15,11 @@ use sluice_shared::lane;
 
 use super::{AppState, error::ApiError, page_limit};
 use crate::{
-    field_error::FieldError,
     events::{
         self, Entry, Extras,
         feed::{self, Position},
     },
+    field_error::FieldError,
 };
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -43,7 +43,6 @@ pub struct AppState {
     pub enqueuer: Arc<crate::enqueue::Enqueuer>,
 }
 
-
 impl AppState {
     pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
         let inbound = crate::inbound::InboundParts::from_config(&config);
@@ -124,10 +123,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
 pub fn page_limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
     let limit = given.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::Field(crate::field_error::FieldError::invalid(
-            "limit",
-            format!("must be 1-{max}"),
-        )));
+        return Err(ApiError::Field(crate::field_error::FieldError::invalid("limit", format!("must be 1-{max}"))));
     }
     Ok(limit)
 }

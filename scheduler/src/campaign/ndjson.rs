@@ -9,7 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::codec::Decoder;
 
-use super::request::{Staged, check_recipient};
+use sluice_shared::model::Staged;
+
+use super::request::check_recipient;
 
 /// Longest line accepted, its LF excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -164,7 +166,7 @@ mod tests {
     fn lines_are_read_and_refusals_bounded() {
         assert!(recipient_line(1, "  \r").unwrap().is_none());
         let staged = recipient_line(2, r#"{"email":"Ann@X.example","vars":{"n":1}}"#).unwrap().unwrap();
-        assert_eq!(staged.r, "Ann@x.example");
+        assert_eq!(staged.recipient, "Ann@x.example");
         let refused = recipient_line(3, "{").unwrap_err();
         assert!(refused.error.starts_with("invalid JSON"), "{}", refused.error);
         let long = "é".repeat(40_000);

@@ -26,11 +26,11 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
+use super::InboundParts;
 use super::{
     Inbound,
     command::{BUDGET_STEP, COMMAND_LINE_MAX, Command, Data, Line, command_text, read_data, read_line},
 };
-use super::InboundParts;
 
 pub struct Listener {
     pool: Pool,

@@ -11,7 +11,6 @@ use serde::Serialize;
 use sluice_shared::{config::Config, keys, redis::Conn};
 
 use crate::{
-    field_error::FieldError,
     campaign::{
         request as campaign_request,
         store::{self, Created},
@@ -19,6 +18,7 @@ use crate::{
     },
     enqueue::Enqueuer,
     expander,
+    field_error::FieldError,
 };
 
 /// How long after acceptance a scheduler checks a message that nothing nudged (it also

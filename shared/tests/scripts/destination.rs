@@ -44,7 +44,7 @@ async fn a_visit_takes_jobs_within_the_bucket_and_reports_malformed_entries() {
     assert!(took.more, "a third job waits");
     assert_eq!(took.factor_x1000, 1000);
     let (first, deliveries) = &took.entries[0];
-    assert_eq!((first.job.c.as_str(), first.job.i, *deliveries), ("c", 0, 1));
+    assert_eq!((first.job.campaign.as_str(), first.job.index, *deliveries), ("c", 0, 1));
     let bucket: i64 = redis.cmd(&["EXISTS", &keys::domain_bucket("x.example")]).await;
     assert_eq!(bucket, 1, "tokens are kept in the destination's bucket");
 

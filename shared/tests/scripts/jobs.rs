@@ -16,13 +16,13 @@ const DAY_MS: u64 = 86_400_000;
 fn entry(id: &str, index: u64, attempt: u32) -> Entry {
     let now = chrono::Utc::now().timestamp_millis() as u64;
     let job = Job {
-        c: "c".into(),
-        i: index,
-        r: format!("r{index}@x.example"),
-        v: String::new(),
-        a: attempt,
-        t: now,
-        p: false,
+        campaign: "c".into(),
+        index,
+        recipient: format!("r{index}@x.example"),
+        vars: String::new(),
+        attempt,
+        queued_at_ms: now,
+        parked: false,
     };
     Entry { id: id.into(), job }
 }
@@ -45,10 +45,10 @@ async fn decide_sends_current_jobs_once_and_parks_them_while_paused() {
     assert_eq!(parked, [Decision::Parked]);
     let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
     assert_eq!(members.len(), 1);
-    assert!(serde_json::from_str::<Job>(&members[0]).unwrap().p, "parked: {}", members[0]);
+    assert!(serde_json::from_str::<Job>(&members[0]).unwrap().parked, "parked: {}", members[0]);
 
     let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "running"]).await;
-    let old = Entry { job: Job { t: 1, ..entry("3-0", 1, 0).job }, ..entry("3-0", 1, 0) };
+    let old = Entry { job: Job { queued_at_ms: 1, ..entry("3-0", 1, 0).job }, ..entry("3-0", 1, 0) };
     assert_eq!(jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[old]).await.unwrap(), [Decision::Expired]);
     assert_eq!(redis.state("c", 1).await.as_deref(), Some("f"));
 }
@@ -70,7 +70,7 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
     assert_eq!((c["queued"], c["sent"], c["deferred"]), (0, 1, 1), "{c:?}");
     assert_eq!((redis.state("c", 0).await.as_deref(), redis.state("c", 1).await.as_deref()), (Some("s"), Some("d0")));
     let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
-    assert_eq!(serde_json::from_str::<Job>(&members[0]).unwrap().a, 1, "the retry is the next attempt");
+    assert_eq!(serde_json::from_str::<Job>(&members[0]).unwrap().attempt, 1, "the retry is the next attempt");
     assert_eq!(redis.event_types("c").await, ["sent", "deferred"]);
 
     // A deferral whose retry would come after the max age fails now.

@@ -64,7 +64,7 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
     }
     let mut by_campaign: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for e in entries {
-        by_campaign.entry(e.job.c.clone()).or_default().push(e);
+        by_campaign.entry(e.job.campaign.clone()).or_default().push(e);
     }
     // Campaigns of one batch go concurrently: one message never waits for another's sends.
     let steps = by_campaign.into_iter().map(|(campaign, entries)| {
@@ -174,7 +174,7 @@ async fn handle_campaign<T: Transport>(
     // they are put back after the others are recorded, so a failure there loses no outcome.
     let (held, sent): (Vec<_>, Vec<_>) = to_send.into_iter().zip(verdicts).partition(|(_, v)| v.hold_until.is_some());
     let (to_send, mut verdicts): (Vec<&Entry>, Vec<Verdict>) = sent.into_iter().unzip();
-    let addresses: Vec<&str> = to_send.iter().map(|e| e.job.r.as_str()).collect();
+    let addresses: Vec<&str> = to_send.iter().map(|e| e.job.recipient.as_str()).collect();
     // Best effort: the messages are sent, so nothing may stop their outcomes being recorded.
     if let Err(e) = effects::count_soft_bounces(ctx, &mut conn, &addresses, &mut verdicts).await {
         m_redis_error("soft_bounces");
@@ -188,7 +188,7 @@ async fn handle_campaign<T: Transport>(
         let kind = if flag == Counted::FailedPastMaxAge { OutcomeKind::Failed } else { verdict.kind };
         if flag != Counted::Stale {
             metrics::counter!(m::MESSAGES, "outcome" => kind.as_str(), "domain" => label.clone()).increment(1);
-            counted.push((entry.job.r.as_str(), verdict));
+            counted.push((entry.job.recipient.as_str(), verdict));
         }
     }
     effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await?;
@@ -215,21 +215,25 @@ async fn deliver<T: Transport>(
     entry: &Entry,
 ) -> Verdict {
     let job = &entry.job;
-    let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.i, &job.r);
-    let mut content =
-        match campaign.render(&job.r, &job.v, unsubscribe_url.as_deref(), ctx.config.campaigns.max_rendered_bytes) {
-            Ok(c) => c,
-            Err(reason) => return render_failure(&reason),
-        };
+    let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.index, &job.recipient);
+    let mut content = match campaign.render(
+        &job.recipient,
+        &job.vars,
+        unsubscribe_url.as_deref(),
+        ctx.config.campaigns.max_rendered_bytes,
+    ) {
+        Ok(c) => c,
+        Err(reason) => return render_failure(&reason),
+    };
     if !campaign.spec.tracking.is_off()
         && let Some(html) = content.html.take()
     {
-        match ctx.track(&campaign.spec, job.i, &job.r, &html) {
+        match ctx.track(&campaign.spec, job.index, &job.recipient, &html) {
             Ok(tracked) => content.html = Some(tracked),
             Err(reason) => return render_failure(&reason),
         }
     }
-    let reference = ctx.tokens.as_ref().map(|k| k.reference(&campaign.spec.id, job.i, &job.r));
+    let reference = ctx.tokens.as_ref().map(|k| k.reference(&campaign.spec.id, job.index, &job.recipient));
     let links = message::Links {
         unsubscribe: unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
             url,
@@ -238,18 +242,18 @@ async fn deliver<T: Transport>(
         reference: reference.as_deref(),
         tokens: ctx.tokens.as_ref(),
     };
-    let bytes = match message::build(campaign, job.i, &job.r, content, links)
+    let bytes = match message::build(campaign, job.index, &job.recipient, content, links)
         .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
     {
         Ok(b) => b,
         Err(reason) => return render_failure(&reason),
     };
     let _permit = permits.acquire().await.expect("domain semaphores are never closed");
-    crash::point_for("worker::before_send", &job.r);
+    crash::point_for("worker::before_send", &job.recipient);
     let started = std::time::Instant::now();
     let envelope = Envelope {
-        from: ctx.return_path(&campaign.spec.id, job.i, &job.r, &campaign.spec.from.email),
-        to: job.r.clone(),
+        from: ctx.return_path(&campaign.spec.id, job.index, &job.recipient, &campaign.spec.from.email),
+        to: job.recipient.clone(),
         lane,
     };
     let result = ctx.transport.send(&envelope, &bytes).await;
@@ -272,7 +276,7 @@ async fn record<T: Transport>(
         .map(|(entry, verdict)| jobs::Outcome {
             entry,
             kind: verdict.kind,
-            retry_delay_ms: retry.delay_before(entry.job.a + 1).as_millis(),
+            retry_delay_ms: retry.delay_before(entry.job.attempt + 1).as_millis(),
             detail_json: verdict.detail.to_string(),
         })
         .collect();

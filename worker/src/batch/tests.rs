@@ -89,8 +89,15 @@ async fn setup_with(
         .enumerate()
         .map(|(i, local)| {
             let vars = if *local == "novars" { String::new() } else { "{\"name\":\"N\"}".into() };
-            let job =
-                Job { c: "c".into(), i: i as u64, r: format!("{local}@x.example"), v: vars, a: 0, t: now, p: false };
+            let job = Job {
+                campaign: "c".into(),
+                index: i as u64,
+                recipient: format!("{local}@x.example"),
+                vars,
+                attempt: 0,
+                queued_at_ms: now,
+                parked: false,
+            };
             Entry { id: format!("1-{i}"), job }
         })
         .collect();
@@ -132,7 +139,7 @@ async fn every_reply_class_is_recorded_with_its_consequence() {
     // Deferred jobs wait in the retry set as their next attempt.
     let retry: Vec<String> =
         redis::cmd("ZRANGE").arg(keys::campaign_retry("c")).arg(0).arg(-1).query(&mut redis.conn()).unwrap();
-    let attempts: Vec<u32> = retry.iter().map(|m| serde_json::from_str::<Job>(m).unwrap().a).collect();
+    let attempts: Vec<u32> = retry.iter().map(|m| serde_json::from_str::<Job>(m).unwrap().attempt).collect();
     assert_eq!(attempts, vec![1, 1]);
     // The render failure never reached the transport.
     assert!(!ctx.transport.sent.lock().unwrap().contains_key("novars@x.example"));
@@ -145,7 +152,7 @@ async fn a_deferral_whose_retry_would_pass_max_age_fails_with_the_reason() {
     let redis = RedisServer::start();
     let (ctx, mut entries) = setup(&redis, &["busy"]).await;
     // Queued 3 days minus 30 s ago: the first retry (1 min) would come after max age.
-    entries[0].job.t -= 3 * 86_400_000 - 30_000;
+    entries[0].job.queued_at_ms -= 3 * 86_400_000 - 30_000;
     process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
     assert_eq!(state(&redis)["0"], "f");
     assert_eq!(ctx.transport.sent.lock().unwrap().len(), 1, "it was tried once");
@@ -159,7 +166,7 @@ async fn a_deferral_whose_retry_would_pass_max_age_fails_with_the_reason() {
 async fn a_job_older_than_max_age_is_failed_before_any_send() {
     let redis = RedisServer::start();
     let (ctx, mut entries) = setup(&redis, &["ok"]).await;
-    entries[0].job.t = 0; // sat somewhere (a dead worker's pending list, a pause) for ages
+    entries[0].job.queued_at_ms = 0; // sat somewhere (a dead worker's pending list, a pause) for ages
     process(ctx.clone(), "x.example".into(), Batch { entries, ..Default::default() }).await;
     assert_eq!(state(&redis)["0"], "f");
     assert!(ctx.transport.sent.lock().unwrap().is_empty(), "never sent");
@@ -175,7 +182,7 @@ async fn a_replayed_entry_is_never_sent_or_counted_twice() {
     // The same entries again (a reclaim after a crash between record and ack) ...
     process(ctx.clone(), "x.example".into(), Batch { entries: entries.clone(), ..Default::default() }).await;
     // ... and the same jobs under other entry ids (expanded twice).
-    let copies = entries.iter().map(|e| Entry { id: format!("2-{}", e.job.i), job: e.job.clone() }).collect();
+    let copies = entries.iter().map(|e| Entry { id: format!("2-{}", e.job.index), job: e.job.clone() }).collect();
     process(ctx.clone(), "x.example".into(), Batch { entries: copies, ..Default::default() }).await;
     let sent = ctx.transport.sent.lock().unwrap().clone();
     assert_eq!((sent["ok@x.example"], sent["gone@x.example"]), (1, 1));
@@ -214,7 +221,9 @@ async fn the_warmup_cap_holds_for_the_day_and_grows_the_next() {
         .query(&mut redis.conn())
         .unwrap();
     assert_eq!(waiting.len(), 2);
-    assert!(waiting.iter().all(|(m, score)| *score == midnight && serde_json::from_str::<Job>(m).unwrap().a == 0));
+    assert!(
+        waiting.iter().all(|(m, score)| *score == midnight && serde_json::from_str::<Job>(m).unwrap().attempt == 0)
+    );
     assert_eq!(state(&redis).len(), 3, "held recipients are back to never tried");
 
     // Another worker the same day finds the cap used up: the cap is the cluster's.
@@ -222,13 +231,13 @@ async fn the_warmup_cap_holds_for_the_day_and_grows_the_next() {
     let late = Entry {
         id: "1-9".into(),
         job: Job {
-            c: "c".into(),
-            i: 9,
-            r: "ok9@x.example".into(),
-            v: "{\"name\":\"N\"}".into(),
-            a: 0,
-            t: midnight as u64,
-            p: false,
+            campaign: "c".into(),
+            index: 9,
+            recipient: "ok9@x.example".into(),
+            vars: "{\"name\":\"N\"}".into(),
+            attempt: 0,
+            queued_at_ms: midnight as u64,
+            parked: false,
         },
     };
     let _: () =

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sluice_shared::{
     config::CampaignConfig,
-    model::{CampaignSpec, Sender, TemplateRef, Tracking},
+    model::{CampaignSpec, Sender, Staged, TemplateRef, Tracking},
     validate,
 };
 
@@ -20,14 +20,6 @@ pub struct Rejection {
     pub index: usize,
     pub email: Option<String>,
     pub error: String,
-}
-
-/// A recipient as staged in Redis until expansion: `{"r": address, "v": {vars}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Staged {
-    pub r: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v: Option<serde_json::Map<String, Value>>,
 }
 
 /// The sender: an address and an optional display name.
@@ -331,7 +323,7 @@ impl RecipientBatch {
         let email_hint = value.get("email").and_then(Value::as_str).map(str::to_string);
         match check_recipient(value) {
             Ok(staged) => {
-                let key = staged.r.to_ascii_lowercase();
+                let key = staged.recipient.to_ascii_lowercase();
                 if let Some(first) = self.seen.get(&key) {
                     self.rejected.push(Rejection {
                         index,
@@ -352,7 +344,7 @@ impl RecipientBatch {
 pub fn check_recipient(value: Value) -> Result<Staged, String> {
     let input: RecipientInput = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let email = validate::email(&input.email).map_err(|m| format!("email: {m}"))?;
-    Ok(Staged { r: email.address, v: input.vars.filter(|v| !v.is_empty()) })
+    Ok(Staged { recipient: email.address, vars: input.vars.filter(|v| !v.is_empty()) })
 }
 
 #[cfg(test)]

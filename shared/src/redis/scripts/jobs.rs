@@ -53,8 +53,14 @@ pub async fn decide(
     let mut invocation = DECIDE.for_campaign(id);
     invocation.arg(events_maxlen).arg(max_age_ms);
     for e in entries {
-        let parked = Job { p: true, ..e.job.clone() }.member();
-        invocation.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(parked).arg(&e.job.r).arg(e.job.t);
+        let parked = Job { parked: true, ..e.job.clone() }.member();
+        invocation
+            .arg(e.job.index)
+            .arg(e.job.attempt)
+            .arg(&e.id)
+            .arg(parked)
+            .arg(&e.job.recipient)
+            .arg(e.job.queued_at_ms);
     }
     let reply: Vec<redis::Value> = feed::write_events(conn, id, &invocation).await?;
     let codes: Vec<Decision> =
@@ -97,9 +103,9 @@ pub async fn record(
     invocation.arg(events_maxlen).arg(max_age_ms);
     for o in outcomes {
         let job = &o.entry.job;
-        let next = Job { a: job.a + 1, p: false, ..job.clone() };
-        invocation.arg(job.i).arg(job.a).arg(&o.entry.id).arg(o.kind.as_str()).arg(o.retry_delay_ms);
-        invocation.arg(next.member()).arg(job.t).arg(&job.r).arg(&o.detail_json);
+        let next = Job { attempt: job.attempt + 1, parked: false, ..job.clone() };
+        invocation.arg(job.index).arg(job.attempt).arg(&o.entry.id).arg(o.kind.as_str()).arg(o.retry_delay_ms);
+        invocation.arg(next.member()).arg(job.queued_at_ms).arg(&job.recipient).arg(&o.detail_json);
     }
     let flags: Vec<i64> = feed::write_events(conn, id, &invocation).await?;
     Ok(flags
@@ -125,8 +131,8 @@ pub async fn hold(
     let mut invocation = HOLD.for_campaign(id);
     invocation.arg(events_maxlen).arg(until_ms).arg(detail_json);
     for e in held {
-        let waiting = Job { p: false, ..e.job.clone() };
-        invocation.arg(e.job.i).arg(e.job.a).arg(&e.id).arg(waiting.member()).arg(&e.job.r);
+        let waiting = Job { parked: false, ..e.job.clone() };
+        invocation.arg(e.job.index).arg(e.job.attempt).arg(&e.id).arg(waiting.member()).arg(&e.job.recipient);
     }
     feed::write_events(conn, id, &invocation).await
 }
@@ -151,7 +157,13 @@ pub async fn poison(
     invocation.arg(events_maxlen);
     for p in poisoned {
         let job = &p.entry.job;
-        invocation.arg(job.i).arg(job.a).arg(&p.entry.id).arg(&job.r).arg(p.deliveries).arg(p.dead_letter_id);
+        invocation
+            .arg(job.index)
+            .arg(job.attempt)
+            .arg(&p.entry.id)
+            .arg(&job.recipient)
+            .arg(p.deliveries)
+            .arg(p.dead_letter_id);
     }
     let marked: Vec<i64> = feed::write_events(conn, id, &invocation).await?;
     Ok(marked.into_iter().map(|m| m == 1).collect())
