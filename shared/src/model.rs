@@ -304,6 +304,24 @@ impl OutcomeKind {
 mod tests {
     use super::*;
 
+    /// Jobs and staged recipients already in Redis (and the Lua scripts) use the one-letter
+    /// names; the readable names exist in code only.
+    #[test]
+    fn records_keep_their_compact_names_on_the_wire() {
+        let member = r#"{"c":"spring","i":7,"r":"ann@x.example","v":"{}","a":2,"t":99,"p":true}"#;
+        let job: Job = serde_json::from_str(member).unwrap();
+        assert_eq!(
+            (job.campaign.as_str(), job.index, job.attempt, job.queued_at_ms, job.parked),
+            ("spring", 7, 2, 99, true)
+        );
+        assert_eq!(job.member(), member);
+        let fields: Vec<&str> = job.to_fields().iter().map(|(k, _)| *k).collect();
+        assert_eq!(fields, ["c", "i", "r", "v", "a", "t"]);
+        let staged: Staged = serde_json::from_str(r#"{"r":"bo@x.example","v":{"name":"Bo"}}"#).unwrap();
+        assert_eq!(staged.recipient, "bo@x.example");
+        assert_eq!(serde_json::to_string(&staged).unwrap(), r#"{"r":"bo@x.example","v":{"name":"Bo"}}"#);
+    }
+
     #[test]
     fn statuses_round_trip() {
         for s in ["draft", "scheduled", "running", "paused", "completed", "cancelled"] {
