@@ -2,7 +2,11 @@
 //! the admin API on a runtime of its own, the public and inbound listeners, the event pump,
 //! the webhooks and the housekeeping loop.
 
-use sluice_scheduler::{api, duties, enqueue, events, http, inbound, public, tls, webhook};
+use sluice_scheduler::{
+    api, events, http, inbound,
+    pipeline::{duties, enqueue},
+    public, tls, webhook,
+};
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 

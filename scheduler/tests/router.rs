@@ -12,7 +12,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sluice_scheduler::{api, enqueue::Enqueuer};
+use sluice_scheduler::{api, pipeline::enqueue::Enqueuer};
 use sluice_shared::config::{Config, Role};
 use sluice_testkit::{api_key_toml, config_toml_for};
 use tower::ServiceExt;

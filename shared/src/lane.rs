@@ -3,11 +3,6 @@
 //! their own in-flight bound and connections, so a bulk backlog never stands in front of them.
 //! Both lanes draw on the destination's one token bucket (see `take.lua` for the shares).
 
-use crate::{
-    keys,
-    redis::{Conn, StoreResult},
-};
-
 /// Every transactional message id starts with this; campaign ids may not.
 pub const MESSAGE_PREFIX: &str = "msg_";
 
@@ -37,27 +32,6 @@ impl Lane {
 /// Whether `id` names a transactional message rather than a campaign.
 pub fn is_message(id: &str) -> bool {
     id.starts_with(MESSAGE_PREFIX)
-}
-
-/// Asks the schedulers to look after `id` (expansion, retries, completion): campaigns join the
-/// active set, messages the due index, due now.
-pub async fn look_after(conn: &mut Conn, id: &str) -> StoreResult<()> {
-    if is_message(id) {
-        redis::cmd("ZADD").arg(keys::messages_due()).arg(now_ms()).arg(id).query_async::<()>(conn).await?;
-    } else {
-        redis::cmd("SADD").arg(keys::active_campaigns()).arg(id).query_async::<()>(conn).await?;
-    }
-    Ok(())
-}
-
-/// Tells the schedulers a message has news (an outcome recorded): visit it by now at the latest.
-pub async fn nudge_message(conn: &mut Conn, id: &str) -> StoreResult<()> {
-    redis::cmd("ZADD").arg(keys::messages_due()).arg("LT").arg(now_ms()).arg(id).query_async::<()>(conn).await?;
-    Ok(())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Sluice common crate.
 //!
+//! - [`attention`]: asking the schedulers to look after a campaign or message.
 //! - [`classify`]: SMTP replies to category and action, by regex rules kept as data.
 //! - [`crash`]: crash points for reliability tests (feature `failpoints`).
 //! - [`dkim`]: DKIM signing keys (parsed once) and relaxed/relaxed signatures.
@@ -9,7 +10,6 @@
 //! - [`feed`]: how writers of events keep the event feed complete.
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
 //! - [`lane`]: bulk and priority lanes; which jobs take which.
-//! - [`late`]: unsubscribes, bounce reports and complaints recorded after the send.
 //! - [`netguard`]: which addresses a URL a user configured may reach (no internal networks).
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`warmup`]: warm-up caps taken at send time, per From domain or sending address.
@@ -25,6 +25,7 @@
 //! - [`template`]: what untrusted handlebars content may contain, and the bounds of a render.
 //! - [`tokens`]: sealed tokens for public links, the trace header and Message-IDs.
 
+pub mod attention;
 pub mod classify;
 pub mod config;
 pub mod crash;
@@ -33,7 +34,6 @@ pub mod dns;
 pub mod feed;
 pub mod keys;
 pub mod lane;
-pub mod late;
 pub mod metrics;
 pub mod model;
 pub mod netguard;

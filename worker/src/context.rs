@@ -12,12 +12,11 @@ use sluice_shared::{
     lane::Lane,
     model::CampaignSpec,
     redis::{Conn, Pool, StoreResult},
-    refs,
     tokens::TokenKey,
 };
 use tokio::sync::Semaphore;
 
-use crate::{campaigns::CampaignCache, transport::Transport};
+use crate::{links::RecipientLinks, render::CampaignCache, transport::Transport};
 
 /// Where the worker reads the date for warm-up caps; tests move it across midnight.
 #[derive(Clone)]
@@ -94,40 +93,9 @@ impl<T: Transport> Ctx<T> {
         self.shared.lock().unwrap().take();
     }
 
-    /// The one-click unsubscribe link for one recipient of a campaign, if `[public]` is set.
-    pub fn unsubscribe_url(&self, campaign: &str, index: u64, address: &str) -> Option<String> {
-        let (public, key) = (self.config.public.as_ref()?, self.tokens.as_ref()?);
-        Some(format!("{}/u/{}", public.base_url, key.unsubscribe(campaign, index, address)))
-    }
-
-    /// The HTML with tracked links and the open pixel, as the campaign's `tracking` asks
-    /// (unchanged without `[public]`). Links to the public listener itself (unsubscribe) stay.
-    pub fn track(&self, spec: &CampaignSpec, index: u64, address: &str, html: &str) -> Result<String, String> {
-        let (Some(public), Some(key)) = (self.config.public.as_ref(), self.tokens.as_ref()) else {
-            return Ok(html.to_string());
-        };
-        let base = &public.base_url;
-        let sent = self.clock.now().timestamp();
-        let click = |url: &str| -> Option<String> {
-            if url.starts_with(&format!("{base}/")) {
-                return None;
-            }
-            key.click(&spec.id, index, address, sent, url).map(|t| format!("{base}/c/{t}"))
-        };
-        let pixel = spec.tracking.opens.then(|| format!("{base}/o/{}", key.open_pixel(&spec.id, index, address, sent)));
-        let click: Option<crate::tracking::ClickLink> = if spec.tracking.clicks { Some(&click) } else { None };
-        crate::tracking::rewrite(html, click, pixel.as_deref())
-    }
-
-    /// The envelope sender: a VERP address at `bounces.return_path_domain` when configured (or
-    /// `b@` that domain when the VERP form would not fit), else the From address.
-    pub fn return_path(&self, campaign: &str, index: u64, address: &str, from: &str) -> String {
-        match (&self.config.bounces.return_path_domain, &self.tokens) {
-            (Some(domain), Some(key)) => {
-                refs::verp_address(key, campaign, index, address, domain).unwrap_or_else(|| format!("b@{domain}"))
-            }
-            _ => from.to_string(),
-        }
+    /// What is sealed with the link secret for one recipient, as sent now.
+    pub fn links<'a>(&'a self, spec: &'a CampaignSpec, index: u64, address: &'a str) -> RecipientLinks<'a> {
+        RecipientLinks::new(&self.config, self.tokens.as_ref(), spec, index, address, self.clock.now().timestamp())
     }
 
     /// The semaphore bounding concurrent sends of one lane to `domain` from this worker.

@@ -9,7 +9,7 @@ use sluice_shared::{
     redis::{Conn, StoreResult, scripts::jobs},
 };
 
-use crate::batch::Entry;
+use sluice_shared::model::Entry;
 
 /// Dead-letters `poisoned` (entry, deliveries) of one domain; returns the entry ids handled.
 pub async fn dead_letter(

@@ -6,12 +6,13 @@
 //! - [`transport`]: the `Transport` seam and the SMTP relay pool; [`classify`]: reply -> outcome.
 
 mod batch;
-mod campaigns;
 mod classify;
 mod context;
 mod dead_letter;
 mod engine;
+mod links;
 mod message;
+mod render;
 mod tracking;
 mod transport;
 

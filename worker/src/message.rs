@@ -11,7 +11,7 @@ use lettre::{
 
 use sluice_shared::{config::MissingKey, dkim::Signer, refs, tokens::TokenKey};
 
-use crate::campaigns::{Campaign, Rendered};
+use crate::render::{Campaign, Rendered};
 
 /// The Message-ID of recipient `index` (`to`) of a campaign ([`refs::message_id`]).
 pub fn message_id(tokens: Option<&TokenKey>, campaign: &Campaign, index: u64, to: &str) -> String {

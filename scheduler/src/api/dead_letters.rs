@@ -101,7 +101,7 @@ pub async fn requeue(State(state): State<AppState>, Path(id): Path<String>) -> R
     match requeued {
         Requeue::Requeued(status) => {
             // A message goes back to the messages' due index, a campaign to the active set.
-            sluice_shared::lane::look_after(&mut conn, &job.campaign).await?;
+            sluice_shared::attention::look_after(&mut conn, &job.campaign).await?;
             drop_record().await?;
             tracing::info!(campaign = %job.campaign, index = job.index, "dead letter requeued");
             Ok(Json(

@@ -40,11 +40,11 @@ pub struct AppState {
     /// Accepted API keys.
     pub keys: Arc<auth::Keys>,
     /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
-    pub enqueuer: Arc<crate::enqueue::Enqueuer>,
+    pub enqueuer: Arc<crate::pipeline::enqueue::Enqueuer>,
 }
 
 impl AppState {
-    pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::enqueue::Enqueuer>) -> AppState {
+    pub fn new(pool: Pool, config: Arc<Config>, enqueuer: Arc<crate::pipeline::enqueue::Enqueuer>) -> AppState {
         let inbound = crate::inbound::InboundParts::from_config(&config);
         if !config.api.tokens.is_empty() {
             tracing::warn!(

@@ -36,6 +36,15 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::template::ResolveError> for SubmitError {
+    fn from(e: crate::template::ResolveError) -> Self {
+        match e {
+            crate::template::ResolveError::Field(f) => SubmitError::Field(f),
+            crate::template::ResolveError::Store(s) => SubmitError::Store(s),
+        }
+    }
+}
+
 /// What a valid request still needs from this deployment: a DKIM key for its From domain
 /// (unless `dkim.missing_key = "send"`), and the public listener if it asks for tracking.
 pub fn check_against_config(spec: &CampaignSpec, config: &Config) -> Result<(), FieldError> {
@@ -64,10 +73,7 @@ pub async fn submit(
     source: &'static str,
 ) -> Result<Submitted, SubmitError> {
     let mut value = request::decode(body).map_err(SubmitError::Field)?;
-    crate::template::resolve(conn, &mut value).await.map_err(|e| match e {
-        crate::template::ResolveError::Field(f) => SubmitError::Field(f),
-        crate::template::ResolveError::Store(s) => SubmitError::Store(s),
-    })?;
+    crate::template::resolve(conn, &mut value).await?;
     let valid = request::parse_value(value, &config.campaigns, fallback_id).map_err(SubmitError::Field)?;
     check_against_config(&valid.spec, config).map_err(SubmitError::Field)?;
     let now = chrono::Utc::now().timestamp_millis();

@@ -47,7 +47,7 @@ async fn run_shard(shard: usize, pool: Pool, config: std::sync::Arc<Config>, own
             if renewed.is_none_or(|at| at.elapsed() >= RENEW) {
                 let at = tokio::time::Instant::now();
                 renewed = None;
-                if !crate::lease::hold(&mut conn, &keys::feed_lease(shard), &owner, LEASE_MS).await? {
+                if !crate::pipeline::lease::hold(&mut conn, &keys::feed_lease(shard), &owner, LEASE_MS).await? {
                     return Ok::<_, sluice_shared::redis::StoreError>(None);
                 }
                 renewed = Some(at);

@@ -11,14 +11,13 @@ pub mod smtp;
 
 use std::sync::Arc;
 
+use crate::late::{self, LateKind, Recorded};
 use serde::Serialize;
 use serde_json::json;
 use sluice_shared::{
     classify::{Action, Classifier},
     config::Config,
-    keys,
-    late::{self, LateKind, Recorded},
-    metrics as m,
+    keys, metrics as m,
     redis::{Conn, StoreResult},
     refs,
     tokens::{Recipient, TokenKey},

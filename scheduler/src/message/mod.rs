@@ -16,9 +16,8 @@ use crate::{
         store::{self, Created},
         submit::{SubmitError, check_against_config},
     },
-    enqueue::Enqueuer,
-    expander,
     field_error::FieldError,
+    pipeline::{enqueue::Enqueuer, expander},
 };
 
 /// How long after acceptance a scheduler checks a message that nothing nudged (it also
@@ -48,10 +47,7 @@ pub async fn send(
 ) -> Result<Accepted, SubmitError> {
     let value = campaign_request::decode(body).map_err(SubmitError::Field)?;
     let (mut value, to) = request::to_campaign(value, config.messages.max_recipients).map_err(SubmitError::Field)?;
-    crate::template::resolve(conn, &mut value).await.map_err(|e| match e {
-        crate::template::ResolveError::Field(f) => SubmitError::Field(f),
-        crate::template::ResolveError::Store(s) => SubmitError::Store(s),
-    })?;
+    crate::template::resolve(conn, &mut value).await?;
     let mut valid = campaign_request::parse_value(value, &config.campaigns, || id.to_string())
         .map_err(|e| SubmitError::Field(rename_campaign_field(e)))?;
     if let Some(r) = valid.rejected.first() {

@@ -10,7 +10,7 @@ use sluice_shared::{
     redis::{Conn, StoreResult, scripts::due},
 };
 
-use crate::{enqueue::Enqueuer, expander, retries};
+use crate::pipeline::{enqueue::Enqueuer, expander, retries};
 
 /// Longest gap between two looks at an unfinished message.
 const RECHECK_MS: i64 = 30_000;
@@ -59,7 +59,7 @@ async fn visit(
             Some(first.first().map_or(now + RECHECK_MS, |(_, at)| (*at).clamp(now + 1, now + RECHECK_MS)))
         }
         "completed" | "cancelled" => {
-            crate::hygiene::expire_keys(conn, id, config.messages.retention.as_millis()).await?;
+            crate::pipeline::hygiene::expire_keys(conn, id, config.messages.retention.as_millis()).await?;
             None
         }
         // Gone (expired, or never created because acceptance stopped first).

@@ -6,6 +6,7 @@
 //! client fetching the same token again within `http.repeat_window` is served but counted
 //! once, so replaying one genuine token cannot flood the counts or the event feed.
 
+use crate::late::{self, LateKind};
 use axum::{
     Extension,
     extract::{Path, State},
@@ -14,11 +15,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sluice_shared::{
-    keys,
-    late::{self, LateKind},
-    tokens::Recipient,
-};
+use sluice_shared::{keys, tokens::Recipient};
 
 use super::PublicState;
 use crate::http::client::ClientAddr;

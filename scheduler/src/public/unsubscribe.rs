@@ -3,6 +3,7 @@
 //! cookie, no login. `GET /u/{token}` shows a page whose button makes that same POST, so link
 //! scanners that fetch URLs never unsubscribe anyone.
 
+use crate::late::{self, LateKind, Recorded};
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -10,10 +11,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use serde_json::json;
-use sluice_shared::{
-    late::{self, LateKind, Recorded},
-    tokens::Recipient,
-};
+use sluice_shared::tokens::Recipient;
 
 use super::PublicState;
 

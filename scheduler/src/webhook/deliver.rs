@@ -54,7 +54,7 @@ impl Deliverer {
         while !shutdown.is_triggered() {
             let step = async {
                 let mut conn = (*self.pool.get().await?).clone();
-                if !crate::lease::hold(&mut conn, &keys::webhook_lease(&id), &self.owner, LEASE_MS).await? {
+                if !crate::pipeline::lease::hold(&mut conn, &keys::webhook_lease(&id), &self.owner, LEASE_MS).await? {
                     return Ok(Step::Wait(Duration::from_millis(LEASE_MS / 3)));
                 }
                 self.step(&mut conn).await

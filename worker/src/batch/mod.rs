@@ -15,7 +15,7 @@ use sluice_shared::{
     crash, keys,
     lane::{self, Lane},
     metrics as m,
-    model::OutcomeKind,
+    model::{Job, OutcomeKind},
     redis::{
         StoreResult,
         scripts::{
@@ -26,10 +26,12 @@ use sluice_shared::{
 };
 
 use crate::{
-    campaigns::Campaign,
     classify::{Verdict, classify, render_failure},
     context::Ctx,
-    dead_letter, message,
+    dead_letter,
+    links::RecipientLinks,
+    message,
+    render::Campaign,
     transport::{Envelope, Transport},
 };
 
@@ -193,7 +195,7 @@ async fn handle_campaign<T: Transport>(
     }
     effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await?;
     if lane::is_message(campaign_id) {
-        lane::nudge_message(&mut conn, campaign_id).await?;
+        sluice_shared::attention::nudge_message(&mut conn, campaign_id).await?;
     }
     if let Some((_, first)) = held.first() {
         let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
@@ -215,51 +217,38 @@ async fn deliver<T: Transport>(
     entry: &Entry,
 ) -> Verdict {
     let job = &entry.job;
-    let unsubscribe_url = ctx.unsubscribe_url(&campaign.spec.id, job.index, &job.recipient);
-    let mut content = match campaign.render(
-        &job.recipient,
-        &job.vars,
-        unsubscribe_url.as_deref(),
-        ctx.config.campaigns.max_rendered_bytes,
-    ) {
-        Ok(c) => c,
-        Err(reason) => return render_failure(&reason),
-    };
-    if !campaign.spec.tracking.is_off()
-        && let Some(html) = content.html.take()
-    {
-        match ctx.track(&campaign.spec, job.index, &job.recipient, &html) {
-            Ok(tracked) => content.html = Some(tracked),
-            Err(reason) => return render_failure(&reason),
-        }
-    }
-    let reference = ctx.tokens.as_ref().map(|k| k.reference(&campaign.spec.id, job.index, &job.recipient));
-    let links = message::Links {
-        unsubscribe: unsubscribe_url.as_deref().map(|url| message::ListUnsubscribe {
-            url,
-            mailto: ctx.config.public.as_ref().and_then(|p| p.unsubscribe_mailto.as_deref()),
-        }),
-        reference: reference.as_deref(),
-        tokens: ctx.tokens.as_ref(),
-    };
-    let bytes = match message::build(campaign, job.index, &job.recipient, content, links)
-        .and_then(|b| message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, b))
-    {
+    let links = ctx.links(&campaign.spec, job.index, &job.recipient);
+    let bytes = match message_for(ctx, campaign, job, &links) {
         Ok(b) => b,
         Err(reason) => return render_failure(&reason),
     };
     let _permit = permits.acquire().await.expect("domain semaphores are never closed");
     crash::point_for("worker::before_send", &job.recipient);
     let started = std::time::Instant::now();
-    let envelope = Envelope {
-        from: ctx.return_path(&campaign.spec.id, job.index, &job.recipient, &campaign.spec.from.email),
-        to: job.recipient.clone(),
-        lane,
-    };
+    let envelope = Envelope { from: links.return_path(), to: job.recipient.clone(), lane };
     let result = ctx.transport.send(&envelope, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
         .record(started.elapsed().as_secs_f64());
     classify(&ctx.rules, &result)
+}
+
+/// The signed message for one job: rendered, tracked as the campaign asks, built, signed.
+fn message_for<T: Transport>(
+    ctx: &Ctx<T>,
+    campaign: &Campaign,
+    job: &Job,
+    links: &RecipientLinks,
+) -> Result<Vec<u8>, String> {
+    let max_bytes = ctx.config.campaigns.max_rendered_bytes;
+    let mut content = campaign.render(&job.recipient, &job.vars, links.unsubscribe_url(), max_bytes)?;
+    if !campaign.spec.tracking.is_off()
+        && let Some(html) = content.html.take()
+    {
+        content.html = Some(links.track(&html)?);
+    }
+    let reference = links.reference();
+    let built = message::build(campaign, job.index, &job.recipient, content, links.for_message(reference.as_deref()))?;
+    message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, built)
 }
 
 async fn record<T: Transport>(

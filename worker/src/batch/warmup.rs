@@ -10,7 +10,7 @@ use sluice_shared::{
 };
 
 use super::Entry;
-use crate::{campaigns::Campaign, context::Ctx, transport::Transport};
+use crate::{context::Ctx, render::Campaign, transport::Transport};
 
 /// The jobs that may be sent now; the others are put back to wait for the next day.
 pub async fn within_cap<'e, T: Transport>(

@@ -9,7 +9,7 @@ use sluice_shared::{
     redis::{StoreError, StoreResult, scripts::campaign},
 };
 
-use crate::enqueue::Enqueuer;
+use super::enqueue::Enqueuer;
 
 /// What one expansion step saw.
 pub struct Peeked {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::{
+use sluice_shared::{
     keys,
     redis::{Conn, StoreResult, scripts::campaign},
 };
@@ -62,7 +62,7 @@ impl LateKind {
     }
 }
 
-pub use crate::redis::scripts::campaign::Recorded;
+pub use sluice_shared::redis::scripts::campaign::Recorded;
 
 /// Adds `address` to the suppression list with `reason`, naming the event and campaign.
 pub async fn suppress(
@@ -73,7 +73,7 @@ pub async fn suppress(
     detail: &Value,
     reason: &str,
 ) -> StoreResult<()> {
-    let entry = crate::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
+    let entry = sluice_shared::suppression::entry(reason, kind.event(), Some(campaign), Some(detail));
     redis::cmd("HSET")
         .arg(keys::suppressed())
         .arg(address.to_ascii_lowercase())

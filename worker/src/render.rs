@@ -1,4 +1,4 @@
-//! Campaign content as workers need it: the spec and its compiled templates, loaded from
+//! Rendering: campaign content as workers need it, the spec and its compiled templates, loaded from
 //! Redis once per campaign (specs never change after creation) and kept in a bounded cache.
 
 use std::{

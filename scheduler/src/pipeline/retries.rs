@@ -6,7 +6,7 @@ use sluice_shared::{
     redis::{StoreError, StoreResult, scripts::campaign},
 };
 
-use crate::enqueue::Enqueuer;
+use super::enqueue::Enqueuer;
 
 const LIMIT: usize = 1000;
 

@@ -10,11 +10,8 @@ use redis::AsyncCommands;
 use sluice_shared::redis::Pool;
 use sluice_shared::{config::Config, keys, lane::Lane, redis::StoreResult, shutdown::Shutdown};
 
-use crate::{
-    campaign::store::{self, Action},
-    enqueue::Enqueuer,
-    expander, hygiene, intake, retries,
-};
+use super::{enqueue::Enqueuer, expander, hygiene, intake, retries};
+use crate::campaign::store::{self, Action};
 
 const METRICS_EVERY: Duration = Duration::from_secs(5);
 
