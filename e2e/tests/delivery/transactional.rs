@@ -69,7 +69,13 @@ async fn transactional_send_is_idempotent_and_uses_stored_templates() {
     // Replayed again after delivery: same id, still one message at the sink.
     let (status, _, late) = stack.call_with("POST", "/v1/messages", Some(message), &key).await;
     assert_eq!((status, late["id"].as_str()), (202, Some(id.as_str())));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The replay queued nothing: the message still has its one recipient, sent, and no job
+    // waits in any stream or retry set.
+    let (_, view) = stack.call("GET", &format!("/v1/messages/{id}"), None).await;
+    assert_eq!(view["recipients"], json!([{"email": "ann@x.example", "status": "sent"}]), "{view}");
+    let counts: std::collections::BTreeMap<String, u64> =
+        redis::cmd("HGETALL").arg(sluice_shared::keys::campaign_counts(&id)).query(&mut stack.redis.conn()).unwrap();
+    assert_eq!((counts["total"], counts["sent"], counts.get("queued").copied().unwrap_or(0)), (1, 1, 0), "{counts:?}");
     assert_eq!(stack.sink.state.delivered_to("ann@x.example"), 1);
     let subjects: Vec<String> = stack.sink.state.messages.lock().unwrap().iter().map(|(_, m)| subject_of(m)).collect();
     assert_eq!(subjects, ["Your reset code, Ann"]);

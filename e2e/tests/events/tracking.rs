@@ -77,6 +77,8 @@ async fn opens_and_clicks_are_recorded_and_tokens_cannot_be_forged() {
     // A person opens three times (one client: counted once within the repeat window), Apple's
     // proxy fetches once (flagged), and the person opens again from another address.
     let reader = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Thunderbird";
+    // Opens within 2 s of the send are a machine's (public/tracking.rs, TOO_SOON_S): this
+    // waits for the clock, not for an event.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for (client, ua) in [(&http, reader), (&http, reader), (&http, reader), (&http2, "Mozilla/5.0"), (&http3, reader)] {
         let r = get_from(client, pixels[0].clone(), ua).await;

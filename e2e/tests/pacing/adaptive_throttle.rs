@@ -45,12 +45,13 @@ async fn a_throttling_reply_slows_the_destination_then_it_recovers() {
         assert!(Instant::now() < deadline, "throttle reply never given\n{}", stack.logs());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Let the batch that met the reply finish, then watch the throttled window.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the reply's outcome is recorded the destination is shaped; watch the window after.
+    let dest = sluice_testkit::wait_for("the destination to be shaped", Duration::from_secs(10), || async {
+        let (status, dest) = stack.call("GET", "/v1/destinations/t.example", None).await;
+        (status == 200 && dest["throttled"] == true).then_some(dest)
+    })
+    .await;
     let before = stack.sink.state.accepted();
-    let (status, dest) = stack.call("GET", "/v1/destinations/t.example", None).await;
-    assert_eq!(status, 200, "{dest}");
-    assert_eq!(dest["throttled"], true, "{dest}");
     assert!(dest["rate_factor"].as_f64().unwrap() <= 0.1 + 1e-9, "{dest}");
     assert!(dest["slowed_until"].is_string() && dest["suspended_until"].is_null(), "{dest}");
     let (_, listed) = stack.call("GET", "/v1/destinations", None).await;

@@ -43,7 +43,16 @@ async fn the_daily_cap_holds_across_workers_and_shows_in_the_api() {
     assert_eq!((s["sent_today"].as_u64(), s["remaining_today"].as_u64()), (Some(4), Some(0)), "{body}");
     let metrics = format!("{}{}", stack.scrape(1).await, stack.scrape(2).await);
     assert!(metrics.contains("sluice_warmup_held_total{sender=\"shop.example\"}"), "{metrics}");
-    // Nothing more goes out today.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing more goes out today: the six wait in the retry set until the next UTC midnight.
+    let midnight = (today + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let waiting: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(sluice_shared::keys::campaign_retry("warm"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut stack.redis.conn())
+        .unwrap();
+    assert_eq!(waiting.len(), 6, "{waiting:?}");
+    assert!(waiting.iter().all(|(_, due)| *due >= midnight), "due before tomorrow: {waiting:?} < {midnight}");
     assert_eq!(stack.sink.state.accepted(), 4);
 }

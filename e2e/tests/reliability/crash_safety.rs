@@ -63,7 +63,18 @@ async fn sigterm_with_redis_gone_still_exits_in_time() {
     post(&stack, "gone", 1_500).await;
     stack.wait_accepted(200).await;
     stack.redis.stop();
-    std::thread::sleep(Duration::from_millis(500));
+    // SIGTERM once the worker is meeting the outage (its Redis error counter moved).
+    sluice_testkit::wait_for("the worker to meet Redis gone", Duration::from_secs(20), || async {
+        let errors: f64 = stack
+            .scrape(1)
+            .await
+            .lines()
+            .filter(|l| l.starts_with("sluice_redis_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (errors > 0.0).then_some(())
+    })
+    .await;
     stack.workers[0].signal_term();
     let status = stack.workers[0].wait_exit(Duration::from_secs(40));
     assert!(status.is_some(), "the worker was still running 40 s after SIGTERM\n{}", stack.logs());

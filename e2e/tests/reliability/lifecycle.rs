@@ -31,6 +31,22 @@ fn assert_exactly_once(stack: &Stack, n: usize) {
     assert!(lost.is_empty() && dups == 0, "never delivered: {lost:?}; extra copies: {dups}");
 }
 
+/// Waits (up to 1.5 s: "within about a second") until the sink's count holds still for
+/// 300 ms, the batches in flight when `what` landed being done; returns that count.
+async fn sending_stops(stack: &common::Stack, what: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let mut last = stack.sink.state.accepted();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = stack.sink.state.accepted();
+        if now == last {
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "messages kept flowing 1.5 s after {what}\n{}", stack.logs());
+        last = now;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_sending_and_resume_sends_nobody_twice() {
     let stack = common::start(LIMITED, 2).await;
@@ -40,9 +56,8 @@ async fn pause_stops_sending_and_resume_sends_nobody_twice() {
 
     let (status, reply) = stack.call("POST", "/v1/campaigns/pr/pause", None).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("paused")), "{reply}");
-    // Within about a second nothing more goes out.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let at_pause = stack.sink.state.accepted();
+    // Within about a second nothing more goes out; then nothing for two more seconds.
+    let at_pause = sending_stops(&stack, "the pause").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stack.sink.state.accepted(), at_pause, "messages kept flowing while paused");
     assert!(at_pause < 2_000, "campaign finished before the pause took effect");
@@ -66,8 +81,7 @@ async fn cancel_drops_everything_not_yet_sent() {
     stack.wait_accepted(200).await;
     let (status, reply) = stack.call("POST", "/v1/campaigns/cx/cancel", None).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("cancelled")), "{reply}");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let at_cancel = stack.sink.state.accepted();
+    let at_cancel = sending_stops(&stack, "the cancel").await;
     // Jobs already in domain streams are dropped by the workers that meet them.
     let settled = sluice_testkit::wait_for("cancel to settle", Duration::from_secs(20), || async {
         let c = common::counts(&stack.campaign("cx").await);
@@ -97,7 +111,9 @@ async fn the_same_id_twice_never_sends_twice() {
     // A replay after completion is still a replay.
     let (late, _) = stack.call("POST", "/v1/campaigns", Some(body)).await;
     assert_eq!(late, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // It queued nothing: every recipient is still counted once, as sent.
+    let c = common::counts(&stack.campaign("idem").await);
+    assert_eq!((c["total"], c["sent"], c["queued"], c["staged"]), (300, 300, 0, 0), "{c:?}");
     assert_exactly_once(&stack, 300);
     assert_eq!(stack.sink.state.accepted(), 300);
 }
