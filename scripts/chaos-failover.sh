@@ -65,6 +65,6 @@ echo "sink                  $total delivered, $unique unique, $((total - unique)
 if [ "$status" = completed ] && [ "$sent" = "$N" ] && [ "$unique" = "$N" ]; then
   echo "OK: completed, every recipient counted once and delivered at least once"
 else
-  echo "FAILED: not every recipient counted once and delivered (README: Cluster failover; logs in $STACK_DIR)" >&2
+  echo "FAILED: not every recipient counted once and delivered (docs/operations.md: Cluster failover; logs in $STACK_DIR)" >&2
   exit 1
 fi

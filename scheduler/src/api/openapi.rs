@@ -35,7 +35,7 @@ pub type Routes = UtoipaMethodRouter<AppState>;
         title = "Sluice admin API",
         description = "Campaigns, transactional messages, templates, events, webhooks, suppressions and operations. \
                        Every call needs `Authorization: Bearer <token>` of a key holding the operation's scope \
-                       (listed under `security`); `admin` holds every scope. See README.md, \"HTTP API reference\"."
+                       (listed under `security`); `admin` holds every scope. See docs/http-api.md."
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerScheme)
