@@ -205,38 +205,22 @@ impl Listener {
                     "250 2.1.0 Ok\r\n".into()
                 }
                 Command::Rcpt(address) => {
-                    let ours = address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain));
-                    match (sender, ours) {
-                        (false, _) => "503 5.5.1 MAIL first\r\n".into(),
-                        (true, false) => {
-                            "550 5.7.1 Relaying denied: this host takes reports for its bounce domain only\r\n".into()
-                        }
-                        (true, true) => {
-                            rcpt = Some(address);
-                            "250 2.1.5 Ok\r\n".into()
-                        }
+                    let reply = rcpt_reply(sender, &address, &domain);
+                    if reply.starts_with("250") {
+                        rcpt = Some(address);
                     }
+                    reply.into()
                 }
                 Command::Data => {
                     let Some(to) = rcpt.take() else {
                         read.get_mut().write_all(b"503 5.5.1 RCPT first\r\n").await?;
                         continue;
                     };
-                    read.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                     sender = false;
-                    // Past a limit the rest of the message is not read: the reply goes out and
-                    // the session closes, so an endless DATA costs nothing more.
-                    let refusal: &[u8] = match read_data(read, max, wait, &self.budget).await? {
-                        Data::Message(raw, _held) => {
-                            read.get_mut().write_all(self.deliver(&raw, &to).await.as_bytes()).await?;
-                            continue;
-                        }
-                        Data::TooBig => b"552 5.3.4 Message too big, closing\r\n",
-                        Data::LineTooLong => b"552 5.3.4 Line too long, closing\r\n",
-                        Data::NoMemory => b"452 4.3.1 Insufficient system storage, try later\r\n",
-                    };
-                    read.get_mut().write_all(refusal).await?;
-                    return Ok(Next::Done);
+                    match self.data(read, &to).await? {
+                        Some(next) => return Ok(next),
+                        None => continue,
+                    }
                 }
                 Command::Rset => {
                     sender = false;
@@ -254,6 +238,29 @@ impl Listener {
         }
     }
 
+    /// Reads one message after DATA and answers it; `Some` when the session must close. Past a
+    /// limit the rest of the message is not read: the reply goes out and the session closes,
+    /// so an endless DATA costs nothing more.
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        read: &mut BufReader<S>,
+        to: &str,
+    ) -> std::io::Result<Option<Next>> {
+        let (max, wait) = (self.config.inbound.max_message_bytes, self.config.inbound.command_timeout.get());
+        read.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+        let refusal: &[u8] = match read_data(read, max, wait, &self.budget).await? {
+            Data::Message(raw, _held) => {
+                read.get_mut().write_all(self.deliver(&raw, to).await.as_bytes()).await?;
+                return Ok(None);
+            }
+            Data::TooBig => b"552 5.3.4 Message too big, closing\r\n",
+            Data::LineTooLong => b"552 5.3.4 Line too long, closing\r\n",
+            Data::NoMemory => b"452 4.3.1 Insufficient system storage, try later\r\n",
+        };
+        read.get_mut().write_all(refusal).await?;
+        Ok(Some(Next::Done))
+    }
+
     async fn deliver(&self, raw: &[u8], to: &str) -> String {
         let inbound = Inbound { config: &self.config, tokens: &self.parts.tokens, rules: &self.parts.rules };
         let done = async {
@@ -267,5 +274,15 @@ impl Listener {
                 "451 4.3.0 Temporary failure, try again later\r\n".into()
             }
         }
+    }
+}
+
+/// The answer to RCPT: reports are taken for the bounce domain only, after MAIL.
+fn rcpt_reply(sender: bool, address: &str, domain: &str) -> &'static str {
+    let ours = address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain));
+    match (sender, ours) {
+        (false, _) => "503 5.5.1 MAIL first\r\n",
+        (true, false) => "550 5.7.1 Relaying denied: this host takes reports for its bounce domain only\r\n",
+        (true, true) => "250 2.1.5 Ok\r\n",
     }
 }

@@ -20,7 +20,7 @@ use sluice_shared::{
 use super::{endpoints::Endpoint, guard, signature};
 use crate::events::{
     self,
-    feed::{self, Position},
+    feed::{self, FeedEvent, Position},
 };
 
 const LEASE_MS: u64 = 15_000;
@@ -98,42 +98,16 @@ impl Deliverer {
             return Ok(Step::Idle);
         }
         // Events trimmed from a shard before this endpoint read them are lost to it: count them.
-        let mut gap = 0;
-        for shard in after.0.keys() {
-            if let Some(first) = events.iter().find(|e| e.shard == *shard) {
-                gap += (first.n - cursor_n(&state, *shard) - 1).max(0);
-            }
-        }
+        let gap = trimmed_before(&state, &after, &events);
         if gap > 0 {
             self.count(conn, "dropped", gap).await?;
         }
-        // The batch: wanted events up to `webhooks.batch`; the cursor may pass unwanted ones.
-        let mut batch = Vec::new();
-        let mut through = Through { position: after, n: BTreeMap::new() };
-        for e in &events {
-            if e.entry.1.get("type").is_some_and(|t| self.endpoint.wants(t)) {
-                if batch.len() == self.config.webhooks.batch {
-                    break;
-                }
-                batch.push(e);
-            }
-            through.position.advance(e);
-            through.n.insert(e.shard, e.n);
-        }
+        let (batch, through) = self.batch_of(after, &events);
         if batch.is_empty() {
             self.advance(conn, &through, 0).await?;
             return Ok(if end { Step::Idle } else { Step::Progress });
         }
-        let mut extras: HashMap<String, events::Extras> = HashMap::new();
-        let mut items = Vec::with_capacity(batch.len());
-        for e in &batch {
-            if !extras.contains_key(&e.source) {
-                let found = events::extras_of(conn, &e.source).await?;
-                extras.insert(e.source.clone(), found);
-            }
-            items.push(events::to_json(&e.source, &e.entry, &extras[&e.source]));
-        }
-        let body = serde_json::to_vec(&json!({"events": items})).expect("events serialise");
+        let body = body_of(conn, &batch).await?;
         match self.post(&body).await {
             Ok(()) => {
                 self.advance(conn, &through, batch.len()).await?;
@@ -143,32 +117,64 @@ impl Deliverer {
             }
             Err(error) => {
                 metrics::counter!(m::WEBHOOK_DELIVERIES, "endpoint" => label, "result" => "error").increment(1);
-                let oldest_ms = sluice_shared::redis::entry_id::millis(&batch[0].entry.0).unwrap_or(now);
-                if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
-                    tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
-                    self.advance(conn, &through, 0).await?;
-                    self.count(conn, "dropped", batch.len() as i64).await?;
-                    return Ok(Step::Progress);
-                }
-                let attempts = num("attempts") + 1;
-                let w = &self.config.webhooks;
-                let wait = (w.retry_initial.as_millis() as i64)
-                    .saturating_mul(1i64 << (attempts - 1).min(30))
-                    .min(w.retry_max.as_millis() as i64);
-                tracing::info!(endpoint = %id, attempts, retry_in_ms = wait, %error, "webhook delivery failed");
-                redis::cmd("HSET")
-                    .arg(&state_key)
-                    .arg(&[
-                        ("attempts", attempts.to_string()),
-                        ("next_attempt_at", (now + wait).to_string()),
-                        ("last_error", error),
-                        ("last_error_at", now.to_string()),
-                    ])
-                    .query_async::<()>(conn)
-                    .await?;
-                Ok(Step::Wait(Duration::from_millis(wait as u64)))
+                self.failed(conn, num("attempts") + 1, &batch, &through, error).await
             }
         }
+    }
+
+    /// The batch: wanted events up to `webhooks.batch`, and how far the cursor may move (it
+    /// may pass unwanted ones).
+    fn batch_of<'e>(&self, after: Position, events: &'e [FeedEvent]) -> (Vec<&'e FeedEvent>, Through) {
+        let mut batch = Vec::new();
+        let mut through = Through { position: after, n: BTreeMap::new() };
+        for e in events {
+            if e.entry.1.get("type").is_some_and(|t| self.endpoint.wants(t)) {
+                if batch.len() == self.config.webhooks.batch {
+                    break;
+                }
+                batch.push(e);
+            }
+            through.position.advance(e);
+            through.n.insert(e.shard, e.n);
+        }
+        (batch, through)
+    }
+
+    /// After a failed POST: drop the batch if its oldest event is past `webhooks.give_up_after`,
+    /// else wait with exponential backoff (attempt `attempts`) and keep the error.
+    async fn failed(
+        &self,
+        conn: &mut Conn,
+        attempts: i64,
+        batch: &[&FeedEvent],
+        through: &Through,
+        error: String,
+    ) -> StoreResult<Step> {
+        let id = &self.endpoint.id;
+        let now = chrono::Utc::now().timestamp_millis();
+        let oldest_ms = sluice_shared::redis::entry_id::millis(&batch[0].entry.0).unwrap_or(now);
+        if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
+            tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
+            self.advance(conn, through, 0).await?;
+            self.count(conn, "dropped", batch.len() as i64).await?;
+            return Ok(Step::Progress);
+        }
+        let w = &self.config.webhooks;
+        let wait = (w.retry_initial.as_millis() as i64)
+            .saturating_mul(1i64 << (attempts - 1).min(30))
+            .min(w.retry_max.as_millis() as i64);
+        tracing::info!(endpoint = %id, attempts, retry_in_ms = wait, %error, "webhook delivery failed");
+        redis::cmd("HSET")
+            .arg(keys::webhook_state(id))
+            .arg(&[
+                ("attempts", attempts.to_string()),
+                ("next_attempt_at", (now + wait).to_string()),
+                ("last_error", error),
+                ("last_error_at", now.to_string()),
+            ])
+            .query_async::<()>(conn)
+            .await?;
+        Ok(Step::Wait(Duration::from_millis(wait as u64)))
     }
 
     /// POSTs one signed batch; the error says what went wrong (the answer's status, or the
@@ -229,6 +235,31 @@ struct Through {
 }
 
 /// The sequence number of the last event the endpoint was moved past in `shard`.
+/// How many events of the shards in `after` were trimmed before this endpoint read them.
+fn trimmed_before(state: &HashMap<String, String>, after: &Position, events: &[FeedEvent]) -> i64 {
+    let mut gap = 0;
+    for shard in after.0.keys() {
+        if let Some(first) = events.iter().find(|e| e.shard == *shard) {
+            gap += (first.n - cursor_n(state, *shard) - 1).max(0);
+        }
+    }
+    gap
+}
+
+/// The POST body for `batch`: each event as the events API shows it.
+async fn body_of(conn: &mut Conn, batch: &[&FeedEvent]) -> StoreResult<Vec<u8>> {
+    let mut extras: HashMap<String, events::Extras> = HashMap::new();
+    let mut items = Vec::with_capacity(batch.len());
+    for e in batch {
+        if !extras.contains_key(&e.source) {
+            let found = events::extras_of(conn, &e.source).await?;
+            extras.insert(e.source.clone(), found);
+        }
+        items.push(events::to_json(&e.source, &e.entry, &extras[&e.source]));
+    }
+    Ok(serde_json::to_vec(&json!({"events": items})).expect("events serialise"))
+}
+
 fn cursor_n(state: &HashMap<String, String>, shard: usize) -> i64 {
     state.get(&format!("cursor_n:{shard}")).and_then(|v| v.parse().ok()).unwrap_or(0)
 }

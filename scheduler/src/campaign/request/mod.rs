@@ -193,49 +193,11 @@ fn validate_campaign(
         validate::header_name(name).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
         validate::header_value(value).map_err(|m| FieldError::invalid(format!("headers.{name}"), m))?;
     }
-    let size = input.subject.len()
-        + html.as_ref().map_or(0, String::len)
-        + text.as_ref().map_or(0, String::len)
-        + input.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    if size > limits.max_body_bytes {
-        return Err(FieldError {
-            field: if html.is_some() { "html".into() } else { "text".into() },
-            message: format!(
-                "subject, body and headers are {size} bytes; the limit (campaigns.max_body_bytes) is {}",
-                limits.max_body_bytes
-            ),
-            kind: ErrorKind::TooLarge,
-        });
-    }
-    let send_at_ms = match &input.send_at {
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|e| FieldError::invalid("send_at", format!("{s:?} is not an RFC 3339 time: {e}")))?
-                .timestamp_millis(),
-        ),
-        None => None,
-    };
-    if input.recipients.len() > limits.max_inline_recipients {
-        return Err(FieldError {
-            field: "recipients".into(),
-            message: format!(
-                "{} recipients inline; the limit is {} (upload more as NDJSON to /v1/campaigns/{{id}}/recipients)",
-                input.recipients.len(),
-                limits.max_inline_recipients
-            ),
-            kind: ErrorKind::TooLarge,
-        });
-    }
+    check_size(&input.subject, html.as_deref(), text.as_deref(), &input.headers, limits)?;
+    let send_at_ms = input.send_at.as_deref().map(send_at_ms).transpose()?;
+    check_inline_count(input.recipients.len(), limits)?;
     check_tags(&input.tags)?;
-    if let Some(m) = &input.metadata {
-        if !m.is_object() {
-            return Err(FieldError::invalid("metadata", "must be a JSON object"));
-        }
-        let size = m.to_string().len();
-        if size > MAX_METADATA_BYTES {
-            return Err(FieldError::invalid("metadata", format!("is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
-        }
-    }
+    check_metadata(input.metadata.as_ref())?;
     let mut batch = RecipientBatch::default();
     for (index, r) in input.recipients.into_iter().enumerate() {
         batch.add(index, r);
@@ -257,6 +219,63 @@ fn validate_campaign(
         tracking: input.tracking,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
+}
+
+/// Subject, body and headers within `campaigns.max_body_bytes`.
+fn check_size(
+    subject: &str,
+    html: Option<&str>,
+    text: Option<&str>,
+    headers: &BTreeMap<String, String>,
+    limits: &CampaignConfig,
+) -> Result<(), FieldError> {
+    let size = subject.len()
+        + html.map_or(0, str::len)
+        + text.map_or(0, str::len)
+        + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if size > limits.max_body_bytes {
+        return Err(FieldError {
+            field: if html.is_some() { "html".into() } else { "text".into() },
+            message: format!(
+                "subject, body and headers are {size} bytes; the limit (campaigns.max_body_bytes) is {}",
+                limits.max_body_bytes
+            ),
+            kind: ErrorKind::TooLarge,
+        });
+    }
+    Ok(())
+}
+
+fn send_at_ms(text: &str) -> Result<i64, FieldError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| FieldError::invalid("send_at", format!("{text:?} is not an RFC 3339 time: {e}")))
+}
+
+fn check_inline_count(count: usize, limits: &CampaignConfig) -> Result<(), FieldError> {
+    if count > limits.max_inline_recipients {
+        return Err(FieldError {
+            field: "recipients".into(),
+            message: format!(
+                "{count} recipients inline; the limit is {} (upload more as NDJSON to /v1/campaigns/{{id}}/recipients)",
+                limits.max_inline_recipients
+            ),
+            kind: ErrorKind::TooLarge,
+        });
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: Option<&Value>) -> Result<(), FieldError> {
+    let Some(m) = metadata else { return Ok(()) };
+    if !m.is_object() {
+        return Err(FieldError::invalid("metadata", "must be a JSON object"));
+    }
+    let size = m.to_string().len();
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldError::invalid("metadata", format!("is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
+    }
+    Ok(())
 }
 
 /// Largest `metadata` object (serialised): it is echoed in every event.
