@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one};
 
 use crate::units::Span;
 
@@ -41,9 +41,7 @@ impl Default for CampaignConfig {
 
 impl CampaignConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_inline_recipients == 0 {
-            return Err(invalid("campaigns.max_inline_recipients", 0, "must be at least 1"));
-        }
+        at_least_one("campaigns.max_inline_recipients", self.max_inline_recipients)?;
         Ok(())
     }
 }

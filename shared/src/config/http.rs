@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::{Rate, Span};
 
@@ -61,12 +61,8 @@ impl HttpConfig {
         for proxy in &self.trusted_proxies {
             crate::netguard::Cidr::try_from(proxy.as_str()).map_err(|m| invalid("http.trusted_proxies", proxy, m))?;
         }
-        if self.max_connections == 0 {
-            return Err(invalid("http.max_connections", 0, "must be at least 1"));
-        }
-        if self.public_burst_per_client == 0 {
-            return Err(invalid("http.public_burst_per_client", 0, "must be at least 1"));
-        }
+        at_least_one("http.max_connections", self.max_connections)?;
+        at_least_one("http.public_burst_per_client", self.public_burst_per_client)?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::Span;
 
@@ -67,9 +67,7 @@ impl InboundConfig {
                 "needs bounces.return_path_domain (the domain it receives for)",
             ));
         }
-        if self.max_connections == 0 {
-            return Err(invalid("inbound.max_connections", 0, "must be at least 1"));
-        }
+        at_least_one("inbound.max_connections", self.max_connections)?;
         if self.max_connections_per_client == 0 || self.max_connections_per_client > self.max_connections {
             return Err(invalid(
                 "inbound.max_connections_per_client",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::Rate;
 
@@ -164,12 +164,8 @@ impl LimitsConfig {
     /// Positive bursts and connections everywhere, lower-case domains and provider names.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.default;
-        if d.burst == 0 {
-            return Err(invalid("limits.default.burst", 0, "must be at least 1"));
-        }
-        if d.connections == 0 {
-            return Err(invalid("limits.default.connections", 0, "must be at least 1"));
-        }
+        at_least_one("limits.default.burst", d.burst)?;
+        at_least_one("limits.default.connections", d.connections)?;
         let share = self.transactional_share;
         if !(0.0..=0.9).contains(&share) {
             return Err(invalid("limits.transactional_share", share, "must be between 0 and 0.9"));

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::Span;
 
@@ -114,9 +114,7 @@ impl Default for WebhooksConfig {
 
 impl MessagesConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_recipients == 0 {
-            return Err(invalid("messages.max_recipients", 0, "must be at least 1"));
-        }
+        at_least_one("messages.max_recipients", self.max_recipients)?;
         Ok(())
     }
 }
@@ -135,9 +133,7 @@ impl WebhooksConfig {
             }
             crate::validate::event_types(&w.events).map_err(|m| invalid(key("events"), w.events.join(","), m))?;
         }
-        if self.batch == 0 {
-            return Err(invalid("webhooks.batch", 0, "must be at least 1"));
-        }
+        at_least_one("webhooks.batch", self.batch)?;
         Ok(())
     }
 }

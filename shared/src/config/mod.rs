@@ -139,6 +139,14 @@ fn invalid(key: impl Into<String>, value: impl ToString, problem: impl Into<Stri
     ConfigError::Invalid { key: key.into(), value: value.to_string(), problem: problem.into() }
 }
 
+/// A count or size that must not be zero.
+fn at_least_one<T: Default + PartialEq + ToString>(key: &str, value: T) -> Result<(), ConfigError> {
+    if value == T::default() {
+        return Err(invalid(key, value, "must be at least 1"));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads `path` (TOML) if given, then `SLUICE__SECTION__KEY` variables, then validates for `role`.
     pub fn load(path: Option<&Path>, role: Role) -> Result<Config, ConfigError> {
@@ -183,9 +191,7 @@ impl Config {
         ])?;
         self.metrics.validate()?;
         self.limits.validate()?;
-        if self.worker.priority_inflight == 0 {
-            return Err(invalid("worker.priority_inflight", 0, "must be at least 1"));
-        }
+        at_least_one("worker.priority_inflight", self.worker.priority_inflight)?;
         self.retry.validate()?;
         self.dkim.validate()?;
         if let Some(p) = public {

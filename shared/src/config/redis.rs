@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,9 +81,7 @@ impl RedisConfig {
         if self.is_cluster() && self.nodes().iter().any(|u| u.starts_with("redis+unix://")) {
             return Err(invalid("redis.mode", "cluster", "cluster nodes are reached over TCP, not unix sockets"));
         }
-        if self.pool_size == 0 {
-            return Err(invalid("redis.pool_size", 0, "must be at least 1"));
-        }
+        at_least_one("redis.pool_size", self.pool_size)?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::Span;
 
@@ -91,15 +91,11 @@ impl Default for SchedulerConfig {
 
 impl WorkerConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.batch == 0 {
-            return Err(invalid("worker.batch", 0, "must be at least 1"));
-        }
+        at_least_one("worker.batch", self.batch)?;
         if self.max_inflight < self.batch {
             return Err(invalid("worker.max_inflight", self.max_inflight, "must be at least worker.batch"));
         }
-        if self.domains_per_round == 0 {
-            return Err(invalid("worker.domains_per_round", 0, "must be at least 1"));
-        }
+        at_least_one("worker.domains_per_round", self.domains_per_round)?;
         if self.reclaim_idle.as_millis() < 1000 {
             return Err(invalid(
                 "worker.reclaim_idle",
@@ -119,12 +115,8 @@ impl WorkerConfig {
 
 impl SchedulerConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.expand_chunk == 0 {
-            return Err(invalid("scheduler.expand_chunk", 0, "must be at least 1"));
-        }
-        if self.expand_window == 0 {
-            return Err(invalid("scheduler.expand_window", 0, "must be at least 1"));
-        }
+        at_least_one("scheduler.expand_chunk", self.expand_chunk)?;
+        at_least_one("scheduler.expand_window", self.expand_window)?;
         Ok(())
     }
 }

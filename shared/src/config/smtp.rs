@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, at_least_one, invalid};
 
 use crate::units::Span;
 
@@ -164,9 +164,7 @@ impl SmtpConfig {
         for (i, r) in self.relays.iter().enumerate() {
             r.validate(i)?;
         }
-        if self.max_connections_per_relay == 0 {
-            return Err(invalid("smtp.max_connections_per_relay", 0, "must be at least 1"));
-        }
+        at_least_one("smtp.max_connections_per_relay", self.max_connections_per_relay)?;
         for (key, span) in
             [("smtp.idle_timeout", self.idle_timeout), ("smtp.max_connection_age", self.max_connection_age)]
         {
