@@ -37,9 +37,10 @@ async fn crash_at(point: &str) -> (Vec<String>, usize) {
     assert_eq!(status, 201, "{reply}");
     let armed = format!("{point}=1*return");
     stack.add_worker_with(&[("FAILPOINTS", armed.as_str())]);
-    let exit = stack.workers[0]
-        .wait_exit(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("{point} never reached\n{}", stack.logs()));
+    let exit = stack.workers[0].wait_exit(Duration::from_secs(30)).unwrap_or_else(|| {
+        let hint = "crash points need the worker built with them: `cargo build --workspace --all-features`";
+        panic!("{point} never reached ({hint})\n{}", stack.logs())
+    });
     assert_eq!(exit.code(), Some(86), "the worker crashed at {point}");
     assert!(stack.workers[0].log_text().contains(&format!("crash point {point} reached")));
     stack.add_worker();

@@ -121,12 +121,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     encrypted: bool,
 ) -> std::io::Result<Ended<S>> {
     let mut line = String::new();
-    let mut rcpts: Vec<String> = Vec::new();
-    let mut sender = String::new();
-    // MAIL's SMTPUTF8 and BODY=8BITMIME parameters, which non-ASCII mail needs.
-    let mut utf8 = false;
-    let mut eight_bit = false;
-    let mut helo = String::new();
+    let mut t = Transaction::default();
     loop {
         line.clear();
         match next_line(&mut stream, &mut line, state).await? {
@@ -143,19 +138,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(Ended::ClosedBySink);
         }
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            helo = line[4..].trim().to_string();
-            state.helo_names.lock().unwrap().push(helo.clone());
+            t.helo = line[4..].trim().to_string();
+            state.helo_names.lock().unwrap().push(t.helo.clone());
         }
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            let pipelining = !state.no_pipelining.load(Ordering::SeqCst);
-            match (offer_starttls, pipelining) {
-                (true, true) => {
-                    b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n"
-                }
-                (false, true) => b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
-                (true, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n",
-                (false, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
-            }
+            ehlo_reply(offer_starttls, !state.no_pipelining.load(Ordering::SeqCst))
         } else if upper.starts_with("STARTTLS") && offer_starttls {
             stream.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
             return Ok(Ended::Starttls(stream.into_inner()));
@@ -165,59 +152,34 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             if !stream.buffer().is_empty() {
                 state.pipelined.fetch_add(1, Ordering::Relaxed);
             }
-            rcpts.clear();
-            sender = address_in(&line);
+            t.rcpts.clear();
+            t.sender = address_in(&line);
             let parameters = upper.get(upper.rfind('>').unwrap_or(0)..).unwrap_or_default();
-            utf8 = parameters.contains(" SMTPUTF8");
-            eight_bit = utf8 || parameters.contains(" BODY=8BITMIME");
+            t.utf8 = parameters.contains(" SMTPUTF8");
+            t.eight_bit = t.utf8 || parameters.contains(" BODY=8BITMIME");
             b"250 2.1.0 Ok\r\n"
         } else if upper.starts_with("RCPT TO") {
-            let rcpt = address_in(&line);
-            let before = {
-                let mut attempts = state.attempts.lock().unwrap();
-                let n = attempts.entry(rcpt.clone()).or_insert(0);
-                *n += 1;
-                *n - 1
-            };
-            if rcpt.starts_with("slow-") {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            let reply = match rcpt.is_ascii() || utf8 {
-                true => rcpt_reply(&rcpt, before),
-                false => "553 5.6.7 SMTPUTF8 is required for a non-ASCII address\r\n",
-            };
+            let (rcpt, reply) = rcpt_answer(state, &line, t.utf8).await;
             if reply.starts_with("421") {
                 stream.get_mut().write_all(reply.as_bytes()).await?;
                 return Ok(Ended::ClosedBySink);
             }
             if reply.starts_with('2') {
-                rcpts.push(rcpt);
+                t.rcpts.push(rcpt);
             }
             reply.as_bytes()
         } else if upper.starts_with("DATA") {
-            if rcpts.is_empty() {
+            if t.rcpts.is_empty() {
                 b"554 5.5.1 No valid recipients\r\n"
             } else {
                 stream.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                 let body = read_data(&mut stream).await?;
-                let blocked = rcpts.iter().any(|r| r.starts_with("block-"));
-                let reply: &[u8] = if blocked {
-                    b"554 5.7.1 Message rejected as likely unsolicited mail\r\n"
-                } else if !body.is_ascii() && !eight_bit {
-                    b"554 5.6.0 8-bit content needs BODY=8BITMIME\r\n"
-                } else {
-                    let trace = format!("Return-Path: <{sender}>\r\nReceived: from {helo} ([{peer}])\r\n");
-                    accept(state, &rcpts, &trace, body);
-                    if encrypted {
-                        state.accepted_encrypted.fetch_add(rcpts.len() as u64, Ordering::Relaxed);
-                    }
-                    b"250 2.0.0 Ok: queued\r\n"
-                };
-                rcpts.clear();
+                let reply = message_reply(state, &t, body, peer, encrypted);
+                t.rcpts.clear();
                 reply
             }
         } else if upper.starts_with("RSET") {
-            rcpts.clear();
+            t.rcpts.clear();
             b"250 2.0.0 Ok\r\n"
         } else if upper.starts_with("NOOP") {
             b"250 2.0.0 Ok\r\n"
@@ -229,6 +191,64 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         };
         stream.get_mut().write_all(reply).await?;
     }
+}
+
+/// The recipient RCPT names and the scripted answer (counting the attempt; `slow-` waits 2 s).
+async fn rcpt_answer(state: &SinkState, line: &str, utf8: bool) -> (String, &'static str) {
+    let rcpt = address_in(line);
+    let before = {
+        let mut attempts = state.attempts.lock().unwrap();
+        let n = attempts.entry(rcpt.clone()).or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    if rcpt.starts_with("slow-") {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let reply = match rcpt.is_ascii() || utf8 {
+        true => rcpt_reply(&rcpt, before),
+        false => "553 5.6.7 SMTPUTF8 is required for a non-ASCII address\r\n",
+    };
+    (rcpt, reply)
+}
+
+/// One mail transaction as MAIL, RCPT and EHLO/HELO left it.
+#[derive(Default)]
+struct Transaction {
+    sender: String,
+    helo: String,
+    rcpts: Vec<String>,
+    /// MAIL's SMTPUTF8 and BODY=8BITMIME parameters, which non-ASCII mail needs.
+    utf8: bool,
+    eight_bit: bool,
+}
+
+fn ehlo_reply(starttls: bool, pipelining: bool) -> &'static [u8] {
+    match (starttls, pipelining) {
+        (true, true) => {
+            b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n"
+        }
+        (false, true) => b"250-sluice-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
+        (true, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 SIZE 52428800\r\n",
+        (false, false) => b"250-sluice-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n",
+    }
+}
+
+/// The answer to a message after DATA: refused for a `block-` recipient or 8-bit content
+/// without BODY=8BITMIME, else accepted (and counted) for every recipient.
+fn message_reply(state: &SinkState, t: &Transaction, body: Vec<u8>, peer: IpAddr, encrypted: bool) -> &'static [u8] {
+    if t.rcpts.iter().any(|r| r.starts_with("block-")) {
+        return b"554 5.7.1 Message rejected as likely unsolicited mail\r\n";
+    }
+    if !body.is_ascii() && !t.eight_bit {
+        return b"554 5.6.0 8-bit content needs BODY=8BITMIME\r\n";
+    }
+    let trace = format!("Return-Path: <{}>\r\nReceived: from {} ([{peer}])\r\n", t.sender, t.helo);
+    accept(state, &t.rcpts, &trace, body);
+    if encrypted {
+        state.accepted_encrypted.fetch_add(t.rcpts.len() as u64, Ordering::Relaxed);
+    }
+    b"250 2.0.0 Ok: queued\r\n"
 }
 
 /// Kept messages start with `Return-Path: <MAIL FROM>` and `Received: from HELO ([peer])`,
