@@ -55,6 +55,9 @@ pub struct Ctx<T: Transport> {
     /// One multiplexed connection shared by every task; taken from the pool again only after
     /// an error (a pool checkout costs a PING round trip).
     shared: Mutex<Option<Conn>>,
+    /// Wakes a lane's loop from its idle wait: a batch gave tokens back, so its destination
+    /// is worth a visit now (one per lane; a wake-up with nobody waiting is kept for the next).
+    wake: [tokio::sync::Notify; 2],
 }
 
 impl<T: Transport> Ctx<T> {
@@ -74,6 +77,7 @@ impl<T: Transport> Ctx<T> {
             consumer,
             permits: Mutex::new(HashMap::new()),
             shared: Mutex::new(None),
+            wake: Default::default(),
         }
     }
 
@@ -96,6 +100,16 @@ impl<T: Transport> Ctx<T> {
     /// What is sealed with the link secret for one recipient, as sent now.
     pub fn links<'a>(&'a self, spec: &'a CampaignSpec, index: u64, address: &'a str) -> RecipientLinks<'a> {
         RecipientLinks::new(&self.config, self.tokens.as_ref(), spec, index, address, self.clock.now().timestamp())
+    }
+
+    /// Ends `lane`'s current idle wait, or the next one.
+    pub fn wake(&self, lane: Lane) {
+        self.wake[lane as usize].notify_one();
+    }
+
+    /// Resolves when [`Ctx::wake`] is called for `lane`.
+    pub async fn woken(&self, lane: Lane) {
+        self.wake[lane as usize].notified().await
     }
 
     /// The semaphore bounding concurrent sends of one lane to `domain` from this worker.

@@ -73,7 +73,10 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown)
                     });
                 }
                 if let Some(wait) = idle {
-                    shutdown.sleep(wait).await;
+                    tokio::select! {
+                        _ = shutdown.sleep(wait) => {}
+                        _ = ctx.woken(lane) => {}
+                    }
                 }
             }
             Err(e) => {

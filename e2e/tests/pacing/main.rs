@@ -4,6 +4,7 @@
 mod common;
 
 mod adaptive_throttle;
+mod dead_jobs;
 mod long_tail;
 mod priority_lane;
 mod providers;

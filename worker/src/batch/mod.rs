@@ -19,6 +19,7 @@ use sluice_shared::{
     redis::{
         StoreResult,
         scripts::{
+            destination, due,
             jobs::{self, Counted, Decision},
             stream,
         },
@@ -143,6 +144,14 @@ async fn handle_campaign<T: Transport>(
     let skipped = decisions.iter().filter(|d| **d == Decision::Skip).count();
     if skipped > 0 {
         metrics::counter!(m::SKIPPED).increment(skipped as u64);
+    }
+    let unsent = entries.len() - to_send.len();
+    if unsent > 0 {
+        // Dead entries (cancelled, parked, stale) cost the destination no token: give them
+        // back and look again now, so they drain at read speed, not at the rate limit.
+        destination::give_back(&mut conn, domain, lane, unsent).await?;
+        due::mark(&mut conn, &keys::ready_of(lane, domain), &[domain]).await?;
+        ctx.wake(lane);
     }
     if to_send.is_empty() {
         return Ok(());

@@ -22,6 +22,7 @@ lua!(SHAPE, "shape", Destination, &["shape"]);
 lua!(SHAPE_READ, "shape_read", Destination, &["shape"]);
 lua!(HAS_WORK, "has_work", Clock, &["stream"]);
 lua!(PICK, "pick_domains", Clock, &["ready"]);
+lua!(GIVE_BACK, "give_back", Clock, &["bucket"]);
 
 /// What a worker asks of one lane of one destination.
 pub struct Visit<'a> {
@@ -125,6 +126,12 @@ fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Ent
         }
     }
     (entries, malformed)
+}
+
+/// Gives back `n` tokens taken from `domain`'s bucket for entries of `lane` that were not
+/// sent (cancelled, parked, stale), so they cost the destination nothing; the tokens now held.
+pub async fn give_back(conn: &mut Conn, domain: &str, lane: Lane, n: usize) -> StoreResult<i64> {
+    Ok(GIVE_BACK.on(&keys::domain_bucket(domain)).arg(n).arg(lane.as_str()).invoke_async(conn).await?)
 }
 
 /// Slows or suspends `domain` for every worker, as a throttling reply asked; the factor in force now (x1000) and the end of

@@ -147,6 +147,7 @@ fn all() -> Vec<&'static Lua> {
         &destination::SHAPE_READ,
         &destination::PICK,
         &destination::HAS_WORK,
+        &destination::GIVE_BACK,
         &due::MARK,
         &due::UNREADY,
         &due::RESCHEDULE,
