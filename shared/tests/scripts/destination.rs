@@ -114,3 +114,22 @@ async fn picks_lease_due_destinations_and_has_work_sees_pending_entries() {
     let _: String = redis.cmd(&["XADD", &stream, "*", "c", "c"]).await;
     assert!(destination::has_work(&mut redis.conn, "x.example", Lane::Priority, keys::WORKER_GROUP).await.unwrap());
 }
+
+#[tokio::test]
+async fn tokens_given_back_are_spendable_at_once() {
+    let mut redis = Redis::start().await;
+    let stream = keys::lane_stream("x.example", Lane::Bulk);
+    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
+    for i in 0..4 {
+        let i = i.to_string();
+        let _: String = redis
+            .cmd(&["XADD", &stream, "*", "c", "c", "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"])
+            .await;
+    }
+    assert_eq!(destination::give_back(&mut redis.conn, "x.example", Lane::Bulk, 2).await.unwrap(), 0, "no bucket yet");
+    let slow = destination::Visit { per_second: 0.001, ..visit(10) };
+    assert_eq!(destination::take(&mut redis.conn, &slow).await.unwrap().entries.len(), 2, "the burst");
+    assert_eq!(destination::take(&mut redis.conn, &slow).await.unwrap().entries.len(), 0, "spent");
+    assert_eq!(destination::give_back(&mut redis.conn, "x.example", Lane::Bulk, 2).await.unwrap(), 2);
+    assert_eq!(destination::take(&mut redis.conn, &slow).await.unwrap().entries.len(), 2, "given back, taken again");
+}
