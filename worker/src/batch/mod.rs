@@ -148,10 +148,19 @@ async fn handle_campaign<T: Transport>(
     let unsent = entries.len() - to_send.len();
     if unsent > 0 {
         // Dead entries (cancelled, parked, stale) cost the destination no token: give them
-        // back and look again now, so they drain at read speed, not at the rate limit.
-        destination::give_back(&mut conn, domain, lane, unsent).await?;
-        due::mark(&mut conn, &keys::ready_of(lane, domain), &[domain]).await?;
-        ctx.wake(lane);
+        // back and look again now, so they drain at read speed, not at the rate limit. Best
+        // effort: the jobs to send are already marked in flight and must not wait on this.
+        let give_back = async {
+            destination::give_back(&mut conn, domain, lane, unsent).await?;
+            due::mark(&mut conn, &keys::ready_of(lane, domain), &[domain]).await
+        };
+        match give_back.await {
+            Ok(_) => ctx.wake(lane),
+            Err(e) => {
+                m_redis_error("give_back");
+                tracing::warn!(%domain, error = %e, "giving back unused tokens failed; they refill at the rate");
+            }
+        }
     }
     if to_send.is_empty() {
         return Ok(());
