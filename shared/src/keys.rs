@@ -94,6 +94,11 @@ pub fn lane_reclaim_marker(domain: &str, lane: crate::lane::Lane) -> String {
     }
 }
 
+/// Lease (SET NX PX) of the one worker sweeping `campaign`'s jobs out of a lane's stream.
+pub fn lane_sweep_lease(domain: &str, lane: crate::lane::Lane, campaign: &str) -> String {
+    format!("sluice:{{d:{domain}}}:sweep:{}:{campaign}", lane.as_str())
+}
+
 /// Hash holding the domain's token bucket (`tokens`, `ts`), shared by the whole cluster.
 pub fn domain_bucket(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:tb")
@@ -307,6 +312,7 @@ mod tests {
         use crate::lane::Lane;
         assert_eq!(lane_stream("a.b", Lane::Bulk), "sluice:{d:a.b}:q");
         assert_eq!(lane_stream("a.b", Lane::Priority), "sluice:{d:a.b}:tq");
+        assert_eq!(lane_sweep_lease("a.b", Lane::Bulk, "c1"), "sluice:{d:a.b}:sweep:bulk:c1");
         assert_eq!(lane_reclaim_marker("a.b", Lane::Priority), "sluice:{d:a.b}:trc");
         assert_eq!(ready_for(Lane::Bulk, 2), "sluice:{r:2}:ready");
         assert_eq!(ready_for(Lane::Priority, 0), "sluice:{rt:0}:ready");

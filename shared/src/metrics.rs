@@ -27,6 +27,9 @@ pub const CLAIMS: &str = "sluice_claims_total";
 pub const RECLAIMS: &str = "sluice_reclaims_total";
 /// Stale duplicate jobs skipped (already handled elsewhere).
 pub const SKIPPED: &str = "sluice_skipped_jobs_total";
+/// Jobs of campaigns not running swept out of destination streams unhanded: label
+/// `outcome` (parked, cancelled, other).
+pub const SWEPT: &str = "sluice_swept_jobs_total";
 /// Recipients accepted or rejected at intake: label `result`.
 pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
 /// Campaigns created: label `source` (api, stream).
@@ -120,6 +123,9 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "round").absolute(0);
+            for outcome in ["parked", "cancelled", "other"] {
+                metrics::counter!(SWEPT, "outcome" => outcome).absolute(0);
+            }
             for sender in config.warmup.senders.keys() {
                 metrics::counter!(WARMUP_HELD, "sender" => sender.clone()).absolute(0);
             }
@@ -167,6 +173,7 @@ fn describe() {
     describe_counter!(CLAIMS, "Jobs claimed from destination streams");
     describe_counter!(RECLAIMS, "Jobs reclaimed from workers presumed dead");
     describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
+    describe_counter!(SWEPT, "Jobs of campaigns not running swept out of destination streams (outcome)");
     describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
     describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");
     describe_counter!(MESSAGES_ACCEPTED, "Transactional messages accepted");

@@ -13,6 +13,7 @@ mod engine;
 mod links;
 mod message;
 mod render;
+mod sweep;
 mod tracking;
 mod transport;
 

@@ -157,6 +157,22 @@ impl Stack {
         n
     }
 
+    /// Replaces `from` with `to` in the config file and restarts every worker on it, each
+    /// draining first, as an operator changing a limit would.
+    pub fn reconfigure_workers(&mut self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "{from:?} is not in the config");
+        std::fs::write(&self.config, text.replace(from, to)).unwrap();
+        let running = self
+            .workers
+            .iter_mut()
+            .filter_map(|w| w.is_running().then(|| tokio::task::block_in_place(|| w.terminate())))
+            .count();
+        for _ in 0..running {
+            self.add_worker();
+        }
+    }
+
     /// Waits for the scheduler's API; on timeout the panic carries every process's log.
     async fn wait_api(&self) {
         let url = format!("{}/healthz", self.api);

@@ -79,7 +79,7 @@ pub async fn act(
         return Err(ApiError::NotFound(format!("action {action:?} (use start, pause, resume or cancel)")));
     };
     let mut conn = state.conn().await?;
-    match store::transition(&mut conn, &id, action).await? {
+    match store::transition(&mut conn, &id, action, state.config.campaigns.events_maxlen).await? {
         Transition::Done(s) | Transition::Unchanged(s) => {
             tracing::info!(campaign = %id, action = action.as_str(), status = %s, "campaign transition");
             Ok(Json(json!({"id": id, "status": s})))

@@ -87,12 +87,13 @@ impl Duties {
             busy |= step.moved > 0;
             match step.status.as_str() {
                 "scheduled" => {
-                    store::transition(conn, &id, Action::Release).await?;
+                    store::transition(conn, &id, Action::Release, self.config.campaigns.events_maxlen).await?;
                 }
                 "running" => busy |= retries::promote(conn, &self.enqueuer, &id).await? > 0,
                 "paused" if sweep => {
                     hygiene::expire_waiting(conn, &id, &self.config).await?;
                 }
+                "cancelled" if hygiene::cancel_staged(conn, &id, &self.config).await? > 0 => busy = true,
                 "completed" | "cancelled" => {
                     export_counts(conn, &id).await?;
                     hygiene::expire_campaign(conn, &id, &self.config).await?;

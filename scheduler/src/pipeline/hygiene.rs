@@ -37,6 +37,24 @@ pub async fn expire_keys(conn: &mut Conn, id: &str, ms: u64) -> StoreResult<()> 
     Ok(())
 }
 
+/// Staged recipients a cancel dropped get their `cancelled` events this many per script call
+/// (a few ms of Redis time), and up to this many calls per campaign per round.
+const CANCEL_STAGED_CHUNK: usize = 2_000;
+const CANCEL_STAGED_CALLS: usize = 10;
+
+/// Gives the staged recipients a cancel dropped their events; how many still wait for theirs
+/// (the campaign stays active, and comes back next round, until none do).
+pub async fn cancel_staged(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {
+    let mut left = 0;
+    for _ in 0..CANCEL_STAGED_CALLS {
+        left = campaign::cancel_staged(conn, id, config.campaigns.events_maxlen, CANCEL_STAGED_CHUNK).await?;
+        if left == 0 {
+            break;
+        }
+    }
+    Ok(left)
+}
+
 /// Fails jobs of a paused campaign that have waited past their max age (checked every few
 /// seconds, up to 1,000 per campaign per pass).
 pub async fn expire_waiting(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<i64> {

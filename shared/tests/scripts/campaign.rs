@@ -37,17 +37,20 @@ async fn create_stage_and_transitions() {
 
     let conn = &mut redis.conn;
     assert_eq!(
-        campaign::transition(conn, "c", Action::Start).await.unwrap(),
+        campaign::transition(conn, "c", Action::Start, 100).await.unwrap(),
         Transition::Done(CampaignStatus::Running)
     );
-    assert_eq!(campaign::transition(conn, "c", Action::Pause).await.unwrap(), Transition::Done(CampaignStatus::Paused));
     assert_eq!(
-        campaign::transition(conn, "c", Action::Pause).await.unwrap(),
+        campaign::transition(conn, "c", Action::Pause, 100).await.unwrap(),
+        Transition::Done(CampaignStatus::Paused)
+    );
+    assert_eq!(
+        campaign::transition(conn, "c", Action::Pause, 100).await.unwrap(),
         Transition::Unchanged(CampaignStatus::Paused)
     );
     let refused = campaign::stage(conn, "c", &lines(&["d@x.example"])).await.unwrap();
     assert_eq!(refused, Err(StageRefused::NotDraft(CampaignStatus::Paused)));
-    assert_eq!(campaign::transition(conn, "gone", Action::Start).await.unwrap(), Transition::Missing);
+    assert_eq!(campaign::transition(conn, "gone", Action::Start, 100).await.unwrap(), Transition::Missing);
 }
 
 /// A running campaign with two staged recipients, as after an upload and a start.
@@ -87,13 +90,15 @@ async fn a_cancel_between_peek_and_commit_counts_each_recipient_once() {
     let mut redis = Redis::start().await;
     running_with_two_staged(&mut redis).await;
     let peek = campaign::expand_peek(&mut redis.conn, "race", 10, 100).await.unwrap();
-    let cancelled = campaign::transition(&mut redis.conn, "race", Action::Cancel).await.unwrap();
+    let cancelled = campaign::transition(&mut redis.conn, "race", Action::Cancel, 100).await.unwrap();
     assert_eq!(cancelled, Transition::Done(CampaignStatus::Cancelled));
     assert!(commit_both(&mut redis, peek.cursor).await);
     let c = redis.counts("race").await;
     assert_eq!((c["staged"], c.get("queued").copied().unwrap_or(0), c["cancelled"]), (0, 0, 2), "{c:?}");
     assert_eq!(redis.state("race", 0).await.as_deref(), Some("x"), "pushed jobs are skipped by workers");
     assert_eq!(redis.state("race", 1).await.as_deref(), Some("x"));
+    assert_eq!(campaign::cancel_staged(&mut redis.conn, "race", 100, 10).await.unwrap(), 0);
+    assert_eq!(redis.event_types("race").await, ["cancelled", "cancelled"], "one event each, from the staged list");
 }
 
 #[tokio::test]
@@ -151,4 +156,45 @@ async fn a_late_event_counts_once_per_recipient_and_kind() {
     let seen: bool = redis.cmd(&["SISMEMBER", &keys::campaign_late_events("c"), "o:3"]).await;
     assert!(seen);
     assert_eq!(campaign::late_event(&mut redis.conn, "gone", 100, &late).await.unwrap(), Recorded::CampaignGone);
+}
+
+#[tokio::test]
+async fn a_cancel_drops_waiting_jobs_with_one_event_each() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 1).await;
+    let deferred = r#"{"c":"c","i":4,"r":"a@x.example","a":1,"t":1}"#;
+    let parked = r#"{"c":"c","i":5,"r":"b@x.example","a":0,"t":1,"p":true}"#;
+    let _: () = redis.cmd(&["ZADD", &keys::campaign_retry("c"), "0", deferred, "1", parked]).await;
+    let _: () = redis.cmd(&["HSET", &keys::campaign_counts("c"), "deferred", "1", "total", "5"]).await;
+    // Three recipients still staged, after 7 were expanded.
+    let staged = lines(&["s7@x.example", "s8@x.example", "s9@x.example"]);
+    let _: () = redis.cmd(&["RPUSH", &keys::campaign_staged("c"), &staged[0], &staged[1], &staged[2]]).await;
+    let _: () = redis.cmd(&["HSET", &keys::campaign_counts("c"), "staged", "3"]).await;
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "cursor", "7"]).await;
+    assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0, "not cancelled yet");
+
+    let cancelled = campaign::transition(&mut redis.conn, "c", Action::Cancel, 100).await.unwrap();
+    assert_eq!(cancelled, Transition::Done(CampaignStatus::Cancelled));
+    let c = redis.counts("c").await;
+    assert_eq!((c["staged"], c["queued"], c["deferred"], c["cancelled"]), (0, 0, 0, 5), "counted at once: {c:?}");
+    assert_eq!(redis.event_types("c").await, ["cancelled", "cancelled"], "the retry set's at once");
+    assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 1, "a chunk of two");
+    assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0);
+    assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0, "nothing left");
+    let events: Vec<(String, Vec<(String, String)>)> =
+        redis.cmd(&["XRANGE", &keys::campaign_events("c"), "-", "+"]).await;
+    let staged_ends: Vec<(String, String)> = events[2..]
+        .iter()
+        .map(|(_, f)| {
+            let get = |k: &str| f.iter().find(|(n, _)| n == k).unwrap().1.clone();
+            (get("i"), get("r"))
+        })
+        .collect();
+    let expected = [("7", "s7@x.example"), ("8", "s8@x.example"), ("9", "s9@x.example")];
+    assert_eq!(staged_ends, expected.map(|(i, r)| (i.to_string(), r.to_string())), "indexes go on from the cursor");
+    assert_eq!(redis.counts("c").await["cancelled"], 5, "events only: counted once");
+
+    let again = campaign::transition(&mut redis.conn, "c", Action::Cancel, 100).await.unwrap();
+    assert_eq!(again, Transition::Unchanged(CampaignStatus::Cancelled));
+    assert_eq!(redis.event_types("c").await.len(), 5, "once each");
 }

@@ -133,3 +133,60 @@ async fn tokens_given_back_are_spendable_at_once() {
     assert_eq!(destination::give_back(&mut redis.conn, "x.example", Lane::Bulk, 2).await.unwrap(), 2);
     assert_eq!(destination::take(&mut redis.conn, &slow).await.unwrap().entries.len(), 2, "given back, taken again");
 }
+
+#[tokio::test]
+async fn a_scan_finds_one_campaigns_unhanded_entries_in_order_and_goes_on_from_its_cursor() {
+    let mut redis = Redis::start().await;
+    let stream = keys::lane_stream("x.example", Lane::Bulk);
+    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
+    // dead, live, dead, live, dead, dead: the first is handed to a worker before the scan.
+    for (i, c) in ["dead", "live", "dead", "live", "dead", "dead"].into_iter().enumerate() {
+        let i = i.to_string();
+        let _: String =
+            redis.cmd(&["XADD", &stream, "*", "c", c, "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"]).await;
+    }
+    let took = destination::take(&mut redis.conn, &visit(1)).await.unwrap();
+    assert_eq!(took.entries[0].0.job.index, 0);
+    let scan = |after: Option<String>, scan, limit| {
+        let mut conn = redis.conn.clone();
+        async move {
+            let after = after.as_deref();
+            destination::scan_campaign(
+                &mut conn,
+                ("x.example", Lane::Bulk),
+                keys::WORKER_GROUP,
+                "dead",
+                after,
+                (scan, limit),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let indexes = |s: &destination::Scanned| s.entries.iter().map(|e| e.job.index).collect::<Vec<_>>();
+
+    let all = scan(None, 100, 100).await;
+    assert_eq!((indexes(&all), all.done), (vec![2, 4, 5], true), "past what the group was handed, this campaign only");
+
+    let first = scan(None, 2, 100).await;
+    assert_eq!((indexes(&first), first.done), (vec![2], false), "two entries looked at");
+    let rest = scan(Some(first.cursor.clone()), 100, 100).await;
+    assert_eq!((indexes(&rest), rest.done), (vec![4, 5], true), "on from the cursor");
+
+    let limited = scan(None, 100, 2).await;
+    assert_eq!((indexes(&limited), limited.done), (vec![2, 4], false), "the limit ends a look");
+    let rest = scan(Some(limited.cursor.clone()), 100, 2).await;
+    assert_eq!((indexes(&rest), rest.done), (vec![5], true));
+
+    let missing = destination::scan_campaign(
+        &mut redis.conn,
+        ("y.example", Lane::Bulk),
+        keys::WORKER_GROUP,
+        "dead",
+        None,
+        (9, 9),
+    )
+    .await
+    .unwrap();
+    assert!(missing.entries.is_empty() && missing.done, "a stream that does not exist holds nothing");
+}

@@ -5,7 +5,7 @@ use sluice_shared::{
     model::{Entry, Job, OutcomeKind},
     redis::scripts::{
         campaign::{self, Requeue},
-        jobs::{self, Counted, Decision, Outcome, Poisoned},
+        jobs::{self, Counted, Decision, Outcome, Poisoned, Source},
     },
 };
 
@@ -32,16 +32,17 @@ async fn decide_sends_current_jobs_once_and_parks_them_while_paused() {
     let mut redis = Redis::start().await;
     redis.campaign("c", "running", 2).await;
     let first = [entry("1-0", 0, 0)];
-    let decided = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &first).await.unwrap();
+    let decided = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &first).await.unwrap();
     assert_eq!(decided, [Decision::Send]);
     assert_eq!(redis.state("c", 0).await.as_deref(), Some("q0:1-0"), "in flight under its entry");
-    let reclaimed = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &first).await.unwrap();
+    let reclaimed = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &first).await.unwrap();
     assert_eq!(reclaimed, [Decision::Send], "a reclaimed entry finds its own mark");
-    let duplicate = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[entry("1-9", 0, 0)]).await.unwrap();
+    let duplicate =
+        jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &[entry("1-9", 0, 0)]).await.unwrap();
     assert_eq!(duplicate, [Decision::Skip], "another copy of the same job");
 
     let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "paused"]).await;
-    let parked = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[entry("2-0", 1, 0)]).await.unwrap();
+    let parked = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &[entry("2-0", 1, 0)]).await.unwrap();
     assert_eq!(parked, [Decision::Parked]);
     let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
     assert_eq!(members.len(), 1);
@@ -49,7 +50,10 @@ async fn decide_sends_current_jobs_once_and_parks_them_while_paused() {
 
     let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "running"]).await;
     let old = Entry { job: Job { queued_at_ms: 1, ..entry("3-0", 1, 0).job }, ..entry("3-0", 1, 0) };
-    assert_eq!(jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &[old]).await.unwrap(), [Decision::Expired]);
+    assert_eq!(
+        jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &[old]).await.unwrap(),
+        [Decision::Expired]
+    );
     assert_eq!(redis.state("c", 1).await.as_deref(), Some("f"));
 }
 
@@ -59,7 +63,7 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
     redis.campaign("c", "running", 2).await;
     let (sent, deferred) = (entry("1-0", 0, 0), entry("1-1", 1, 0));
     let both = [sent.clone(), deferred.clone()];
-    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, &both).await.unwrap();
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &both).await.unwrap();
     let outcome = |entry, kind| Outcome { entry, kind, retry_delay_ms: 60_000, detail_json: "{}".into() };
     let outcomes = [outcome(&sent, OutcomeKind::Sent), outcome(&deferred, OutcomeKind::Deferred)];
     let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
@@ -76,7 +80,7 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
     // A deferral whose retry would come after the max age fails now.
     let late = entry("2-0", 2, 0);
     let _: () = redis.cmd(&["HINCRBY", &keys::campaign_counts("c"), "queued", "1"]).await;
-    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, std::slice::from_ref(&late)).await.unwrap();
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&late)).await.unwrap();
     let too_late = Outcome { retry_delay_ms: 2 * DAY_MS, ..outcome(&late, OutcomeKind::Deferred) };
     let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &[too_late]).await.unwrap();
     assert_eq!(counted, [Counted::FailedPastMaxAge]);
@@ -88,7 +92,7 @@ async fn hold_puts_jobs_back_unsent_without_using_an_attempt() {
     let mut redis = Redis::start().await;
     redis.campaign("c", "running", 1).await;
     let held = entry("1-0", 0, 0);
-    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, std::slice::from_ref(&held)).await.unwrap();
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&held)).await.unwrap();
     let n = jobs::hold(&mut redis.conn, "c", 100, 5_000, r#"{"reason":"warmup_cap"}"#, &[&held]).await.unwrap();
     assert_eq!(n, 1);
     assert_eq!(redis.state("c", 0).await, None, "as before the first attempt");
@@ -123,4 +127,35 @@ async fn a_poisoned_job_fails_and_a_requeue_gives_it_one_more_chance() {
     assert_eq!((c["failed"], c["deferred"]), (0, 1), "{c:?}");
     assert_eq!(campaign::requeue(&mut redis.conn, "c", 0, 0, &member).await.unwrap(), Requeue::NotPoisoned);
     assert_eq!(campaign::requeue(&mut redis.conn, "gone", 0, 0, &member).await.unwrap(), Requeue::Missing);
+}
+
+#[tokio::test]
+async fn a_sweep_never_sends_and_parks_in_stream_order() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 3).await;
+    // Later in the stream but with a smaller index: the stream's order is what counts.
+    let swept = [entry("5-1", 9, 0), entry("5-2", 1, 0), entry("6-0", 5, 0)];
+    let running = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Swept, &swept).await.unwrap();
+    assert_eq!(running, [Decision::Leave; 3], "a running campaign's entries are left to the workers");
+    assert_eq!(redis.state("c", 9).await, None, "nothing marked in flight");
+
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "paused"]).await;
+    let parked = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Swept, &swept).await.unwrap();
+    assert_eq!(parked, [Decision::Parked; 3]);
+    let members: Vec<String> = redis.cmd(&["ZRANGE", &keys::campaign_retry("c"), "0", "-1"]).await;
+    let order: Vec<u64> = members.iter().map(|m| serde_json::from_str::<Job>(m).unwrap().index).collect();
+    assert_eq!(order, [9, 1, 5], "parked in stream order");
+    let again = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Swept, &swept).await.unwrap();
+    assert_eq!(again, [Decision::Parked; 3], "parking twice (two sweepers) keeps one member each");
+    let n: i64 = redis.cmd(&["ZCARD", &keys::campaign_retry("c")]).await;
+    assert_eq!(n, 3);
+
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "cancelled"]).await;
+    let dropped = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Swept, &swept).await.unwrap();
+    assert_eq!(dropped, [Decision::Dropped; 3]);
+    let twice = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Swept, &swept).await.unwrap();
+    assert_eq!(twice, [Decision::Skip; 3], "cancelled once");
+    let c = redis.counts("c").await;
+    assert_eq!((c["queued"], c["cancelled"]), (0, 3), "{c:?}");
+    assert_eq!(redis.event_types("c").await, ["cancelled"; 3]);
 }

@@ -17,10 +17,10 @@ use sluice_shared::{
     metrics as m,
     model::{Job, OutcomeKind},
     redis::{
-        StoreResult,
+        Conn, StoreResult,
         scripts::{
             destination, due,
-            jobs::{self, Counted, Decision},
+            jobs::{self, Counted, Decision, Source},
             stream,
         },
     },
@@ -33,6 +33,7 @@ use crate::{
     links::RecipientLinks,
     message,
     render::Campaign,
+    sweep,
     transport::{Envelope, Transport},
 };
 
@@ -98,6 +99,39 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
     }
 }
 
+/// Entries of this batch that were not sent (cancelled, parked, stale) cost their lane
+/// nothing: a paused or cancelled campaign's other entries are swept out of the lane, the
+/// tokens taken for the unsent ones go back, and the lane is looked at again at once. Best
+/// effort: jobs to send are already marked in flight and must not wait on a failure here.
+async fn free_lane<T: Transport>(
+    ctx: &Arc<Ctx<T>>,
+    conn: &mut Conn,
+    (domain, lane): (&str, Lane),
+    campaign: &str,
+    decisions: &[Decision],
+) {
+    let dead = decisions.iter().any(|d| matches!(d, Decision::Parked | Decision::Dropped));
+    if dead && let Err(e) = sweep::sweep(ctx, domain, lane, campaign).await {
+        m_redis_error("sweep");
+        tracing::warn!(%domain, %campaign, error = %e, "sweeping a campaign that is not running failed; its entries drain as read");
+    }
+    let unsent = decisions.iter().filter(|d| **d != Decision::Send).count();
+    if unsent == 0 {
+        return;
+    }
+    let give_back = async {
+        destination::give_back(conn, domain, lane, unsent).await?;
+        due::mark(conn, &keys::ready_of(lane, domain), &[domain]).await
+    };
+    match give_back.await {
+        Ok(_) => ctx.wake(lane),
+        Err(e) => {
+            m_redis_error("give_back");
+            tracing::warn!(%domain, error = %e, "giving back unused tokens failed; they refill at the rate");
+        }
+    }
+}
+
 fn m_redis_error(op: &'static str) {
     metrics::counter!(m::REDIS_ERRORS, "op" => op).increment(1);
 }
@@ -138,30 +172,14 @@ async fn handle_campaign<T: Transport>(
 ) -> StoreResult<()> {
     let mut conn = ctx.conn().await?;
     let (maxlen, max_age) = (ctx.config.campaigns.events_maxlen, ctx.config.retry.max_age.as_millis());
-    let decisions = jobs::decide(&mut conn, campaign_id, maxlen, max_age, &entries).await?;
+    let decisions = jobs::decide(&mut conn, campaign_id, maxlen, max_age, Source::Taken, &entries).await?;
     let to_send: Vec<&Entry> =
         entries.iter().zip(&decisions).filter(|(_, d)| **d == Decision::Send).map(|(e, _)| e).collect();
     let skipped = decisions.iter().filter(|d| **d == Decision::Skip).count();
     if skipped > 0 {
         metrics::counter!(m::SKIPPED).increment(skipped as u64);
     }
-    let unsent = entries.len() - to_send.len();
-    if unsent > 0 {
-        // Dead entries (cancelled, parked, stale) cost the destination no token: give them
-        // back and look again now, so they drain at read speed, not at the rate limit. Best
-        // effort: the jobs to send are already marked in flight and must not wait on this.
-        let give_back = async {
-            destination::give_back(&mut conn, domain, lane, unsent).await?;
-            due::mark(&mut conn, &keys::ready_of(lane, domain), &[domain]).await
-        };
-        match give_back.await {
-            Ok(_) => ctx.wake(lane),
-            Err(e) => {
-                m_redis_error("give_back");
-                tracing::warn!(%domain, error = %e, "giving back unused tokens failed; they refill at the rate");
-            }
-        }
-    }
+    free_lane(ctx, &mut conn, (domain, lane), campaign_id, &decisions).await;
     if to_send.is_empty() {
         return Ok(());
     }

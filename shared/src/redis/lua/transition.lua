@@ -1,6 +1,10 @@
 -- Moves a campaign through its lifecycle.
 -- KEYS: the campaign's (campaign_prelude.lua)
--- ARGV: action (start | pause | resume | cancel | release)
+-- ARGV: action (start | pause | resume | cancel | release), events_maxlen
+-- A cancel counts everything that waits as cancelled at once: the retry set (each job gets its
+-- `cancelled` event here) and the staged recipients (left in their list, from index
+-- `dropped_from`, for cancel_staged.lua to give their events a chunk at a time). Jobs in
+-- domain streams are swept or met by workers (decide.lua).
 -- Returns {'ok'|'noop'|'invalid'|'missing', status}
 local action = ARGV[1]
 local status = redis.call('HGET', meta, 'status')
@@ -34,10 +38,8 @@ elseif action == 'resume' then
 elseif action == 'cancel' then
   if status == 'cancelled' then return {'noop', status} end
   if status ~= 'completed' then
-    -- Everything not yet handed to a worker is dropped now; jobs already in domain streams
-    -- are dropped by the worker that meets them (see decide.lua).
     local dropped = count(counts, 'staged')
-    redis.call('DEL', staged)
+    redis.call('HSET', meta, 'dropped_from', redis.call('HGET', meta, 'cursor') or '0')
     redis.call('HSET', counts, 'staged', 0)
     for _, member in ipairs(redis.call('ZRANGE', retry, 0, -1)) do
       local job = cjson.decode(member)
@@ -46,6 +48,7 @@ elseif action == 'cancel' then
       else
         redis.call('HINCRBY', counts, 'deferred', -1)
       end
+      event(events, ARGV[2], 'cancelled', job.i, job.r, '{}')
       dropped = dropped + 1
     end
     redis.call('DEL', retry)

@@ -18,6 +18,7 @@ lua!(REQUEUE, "requeue", campaign);
 lua!(RETRY_DUE, "retry_due", campaign);
 lua!(RETRY_DONE, "retry_done", campaign);
 lua!(EXPIRE_WAITING, "expire_waiting", campaign);
+lua!(CANCEL_STAGED, "cancel_staged", campaign);
 lua!(LATE_EVENT, "late_event", campaign);
 
 fn status(text: &str) -> StoreResult<CampaignStatus> {
@@ -127,9 +128,11 @@ pub enum Transition {
     Missing,
 }
 
-/// Moves campaign `id` through its lifecycle.
-pub async fn transition(conn: &mut Conn, id: &str, action: Action) -> StoreResult<Transition> {
-    let (code, text): (String, String) = TRANSITION.for_campaign(id).arg(action.as_str()).invoke_async(conn).await?;
+/// Moves campaign `id` through its lifecycle (a cancel writes events for the jobs it drops).
+pub async fn transition(conn: &mut Conn, id: &str, action: Action, events_maxlen: u64) -> StoreResult<Transition> {
+    let mut invocation = TRANSITION.for_campaign(id);
+    invocation.arg(action.as_str()).arg(events_maxlen);
+    let (code, text): (String, String) = feed::write_events(conn, id, &invocation).await?;
     if code == "missing" {
         return Ok(Transition::Missing);
     }
@@ -243,6 +246,14 @@ pub async fn expire_waiting(
 ) -> StoreResult<i64> {
     let mut invocation = EXPIRE_WAITING.for_campaign(id);
     invocation.arg(max_age_ms).arg(events_maxlen).arg(limit);
+    feed::write_events(conn, id, &invocation).await
+}
+
+/// Gives up to `chunk` of the staged recipients a cancel of campaign `id` dropped their
+/// `cancelled` event; how many still wait for theirs (0 once done, or if not cancelled).
+pub async fn cancel_staged(conn: &mut Conn, id: &str, events_maxlen: u64, chunk: usize) -> StoreResult<i64> {
+    let mut invocation = CANCEL_STAGED.for_campaign(id);
+    invocation.arg(events_maxlen).arg(chunk);
     feed::write_events(conn, id, &invocation).await
 }
 

@@ -23,6 +23,7 @@ lua!(SHAPE_READ, "shape_read", Destination, &["shape"]);
 lua!(HAS_WORK, "has_work", Clock, &["stream"]);
 lua!(PICK, "pick_domains", Clock, &["ready"]);
 lua!(GIVE_BACK, "give_back", Clock, &["bucket"]);
+lua!(SCAN_CAMPAIGN, "scan_campaign", Clock, &["stream"]);
 
 /// What a worker asks of one lane of one destination.
 pub struct Visit<'a> {
@@ -77,7 +78,8 @@ pub async fn take(conn: &mut Conn, visit: &Visit<'_>) -> StoreResult<Took> {
     invocation.arg(visit.want).arg(visit.per_second).arg(visit.burst).arg(visit.group).arg(visit.consumer);
     invocation.arg(visit.reclaim_idle_ms).arg(visit.reclaim_every_ms).arg(lane.as_str()).arg(visit.share);
     let reply: Vec<Value> = invocation.invoke_async(conn).await?;
-    let (entries, malformed) = parse_entries(reply.get(5), reply.get(6));
+    let deliveries = array(&reply, 6).iter().map(|c| redis::from_redis_value_ref(c).unwrap_or(1));
+    let (entries, malformed) = parse_entries(array(&reply, 5), deliveries);
     Ok(Took {
         now_ms: int(&reply, 0)?,
         wait_ms: int(&reply, 1)?,
@@ -98,15 +100,20 @@ fn int(values: &[Value], i: usize) -> StoreResult<i64> {
         .ok_or_else(|| StoreError::Reply(format!("expected a number at {i}")))
 }
 
+/// The array at `i` of a reply (empty if there is none).
+fn array(values: &[Value], i: usize) -> &[Value] {
+    match values.get(i) {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
 /// Stream entries as `[id, [field, value, ...]]`, each with its delivery count; entries that
 /// do not parse as jobs are returned by id so they are acked (and logged) rather than retried
 /// forever.
-fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Entry, u64)>, Vec<String>) {
+fn parse_entries(items: &[Value], deliveries: impl Iterator<Item = u64>) -> (Vec<(Entry, u64)>, Vec<String>) {
     let mut entries = Vec::new();
     let mut malformed = Vec::new();
-    let (Some(Value::Array(items)), Some(Value::Array(deliveries))) = (items, deliveries) else {
-        return (entries, malformed);
-    };
     for (item, count) in items.iter().zip(deliveries) {
         let Value::Array(parts) = item else { continue };
         let Some(id) = parts.first().and_then(|v| redis::from_redis_value_ref::<String>(v).ok()) else { continue };
@@ -118,7 +125,7 @@ fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Ent
             _ => Default::default(),
         };
         match Job::from_fields(&fields) {
-            Ok(job) => entries.push((Entry { id, job }, redis::from_redis_value_ref(count).unwrap_or(1))),
+            Ok(job) => entries.push((Entry { id, job }, count)),
             Err(e) => {
                 tracing::error!(entry = %id, error = %e, "malformed job entry; dropping it");
                 malformed.push(id);
@@ -132,6 +139,40 @@ fn parse_entries(items: Option<&Value>, deliveries: Option<&Value>) -> (Vec<(Ent
 /// sent (cancelled, parked, stale), so they cost the destination nothing; the tokens now held.
 pub async fn give_back(conn: &mut Conn, domain: &str, lane: Lane, n: usize) -> StoreResult<i64> {
     Ok(GIVE_BACK.on(&keys::domain_bucket(domain)).arg(n).arg(lane.as_str()).invoke_async(conn).await?)
+}
+
+/// One look along a lane's stream for a campaign's entries no worker was handed yet.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// The campaign's jobs found, in stream order.
+    pub entries: Vec<Entry>,
+    /// The last entry looked at: where the next look starts.
+    pub cursor: String,
+    /// The stream's end was reached.
+    pub done: bool,
+}
+
+/// Looks at up to `scan` entries of `domain`'s `lane` stream past `after` (or, if `None`,
+/// past what `group` was last handed) and returns up to `limit` of them that are jobs of
+/// `campaign`. Reads only.
+pub async fn scan_campaign(
+    conn: &mut Conn,
+    (domain, lane): (&str, Lane),
+    group: &str,
+    campaign: &str,
+    after: Option<&str>,
+    (scan, limit): (usize, usize),
+) -> StoreResult<Scanned> {
+    let mut invocation = SCAN_CAMPAIGN.on(&keys::lane_stream(domain, lane));
+    invocation.arg(group).arg(campaign).arg(after.unwrap_or("")).arg(scan).arg(limit);
+    let reply: Vec<Value> = invocation.invoke_async(conn).await?;
+    // Entries that are not jobs are left for the lane's readers, which ack and log them.
+    let (entries, _) = parse_entries(array(&reply, 2), std::iter::repeat(1));
+    Ok(Scanned {
+        entries: entries.into_iter().map(|(e, _)| e).collect(),
+        cursor: reply.first().and_then(|v| redis::from_redis_value_ref::<String>(v).ok()).unwrap_or_default(),
+        done: int(&reply, 1)? == 1,
+    })
 }
 
 /// Slows or suspends `domain` for every worker, as a throttling reply asked; the factor in force now (x1000) and the end of

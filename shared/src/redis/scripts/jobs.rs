@@ -28,6 +28,18 @@ pub enum Decision {
     Dropped,
     /// Older than the max age: failed.
     Expired,
+    /// Swept from a running campaign: left in the stream for a worker to take.
+    Leave,
+}
+
+/// Where the jobs handed to [`decide`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Taken from a stream by this worker (with a token each): current ones are sent.
+    Taken,
+    /// Still in the stream, handed to no worker (a sweep of a campaign that is not running):
+    /// never sent, and left alone while the campaign runs.
+    Swept,
 }
 
 impl Decision {
@@ -37,6 +49,7 @@ impl Decision {
             2 => Decision::Parked,
             3 => Decision::Dropped,
             4 => Decision::Expired,
+            5 => Decision::Leave,
             _ => Decision::Skip,
         }
     }
@@ -48,10 +61,15 @@ pub async fn decide(
     id: &str,
     events_maxlen: u64,
     max_age_ms: u64,
+    source: Source,
     entries: &[Entry],
 ) -> StoreResult<Vec<Decision>> {
     let mut invocation = DECIDE.for_campaign(id);
-    invocation.arg(events_maxlen).arg(max_age_ms);
+    let mode = match source {
+        Source::Taken => "take",
+        Source::Swept => "sweep",
+    };
+    invocation.arg(events_maxlen).arg(max_age_ms).arg(mode);
     for e in entries {
         let parked = Job { parked: true, ..e.job.clone() }.member();
         invocation
