@@ -330,6 +330,11 @@ pub fn campaign_body(id: &str, recipients: Vec<Value>) -> Value {
     })
 }
 
+/// The value of one series (`name{labels}`) in Prometheus text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 /// Counts as plain numbers.
 pub fn counts(view: &Value) -> std::collections::BTreeMap<String, u64> {
     view["counts"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()

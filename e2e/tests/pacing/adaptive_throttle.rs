@@ -60,7 +60,9 @@ async fn a_throttling_reply_slows_the_destination_then_it_recovers() {
     let window = Instant::now();
     while window.elapsed() < Duration::from_millis(2500) {
         for i in 1..=2 {
-            if let Some(f) = gauge(&stack.scrape(i).await, "sluice_destination_rate_factor{domain=\"t.example\"}") {
+            if let Some(f) =
+                common::sample(&stack.scrape(i).await, "sluice_destination_rate_factor{domain=\"t.example\"}")
+            {
                 lowest_factor = lowest_factor.min(f);
             }
         }
@@ -87,7 +89,7 @@ async fn a_throttling_reply_slows_the_destination_then_it_recovers() {
     assert_eq!(common::counts(&view)["sent"], 400, "{view}");
     let mut changes = 0.0;
     for i in 1..=2 {
-        changes += gauge(
+        changes += common::sample(
             &stack.scrape(i).await,
             "sluice_destination_shape_changes_total{action=\"slow\",domain=\"t.example\"}",
         )
@@ -109,9 +111,4 @@ async fn repeated_mailbox_full_replies_suppress_the_address() {
     let (status, entry) = stack.call("GET", "/v1/suppressions/full-1@x.example", None).await;
     assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["reason"], "soft_bounces", "{entry}");
-}
-
-/// The value of one sample line, `name{labels} value`.
-fn gauge(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }

@@ -114,6 +114,11 @@ async fn twenty_thousand_paused_jobs_let_fifty_others_through_and_resume_exactly
     assert!(took < Duration::from_secs(10), "the second campaign took {took:?} behind the paused one");
     let c = common::counts(&stack.campaign("big").await);
     assert_eq!(c["queued"] + c["sent"], 20_000, "paused jobs stay queued: {c:?}");
+    let mut swept = 0.0;
+    for worker in [1, 2] {
+        swept += common::sample(&stack.scrape(worker).await, "sluice_swept_jobs_total{outcome=\"parked\"}").unwrap();
+    }
+    assert!(swept >= 19_000.0, "the paused jobs were swept, not read one by one: {swept}");
 
     // The operator lifts the limit, so the 20,000 go at once, and resumes.
     tokio::task::block_in_place(|| stack.reconfigure_workers("rate = \"10/s\"", "rate = \"100000/s\""));
