@@ -42,13 +42,16 @@ ensure_promtool() {
 }
 
 # free_port : a TCP port on 127.0.0.1 that is free right now, below the kernel's ephemeral
-# range so that no outgoing connection can be holding it.
+# range so that no outgoing connection can be holding it, and never one this script was
+# given before (two ports picked before either listens, an API's and a listener's, once
+# came out the same). Called as $(free_port), so the ports given are kept in a file.
 free_port() {
-  local port low
+  local port low given="${TMPDIR:-/tmp}/sluice-ports.$$"
   low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
     port=$(( RANDOM % (low - 20000) + 20000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    grep -qx "$port" "$given" 2>/dev/null && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port" >>"$given"; echo "$port"; return; }
   done
 }
 

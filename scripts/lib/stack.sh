@@ -28,6 +28,7 @@ stack_stop() {
   for port in ${REDIS_NODES[@]+"${REDIS_NODES[@]}"} ${REDIS_PORT:-}; do
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   done
+  rm -f "${TMPDIR:-/tmp}/sluice-ports.$$"
 }
 
 # wait_until DESCRIPTION SECONDS COMMAND... : polls COMMAND every 0.1 s until it succeeds.
