@@ -48,21 +48,22 @@ pub struct Swept {
 
 /// Sweeps `campaign`'s unhanded entries out of `domain`'s `lane` stream, unless another
 /// worker (or this one) is at it: one sweeper per lane and campaign holds a lease in Redis.
-pub async fn sweep<T: Transport>(ctx: &Ctx<T>, domain: &str, lane: Lane, campaign: &str) -> StoreResult<Swept> {
+/// `None` when someone else holds it.
+pub async fn sweep<T: Transport>(ctx: &Ctx<T>, domain: &str, lane: Lane, campaign: &str) -> StoreResult<Option<Swept>> {
     let mut conn = ctx.conn().await?;
     let lease = keys::lane_sweep_lease(domain, lane, campaign);
     let ms = (TIME_BUDGET + LEASE_MARGIN).as_millis() as u64;
     let leased: Option<String> =
         redis::cmd("SET").arg(&lease).arg(&ctx.consumer).arg("NX").arg("PX").arg(ms).query_async(&mut conn).await?;
     if leased.is_none() {
-        return Ok(Swept::default());
+        return Ok(None);
     }
     let swept = sweep_leased(ctx, &mut conn, (domain, lane), campaign).await;
     // A lease left behind (a crash, Redis gone) expires on its own.
     let _: Result<i64, _> = redis::cmd("DEL").arg(&lease).query_async(&mut conn).await;
     let swept = swept?;
     swept.report(domain, campaign);
-    Ok(swept)
+    Ok(Some(swept))
 }
 
 async fn sweep_leased<T: Transport>(

@@ -110,7 +110,8 @@ async fn twenty_thousand_paused_jobs_let_fifty_others_through_and_resume_exactly
     let took = created.elapsed();
     println!("50 jobs behind 20,000 paused ones at 10/s completed in {took:?}");
     // Before: the paused jobs were parked one token each, 2,000 s at 10/s. At 10/s the 50
-    // alone need 4 s after the burst of 10.
+    // alone need 4 s after the burst of 10; measured 5.1-5.5 s (6.4 s on clusters with the
+    // other pacing tests running alongside).
     assert!(took < Duration::from_secs(10), "the second campaign took {took:?} behind the paused one");
     let c = common::counts(&stack.campaign("big").await);
     assert_eq!(c["queued"] + c["sent"], 20_000, "paused jobs stay queued: {c:?}");

@@ -101,8 +101,10 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
 
 /// Entries of this batch that were not sent (cancelled, parked, stale) cost their lane
 /// nothing: a paused or cancelled campaign's other entries are swept out of the lane, the
-/// tokens taken for the unsent ones go back, and the lane is looked at again at once. Best
-/// effort: jobs to send are already marked in flight and must not wait on a failure here.
+/// tokens taken for the unsent ones go back, and the lane is looked at again at once, unless
+/// another worker is sweeping it (then reading on would only meet the entries it is about to
+/// remove: the lane comes back at its next visit). Best effort: jobs to send are already
+/// marked in flight and must not wait on a failure here.
 async fn free_lane<T: Transport>(
     ctx: &Arc<Ctx<T>>,
     conn: &mut Conn,
@@ -111,9 +113,15 @@ async fn free_lane<T: Transport>(
     decisions: &[Decision],
 ) {
     let dead = decisions.iter().any(|d| matches!(d, Decision::Parked | Decision::Dropped));
-    if dead && let Err(e) = sweep::sweep(ctx, domain, lane, campaign).await {
-        m_redis_error("sweep");
-        tracing::warn!(%domain, %campaign, error = %e, "sweeping a campaign that is not running failed; its entries drain as read");
+    let mut swept_elsewhere = false;
+    if dead {
+        match sweep::sweep(ctx, domain, lane, campaign).await {
+            Ok(swept) => swept_elsewhere = swept.is_none(),
+            Err(e) => {
+                m_redis_error("sweep");
+                tracing::warn!(%domain, %campaign, error = %e, "sweeping a campaign that is not running failed; its entries drain as read");
+            }
+        }
     }
     let unsent = decisions.iter().filter(|d| **d != Decision::Send).count();
     if unsent == 0 {
@@ -121,10 +129,14 @@ async fn free_lane<T: Transport>(
     }
     let give_back = async {
         destination::give_back(conn, domain, lane, unsent).await?;
-        due::mark(conn, &keys::ready_of(lane, domain), &[domain]).await
+        if !swept_elsewhere {
+            due::mark(conn, &keys::ready_of(lane, domain), &[domain]).await?;
+        }
+        Ok::<_, sluice_shared::redis::StoreError>(())
     };
     match give_back.await {
-        Ok(_) => ctx.wake(lane),
+        Ok(()) if !swept_elsewhere => ctx.wake(lane),
+        Ok(()) => {}
         Err(e) => {
             m_redis_error("give_back");
             tracing::warn!(%domain, error = %e, "giving back unused tokens failed; they refill at the rate");
