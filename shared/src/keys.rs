@@ -99,6 +99,11 @@ pub fn lane_sweep_lease(domain: &str, lane: crate::lane::Lane, campaign: &str) -
     format!("sluice:{{d:{domain}}}:sweep:{}:{campaign}", lane.as_str())
 }
 
+/// API key `id`'s send rate: the theoretical arrival time of its next send (GCRA, ms).
+pub fn key_send_rate(id: &str) -> String {
+    format!("sluice:{{k:{id}}}:send")
+}
+
 /// Hash holding the domain's token bucket (`tokens`, `ts`), shared by the whole cluster.
 pub fn domain_bucket(domain: &str) -> String {
     format!("sluice:{{d:{domain}}}:tb")

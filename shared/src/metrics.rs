@@ -30,6 +30,8 @@ pub const SKIPPED: &str = "sluice_skipped_jobs_total";
 /// Jobs of campaigns not running swept out of destination streams unhanded: label
 /// `outcome` (parked, cancelled, other).
 pub const SWEPT: &str = "sluice_swept_jobs_total";
+/// Sends refused because the API key was over its `send_rate`: label `key`.
+pub const SEND_RATE_LIMITED: &str = "sluice_send_rate_limited_total";
 /// Recipients accepted or rejected at intake: label `result`.
 pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
 /// Campaigns created: label `source` (api, stream).
@@ -149,6 +151,9 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
+            for key in config.api.keys.iter().filter(|k| k.send_rate.is_some()) {
+                metrics::counter!(SEND_RATE_LIMITED, "key" => key.id.clone()).absolute(0);
+            }
             for e in &config.webhooks.endpoints {
                 webhook_series(&e.id);
             }
@@ -173,6 +178,7 @@ fn describe() {
     describe_counter!(CLAIMS, "Jobs claimed from destination streams");
     describe_counter!(RECLAIMS, "Jobs reclaimed from workers presumed dead");
     describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
+    describe_counter!(SEND_RATE_LIMITED, "Sends refused with 429: the API key was over its send_rate (key)");
     describe_counter!(SWEPT, "Jobs of campaigns not running swept out of destination streams (outcome)");
     describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
     describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sluice_shared::{
     config::{ApiConfig, Scope},
     tokens::constant_time_eq,
+    units::Rate,
 };
 
 use super::{AppState, error::ApiError};
@@ -22,6 +23,8 @@ use super::{AppState, error::ApiError};
 pub struct Principal {
     pub id: String,
     pub scopes: Vec<Scope>,
+    /// How fast this key may send messages (`[[api.keys]] send_rate`), cluster-wide.
+    pub send_rate: Option<Rate>,
 }
 
 impl Principal {
@@ -43,14 +46,19 @@ impl Keys {
             .iter()
             .filter_map(|k| {
                 let bytes: [u8; 32] = hex::decode(&k.sha256).ok()?.try_into().ok()?;
-                Some((bytes, Principal { id: k.id.clone(), scopes: k.scopes.clone() }))
+                Some((bytes, Principal { id: k.id.clone(), scopes: k.scopes.clone(), send_rate: k.send_rate }))
             })
             .collect();
         let plain = config
             .tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.trim().to_string(), Principal { id: format!("token-{i}"), scopes: vec![Scope::Admin] }))
+            .map(|(i, t)| {
+                (
+                    t.trim().to_string(),
+                    Principal { id: format!("token-{i}"), scopes: vec![Scope::Admin], send_rate: None },
+                )
+            })
             .collect();
         Keys { hashed, plain }
     }

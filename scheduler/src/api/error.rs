@@ -43,6 +43,11 @@ pub enum ApiError {
     Unauthorized,
     /// Authenticated, but the key lacks the scope.
     Forbidden(String),
+    /// The key is over its `send_rate`: try again after this long.
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     Store(StoreError),
 }
 
@@ -82,6 +87,11 @@ impl IntoResponse for ApiError {
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
             }
             ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, ErrorBody::new(None, message)),
+            ApiError::RateLimited { message, retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0).to_string();
+                let body = ErrorBody::new(None, message);
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds)], body).into_response();
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage error in API call");
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(None, "storage unavailable; retry later"))

@@ -12,16 +12,20 @@ use axum::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_shared::{keys, lane};
+use sluice_shared::{config::ApiKey, keys, lane, metrics as m, redis::scripts::records};
 
-use super::{AppState, auth::Principal, error::ApiError};
+use super::{
+    AppState,
+    auth::Principal,
+    error::{ApiError, ErrorBody},
+};
 use crate::{field_error::FieldError, message};
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 #[utoipa::path(post, path = "/messages", tag = "messages",
     request_body(content = Object, description = "A transactional message: from, to, subject, html and/or text (or template, template_version), vars, headers, tags, metadata, tracking, reply_to"),
-    responses((status = 202, description = "Queued: the message id and recipient count", body = Object), (status = 200, description = "The same Idempotency-Key and body again", body = Object)))]
+    responses((status = 202, description = "Queued: the message id and recipient count", body = Object), (status = 200, description = "The same Idempotency-Key and body again", body = Object), (status = 429, description = "The API key is over its send_rate; Retry-After says when to try again", body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -29,6 +33,7 @@ pub async fn send(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut conn = state.conn().await?;
+    within_send_rate(&mut conn, &principal).await?;
     let idempotency = idempotency_key(&headers)?;
     let (id, replayed) = match &idempotency {
         None => (message::new_id(), false),
@@ -40,6 +45,18 @@ pub async fn send(
         response.headers_mut().insert("Idempotent-Replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Takes one send from the key's `send_rate`, shared by every scheduler; 429 past it.
+async fn within_send_rate(conn: &mut sluice_shared::redis::Pooled, principal: &Principal) -> Result<(), ApiError> {
+    let Some(rate) = principal.send_rate else { return Ok(()) };
+    let burst = ApiKey::send_burst(rate);
+    let Some(retry_after) = records::send_rate(conn, &principal.id, rate.per_second(), burst).await? else {
+        return Ok(());
+    };
+    metrics::counter!(m::SEND_RATE_LIMITED, "key" => principal.id.clone()).increment(1);
+    let message = format!("API key {:?} is over its send_rate ({rate}); retry after {retry_after:?}", principal.id);
+    Err(ApiError::RateLimited { message, retry_after })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

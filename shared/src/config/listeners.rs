@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use super::{ConfigError, invalid};
+use crate::units::Rate;
 
 /// What an API key may do. `admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,13 +40,24 @@ impl Scope {
 }
 
 /// An API key: its id (recorded in the audit log), the SHA-256 of the Bearer token (hex;
-/// the token itself is never stored), and its scopes.
+/// the token itself is never stored), its scopes, and optionally how fast it may send
+/// messages, counted across every scheduler.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
     pub id: String,
     pub sha256: String,
     pub scopes: Vec<Scope>,
+    /// Messages per period (`"50/s"`), in bursts of one second's worth (at least 1).
+    #[serde(default)]
+    pub send_rate: Option<Rate>,
+}
+
+impl ApiKey {
+    /// The burst of `send_rate`: one second's worth, at least one message.
+    pub fn send_burst(rate: Rate) -> u32 {
+        rate.per_second().ceil().clamp(1.0, u32::MAX as f64) as u32
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -65,6 +65,20 @@ fn bad_values_name_the_key() {
         ),
         ("[redis]\nurl = \"redis://x\"\nclient_key = \"/etc/hosts\"\n".to_string(), "only with rediss://"),
         ("[redis]\nseeds = [\"rediss://a:1\", \"redis://b:1\"]\n".to_string(), "mix rediss:// and redis://"),
+        (
+            format!(
+                "{base}[[api.keys]]\nid = \"k\"\nsha256 = \"{}\"\nscopes = [\"send\"]\nsend_rate = \"fast\"\n",
+                "a".repeat(64)
+            ),
+            "send_rate",
+        ),
+        (
+            format!(
+                "{base}[[api.keys]]\nid = \"k\"\nsha256 = \"{}\"\nscopes = [\"send\"]\nsend_rate = \"0/s\"\n",
+                "a".repeat(64)
+            ),
+            "greater than zero",
+        ),
     ];
     for (text, needle) in cases {
         let err = error_of(&text, Role::Scheduler);

@@ -158,6 +158,7 @@ fn all() -> Vec<&'static Lua> {
         &records::TEMPLATE_PUT,
         &records::FEED_CURSOR,
         &records::WARMUP_TAKE,
+        &records::SEND_RATE,
     ]
 }
 

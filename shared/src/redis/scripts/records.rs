@@ -1,5 +1,5 @@
 //! Small records kept by one script each: template versions, how far a source was copied into
-//! the event feed, and a sender's warm-up count for the day.
+//! the event feed, a sender's warm-up count for the day, and an API key's send rate.
 
 use super::lua;
 use crate::{
@@ -10,6 +10,7 @@ use crate::{
 lua!(TEMPLATE_PUT, "template_put", Clock, &["template"]);
 lua!(FEED_CURSOR, "feed_cursor", Clock, &["meta"]);
 lua!(WARMUP_TAKE, "warmup_take", Clock, &["counter"]);
+lua!(SEND_RATE, "send_rate", Clock, &["tat"]);
 
 /// Stores a new version of template `id` (`version_json` without its number); the number.
 pub async fn template_put(conn: &mut Conn, id: &str, version_json: &str) -> StoreResult<u64> {
@@ -32,4 +33,17 @@ pub async fn warmup_take(
     ttl_ms: u64,
 ) -> StoreResult<(usize, u64)> {
     Ok(WARMUP_TAKE.on(counter).arg(cap).arg(want).arg(ttl_ms).invoke_async(conn).await?)
+}
+
+/// Takes one send from API key `key_id`'s rate of `per_second` (bursts of `burst`), shared by
+/// every scheduler: `None` if it may go now, else how long until it may.
+pub async fn send_rate(
+    conn: &mut Conn,
+    key_id: &str,
+    per_second: f64,
+    burst: u32,
+) -> StoreResult<Option<std::time::Duration>> {
+    let interval_ms = 1000.0 / per_second;
+    let wait: i64 = SEND_RATE.on(&keys::key_send_rate(key_id)).arg(interval_ms).arg(burst).invoke_async(conn).await?;
+    Ok((wait > 0).then(|| std::time::Duration::from_millis(wait as u64)))
 }
