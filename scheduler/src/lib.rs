@@ -10,6 +10,7 @@
 //! - [`late`]: opens, clicks, unsubscribes and reports recorded against their campaign.
 //! - [`public`]: the public listener (one-click unsubscribe, tracking).
 //! - [`http`]: how both HTTP listeners are served (timeouts, connection cap, client address).
+//! - [`smtp_server`]: how SMTP listeners are served (session caps and deadlines, STARTTLS).
 //!
 //! The binary (`main.rs`) only wires these together; fuzz targets and tests reach the parsers
 //! and the router through this library.
@@ -24,6 +25,7 @@ pub mod late;
 pub mod message;
 pub mod pipeline;
 pub mod public;
+pub mod smtp_server;
 pub mod template;
 pub mod tls;
 pub mod webhook;

@@ -5,7 +5,7 @@
 use sluice_scheduler::{
     api, events, http, inbound,
     pipeline::{duties, enqueue},
-    public, tls, webhook,
+    public, smtp_server, tls, webhook,
 };
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -74,7 +74,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
             tracing::info!(inbound_smtp = %listen, "inbound SMTP listener started");
             let inbound = &config.inbound;
             let tls = tls::optional("inbound", inbound.tls_cert.as_ref(), inbound.tls_key.as_ref())?;
-            let server = Arc::new(inbound::smtp::Listener::new(pool.clone(), config.clone(), parts.clone(), tls));
+            let reports = inbound::smtp::Reports::new(pool.clone(), config.clone(), parts.clone());
+            let server = Arc::new(smtp_server::Server::new(reports, inbound::smtp::Reports::limits(&config), tls));
             Some(tokio::spawn(server.run(listener, shutdown.clone())))
         }
         _ => None,

@@ -1,171 +1,68 @@
 //! The optional inbound SMTP listener (`inbound.smtp_listen`): the bounce domain's MX. It
 //! accepts mail for `bounces.return_path_domain` only, and answers 250 to DATA once the report
 //! is recorded or kept (451 if Redis is unavailable, so the sender retries). With
-//! `inbound.tls_cert` and `tls_key` it offers STARTTLS (RFC 3207): commands pipelined behind
-//! STARTTLS are never carried over into the encrypted session, and the handshake counts against
-//! the session deadline.
+//! `inbound.tls_cert` and `tls_key` it offers STARTTLS (RFC 3207).
 //!
-//! Held like Postfix's smtpd against a stranger on the internet: line length and message size
-//! are enforced while reading (nothing is buffered past them), DATA held in memory by all
-//! sessions together has a budget, sessions are capped in total and per client address, and
-//! every command has a timeout and every session a deadline.
+//! Sessions, their caps and deadlines and the STARTTLS upgrade are the shared
+//! [`crate::smtp_server`]'s. Here, as in Postfix's smtpd: line length and message size are
+//! enforced while reading (nothing is buffered past them), DATA held in memory by all sessions
+//! together has a budget, and every command has a timeout.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::Arc;
 
-use sluice_shared::{redis::Pool, shutdown::Shutdown};
+use sluice_shared::redis::Pool;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
     sync::Semaphore,
-    time::Instant,
 };
-use tokio_rustls::TlsAcceptor;
 
 use super::InboundParts;
 use super::{
     Inbound,
     command::{BUDGET_STEP, COMMAND_LINE_MAX, Command, Data, Line, command_text, read_data, read_line},
 };
+use crate::smtp_server::{self, Conversation, Next};
 
-pub struct Listener {
+/// What the bounce domain's MX says: it takes reports.
+pub struct Reports {
     pool: Pool,
     config: Arc<sluice_shared::config::Config>,
     parts: Arc<InboundParts>,
-    /// Open sessions per client address.
-    clients: Mutex<HashMap<IpAddr, usize>>,
     /// Permits of [`BUDGET_STEP`] bytes of DATA held in memory, shared by every session.
     budget: Arc<Semaphore>,
-    /// Offered as STARTTLS when configured.
-    tls: Option<TlsAcceptor>,
 }
 
-/// How a conversation on one stream ended.
-enum Next {
-    Done,
-    /// The client asked for STARTTLS and got 220: the session goes on over TLS.
-    StartTls,
-}
-
-/// One client's place in the per-client count, given back when the session ends.
-struct ClientSlot<'a> {
-    listener: &'a Listener,
-    ip: IpAddr,
-}
-
-impl Drop for ClientSlot<'_> {
-    fn drop(&mut self) {
-        let mut clients = self.listener.clients.lock().unwrap();
-        if let Some(n) = clients.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                clients.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Listener {
-    pub fn new(
-        pool: Pool,
-        config: Arc<sluice_shared::config::Config>,
-        parts: Arc<InboundParts>,
-        tls: Option<TlsAcceptor>,
-    ) -> Listener {
+impl Reports {
+    pub fn new(pool: Pool, config: Arc<sluice_shared::config::Config>, parts: Arc<InboundParts>) -> Reports {
         let steps = config.inbound.max_buffered_bytes.div_ceil(BUDGET_STEP);
-        Listener { pool, config, parts, clients: Mutex::default(), budget: Arc::new(Semaphore::new(steps)), tls }
+        Reports { pool, config, parts, budget: Arc::new(Semaphore::new(steps)) }
     }
 
-    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
-        let sessions = Arc::new(Semaphore::new(self.config.inbound.max_connections));
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.wait() => break,
-            };
-            let Ok((stream, peer)) = accepted else { continue };
-            let permit = sessions.clone().try_acquire_owned().ok();
-            let me = self.clone();
-            tokio::spawn(async move {
-                let Some(permit) = permit else {
-                    return me.refuse(stream, peer, "Too many connections, try later").await;
-                };
-                let Some(slot) = me.take_client_slot(peer.ip()) else {
-                    return me.refuse(stream, peer, "Too many connections from your address, try later").await;
-                };
-                me.serve(stream, peer).await;
-                drop(slot);
-                drop(permit);
-            });
+    /// The session limits of `[inbound]`.
+    pub fn limits(config: &sluice_shared::config::Config) -> smtp_server::Limits {
+        smtp_server::Limits {
+            max_connections: config.inbound.max_connections,
+            max_connections_per_client: config.inbound.max_connections_per_client,
+            session_timeout: config.inbound.session_timeout.get(),
         }
     }
+}
 
-    fn take_client_slot(&self, ip: IpAddr) -> Option<ClientSlot<'_>> {
-        let mut clients = self.clients.lock().unwrap();
-        let n = clients.entry(ip).or_insert(0);
-        if *n >= self.config.inbound.max_connections_per_client {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot { listener: self, ip })
-    }
+impl Conversation for Reports {
+    const NAME: &'static str = "inbound SMTP";
 
-    /// Over `max_connections` or `max_connections_per_client`: 421 and close.
-    async fn refuse(&self, mut stream: TcpStream, peer: SocketAddr, text: &str) {
-        tracing::info!(%peer, reason = text, "inbound SMTP connection refused");
-        let reply = format!("421 4.7.0 {text}\r\n");
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(reply.as_bytes())).await;
-    }
-
-    /// One session under the session deadline, upgraded to TLS when the client asks for it.
-    async fn serve(&self, stream: TcpStream, peer: SocketAddr) {
-        let deadline = Instant::now() + self.config.inbound.session_timeout.get();
-        let mut plain = BufReader::new(stream);
-        let offer = self.tls.is_some();
-        let Some(Next::StartTls) = self.bounded(&mut plain, peer, deadline, true, offer).await else { return };
-        if !plain.buffer().is_empty() {
-            // Commands sent behind STARTTLS before the handshake (RFC 3207 section 5): a
-            // plaintext injection into the encrypted session. Refused by closing.
-            tracing::info!(%peer, "inbound SMTP: commands pipelined behind STARTTLS; closing");
-            return;
-        }
-        let Some(acceptor) = self.tls.clone() else { return };
-        let encrypted = match tokio::time::timeout_at(deadline, acceptor.accept(plain.into_inner())).await {
-            Ok(Ok(encrypted)) => encrypted,
-            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "inbound SMTP TLS handshake failed"),
-            Err(_) => return tracing::debug!(%peer, "inbound SMTP TLS handshake past the session deadline"),
-        };
-        self.bounded(&mut BufReader::new(encrypted), peer, deadline, false, false).await;
-    }
-
-    /// A conversation until `deadline`; a timeout is answered 421 before closing.
-    async fn bounded<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
-        stream: &mut BufReader<S>,
-        peer: SocketAddr,
-        deadline: Instant,
+        read: &mut BufReader<S>,
         greet: bool,
         offer_tls: bool,
-    ) -> Option<Next> {
-        let ended = match tokio::time::timeout_at(deadline, self.session(stream, greet, offer_tls)).await {
-            Ok(Ok(next)) => return Some(next),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => "421 4.4.2 Timeout exceeded, closing\r\n",
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "inbound SMTP session ended");
-                return None;
-            }
-            Err(_) => "421 4.4.2 Session too long, closing\r\n",
-        };
-        tracing::info!(%peer, reply = ended.trim_end(), "inbound SMTP session closed");
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.get_mut().write_all(ended.as_bytes())).await;
-        None
+    ) -> std::io::Result<Next> {
+        self.session(read, greet, offer_tls).await
     }
+}
 
-    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+impl Reports {
+    async fn session<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         read: &mut BufReader<S>,
         greet: bool,
@@ -241,7 +138,7 @@ impl Listener {
     /// Reads one message after DATA and answers it; `Some` when the session must close. Past a
     /// limit the rest of the message is not read: the reply goes out and the session closes,
     /// so an endless DATA costs nothing more.
-    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn data<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         read: &mut BufReader<S>,
         to: &str,
