@@ -60,17 +60,20 @@ async fn a_keys_send_rate_holds_across_schedulers() {
         })
         .await;
     }
-    let send = |on: usize, key: &'static str, to: String| {
+    let send_keyed = |on: usize, key: &'static str, to: String, idempotency: Option<&'static str>| {
         let (http, url) = (http.clone(), format!("{}/v1/messages", bases[on]));
         async move {
-            let resp =
-                http.post(url).bearer_auth(token(key)).header("content-type", "application/json").body(message(&to));
-            let resp = resp.send().await.unwrap();
+            let mut req = http.post(url).bearer_auth(token(key)).header("content-type", "application/json");
+            if let Some(k) = idempotency {
+                req = req.header("Idempotency-Key", k);
+            }
+            let resp = req.body(message(&to)).send().await.unwrap();
             let status = resp.status().as_u16();
             let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
             (status, retry_after, resp.json::<Value>().await.unwrap())
         }
     };
+    let send = |on: usize, key: &'static str, to: String| send_keyed(on, key, to, None);
 
     // One an hour: the first send on one scheduler spends it for the other too.
     assert_eq!(send(0, "hourly", "a@x.example".into()).await.0, 202);
@@ -89,8 +92,9 @@ async fn a_keys_send_rate_holds_across_schedulers() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
 
     // At 1/s a refused sender that waits as told is taken again.
-    assert_eq!(send(0, "second", "c@x.example".into()).await.0, 202);
-    let (status, retry_after, _) = send(1, "second", "d@x.example".into()).await;
+    // The rate is checked first: replaying an accepted request's Idempotency-Key counts too.
+    assert_eq!(send_keyed(0, "second", "c@x.example".into(), Some("order-1")).await.0, 202);
+    let (status, retry_after, _) = send_keyed(1, "second", "c@x.example".into(), Some("order-1")).await;
     assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
     let refused = Instant::now();
     let accepted = sluice_testkit::wait_for("the rate to allow a send again", Duration::from_secs(5), || async {

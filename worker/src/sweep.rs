@@ -58,12 +58,13 @@ pub async fn sweep<T: Transport>(ctx: &Ctx<T>, domain: &str, lane: Lane, campaig
     if leased.is_none() {
         return Ok(None);
     }
-    let swept = sweep_leased(ctx, &mut conn, (domain, lane), campaign).await;
+    let mut swept = Swept::default();
+    let done = sweep_leased(ctx, &mut conn, (domain, lane), campaign, &mut swept).await;
     // A lease left behind (a crash, Redis gone) expires on its own.
     let _: Result<i64, _> = redis::cmd("DEL").arg(&lease).query_async(&mut conn).await;
-    let swept = swept?;
+    // What was settled before a failure is counted too.
     swept.report(domain, campaign);
-    Ok(Some(swept))
+    done.map(|()| Some(swept))
 }
 
 async fn sweep_leased<T: Transport>(
@@ -71,10 +72,10 @@ async fn sweep_leased<T: Transport>(
     conn: &mut Conn,
     (domain, lane): (&str, Lane),
     campaign: &str,
-) -> StoreResult<Swept> {
+    swept: &mut Swept,
+) -> StoreResult<()> {
     let (maxlen, max_age) = (ctx.config.campaigns.events_maxlen, ctx.config.retry.max_age.as_millis());
     let stream_key = keys::lane_stream(domain, lane);
-    let mut swept = Swept::default();
     let started = Instant::now();
     let mut cursor: Option<String> = None;
     while started.elapsed() < TIME_BUDGET {
@@ -103,7 +104,7 @@ async fn sweep_leased<T: Transport>(
         }
         cursor = Some(scanned.cursor);
     }
-    Ok(swept)
+    Ok(())
 }
 
 impl Swept {

@@ -28,17 +28,23 @@ fn visit(want: usize) -> destination::Visit<'static> {
     }
 }
 
+/// x.example's bulk lane with its group and one job per entry of `campaigns` (index = position);
+/// the stream's key.
+async fn bulk_lane_with_jobs(redis: &mut Redis, campaigns: &[&str]) -> String {
+    let stream = keys::lane_stream("x.example", Lane::Bulk);
+    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
+    for (i, c) in campaigns.iter().enumerate() {
+        let i = i.to_string();
+        let _: String =
+            redis.cmd(&["XADD", &stream, "*", "c", c, "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"]).await;
+    }
+    stream
+}
+
 #[tokio::test]
 async fn a_visit_takes_jobs_within_the_bucket_and_reports_malformed_entries() {
     let mut redis = Redis::start().await;
-    let stream = keys::lane_stream("x.example", Lane::Bulk);
-    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
-    for i in 0..3 {
-        let i = i.to_string();
-        let _: String = redis
-            .cmd(&["XADD", &stream, "*", "c", "c", "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"])
-            .await;
-    }
+    let stream = bulk_lane_with_jobs(&mut redis, &["c"; 3]).await;
     let took = destination::take(&mut redis.conn, &visit(10)).await.unwrap();
     assert_eq!(took.entries.len(), 2, "the burst is 2 tokens");
     assert!(took.more, "a third job waits");
@@ -118,14 +124,7 @@ async fn picks_lease_due_destinations_and_has_work_sees_pending_entries() {
 #[tokio::test]
 async fn tokens_given_back_are_spendable_at_once() {
     let mut redis = Redis::start().await;
-    let stream = keys::lane_stream("x.example", Lane::Bulk);
-    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
-    for i in 0..4 {
-        let i = i.to_string();
-        let _: String = redis
-            .cmd(&["XADD", &stream, "*", "c", "c", "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"])
-            .await;
-    }
+    bulk_lane_with_jobs(&mut redis, &["c"; 4]).await;
     assert_eq!(destination::give_back(&mut redis.conn, "x.example", Lane::Bulk, 2).await.unwrap(), 0, "no bucket yet");
     let slow = destination::Visit { per_second: 0.001, ..visit(10) };
     assert_eq!(destination::take(&mut redis.conn, &slow).await.unwrap().entries.len(), 2, "the burst");
@@ -137,14 +136,8 @@ async fn tokens_given_back_are_spendable_at_once() {
 #[tokio::test]
 async fn a_scan_finds_one_campaigns_unhanded_entries_in_order_and_goes_on_from_its_cursor() {
     let mut redis = Redis::start().await;
-    let stream = keys::lane_stream("x.example", Lane::Bulk);
-    ensure_group(&mut redis.conn, &stream, keys::WORKER_GROUP).await.unwrap();
     // dead, live, dead, live, dead, dead: the first is handed to a worker before the scan.
-    for (i, c) in ["dead", "live", "dead", "live", "dead", "dead"].into_iter().enumerate() {
-        let i = i.to_string();
-        let _: String =
-            redis.cmd(&["XADD", &stream, "*", "c", c, "i", &i, "r", "a@x.example", "v", "", "a", "0", "t", "1"]).await;
-    }
+    bulk_lane_with_jobs(&mut redis, &["dead", "live", "dead", "live", "dead", "dead"]).await;
     let took = destination::take(&mut redis.conn, &visit(1)).await.unwrap();
     assert_eq!(took.entries[0].0.job.index, 0);
     let scan = |after: Option<String>, scan, limit| {
