@@ -26,6 +26,7 @@ pub mod message;
 pub mod pipeline;
 pub mod public;
 pub mod smtp_server;
+pub mod submission;
 pub mod template;
 pub mod tls;
 pub mod webhook;

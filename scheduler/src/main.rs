@@ -5,7 +5,7 @@
 use sluice_scheduler::{
     api, events, http, inbound,
     pipeline::{duties, enqueue},
-    public, smtp_server, tls, webhook,
+    public, smtp_server, submission, tls, webhook,
 };
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -33,8 +33,10 @@ async fn main() -> ExitCode {
 /// Serves the admin API on threads and a runtime of its own, with its own Redis connections:
 /// a transactional send is accepted without waiting behind expansion, the event pump or the
 /// webhooks in the scheduler's main runtime.
+/// The SMTP submission ports run on the same runtime, for the same reason.
 fn serve_api(
     listener: tokio::net::TcpListener,
+    submission: submission::Listeners,
     config: Arc<sluice_shared::config::Config>,
     shutdown: sluice_shared::shutdown::Shutdown,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
@@ -50,8 +52,12 @@ fn serve_api(
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let pool = sluice_shared::redis::pool(&config.redis)?;
             let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
-            let app = api::app(api::AppState::new(pool, config.clone(), enqueuer));
-            http::serve(listener, app, &config.http, tls, shutdown).await;
+            let state = api::AppState::new(pool, config.clone(), enqueuer);
+            let submission = submission.spawn(&state, &shutdown)?;
+            http::serve(listener, api::app(state), &config.http, tls, shutdown).await;
+            for task in submission {
+                task.await?;
+            }
             Ok(())
         })
     })?)
@@ -80,7 +86,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let server = serve_api(listener, config.clone(), shutdown.clone())?;
+    let submission = submission::Listeners::bind(&config).await?;
+    let server = serve_api(listener, submission, config.clone(), shutdown.clone())?;
     let public = match (&config.public, links) {
         (Some(p), Some(links)) => {
             let listener = tokio::net::TcpListener::bind(&p.listen)

@@ -2,8 +2,9 @@
 //! stranger on the internet: sessions are capped in total and per client address (421 past
 //! either), every session has a deadline (421 when it passes), and STARTTLS (RFC 3207) is
 //! offered when a certificate is configured, without carrying commands pipelined behind it
-//! into the encrypted session; the handshake counts against the session deadline. What is
-//! said in a session is the listener's own [`Conversation`].
+//! into the encrypted session; the handshake counts against the session deadline. A listener
+//! may instead speak TLS from the first byte (implicit TLS, RFC 8314). What is said in a
+//! session is the listener's own [`Conversation`].
 
 use std::{
     collections::HashMap,
@@ -37,19 +38,37 @@ pub enum Next {
     StartTls,
 }
 
+/// Where a session stands with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plaintext; STARTTLS may be offered.
+    Offered,
+    /// Plaintext, and no certificate to offer STARTTLS with.
+    Unavailable,
+    /// Encrypted (after STARTTLS, or from the start).
+    Active,
+}
+
+/// What a conversation knows of its session.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub peer: SocketAddr,
+    /// Send the greeting first (not after STARTTLS).
+    pub greet: bool,
+    pub tls: Tls,
+}
+
 /// What a listener says in a session.
 pub trait Conversation: Send + Sync + 'static {
     /// Names the listener in logs ("inbound SMTP").
     const NAME: &'static str;
 
     /// One conversation on `stream` until it ends, or until the client asked for STARTTLS and
-    /// was answered 220. `greet`: send the greeting first (not after STARTTLS); `offer_tls`:
-    /// STARTTLS may be offered. A command timeout is an error of kind `TimedOut`.
+    /// was answered 220. A command timeout is an error of kind `TimedOut`.
     fn converse<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         stream: &mut BufReader<S>,
-        greet: bool,
-        offer_tls: bool,
+        session: Session,
     ) -> impl Future<Output = std::io::Result<Next>> + Send;
 }
 
@@ -57,6 +76,8 @@ pub struct Server<C> {
     conversation: C,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    /// TLS from the first byte rather than after STARTTLS.
+    implicit_tls: bool,
     /// Open sessions per client address.
     clients: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -81,7 +102,12 @@ impl<C> Drop for ClientSlot<'_, C> {
 
 impl<C: Conversation> Server<C> {
     pub fn new(conversation: C, limits: Limits, tls: Option<TlsAcceptor>) -> Server<C> {
-        Server { conversation, limits, tls, clients: Mutex::default() }
+        Server { conversation, limits, tls, implicit_tls: false, clients: Mutex::default() }
+    }
+
+    /// A listener that speaks TLS from the first byte with `tls` (port 465).
+    pub fn implicit_tls(conversation: C, limits: Limits, tls: TlsAcceptor) -> Server<C> {
+        Server { conversation, limits, tls: Some(tls), implicit_tls: true, clients: Mutex::default() }
     }
 
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
@@ -118,37 +144,47 @@ impl<C: Conversation> Server<C> {
         Some(ClientSlot { server: self, ip })
     }
 
-    /// One session under the session deadline, upgraded to TLS when the client asks for it.
+    /// One session under the session deadline, upgraded to TLS when the client asks for it
+    /// (or from the start, with implicit TLS).
     async fn serve(&self, stream: TcpStream, peer: SocketAddr) {
         let deadline = Instant::now() + self.limits.session_timeout;
+        if self.implicit_tls {
+            return self.encrypted(stream, peer, deadline, true).await;
+        }
         let mut plain = BufReader::new(stream);
-        let offer = self.tls.is_some();
-        let Some(Next::StartTls) = self.bounded(&mut plain, peer, deadline, true, offer).await else { return };
+        let tls = if self.tls.is_some() { Tls::Offered } else { Tls::Unavailable };
+        let session = Session { peer, greet: true, tls };
+        let Some(Next::StartTls) = self.bounded(&mut plain, session, deadline).await else { return };
         if !plain.buffer().is_empty() {
             // Commands sent behind STARTTLS before the handshake (RFC 3207 section 5): a
             // plaintext injection into the encrypted session. Refused by closing.
             tracing::info!(%peer, listener = C::NAME, "commands pipelined behind STARTTLS; closing");
             return;
         }
+        self.encrypted(plain.into_inner(), peer, deadline, false).await;
+    }
+
+    /// The TLS handshake, then the conversation over it.
+    async fn encrypted(&self, stream: TcpStream, peer: SocketAddr, deadline: Instant, greet: bool) {
         let Some(acceptor) = self.tls.clone() else { return };
-        let encrypted = match tokio::time::timeout_at(deadline, acceptor.accept(plain.into_inner())).await {
+        let encrypted = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(encrypted)) => encrypted,
             Ok(Err(e)) => return tracing::debug!(%peer, listener = C::NAME, error = %e, "TLS handshake failed"),
             Err(_) => return tracing::debug!(%peer, listener = C::NAME, "TLS handshake past the session deadline"),
         };
-        self.bounded(&mut BufReader::new(encrypted), peer, deadline, false, false).await;
+        let session = Session { peer, greet, tls: Tls::Active };
+        self.bounded(&mut BufReader::new(encrypted), session, deadline).await;
     }
 
     /// A conversation until `deadline`; a timeout is answered 421 before closing.
     async fn bounded<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         stream: &mut BufReader<S>,
-        peer: SocketAddr,
+        session: Session,
         deadline: Instant,
-        greet: bool,
-        offer_tls: bool,
     ) -> Option<Next> {
-        let conversation = self.conversation.converse(stream, greet, offer_tls);
+        let peer = session.peer;
+        let conversation = self.conversation.converse(stream, session);
         let ended = match tokio::time::timeout_at(deadline, conversation).await {
             Ok(Ok(next)) => return Some(next),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => "421 4.4.2 Timeout exceeded, closing\r\n",

@@ -32,6 +32,29 @@ pub const SKIPPED: &str = "sluice_skipped_jobs_total";
 pub const SWEPT: &str = "sluice_swept_jobs_total";
 /// Sends refused because the API key was over its `send_rate`: label `key`.
 pub const SEND_RATE_LIMITED: &str = "sluice_send_rate_limited_total";
+/// SMTP submission sessions opened: label `port` (submission, submissions).
+pub const SUBMISSION_SESSIONS: &str = "sluice_submission_sessions_total";
+/// SMTP AUTH attempts that failed (wrong id or token, or refused while locked out).
+pub const SUBMISSION_AUTH_FAILURES: &str = "sluice_submission_auth_failures_total";
+/// Messages accepted over SMTP submission (answered 250).
+pub const SUBMISSION_ACCEPTED: &str = "sluice_submission_accepted_total";
+/// Submission commands or messages refused: label `reason`.
+pub const SUBMISSION_REFUSED: &str = "sluice_submission_refused_total";
+/// The reasons [`SUBMISSION_REFUSED`] counts, each registered at zero.
+pub const SUBMISSION_REFUSAL_REASONS: [&str; 12] = [
+    "auth_required",
+    "tls_required",
+    "auth_failed",
+    "locked_out",
+    "no_send_scope",
+    "sender_domain",
+    "recipient",
+    "too_many_recipients",
+    "too_big",
+    "content",
+    "rate_limited",
+    "unavailable",
+];
 /// Recipients accepted or rejected at intake: label `result`.
 pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";
 /// Campaigns created: label `source` (api, stream).
@@ -151,6 +174,16 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
+            if config.submission.enabled() {
+                for port in ["submission", "submissions"] {
+                    metrics::counter!(SUBMISSION_SESSIONS, "port" => port).absolute(0);
+                }
+                metrics::counter!(SUBMISSION_AUTH_FAILURES).absolute(0);
+                metrics::counter!(SUBMISSION_ACCEPTED).absolute(0);
+                for reason in SUBMISSION_REFUSAL_REASONS {
+                    metrics::counter!(SUBMISSION_REFUSED, "reason" => reason).absolute(0);
+                }
+            }
             for key in config.api.keys.iter().filter(|k| k.send_rate.is_some()) {
                 metrics::counter!(SEND_RATE_LIMITED, "key" => key.id.clone()).absolute(0);
             }
@@ -180,6 +213,13 @@ fn describe() {
     describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
     describe_counter!(SEND_RATE_LIMITED, "Sends refused with 429: the API key was over its send_rate (key)");
     describe_counter!(SWEPT, "Jobs of campaigns not running swept out of destination streams (outcome)");
+    describe_counter!(
+        SUBMISSION_SESSIONS,
+        "SMTP submission sessions opened (port: submission = 587, submissions = 465)"
+    );
+    describe_counter!(SUBMISSION_AUTH_FAILURES, "SMTP AUTH attempts that failed");
+    describe_counter!(SUBMISSION_ACCEPTED, "Messages accepted over SMTP submission");
+    describe_counter!(SUBMISSION_REFUSED, "SMTP submission commands or messages refused (reason)");
     describe_counter!(INTAKE_RECIPIENTS, "Recipients accepted or rejected at intake");
     describe_counter!(CAMPAIGNS_CREATED, "Campaigns created");
     describe_counter!(MESSAGES_ACCEPTED, "Transactional messages accepted");

@@ -113,6 +113,28 @@ pub struct CampaignSpec {
     pub template: Option<TemplateRef>,
     #[serde(default, skip_serializing_if = "Tracking::is_off")]
     pub tracking: Tracking,
+    /// A message submitted over SMTP: the client's MIME, sent as given instead of rendered
+    /// (stored as base64; no request body can set it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "mime_base64")]
+    pub mime: Option<Vec<u8>>,
+}
+
+/// `CampaignSpec::mime` in JSON: base64, since a MIME message need not be UTF-8.
+mod mime_base64 {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mime: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match mime {
+            Some(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| STANDARD.decode(t).map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 /// Per-campaign counters. At any moment

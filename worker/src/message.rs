@@ -84,6 +84,29 @@ pub fn build(
     Ok(message.formatted())
 }
 
+/// A message submitted over SMTP, for one recipient: the client's MIME as given, under our
+/// trace header and, when the client set none, our Message-ID (sealed per recipient, as for
+/// rendered messages, so reports quoting it find the recipient).
+pub fn stamp(mime: &[u8], message_id: &str, reference: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(mime.len() + 256);
+    if let Some(r) = reference {
+        out.extend_from_slice(format!("{}: {r}\r\n", refs::TRACE_HEADER).as_bytes());
+    }
+    if !has_field(mime, "message-id") {
+        out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
+    }
+    out.extend_from_slice(mime);
+    out
+}
+
+/// Does the header section of `mime` (CRLF lines, up to the first empty one) have `name`?
+fn has_field(mime: &[u8], name: &str) -> bool {
+    mime.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .any(|l| l.len() > name.len() && l[name.len()] == b':' && l[..name.len()].eq_ignore_ascii_case(name.as_bytes()))
+}
+
 /// Puts the DKIM signatures of the From domain's active keys on top of the message. Without a
 /// key the message goes unsigned or fails, per `dkim.missing_key`.
 pub fn sign(signer: &Signer, missing: MissingKey, from: &str, message: Vec<u8>) -> Result<Vec<u8>, String> {
@@ -119,6 +142,16 @@ mod tests {
             ..Default::default()
         };
         Campaign::compile(spec, 1700000000000).unwrap()
+    }
+
+    #[test]
+    fn a_submitted_message_is_sent_as_given_under_our_trace_header() {
+        let given = b"From: a@shop.example\r\nSubject: x\r\n\r\nMessage-ID: <not-a-header>\r\n";
+        let stamped = stamp(given, "<ours@shop.example>", Some("ref.tag"));
+        let want = b"X-Sluice-Ref: ref.tag\r\nMessage-ID: <ours@shop.example>\r\nFrom: a@shop.example\r\nSubject: x\r\n\r\nMessage-ID: <not-a-header>\r\n";
+        assert_eq!(String::from_utf8_lossy(&stamped), String::from_utf8_lossy(want), "a body line is not a field");
+        let own = b"message-id: <theirs@shop.example>\r\nFrom: a@shop.example\r\n\r\nbody\r\n";
+        assert_eq!(stamp(own, "<ours@shop.example>", None), own.to_vec(), "the client's Message-ID is kept");
     }
 
     #[test]

@@ -37,6 +37,10 @@ impl Campaign {
     pub fn compile(spec: CampaignSpec, created_ms: i64) -> Result<Campaign, String> {
         let mut html = template::registry(true);
         let mut plain = template::registry(false);
+        if spec.mime.is_some() {
+            // Submitted over SMTP: sent as given, nothing to render.
+            return Ok(Campaign { spec, created_ms, html, plain });
+        }
         plain.register_template("subject", template::check(&spec.subject).map_err(|e| format!("subject: {e}"))?);
         if let Some(t) = &spec.text {
             plain.register_template("text", template::check(t).map_err(|e| format!("text: {e}"))?);

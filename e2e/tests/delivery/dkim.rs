@@ -17,7 +17,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// Makes a key; returns its TXT record as openssl sees the public key.
-fn make_key(path: &Path, algorithm: &str) -> String {
+pub(crate) fn make_key(path: &Path, algorithm: &str) -> String {
     let p = path.to_str().unwrap();
     match algorithm {
         "rsa" => openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p]),
@@ -32,7 +32,7 @@ fn make_key(path: &Path, algorithm: &str) -> String {
 }
 
 /// dkimpy's verdict per signature, e.g. `["pass", "pass"]`.
-fn verify(dir: &Path, message: &[u8], records: &[(String, String)]) -> Vec<String> {
+pub(crate) fn verify(dir: &Path, message: &[u8], records: &[(String, String)]) -> Vec<String> {
     let file = dir.join("message.eml");
     std::fs::write(&file, message).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/dkim_verify.py");

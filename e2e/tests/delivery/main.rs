@@ -11,5 +11,6 @@ mod mx_delivery;
 mod polite_smtp;
 mod relay_down;
 mod starttls;
+mod submission;
 mod transactional;
 mod untrusted_content;

@@ -63,6 +63,19 @@ impl Keys {
         Keys { hashed, plain }
     }
 
+    /// The key named `id` if `token` is its token (SMTP AUTH: user name and password). Every
+    /// key's hash is compared, so the time taken tells nothing about which ids exist.
+    pub fn login(&self, id: &str, token: &str) -> Option<&Principal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (hash, p) in &self.hashed {
+            if constant_time_eq(hash, &digest) & constant_time_eq(p.id.as_bytes(), id.as_bytes()) {
+                found = Some(p);
+            }
+        }
+        found
+    }
+
     fn find(&self, token: &str) -> Option<&Principal> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every entry is compared in full, so timing does not reveal which one matched.

@@ -12,14 +12,20 @@ use axum::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_shared::{config::ApiKey, keys, lane, metrics as m, redis::scripts::records};
+use sluice_shared::{config::ApiKey, lane, metrics as m, redis::scripts::records};
 
 use super::{
     AppState,
     auth::Principal,
     error::{ApiError, ErrorBody},
 };
-use crate::{field_error::FieldError, message};
+use crate::{
+    field_error::FieldError,
+    message::{
+        self,
+        idempotency::{self, Claim},
+    },
+};
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
@@ -77,35 +83,17 @@ async fn claim_key(
     key: &str,
     body: &[u8],
 ) -> Result<(String, bool), ApiError> {
-    let redis_key = keys::idempotency(key_id, &hex::encode(Sha256::digest(key.as_bytes())));
     let digest = hex::encode(Sha256::digest(body));
-    let id = message::new_id();
     let window = state.config.messages.idempotency_window.as_millis();
-    let store = |e: redis::RedisError| ApiError::Store(e.into());
-    let set: Option<String> = redis::cmd("SET")
-        .arg(&redis_key)
-        .arg(format!("{id} {digest}"))
-        .arg("NX")
-        .arg("PX")
-        .arg(window)
-        .query_async(&mut **conn)
-        .await
-        .map_err(store)?;
-    if set.is_some() {
-        return Ok((id, false));
-    }
-    let stored: Option<String> = redis::cmd("GET").arg(&redis_key).query_async(&mut **conn).await.map_err(store)?;
-    let (first_id, first_digest) = stored.as_deref().and_then(|s| s.split_once(' ')).unwrap_or(("", ""));
-    if first_id.is_empty() {
-        // Expired between the two calls: this is a first use after all.
-        return Ok((id, false));
-    }
-    if first_digest != digest {
-        return Err(ApiError::Conflict(format!(
+    let claimed =
+        idempotency::claim(conn, window, key_id, key, &digest).await.map_err(|e| ApiError::Store(e.into()))?;
+    match claimed {
+        Claim::First(id) => Ok((id, false)),
+        Claim::Replay(id) => Ok((id, true)),
+        Claim::Conflict(first_id) => Err(ApiError::Conflict(format!(
             "{IDEMPOTENCY_HEADER} was first used with a different body (message {first_id})"
-        )));
+        ))),
     }
-    Ok((first_id.to_string(), true))
 }
 
 #[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (msg_...)")),

@@ -5,7 +5,7 @@
 //! ([`request_id`]).
 
 mod audit;
-mod auth;
+pub mod auth;
 mod campaigns;
 mod dead_letters;
 mod destinations;

@@ -21,7 +21,7 @@ use super::{
     Inbound,
     command::{BUDGET_STEP, COMMAND_LINE_MAX, Command, Data, Line, command_text, read_data, read_line},
 };
-use crate::smtp_server::{self, Conversation, Next};
+use crate::smtp_server::{self, Conversation, Next, Session, Tls};
 
 /// What the bounce domain's MX says: it takes reports.
 pub struct Reports {
@@ -54,10 +54,9 @@ impl Conversation for Reports {
     async fn converse<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         read: &mut BufReader<S>,
-        greet: bool,
-        offer_tls: bool,
+        session: Session,
     ) -> std::io::Result<Next> {
-        self.session(read, greet, offer_tls).await
+        self.session(read, session.greet, session.tls == Tls::Offered).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! states, retries, events), so every delivery rule is the campaigns' own; the schedulers look
 //! after it through the due index (`sluice:messages:due`) rather than the active campaigns.
 
+pub mod idempotency;
 pub mod request;
 pub mod view;
 pub mod watch;
@@ -55,6 +56,19 @@ pub async fn send(
     }
     check_against_config(&valid.spec, config).map_err(SubmitError::Field)?;
     valid.spec.to = to;
+    queue(conn, config, enqueuer, &valid).await?;
+    Ok(Accepted { id: id.to_string(), recipients: valid.spec.to.len() })
+}
+
+/// Stores a validated message under its id and queues its jobs. Safe to repeat with the same
+/// message: the store recognises the replay and the queueing is a compare-and-set.
+pub async fn queue(
+    conn: &mut Conn,
+    config: &Config,
+    enqueuer: &Enqueuer,
+    valid: &crate::campaign::request::ValidCampaign,
+) -> Result<(), SubmitError> {
+    let id = valid.spec.id.as_str();
     let now = chrono::Utc::now().timestamp_millis();
     // Indexed first: whatever happens next, a scheduler comes to finish the job.
     redis::cmd("ZADD")
@@ -65,13 +79,13 @@ pub async fn send(
         .query_async::<()>(conn)
         .await
         .map_err(|e| SubmitError::Store(e.into()))?;
-    match store::create(conn, &valid, now).await? {
+    match store::create(conn, valid, now).await? {
         Created::New(_) | Created::Replay(_) => {}
         Created::Conflict => return Err(SubmitError::Conflict(id.to_string())),
     }
     expander::expand_chunk(conn, enqueuer, &config.scheduler, config.campaigns.events_maxlen, id).await?;
     metrics::counter!(sluice_shared::metrics::MESSAGES_ACCEPTED).increment(1);
-    Ok(Accepted { id: id.to_string(), recipients: valid.spec.to.len() })
+    Ok(())
 }
 
 /// Campaign field names that mean something else in a message request.

@@ -197,7 +197,7 @@ impl PublicConfig {
 }
 
 /// Each listener's certificate and key (`section`, cert, key) come together and can be read.
-pub(super) fn validate_listener_tls(pairs: [(&str, Option<&String>, Option<&String>); 3]) -> Result<(), ConfigError> {
+pub(super) fn validate_listener_tls(pairs: [(&str, Option<&String>, Option<&String>); 4]) -> Result<(), ConfigError> {
     for (section, cert, key) in pairs {
         if cert.is_some() != key.is_some() {
             let value = cert.or(key).map_or("", String::as_str);

@@ -17,6 +17,7 @@ mod redis;
 mod retry;
 mod roles;
 mod smtp;
+mod submission;
 mod warmup;
 
 use std::path::Path;
@@ -37,6 +38,7 @@ pub use redis::*;
 pub use retry::*;
 pub use roles::*;
 pub use smtp::*;
+pub use submission::*;
 pub use warmup::*;
 
 /// Which binary is loading the config; some sections matter to one role only.
@@ -74,6 +76,9 @@ pub struct Config {
     pub public: Option<PublicConfig>,
     #[serde(default)]
     pub inbound: InboundConfig,
+    /// SMTP submission (scheduler); no port configured: off.
+    #[serde(default)]
+    pub submission: SubmissionConfig,
     #[serde(default)]
     pub warmup: WarmupConfig,
     #[serde(default)]
@@ -162,7 +167,8 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("api.tokens")
                 .with_list_parse_key("redis.seeds")
-                .with_list_parse_key("retry.schedule"),
+                .with_list_parse_key("retry.schedule")
+                .with_list_parse_key("submission.trusted_networks"),
         );
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate(role)?;
@@ -188,6 +194,7 @@ impl Config {
             ("api", self.api.tls_cert.as_ref(), self.api.tls_key.as_ref()),
             ("public", public.and_then(|p| p.tls_cert.as_ref()), public.and_then(|p| p.tls_key.as_ref())),
             ("inbound", self.inbound.tls_cert.as_ref(), self.inbound.tls_key.as_ref()),
+            ("submission", self.submission.tls_cert.as_ref(), self.submission.tls_key.as_ref()),
         ])?;
         self.metrics.validate()?;
         self.limits.validate()?;
@@ -208,6 +215,7 @@ impl Config {
                 self.http.validate()?;
                 self.webhooks.validate()?;
                 self.messages.validate()?;
+                self.submission.validate()?;
                 self.campaigns.validate()
             }
             Role::Worker => {

@@ -287,6 +287,12 @@ fn message_for<T: Transport>(
     job: &Job,
     links: &RecipientLinks,
 ) -> Result<Vec<u8>, String> {
+    let reference = links.reference();
+    if let Some(mime) = &campaign.spec.mime {
+        let message_id = message::message_id(ctx.tokens.as_ref(), campaign, job.index, &job.recipient);
+        let stamped = message::stamp(mime, &message_id, reference.as_deref());
+        return message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, stamped);
+    }
     let max_bytes = ctx.config.campaigns.max_rendered_bytes;
     let mut content = campaign.render(&job.recipient, &job.vars, links.unsubscribe_url(), max_bytes)?;
     if !campaign.spec.tracking.is_off()
@@ -294,7 +300,6 @@ fn message_for<T: Transport>(
     {
         content.html = Some(links.track(&html)?);
     }
-    let reference = links.reference();
     let built = message::build(campaign, job.index, &job.recipient, content, links.for_message(reference.as_deref()))?;
     message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, built)
 }

@@ -217,6 +217,7 @@ fn validate_campaign(
         to: Vec::new(),
         template: input.template,
         tracking: input.tracking,
+        mime: None,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
 }
@@ -266,7 +267,7 @@ fn check_inline_count(count: usize, limits: &CampaignConfig) -> Result<(), Field
     Ok(())
 }
 
-fn check_metadata(metadata: Option<&Value>) -> Result<(), FieldError> {
+pub(crate) fn check_metadata(metadata: Option<&Value>) -> Result<(), FieldError> {
     let Some(m) = metadata else { return Ok(()) };
     if !m.is_object() {
         return Err(FieldError::invalid("metadata", "must be a JSON object"));
@@ -282,7 +283,7 @@ fn check_metadata(metadata: Option<&Value>) -> Result<(), FieldError> {
 const MAX_METADATA_BYTES: usize = 4096;
 const MAX_TAGS: usize = 10;
 
-fn check_tags(tags: &[String]) -> Result<(), FieldError> {
+pub(crate) fn check_tags(tags: &[String]) -> Result<(), FieldError> {
     if tags.len() > MAX_TAGS {
         return Err(FieldError::invalid("tags", format!("{} tags; the limit is {MAX_TAGS}", tags.len())));
     }
