@@ -8,12 +8,15 @@ mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use common::Api;
+use common::{
+    Api,
+    smtp::{connect, reply, say},
+};
 use sluice_shared::keys;
 use sluice_testkit::free_port;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::{TcpSocket, TcpStream},
+    io::{AsyncWriteExt, BufReader},
+    net::TcpStream,
 };
 
 /// A stream entry's fields, as XRANGE returns them.
@@ -31,34 +34,6 @@ async fn start(extra: &str) -> (Api, SocketAddr) {
     );
     let api = Api::start(&config).await;
     (api, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// A connection from `from` (any 127.0.0.0/8 address) and its first reply line.
-async fn connect(from: [u8; 4], to: SocketAddr) -> (BufReader<TcpStream>, String) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from((from, 0))).unwrap();
-    let mut c = BufReader::new(socket.connect(to).await.unwrap());
-    let greeting = reply(&mut c).await;
-    (c, greeting)
-}
-
-async fn reply(c: &mut BufReader<TcpStream>) -> String {
-    let mut all = String::new();
-    loop {
-        let mut l = String::new();
-        if c.read_line(&mut l).await.unwrap_or(0) == 0 {
-            return all;
-        }
-        all.push_str(&l);
-        if l.len() < 4 || l.as_bytes()[3] != b'-' {
-            return all;
-        }
-    }
-}
-
-async fn say(c: &mut BufReader<TcpStream>, line: &str) -> String {
-    c.get_mut().write_all(line.as_bytes()).await.unwrap();
-    reply(c).await
 }
 
 /// A session from 127.0.0.1 that has reached DATA (answered 354) for the bounce domain.

@@ -6,9 +6,11 @@
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
 //! - [`test_ca`]: a certificate authority made at test time, for every TLS test.
+//! - [`postfix`]: a stock Postfix of a test's own (config, queue and port), stopped on drop.
 
 pub mod dns_server;
 mod ports;
+pub mod postfix;
 mod process;
 mod redis_cluster;
 mod redis_server;

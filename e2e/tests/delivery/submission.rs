@@ -35,7 +35,8 @@ pub async fn stack(extra: &str) -> (common::Stack, u16, u16, TestCa, (String, St
     );
     let refuse = [("SLUICE__DKIM__MISSING_KEY", "refuse")];
     let stack =
-        common::start_roles(TestRedis::start(), SmtpSink::start(true).await, &config, 1, &refuse, &refuse).await;
+        common::start_roles(TestRedis::start_with_aof(true), SmtpSink::start(true).await, &config, 1, &refuse, &refuse)
+            .await;
     (stack, starttls, implicit, ca, record)
 }
 
@@ -244,4 +245,35 @@ async fn refusals_are_clear_and_nothing_half_written() {
         assert!(n >= at_least, "{reason}: {n}\n{metrics}");
     }
     assert_eq!(common::sample(&metrics, "sluice_submission_auth_failures_total"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_relays_through_sluice_as_its_smarthost_with_sasl() {
+    let (stack, starttls, _, ca, record) = stack("").await;
+    let postfix = sluice_testkit::postfix::Postfix::start(&format!(
+        "relayhost = [127.0.0.1]:{starttls}\nsmtp_sasl_auth_enable = yes\n\
+         smtp_sasl_password_maps = static:{}:{}\nsmtp_sasl_security_options = noanonymous\n\
+         smtp_sasl_tls_security_options = noanonymous\nsmtp_tls_security_level = encrypt\n\
+         smtp_tls_CAfile = {}\n",
+        KEY.0,
+        KEY.1,
+        ca.ca_file.display()
+    ));
+    let message = "From: Shop <orders@shop.example>\nTo: fay@x.example\nSubject: Through Postfix\n\nRelayed.\n";
+    postfix.sendmail("orders@shop.example", "fay@x.example", message.as_bytes());
+    let id = sluice_testkit::wait_for("Postfix to relay into Sluice", Duration::from_secs(30), || async {
+        let log = postfix.log();
+        log.split("queued as ")
+            .nth(1)
+            .map(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap().to_string())
+    })
+    .await;
+    assert!(postfix.log().contains("status=sent"), "{}", postfix.log());
+    let view = stack.wait_message(&id, "sent", Duration::from_secs(15)).await;
+    assert_eq!(view["recipients"], json!([{"email": "fay@x.example", "status": "sent"}]));
+    let kept = kept_for(&stack, "fay@x.example");
+    assert_eq!(dkim::verify(&ca.dir, &kept, std::slice::from_ref(&record)), ["pass"]);
+    assert!(headers_of(&kept).contains("Subject: Through Postfix"));
+    let metrics = stack.scrape(0).await;
+    assert_eq!(common::sample(&metrics, "sluice_submission_auth_failures_total"), Some(0.0), "{metrics}");
 }

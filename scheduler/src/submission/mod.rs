@@ -123,7 +123,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: &Config) -> Shared {
         let steps = config.submission.max_buffered_bytes.div_ceil(BUDGET_STEP);
-        Shared { failures: Arc::default(), budget: Arc::new(Semaphore::new(steps)) }
+        let failures = Arc::new(sasl::Failures::new(config.submission.auth_failure_delay.get()));
+        Shared { failures, budget: Arc::new(Semaphore::new(steps)) }
     }
 }
 

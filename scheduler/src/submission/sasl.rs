@@ -1,6 +1,7 @@
 //! SMTP AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN: the user name is an API key's id,
 //! the password its token. Failed attempts are counted per client address: past
-//! [`FREE_FAILURES`] each further answer is slowed, and at [`LOCKOUT_FAILURES`] within
+//! [`FREE_FAILURES`] each further answer is slowed (by `submission.auth_failure_delay` more
+//! each time, at most five times it), and at [`LOCKOUT_FAILURES`] within
 //! [`WINDOW`] the address is refused AUTH for [`LOCKOUT`] (like Postfix's anvil and
 //! `smtpd_error_sleep_time`). Counts are per scheduler process.
 
@@ -19,8 +20,8 @@ pub const FREE_FAILURES: u32 = 3;
 pub const LOCKOUT_FAILURES: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Longest slowdown of one answer.
-const MAX_DELAY: Duration = Duration::from_secs(5);
+/// Longest slowdown of one answer, in steps of `submission.auth_failure_delay`.
+const MAX_DELAY_STEPS: u32 = 5;
 /// Addresses remembered at most; past it those not locked out are forgotten first.
 const MAX_CLIENTS: usize = 65_536;
 
@@ -86,12 +87,17 @@ struct Record {
 }
 
 /// Failed attempts per client address.
-#[derive(Default)]
 pub struct Failures {
     clients: Mutex<HashMap<IpAddr, Record>>,
+    /// The slowdown added by each failure past [`FREE_FAILURES`].
+    step: Duration,
 }
 
 impl Failures {
+    pub fn new(step: Duration) -> Failures {
+        Failures { clients: Mutex::default(), step }
+    }
+
     /// When `ip` is locked out, until when.
     pub fn locked(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
         let clients = self.clients.lock().unwrap();
@@ -115,8 +121,8 @@ impl Failures {
         if record.failures >= LOCKOUT_FAILURES {
             record.locked_until = Some(now + LOCKOUT);
         }
-        let over = record.failures.saturating_sub(FREE_FAILURES);
-        (Duration::from_secs(1) * over).min(MAX_DELAY)
+        let over = record.failures.saturating_sub(FREE_FAILURES).min(MAX_DELAY_STEPS);
+        self.step * over
     }
 }
 
@@ -142,7 +148,7 @@ mod tests {
 
     #[test]
     fn failures_slow_down_then_lock_out_then_expire() {
-        let failures = Failures::default();
+        let failures = Failures::new(Duration::from_secs(1));
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         let t0 = Instant::now();

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
@@ -34,6 +36,8 @@ pub fn config_with_ops(redis_body: &str, extra: &str) -> (PathBuf, String, Strin
 pub struct Api {
     pub redis: TestRedis,
     pub base: String,
+    /// Base URL of the operations listener (metrics, health).
+    pub ops: String,
     pub process: Process,
     http: reqwest::Client,
 }
@@ -41,11 +45,16 @@ pub struct Api {
 impl Api {
     pub async fn start(extra: &str) -> Api {
         let redis = TestRedis::start();
-        let (path, base) = config(&redis, extra);
+        let (path, base, ops) = config_with_ops(&redis.config_body(), extra);
         let process = Process::spawn("scheduler", &bin(), &["--config", path.to_str().unwrap()], &[]);
-        let api = Api { redis, base, process, http: reqwest::Client::new() };
+        let api = Api { redis, base, ops, process, http: reqwest::Client::new() };
         api.wait_healthy().await;
         api
+    }
+
+    /// The scheduler's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.ops)).send().await.unwrap().text().await.unwrap()
     }
 
     pub async fn wait_healthy(&self) {

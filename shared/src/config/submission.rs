@@ -40,6 +40,10 @@ pub struct SubmissionConfig {
     /// Bytes of messages held in memory by all sessions together; past it 452 (try later).
     #[serde(default = "defaults::max_buffered_bytes")]
     pub max_buffered_bytes: usize,
+    /// How much longer each failed AUTH from one address waits for its answer, past the
+    /// third (at most five times this; Postfix's `smtpd_error_sleep_time`).
+    #[serde(default = "defaults::auth_failure_delay")]
+    pub auth_failure_delay: Span,
 }
 
 impl Default for SubmissionConfig {
@@ -57,6 +61,7 @@ impl Default for SubmissionConfig {
             command_timeout: defaults::command_timeout(),
             session_timeout: defaults::session_timeout(),
             max_buffered_bytes: defaults::max_buffered_bytes(),
+            auth_failure_delay: defaults::auth_failure_delay(),
         }
     }
 }
@@ -142,5 +147,8 @@ mod defaults {
     }
     pub fn max_buffered_bytes() -> usize {
         256 * 1024 * 1024
+    }
+    pub fn auth_failure_delay() -> Span {
+        Span::try_from("1s").unwrap()
     }
 }

@@ -1,0 +1,161 @@
+//! The submission listener against the real scheduler, spoken to byte by byte: a pipelined
+//! transaction is answered in order and stored; BDAT chunks make one message; a stranger
+//! outside `trusted_networks` must authenticate and cannot over plaintext; AUTH failures are
+//! slowed, then the address is locked out (another address is not); an endless command line,
+//! an oversized DATA and an idle client end their sessions.
+
+mod common;
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::{
+    Api,
+    smtp::{connect, reply, say},
+};
+use serde_json::Value;
+use sluice_testkit::{api_key_toml, free_port};
+use tokio::io::AsyncWriteExt;
+
+const TOKEN: &str = "crm-token-0123456789";
+
+async fn start(extra: &str) -> (Api, SocketAddr) {
+    let port = free_port();
+    let config = format!(
+        "[submission]\nlisten = \"127.0.0.1:{port}\"\ntrusted_networks = [\"127.0.0.1/32\"]\n\
+         max_message_bytes = 4096\nauth_failure_delay = \"100ms\"\n{extra}\n\n{}",
+        api_key_toml("crm", TOKEN, "\"send\"")
+    );
+    let api = Api::start(&config).await;
+    (api, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// AUTH PLAIN's initial response for `user` and `password`.
+fn plain(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+fn queued_id(reply: &str) -> String {
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as msg_"), "{reply}");
+    reply.trim_end().rsplit(' ').next().unwrap().to_string()
+}
+
+async fn message(api: &Api, id: &str) -> Value {
+    let (status, view) = api.call("GET", &format!("/v1/messages/{id}"), None).await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_chunked_transactions_are_stored_whole() {
+    let (api, addr) = start("").await;
+    let (mut c, greeting) = connect([127, 0, 0, 1], addr).await;
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let ehlo = say(&mut c, "EHLO client.example\r\n").await;
+    assert!(ehlo.contains("250-PIPELINING") && ehlo.contains("AUTH PLAIN LOGIN"), "trusted: AUTH offered: {ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "no certificate, no STARTTLS: {ehlo}");
+
+    // One write: MAIL, two RCPTs (one twice), DATA; the replies come back in order.
+    let group = "MAIL FROM:<orders@shop.example> BODY=8BITMIME SIZE=100\r\nRCPT TO:<a@x.example>\r\n\
+                 RCPT TO:<b@y.example>\r\nRCPT TO:<A@x.example>\r\nDATA\r\n";
+    c.get_mut().write_all(group.as_bytes()).await.unwrap();
+    for want in ["250 2.1.0", "250 2.1.5", "250 2.1.5", "250 2.1.5", "354 "] {
+        let got = reply(&mut c).await;
+        assert!(got.starts_with(want), "{want}: {got}");
+    }
+    let id = queued_id(&say(&mut c, "From: orders@shop.example\r\nSubject: piped\r\n\r\n..dot\r\n.\r\n").await);
+    let view = message(&api, &id).await;
+    assert_eq!(view["recipients"].as_array().unwrap().len(), 2, "the repeated recipient once: {view}");
+
+    // BDAT: two chunks, the second LAST; the bytes are taken as they are (no dot-stuffing).
+    let first = "From: orders@shop.example\r\nSubject: chunked\r\n\r\n.not stuffed\r\n";
+    let last = "second chunk\r\n";
+    assert!(say(&mut c, "MAIL FROM:<orders@shop.example>\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "RCPT TO:<c@x.example>\r\n").await.starts_with("250"));
+    let got = say(&mut c, &format!("BDAT {}\r\n{first}", first.len())).await;
+    assert!(got.starts_with(&format!("250 2.0.0 {} octets received", first.len())), "{got}");
+    let id = queued_id(&say(&mut c, &format!("BDAT {} LAST\r\n{last}", last.len())).await);
+    let spec: String = redis::cmd("HGET")
+        .arg(sluice_shared::keys::campaign_meta(&id))
+        .arg("spec")
+        .query(&mut api.redis.conn())
+        .unwrap();
+    let spec: sluice_shared::model::CampaignSpec = serde_json::from_str(&spec).unwrap();
+    let mime = String::from_utf8(spec.mime.unwrap()).unwrap();
+    assert!(mime.ends_with("\r\n\r\n.not stuffed\r\nsecond chunk\r\n"), "{mime}");
+    assert_eq!(spec.subject, "chunked");
+    assert!(say(&mut c, "QUIT\r\n").await.starts_with("221"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_authenticate_and_guessers_are_slowed_then_locked_out() {
+    let (api, addr) = start("").await;
+    // 127.0.0.2 is not trusted: no AUTH offered over plaintext, none taken, no mail without it.
+    let (mut stranger, _) = connect([127, 0, 0, 2], addr).await;
+    assert!(!say(&mut stranger, "EHLO x\r\n").await.contains("AUTH"));
+    let refused = say(&mut stranger, &format!("AUTH PLAIN {}\r\n", plain("crm", TOKEN))).await;
+    assert!(refused.starts_with("538 5.7.11"), "{refused}");
+    assert!(say(&mut stranger, "MAIL FROM:<orders@shop.example>\r\n").await.starts_with("530 5.7.0"));
+
+    // 127.0.0.1 (trusted, so AUTH over plaintext) guesses: three failures close a session;
+    // past the third from the address each answer is slower; the tenth locks it out.
+    let mut delays = Vec::new();
+    let mut failures = 0;
+    while failures < 10 {
+        let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+        for _ in 0..3 {
+            if failures == 10 {
+                break;
+            }
+            let started = std::time::Instant::now();
+            let answer = say(&mut c, &format!("AUTH PLAIN {}\r\n", plain("crm", "guess"))).await;
+            delays.push(started.elapsed());
+            assert!(answer.starts_with("535 5.7.8"), "{answer}");
+            failures += 1;
+        }
+    }
+    assert!(delays[..3].iter().all(|d| *d < Duration::from_millis(100)), "the first three at once: {delays:?}");
+    assert!(delays[3] >= Duration::from_millis(100) && delays[6] >= Duration::from_millis(400), "{delays:?}");
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    let locked = say(&mut c, &format!("AUTH PLAIN {}\r\n", plain("crm", TOKEN))).await;
+    assert!(locked.starts_with("454 4.7.0"), "even the right token, while locked out: {locked}");
+    let (mut other, _) = connect([127, 0, 0, 3], addr).await;
+    let answer = say(&mut other, &format!("AUTH PLAIN {}\r\n", plain("crm", "guess"))).await;
+    assert!(answer.starts_with("538"), "another address is judged on its own: {answer}");
+
+    let metrics = api.metrics().await;
+    assert!(metrics.contains("sluice_submission_auth_failures_total 10"), "{metrics}");
+    assert!(metrics.contains("sluice_submission_refused_total{reason=\"locked_out\"} 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_lines_oversized_messages_and_idle_clients_end_their_sessions() {
+    let (api, addr) = start("command_timeout = \"1s\"\n").await;
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    let answer = say(&mut c, &format!("NOOP {}\r\n", "x".repeat(10_000))).await;
+    assert!(answer.starts_with("500 5.5.2 Line too long"), "{answer}");
+    assert_eq!(reply(&mut c).await, "", "closed");
+
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    assert!(say(&mut c, "MAIL FROM:<orders@shop.example> SIZE=5000\r\n").await.starts_with("552 5.3.4"));
+    assert!(say(&mut c, "MAIL FROM:<orders@shop.example>\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "RCPT TO:<a@x.example>\r\n").await.starts_with("250"));
+    assert!(say(&mut c, "DATA\r\n").await.starts_with("354"));
+    let _ = c.get_mut().write_all("From: orders@shop.example\r\n\r\n".as_bytes()).await;
+    let _ = c.get_mut().write_all("0123456789012345678901234567890123456789\r\n".repeat(200).as_bytes()).await;
+    let answer = reply(&mut c).await;
+    assert!(answer.starts_with("552 5.3.4"), "{answer}");
+    let stored: Vec<String> = redis::cmd("ZRANGE")
+        .arg(sluice_shared::keys::messages_due())
+        .arg(0)
+        .arg(-1)
+        .query(&mut api.redis.conn())
+        .unwrap();
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    let started = std::time::Instant::now();
+    let answer = reply(&mut c).await;
+    assert!(answer.starts_with("421 4.4.2"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}
