@@ -22,8 +22,9 @@ async fn start(extra: &str) -> (Api, SocketAddr) {
     let port = free_port();
     let config = format!(
         "[submission]\nlisten = \"127.0.0.1:{port}\"\ntrusted_networks = [\"127.0.0.1/32\"]\n\
-         max_message_bytes = 4096\nauth_failure_delay = \"100ms\"\n{extra}\n\n{}",
-        api_key_toml("crm", TOKEN, "\"send\"")
+         max_message_bytes = 4096\nauth_failure_delay = \"100ms\"\n{extra}\n\n{}{}send_rate = \"1/h\"\n",
+        api_key_toml("crm", TOKEN, "\"send\""),
+        api_key_toml("hourly", TOKEN, "\"send\"")
     );
     let api = Api::start(&config).await;
     (api, SocketAddr::from(([127, 0, 0, 1], port)))
@@ -85,6 +86,28 @@ async fn pipelined_and_chunked_transactions_are_stored_whole() {
     assert!(mime.ends_with("\r\n\r\n.not stuffed\r\nsecond chunk\r\n"), "{mime}");
     assert_eq!(spec.subject, "chunked");
     assert!(say(&mut c, "QUIT\r\n").await.starts_with("221"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_send_rate_is_told_to_retry_later() {
+    let (api, addr) = start("").await;
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    assert!(say(&mut c, &format!("AUTH PLAIN {}\r\n", plain("hourly", TOKEN))).await.starts_with("235 2.7.0"));
+    let send = "MAIL FROM:<orders@shop.example>\r\nRCPT TO:<a@x.example>\r\nDATA\r\n";
+    c.get_mut().write_all(send.as_bytes()).await.unwrap();
+    for _ in 0..3 {
+        reply(&mut c).await;
+    }
+    queued_id(&say(&mut c, "From: orders@shop.example\r\n\r\none\r\n.\r\n").await);
+    c.get_mut().write_all(send.as_bytes()).await.unwrap();
+    for _ in 0..3 {
+        reply(&mut c).await;
+    }
+    let refused = say(&mut c, "From: orders@shop.example\r\n\r\ntwo\r\n.\r\n").await;
+    assert!(refused.starts_with("451 4.7.1 API key \"hourly\" is over its send_rate"), "{refused}");
+    let metrics = api.metrics().await;
+    assert!(metrics.contains("sluice_send_rate_limited_total{key=\"hourly\"} 1"), "{metrics}");
+    assert!(metrics.contains("sluice_submission_refused_total{reason=\"rate_limited\"} 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,7 @@ pub const SUBMISSION_ACCEPTED: &str = "sluice_submission_accepted_total";
 /// Submission commands or messages refused: label `reason`.
 pub const SUBMISSION_REFUSED: &str = "sluice_submission_refused_total";
 /// The reasons [`SUBMISSION_REFUSED`] counts, each registered at zero.
-pub const SUBMISSION_REFUSAL_REASONS: [&str; 12] = [
+pub const SUBMISSION_REFUSAL_REASONS: [&str; 13] = [
     "auth_required",
     "tls_required",
     "auth_failed",
@@ -54,6 +54,7 @@ pub const SUBMISSION_REFUSAL_REASONS: [&str; 12] = [
     "content",
     "rate_limited",
     "unavailable",
+    "syntax",
 ];
 /// Recipients accepted or rejected at intake: label `result`.
 pub const INTAKE_RECIPIENTS: &str = "sluice_intake_recipients_total";

@@ -1,6 +1,6 @@
 //! What a submission client says, read into meaning: the verb, and for MAIL and RCPT the path
 //! and the ESMTP parameters we advertise (SIZE, BODY, SMTPUTF8, AUTH). Pure, so the fuzz target
-//! `submission_commands` drives exactly this code.
+//! `submission_input` drives exactly this code.
 
 /// One command line's meaning, its line ending already removed.
 #[derive(Debug, Clone, PartialEq, Eq)]

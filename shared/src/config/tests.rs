@@ -160,3 +160,25 @@ fn a_bad_bounce_rule_names_its_key() {
     let e = Config::from_toml(&unknown, Role::Worker).unwrap_err().to_string();
     assert!(e.contains("late"), "{e}");
 }
+
+#[test]
+fn submission_needs_a_way_in_and_sane_bounds() {
+    let base = "[redis]\nurl = \"redis://a:1\"\n[api]\ntokens = [\"long-enough\"]\n[submission]\n";
+    let err = |tail: &str| Config::from_toml(&format!("{base}{tail}"), Role::Scheduler).unwrap_err().to_string();
+    let e = err("listen = \"127.0.0.1:587\"\n");
+    assert!(e.contains("`submission.listen`") && e.contains("trusted_networks"), "{e}");
+    let e = err("listen_tls = \"127.0.0.1:465\"\ntrusted_networks = [\"10.0.0.0/8\"]\n");
+    assert!(e.contains("`submission.listen_tls`") && e.contains("tls_cert"), "{e}");
+    let e = err("listen = \"587\"\n");
+    assert!(e.contains("must be an address"), "{e}");
+    let e = err("trusted_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
+    assert!(e.contains("`submission.trusted_networks[1]`"), "{e}");
+    let trusted = "listen = \"127.0.0.1:587\"\ntrusted_networks = [\"127.0.0.1\"]\n";
+    let e = err(&format!("{trusted}max_connections = 4\nmax_connections_per_client = 5\n"));
+    assert!(e.contains("`submission.max_connections_per_client`"), "{e}");
+    let e = err(&format!("{trusted}max_recipients = 0\n"));
+    assert!(e.contains("`submission.max_recipients`"), "{e}");
+    let c = Config::from_toml(&format!("{base}{trusted}"), Role::Scheduler).unwrap();
+    assert!(c.submission.enabled() && c.submission.trusted()[0].contains("127.0.0.1".parse().unwrap()));
+    assert_eq!((c.submission.max_recipients, c.submission.max_message_bytes), (50, 10 * 1024 * 1024));
+}
