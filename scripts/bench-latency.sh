@@ -23,15 +23,8 @@ stack_write_config "$(bench_toml "${BATCH:-200}" "${CHUNK:-1000}")"
 stack_start_scheduler
 stack_start_workers 2
 
-html='<html><body><h1>Hello {{name}}</h1><p>Spring news, about two kilobytes with the text part.</p></body></html>'
-api POST /v1/campaigns -H 'content-type: application/json' \
-  -d "{\"id\":\"bulk\",\"from\":{\"email\":\"news@shop.example\"},\"subject\":\"News for {{name}}\",\"html\":\"$html\",\"text\":\"Hello {{name}}\",\"start\":false}" >/dev/null
-recipients_ndjson "$N" 50 >"$STACK_DIR/recipients.ndjson"
-api POST /v1/campaigns/bulk/recipients --data-binary @"$STACK_DIR/recipients.ndjson" >/dev/null
-t0=$(date +%s.%N)
-api POST /v1/campaigns/bulk/start >/dev/null
-# Let the backlog build before the first message.
-until [ "$(json_field "$(api GET /v1/campaigns/bulk)" sent)" -ge 5000 ]; do sleep 0.05; done
+bulk_campaign_start "$N"
+t0=$BULK_STARTED
 
 python3 - "$API_PORT" "$TOKEN" "$MESSAGES" <<'PY'
 import http.client, json, sys, time
@@ -54,13 +47,8 @@ for i in range(n):
 PY
 t1=$(date +%s.%N)
 sent_during=$(json_field "$(api GET /v1/campaigns/bulk)" sent)
-deadline=$((SECONDS + 600))
-until [ "$(json_field "$(api GET /v1/campaigns/bulk)" status)" = completed ]; do
-  [ $SECONDS -gt $deadline ] && { echo "campaign did not complete within 10 minutes; logs in $STACK_DIR" >&2; exit 1; }
-  sleep 0.1
-done
+bulk_campaign_wait
 t2=$(date +%s.%N)
-sleep 1.5
 stack_stop
 trap - EXIT
 got=$(wc -l <"$STACK_DIR/latency.txt")

@@ -25,17 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SINK_PORT=$(free_port)
-smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1024 >"$STACK_DIR/smtp-sink.out" 2>&1 &
-SINK_PID=$!
-wait_until "smtp-sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
+smtp_sink_start
 
-# Messages smtp-sink has accepted so far.
-sink_count() {
-  local n
-  n=$(tail -c 400 "$STACK_DIR/smtp-sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true)
-  echo "${n:-0}"
-}
 # inject PORT COUNT : smtp-source sends COUNT 2 KB messages over 20 kept-open connections,
 # then waits for the sink to have them all; prints msg/s from first send to last receipt.
 inject() {

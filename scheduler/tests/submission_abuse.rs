@@ -168,13 +168,28 @@ async fn endless_lines_oversized_messages_and_idle_clients_end_their_sessions() 
     let _ = c.get_mut().write_all("0123456789012345678901234567890123456789\r\n".repeat(200).as_bytes()).await;
     let answer = reply(&mut c).await;
     assert!(answer.starts_with("552 5.3.4"), "{answer}");
+    // A client that leaves in the middle of DATA leaves nothing behind; the next one's
+    // message is the only one stored.
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    assert!(
+        say(&mut c, "MAIL FROM:<orders@shop.example>\r\nRCPT TO:<a@x.example>\r\nDATA\r\n").await.starts_with("250")
+    );
+    assert!(reply(&mut c).await.starts_with("250") && reply(&mut c).await.starts_with("354"));
+    c.get_mut().write_all(b"From: orders@shop.example\r\n\r\nhalf a mess").await.unwrap();
+    drop(c);
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    assert!(
+        say(&mut c, "MAIL FROM:<orders@shop.example>\r\nRCPT TO:<a@x.example>\r\nDATA\r\n").await.starts_with("250")
+    );
+    assert!(reply(&mut c).await.starts_with("250") && reply(&mut c).await.starts_with("354"));
+    let whole = queued_id(&say(&mut c, "From: orders@shop.example\r\n\r\nwhole\r\n.\r\n").await);
     let stored: Vec<String> = redis::cmd("ZRANGE")
         .arg(sluice_shared::keys::messages_due())
         .arg(0)
         .arg(-1)
         .query(&mut api.redis.conn())
         .unwrap();
-    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+    assert_eq!(stored, [whole], "only the whole message is stored");
 
     let (mut c, _) = connect([127, 0, 0, 1], addr).await;
     let started = std::time::Instant::now();

@@ -38,3 +38,19 @@ CF
 postfix_stop_relay() {
   [ -n "${PF_DIR:-}" ] && postfix -c "$PF_DIR" stop >/dev/null 2>&1 || true
 }
+
+# smtp_sink_start : Postfix's smtp-sink on a free port (SINK_PORT, SINK_PID), logging to
+# $STACK_DIR/smtp-sink.out, which sink_count reads.
+smtp_sink_start() {
+  SINK_PORT=$(free_port)
+  smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1024 >"$STACK_DIR/smtp-sink.out" 2>&1 &
+  SINK_PID=$!
+  wait_until "smtp-sink" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SINK_PORT"
+}
+
+# sink_count : messages smtp-sink has accepted so far.
+sink_count() {
+  local n
+  n=$(tail -c 400 "$STACK_DIR/smtp-sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true)
+  echo "${n:-0}"
+}

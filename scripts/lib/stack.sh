@@ -214,6 +214,30 @@ recipients_ndjson() {
   awk -v n="$1" -v d="$2" 'BEGIN { for (i = 0; i < n; i++) printf "{\"email\":\"u%d@d%d.example\",\"vars\":{\"name\":\"Reader %d\"}}\n", i, i % d, i }'
 }
 
+# bulk_campaign_start RECIPIENTS : the campaign "bulk" (2 KB, to 50 domains), started; returns
+# once 5,000 are sent, so that a backlog has built. BULK_STARTED: when it was started.
+bulk_campaign_start() {
+  local html='<html><body><h1>Hello {{name}}</h1><p>Spring news, about two kilobytes with the text part.</p></body></html>'
+  api POST /v1/campaigns -H 'content-type: application/json' \
+    -d "{\"id\":\"bulk\",\"from\":{\"email\":\"news@shop.example\"},\"subject\":\"News for {{name}}\",\"html\":\"$html\",\"text\":\"Hello {{name}}\",\"start\":false}" >/dev/null
+  recipients_ndjson "$1" 50 >"$STACK_DIR/recipients.ndjson"
+  api POST /v1/campaigns/bulk/recipients --data-binary @"$STACK_DIR/recipients.ndjson" >/dev/null
+  BULK_STARTED=$(date +%s.%N)
+  api POST /v1/campaigns/bulk/start >/dev/null
+  until [ "$(json_field "$(api GET /v1/campaigns/bulk)" sent)" -ge 5000 ]; do sleep 0.05; done
+}
+
+# bulk_campaign_wait : until "bulk" completes (10 minutes at most), then 1.5 s for the sink to
+# have answered the last messages.
+bulk_campaign_wait() {
+  local deadline=$((SECONDS + 600))
+  until [ "$(json_field "$(api GET /v1/campaigns/bulk)" status)" = completed ]; do
+    [ $SECONDS -gt $deadline ] && { echo "campaign did not complete within 10 minutes; logs in $STACK_DIR" >&2; exit 1; }
+    sleep 0.1
+  done
+  sleep 1.5
+}
+
 # stack_cpu_report MESSAGES : CPU seconds each process has used, and per message.
 stack_cpu_report() {
   local i ticks hz total=0

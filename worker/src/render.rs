@@ -105,16 +105,26 @@ fn one_line_ending(body: String) -> String {
 /// Most campaigns kept compiled; beyond it the cache starts over (campaigns are few and large).
 const CAPACITY: usize = 256;
 
+/// Bytes of submitted MIME (up to `submission.max_message_bytes` each) the cache holds at
+/// most; past it the cache starts over, so 256 large messages never pin gigabytes.
+const MIME_BYTES: usize = 64 * 1024 * 1024;
+
 /// Per-process cache of compiled campaigns.
 #[derive(Default)]
 pub struct CampaignCache {
-    entries: Mutex<HashMap<String, Arc<Campaign>>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    compiled: HashMap<String, Arc<Campaign>>,
+    mime_bytes: usize,
 }
 
 impl CampaignCache {
     /// The compiled campaign, loading it on first use. `Ok(None)` if it no longer exists.
     pub async fn get(&self, conn: &mut Conn, id: &str) -> StoreResult<Option<Result<Arc<Campaign>, String>>> {
-        if let Some(c) = self.entries.lock().unwrap().get(id) {
+        if let Some(c) = self.entries.lock().unwrap().compiled.get(id) {
             return Ok(Some(Ok(c.clone())));
         }
         let (spec, created): (Option<String>, Option<i64>) =
@@ -126,11 +136,13 @@ impl CampaignCache {
             Ok(c) => Arc::new(c),
             Err(e) => return Ok(Some(Err(e))),
         };
+        let mime = compiled.spec.mime.as_ref().map_or(0, Vec::len);
         let mut entries = self.entries.lock().unwrap();
-        if entries.len() >= CAPACITY {
-            entries.clear();
+        if entries.compiled.len() >= CAPACITY || entries.mime_bytes + mime > MIME_BYTES {
+            *entries = Entries::default();
         }
-        entries.insert(id.to_string(), compiled.clone());
+        entries.mime_bytes += mime;
+        entries.compiled.insert(id.to_string(), compiled.clone());
         Ok(Some(Ok(compiled)))
     }
 }
