@@ -38,6 +38,10 @@ const EXPORTED: &[&str] = &[
     m::WEBHOOK_DELIVERIES,
     m::WEBHOOK_DROPPED,
     m::WEBHOOK_LAST_SUCCESS,
+    m::SUBMISSION_SESSIONS,
+    m::SUBMISSION_AUTH_FAILURES,
+    m::SUBMISSION_ACCEPTED,
+    m::SUBMISSION_REFUSED,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

@@ -54,6 +54,10 @@ days = [100000]
 plan = "test"
 start = "{}"
 
+[submission]
+listen = "127.0.0.1:{}"
+trusted_networks = ["127.0.0.1"]
+
 [webhooks]
 allow_http = true
 allow_networks = ["127.0.0.0/8"]
@@ -64,6 +68,7 @@ url = "http://127.0.0.1:{}/hooks"
 secret = "a-secret-for-the-test"
 "#,
         chrono::Utc::now().format("%Y-%m-%d"),
+        free_port(),
         free_port()
     );
     let stack = common::start(&extra, 1).await;
