@@ -18,16 +18,8 @@ LATENCY_N=${2:-2000}
 BULK=${3:-200000}
 source scripts/lib/stack.sh
 source scripts/lib/postfix.sh
-ensure_debian_packages postfix
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
-cleanup() {
-  kill "${SINK_PID:-}" 2>/dev/null || true
-  postfix_stop_relay
-  stack_stop
-}
-trap cleanup EXIT
-
-smtp_sink_start
+postfix_bench_setup
 wait_sink() {
   local deadline=$((SECONDS + 600))
   until [ "$(sink_count)" -ge "$1" ]; do

@@ -17,15 +17,7 @@ RELAYED=20000   # messages for (b): Postfix is two orders of magnitude slower th
 SIGNED=$N        # recipients for (d), as many as (c)
 source scripts/lib/stack.sh
 source scripts/lib/postfix.sh
-ensure_debian_packages postfix
-cleanup() {
-  kill "${SINK_PID:-}" 2>/dev/null || true
-  postfix_stop_relay
-  stack_stop
-}
-trap cleanup EXIT
-
-smtp_sink_start
+postfix_bench_setup
 
 # inject PORT COUNT : smtp-source sends COUNT 2 KB messages over 20 kept-open connections,
 # then waits for the sink to have them all; prints msg/s from first send to last receipt.

@@ -54,3 +54,17 @@ sink_count() {
   n=$(tail -c 400 "$STACK_DIR/smtp-sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true)
   echo "${n:-0}"
 }
+
+# postfix_bench_setup : what a benchmark beside Postfix needs: the package, Postfix's
+# smtp-sink started, and an EXIT trap that stops the sink, the relay and the stack.
+postfix_bench_setup() {
+  ensure_debian_packages postfix
+  trap postfix_bench_cleanup EXIT
+  smtp_sink_start
+}
+
+postfix_bench_cleanup() {
+  kill "${SINK_PID:-}" 2>/dev/null || true
+  postfix_stop_relay
+  stack_stop
+}
