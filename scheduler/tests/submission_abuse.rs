@@ -2,7 +2,7 @@
 //! transaction is answered in order and stored; BDAT chunks make one message; a stranger
 //! outside `trusted_networks` must authenticate and cannot over plaintext; AUTH failures are
 //! slowed, then the address is locked out (another address is not); an endless command line,
-//! an oversized DATA and an idle client end their sessions.
+//! an oversized DATA, twenty unknown commands and an idle client end their sessions.
 
 mod common;
 
@@ -136,6 +136,11 @@ async fn strangers_authenticate_and_guessers_are_slowed_then_locked_out() {
             assert!(answer.starts_with("535 5.7.8"), "{answer}");
             failures += 1;
         }
+        if failures % 3 == 0 {
+            let closing = reply(&mut c).await;
+            assert!(closing.starts_with("421 4.7.0 Too many failed authentications"), "{closing}");
+            assert_eq!(reply(&mut c).await, "", "three failures end the session");
+        }
     }
     assert!(delays[..3].iter().all(|d| *d < Duration::from_millis(100)), "the first three at once: {delays:?}");
     assert!(delays[3] >= Duration::from_millis(100) && delays[6] >= Duration::from_millis(400), "{delays:?}");
@@ -190,6 +195,15 @@ async fn endless_lines_oversized_messages_and_idle_clients_end_their_sessions() 
         .query(&mut api.redis.conn())
         .unwrap();
     assert_eq!(stored, [whole], "only the whole message is stored");
+
+    // Commands it does not know, twenty in one write: the twentieth ends the session.
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    c.get_mut().write_all("VRFY root\r\n".repeat(20).as_bytes()).await.unwrap();
+    for _ in 0..19 {
+        assert!(reply(&mut c).await.starts_with("502 5.5.2"));
+    }
+    assert!(reply(&mut c).await.starts_with("421 4.7.0 Too many errors"));
+    assert_eq!(reply(&mut c).await, "", "closed");
 
     let (mut c, _) = connect([127, 0, 0, 1], addr).await;
     let started = std::time::Instant::now();
