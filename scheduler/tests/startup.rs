@@ -1,5 +1,6 @@
 //! Startup behaviour of the real binary: a bad config exits non-zero naming the key and
-//! value; Redis down at startup is reported clearly and retried until it comes up.
+//! value; a submission port in use stops it naming the key; Redis down at startup is
+//! reported clearly and retried until it comes up.
 
 mod common;
 

@@ -2,7 +2,9 @@
 //! transaction is answered in order and stored; BDAT chunks make one message; a stranger
 //! outside `trusted_networks` must authenticate and cannot over plaintext; AUTH failures are
 //! slowed, then the address is locked out (another address is not); an endless command line,
-//! an oversized DATA, twenty unknown commands and an idle client end their sessions.
+//! an oversized DATA, twenty unknown commands and an idle client end their sessions; one
+//! client at its connection cap leaves room for others; the null sender is refused, and a
+//! resubmitted Message-ID is the same message.
 
 mod common;
 
@@ -85,6 +87,23 @@ async fn pipelined_and_chunked_transactions_are_stored_whole() {
     let mime = String::from_utf8(spec.mime.unwrap()).unwrap();
     assert!(mime.ends_with("\r\n\r\n.not stuffed\r\nsecond chunk\r\n"), "{mime}");
     assert_eq!(spec.subject, "chunked");
+
+    // The null sender is no sender for submission.
+    assert!(say(&mut c, "MAIL FROM:<>\r\n").await.starts_with("553 5.7.1"));
+    // The client's Message-ID makes a resubmission the same message; other content under the
+    // same Message-ID is a new one.
+    let mut send = async |body: &str| {
+        let group = "MAIL FROM:<orders@shop.example>\r\nRCPT TO:<d@x.example>\r\nDATA\r\n";
+        c.get_mut().write_all(group.as_bytes()).await.unwrap();
+        for want in ["250", "250", "354"] {
+            assert!(reply(&mut c).await.starts_with(want));
+        }
+        let message = format!("From: orders@shop.example\r\nMessage-ID: <order-9@shop.example>\r\n\r\n{body}\r\n.\r\n");
+        queued_id(&say(&mut c, &message).await)
+    };
+    let first = send("once").await;
+    assert_eq!(send("once").await, first, "the same message again");
+    assert_ne!(send("changed").await, first, "other content");
     assert!(say(&mut c, "QUIT\r\n").await.starts_with("221"));
 }
 
@@ -119,6 +138,9 @@ async fn strangers_authenticate_and_guessers_are_slowed_then_locked_out() {
     let refused = say(&mut stranger, &format!("AUTH PLAIN {}\r\n", plain("crm", TOKEN))).await;
     assert!(refused.starts_with("538 5.7.11"), "{refused}");
     assert!(say(&mut stranger, "MAIL FROM:<orders@shop.example>\r\n").await.starts_with("530 5.7.0"));
+
+    let (mut c, _) = connect([127, 0, 0, 1], addr).await;
+    assert!(say(&mut c, "AUTH CRAM-MD5\r\n").await.starts_with("504 5.5.4"), "a mechanism not offered");
 
     // 127.0.0.1 (trusted, so AUTH over plaintext) guesses: three failures close a session;
     // past the third from the address each answer is slower; the tenth locks it out.
@@ -210,4 +232,19 @@ async fn endless_lines_oversized_messages_and_idle_clients_end_their_sessions() 
     let answer = reply(&mut c).await;
     assert!(answer.starts_with("421 4.4.2"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holding_its_cap_does_not_lock_out_another() {
+    let (_api, addr) = start("max_connections = 8\nmax_connections_per_client = 2\n").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (c, greeting) = connect([127, 0, 0, 1], addr).await;
+        assert!(greeting.starts_with("220"), "{greeting}");
+        held.push(c);
+    }
+    let (_, refused) = connect([127, 0, 0, 1], addr).await;
+    assert!(refused.starts_with("421 4.7.0 Too many connections from your address"), "{refused}");
+    let (_, greeting) = connect([127, 0, 0, 2], addr).await;
+    assert!(greeting.starts_with("220"), "another client is served: {greeting}");
 }

@@ -125,7 +125,7 @@ async fn real_clients_submit_and_their_mail_arrives_signed() {
     }
     let ann = kept_for(&stack, "ann@x.example");
     let headers = headers_of(&ann);
-    for gone in ["Bcc:", "X-Sluice-Tags", "X-Sluice-Metadata"] {
+    for gone in ["Bcc:", "X-Sluice-Tags", "X-Sluice-Metadata", "List-Unsubscribe"] {
         assert!(!headers.contains(gone), "{gone} removed:\n{headers}");
     }
     let body = ann.as_slice();

@@ -10,8 +10,12 @@ use axum::{
     routing::MethodRouter,
 };
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
 use sluice_shared::{
-    config::{ApiConfig, Scope},
+    config::{ApiConfig, ApiKey, Scope},
+    metrics as m,
+    redis::{Conn, StoreResult, scripts::records},
     tokens::constant_time_eq,
     units::Rate,
 };
@@ -30,6 +34,19 @@ pub struct Principal {
 impl Principal {
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.iter().any(|s| *s == scope || *s == Scope::Admin)
+    }
+
+    /// Takes one send from the key's `send_rate`, shared by every scheduler and by HTTP and
+    /// SMTP alike. Past it, the refusal (counted) and how long until the next send may go.
+    pub async fn over_send_rate(&self, conn: &mut Conn) -> StoreResult<Option<(String, Duration)>> {
+        let Some(rate) = self.send_rate else { return Ok(None) };
+        let burst = ApiKey::send_burst(rate);
+        let Some(retry_after) = records::send_rate(conn, &self.id, rate.per_second(), burst).await? else {
+            return Ok(None);
+        };
+        metrics::counter!(m::SEND_RATE_LIMITED, "key" => self.id.clone()).increment(1);
+        let wait = retry_after.as_secs_f64().ceil().max(1.0);
+        Ok(Some((format!("API key {:?} is over its send_rate ({rate}); retry after {wait}s", self.id), retry_after)))
     }
 }
 

@@ -12,7 +12,7 @@ use axum::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_shared::{config::ApiKey, lane, metrics as m, redis::scripts::records};
+use sluice_shared::lane;
 
 use super::{
     AppState,
@@ -39,7 +39,9 @@ pub async fn send(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut conn = state.conn().await?;
-    within_send_rate(&mut conn, &principal).await?;
+    if let Some((message, retry_after)) = principal.over_send_rate(&mut conn).await? {
+        return Err(ApiError::RateLimited { message, retry_after });
+    }
     let idempotency = idempotency_key(&headers)?;
     let (id, replayed) = match &idempotency {
         None => (message::new_id(), false),
@@ -51,18 +53,6 @@ pub async fn send(
         response.headers_mut().insert("Idempotent-Replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// Takes one send from the key's `send_rate`, shared by every scheduler; 429 past it.
-async fn within_send_rate(conn: &mut sluice_shared::redis::Pooled, principal: &Principal) -> Result<(), ApiError> {
-    let Some(rate) = principal.send_rate else { return Ok(()) };
-    let burst = ApiKey::send_burst(rate);
-    let Some(retry_after) = records::send_rate(conn, &principal.id, rate.per_second(), burst).await? else {
-        return Ok(());
-    };
-    metrics::counter!(m::SEND_RATE_LIMITED, "key" => principal.id.clone()).increment(1);
-    let message = format!("API key {:?} is over its send_rate ({rate}); retry after {retry_after:?}", principal.id);
-    Err(ApiError::RateLimited { message, retry_after })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

@@ -6,11 +6,7 @@
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sluice_shared::{
-    config::ApiKey,
-    model::{CampaignSpec, Sender},
-    redis::scripts::records,
-};
+use sluice_shared::model::{CampaignSpec, Sender};
 
 use super::{Refusal, Submission, mime};
 use crate::{
@@ -42,8 +38,10 @@ pub async fn accept(
         return Err(Refusal::sender_domain("From:", &from_domain));
     }
     let mut conn = submission.pool.get().await.map_err(|e| Refusal::unavailable(&e))?;
-    if let Some(p) = principal {
-        within_send_rate(&mut conn, p).await?;
+    if let Some(p) = principal
+        && let Some((text, _)) = p.over_send_rate(&mut conn).await.map_err(|e| Refusal::unavailable(&e))?
+    {
+        return Err(Refusal::rate_limited(text));
     }
     let mut digest = Sha256::new();
     digest.update(raw);
@@ -85,16 +83,4 @@ pub async fn accept(
         Err(SubmitError::Field(e)) => Err(Refusal::content(format!("{}: {}", e.field, e.message))),
         Err(e) => Err(Refusal::unavailable(&e)),
     }
-}
-
-/// Takes one send from the key's `send_rate`, shared with the HTTP API; 451 4.7.1 past it.
-async fn within_send_rate(conn: &mut sluice_shared::redis::Pooled, principal: &Principal) -> Result<(), Refusal> {
-    let Some(rate) = principal.send_rate else { return Ok(()) };
-    let burst = ApiKey::send_burst(rate);
-    let limited = records::send_rate(conn, &principal.id, rate.per_second(), burst)
-        .await
-        .map_err(|e| Refusal::unavailable(&e))?;
-    let Some(retry_after) = limited else { return Ok(()) };
-    metrics::counter!(sluice_shared::metrics::SEND_RATE_LIMITED, "key" => principal.id.clone()).increment(1);
-    Err(Refusal::rate_limited(&principal.id, rate, retry_after))
 }

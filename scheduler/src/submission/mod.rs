@@ -15,9 +15,9 @@ pub mod mime;
 pub mod sasl;
 mod session;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use sluice_shared::{config::Config, metrics as m, netguard::Cidr, redis::Pool, units::Rate};
+use sluice_shared::{config::Config, metrics as m, netguard::Cidr, redis::Pool};
 use tokio::sync::Semaphore;
 
 use crate::{api::auth::Keys, inbound::command::BUDGET_STEP, pipeline::enqueue::Enqueuer, smtp_server};
@@ -188,9 +188,8 @@ impl Refusal {
         Refusal::new("451 4.3.0", "unavailable", "Temporary failure storing the message, try again later")
     }
 
-    pub fn rate_limited(key: &str, rate: Rate, retry_after: Duration) -> Refusal {
-        let text =
-            format!("API key {key:?} is over its send_rate ({rate}); retry after {}s", retry_after.as_secs().max(1));
+    /// The key is over its `send_rate` (`text` says which and for how long).
+    pub fn rate_limited(text: String) -> Refusal {
         Refusal::new("451 4.7.1", "rate_limited", text)
     }
 

@@ -97,22 +97,15 @@ impl Conversation for Submission {
                     }
                 }
             };
-            match step_reply(step) {
-                (reply, false) => out.extend_from_slice(reply.as_bytes()),
-                (reply, true) => {
+            match step {
+                Step::Reply(reply) => out.extend_from_slice(reply.as_bytes()),
+                Step::Close(reply) => {
                     out.extend_from_slice(reply.as_bytes());
                     flush(read, &mut out).await?;
                     return Ok(Next::Done);
                 }
             }
         }
-    }
-}
-
-fn step_reply(step: Step) -> (String, bool) {
-    match step {
-        Step::Reply(r) => (r, false),
-        Step::Close(r) => (r, true),
     }
 }
 
@@ -218,18 +211,9 @@ impl Submission {
         let Some(mechanism) = Mechanism::parse(mechanism) else {
             return Ok(Step::Reply("504 5.5.4 Unrecognized authentication type\r\n".into()));
         };
-        let credentials = match mechanism {
-            Mechanism::Plain => match initial {
-                Some(i) => Ok(Ok(sasl::plain(i))),
-                None => prompt(read, out, "334 ", self).await.map(|r| r.map(|r| sasl::plain(&r))),
-            },
-            Mechanism::Login => self.login_exchange(read, out, initial).await,
-        };
-        let (user, password) = match credentials? {
+        let (user, password) = match self.credentials(read, out, mechanism, initial).await? {
+            Ok(given) => given,
             Err(step) => return Ok(step),
-            Ok(Err(Undecodable::Cancelled)) => return Ok(Step::Reply("501 5.7.0 Authentication cancelled\r\n".into())),
-            Ok(Err(Undecodable::Malformed)) => return Ok(Step::Reply("501 5.5.2 Cannot decode response\r\n".into())),
-            Ok(Ok(c)) => c,
         };
         match self.keys.login(&user, &password) {
             Some(p) if p.allows(Scope::Send) => {
@@ -251,29 +235,41 @@ impl Submission {
         }
     }
 
-    /// LOGIN: the user name (given with the command or asked for), then the password.
-    async fn login_exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    /// The user name and password the client gives (with the command, or each asked for
+    /// with a 334 challenge), or the reply that ends the exchange.
+    async fn credentials<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         read: &mut BufReader<S>,
         out: &mut Vec<u8>,
+        mechanism: Mechanism,
         initial: Option<&str>,
-    ) -> std::io::Result<Result<Result<(String, String), Undecodable>, Step>> {
-        let user = match initial {
+    ) -> std::io::Result<Result<(String, String), Step>> {
+        let wait = self.config.submission.command_timeout.get();
+        let first = match initial {
             Some(i) => i.to_string(),
-            None => match prompt(read, out, "334 VXNlcm5hbWU6", self).await? {
-                Ok(u) => u,
-                Err(step) => return Ok(Err(step)),
-            },
+            None => {
+                let challenge = if mechanism == Mechanism::Plain { "334 " } else { "334 VXNlcm5hbWU6" };
+                match prompt(read, out, challenge, wait).await? {
+                    Ok(response) => response,
+                    Err(step) => return Ok(Err(step)),
+                }
+            }
         };
-        let user = match sasl::decode(&user) {
-            Ok(u) => u,
-            Err(e) => return Ok(Ok(Err(e))),
+        let decoded = match mechanism {
+            Mechanism::Plain => sasl::plain(&first),
+            Mechanism::Login => {
+                let user = match sasl::decode(&first) {
+                    Ok(user) => user,
+                    Err(e) => return Ok(Err(undecodable(e))),
+                };
+                let password = match prompt(read, out, "334 UGFzc3dvcmQ6", wait).await? {
+                    Ok(response) => response,
+                    Err(step) => return Ok(Err(step)),
+                };
+                sasl::decode(&password).map(|p| (user, p))
+            }
         };
-        let password = match prompt(read, out, "334 UGFzc3dvcmQ6", self).await? {
-            Ok(p) => p,
-            Err(step) => return Ok(Err(step)),
-        };
-        Ok(Ok(sasl::decode(&password).map(|p| (user, p))))
+        Ok(decoded.map_err(undecodable))
     }
 
     fn mail(&self, state: &mut State, argument: &str) -> Step {
@@ -428,17 +424,24 @@ impl Submission {
     }
 }
 
+/// The answer to a response that cannot be read.
+fn undecodable(e: Undecodable) -> Step {
+    match e {
+        Undecodable::Cancelled => Step::Reply("501 5.7.0 Authentication cancelled\r\n".into()),
+        Undecodable::Malformed => Step::Reply("501 5.5.2 Cannot decode response\r\n".into()),
+    }
+}
+
 /// Writes a 334 challenge and reads the client's response line: `Err` when the session must
 /// end (the client left, or sent a line past the limit).
 async fn prompt<S: AsyncRead + AsyncWrite + Unpin + Send>(
     read: &mut BufReader<S>,
     out: &mut Vec<u8>,
     challenge: &str,
-    submission: &Submission,
+    wait: std::time::Duration,
 ) -> std::io::Result<Result<String, Step>> {
     out.extend_from_slice(format!("{challenge}\r\n").as_bytes());
     flush(read, out).await?;
-    let wait = submission.config.submission.command_timeout.get();
     Ok(match read_line(read, COMMAND_LINE_MAX, wait).await? {
         Line::Eof => Err(Step::Close(String::new())),
         Line::TooLong => Err(Step::Close("500 5.5.2 Line too long, closing\r\n".into())),

@@ -67,26 +67,38 @@ impl InboundConfig {
                 "needs bounces.return_path_domain (the domain it receives for)",
             ));
         }
-        at_least_one("inbound.max_connections", self.max_connections)?;
-        if self.max_connections_per_client == 0 || self.max_connections_per_client > self.max_connections {
-            return Err(invalid(
-                "inbound.max_connections_per_client",
-                self.max_connections_per_client,
-                "must be 1 to inbound.max_connections",
-            ));
-        }
-        if self.max_message_bytes < 1024 {
-            return Err(invalid("inbound.max_message_bytes", self.max_message_bytes, "must be at least 1024"));
-        }
-        if self.max_buffered_bytes < self.max_message_bytes {
-            return Err(invalid(
-                "inbound.max_buffered_bytes",
-                self.max_buffered_bytes,
-                "must be at least inbound.max_message_bytes",
-            ));
-        }
-        Ok(())
+        smtp_bounds(
+            "inbound",
+            self.max_connections,
+            self.max_connections_per_client,
+            self.max_message_bytes,
+            self.max_buffered_bytes,
+        )
     }
+}
+
+/// The bounds every SMTP listener section (`section`) has: sessions in total and per client,
+/// message size, and memory for messages in all sessions.
+pub(super) fn smtp_bounds(
+    section: &str,
+    max_connections: usize,
+    per_client: usize,
+    max_message_bytes: usize,
+    max_buffered_bytes: usize,
+) -> Result<(), ConfigError> {
+    at_least_one(&format!("{section}.max_connections"), max_connections)?;
+    if per_client == 0 || per_client > max_connections {
+        let problem = format!("must be 1 to {section}.max_connections");
+        return Err(invalid(format!("{section}.max_connections_per_client"), per_client, problem));
+    }
+    if max_message_bytes < 1024 {
+        return Err(invalid(format!("{section}.max_message_bytes"), max_message_bytes, "must be at least 1024"));
+    }
+    if max_buffered_bytes < max_message_bytes {
+        let problem = format!("must be at least {section}.max_message_bytes");
+        return Err(invalid(format!("{section}.max_buffered_bytes"), max_buffered_bytes, problem));
+    }
+    Ok(())
 }
 
 mod defaults {

@@ -103,25 +103,13 @@ impl SubmissionConfig {
             ));
         }
         at_least_one("submission.max_recipients", self.max_recipients)?;
-        at_least_one("submission.max_connections", self.max_connections)?;
-        if self.max_connections_per_client == 0 || self.max_connections_per_client > self.max_connections {
-            return Err(invalid(
-                "submission.max_connections_per_client",
-                self.max_connections_per_client,
-                "must be 1 to submission.max_connections",
-            ));
-        }
-        if self.max_message_bytes < 1024 {
-            return Err(invalid("submission.max_message_bytes", self.max_message_bytes, "must be at least 1024"));
-        }
-        if self.max_buffered_bytes < self.max_message_bytes {
-            return Err(invalid(
-                "submission.max_buffered_bytes",
-                self.max_buffered_bytes,
-                "must be at least submission.max_message_bytes",
-            ));
-        }
-        Ok(())
+        super::inbound::smtp_bounds(
+            "submission",
+            self.max_connections,
+            self.max_connections_per_client,
+            self.max_message_bytes,
+            self.max_buffered_bytes,
+        )
     }
 }
 
