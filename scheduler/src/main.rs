@@ -1,9 +1,9 @@
 //! `sluice-scheduler`: wires the library's parts ([`sluice_scheduler`]) into one process:
 //! the admin API on a runtime of its own, the public and inbound listeners, the event pump,
-//! the webhooks and the housekeeping loop.
+//! the webhooks, the history writers and the housekeeping loop.
 
 use sluice_scheduler::{
-    api, events, http, inbound,
+    api, events, history, http, inbound,
     pipeline::{duties, enqueue},
     public, smtp_server, submission, tls, webhook,
 };
@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
 fn serve_api(
     listener: tokio::net::TcpListener,
     submission: submission::Listeners,
+    history: Option<history::History>,
     config: Arc<sluice_shared::config::Config>,
     shutdown: sluice_shared::shutdown::Shutdown,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
@@ -52,7 +53,7 @@ fn serve_api(
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let pool = sluice_shared::redis::pool(&config.redis)?;
             let enqueuer = Arc::new(enqueue::Enqueuer::new(config.clone())?);
-            let state = api::AppState::new(pool, config.clone(), enqueuer);
+            let state = api::AppState::new(pool, config.clone(), enqueuer).with_history(history);
             let submission = submission.spawn(&state, &shutdown)?;
             http::serve(listener, api::app(state), &config.http, tls, shutdown).await;
             for task in submission {
@@ -87,7 +88,9 @@ async fn run(started: Started) -> anyhow::Result<()> {
         _ => None,
     };
     let submission = submission::Listeners::bind(&config).await?;
-    let server = serve_api(listener, submission, config.clone(), shutdown.clone())?;
+    let history = history::History::from_config(&config)?;
+    let api_history = history.as_ref().map(history::History::for_another_runtime).transpose()?;
+    let server = serve_api(listener, submission, api_history, config.clone(), shutdown.clone())?;
     let public = match (&config.public, links) {
         (Some(p), Some(links)) => {
             let listener = tokio::net::TcpListener::bind(&p.listen)
@@ -103,6 +106,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
     };
     let pump = tokio::spawn(events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    let history_writers =
+        history.map(|h| tokio::spawn(history::writer::run(pool.clone(), h, consumer.clone(), shutdown.clone())));
     let duties = duties::Duties { pool, config, consumer, enqueuer };
     duties.run(shutdown).await;
     match tokio::task::spawn_blocking(move || server.join()).await {
@@ -111,6 +116,9 @@ async fn run(started: Started) -> anyhow::Result<()> {
     }
     pump.await?;
     webhooks.await?;
+    if let Some(writers) = history_writers {
+        writers.await?;
+    }
     if let Some(public) = public {
         public.await?;
     }

@@ -8,6 +8,7 @@ ensure_debian_packages() {
       redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
       redis-tools) command -v redis-cli >/dev/null || missing+=(redis-tools) ;;
       postfix) command -v smtp-sink >/dev/null || missing+=(postfix) ;;
+      postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql) ;;
       *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     esac
   done

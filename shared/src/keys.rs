@@ -219,6 +219,18 @@ pub fn webhooks() -> String {
     "sluice:webhooks".into()
 }
 
+/// Hash of the history writer's place in feed shard `shard`: `cursor` (`<feed entry id>.<index>`
+/// of the last event written to PostgreSQL), `n` (its sequence number), `written`, `dropped`
+/// (events trimmed from the feed before they were written).
+pub fn history_state(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:history")
+}
+
+/// Lease of the one scheduler writing feed shard `shard` to PostgreSQL.
+pub fn history_lease(shard: usize) -> String {
+    format!("sluice:{{e:{shard}}}:history_lease")
+}
+
 /// Hash of one endpoint's delivery state: `cursor` (feed entry id), `cursor_n`, `delivered`,
 /// `dropped`, `attempts`, `next_attempt_at`, `last_success_at`, `last_error`, `last_error_at`.
 pub fn webhook_state(id: &str) -> String {
@@ -337,6 +349,8 @@ mod tests {
         assert_eq!(feed_pending(0), "sluice:{e:0}:pending");
         assert_eq!(feed_seq(7), "sluice:{e:7}:seq");
         assert_eq!(feed_lease(1), "sluice:{e:1}:lease");
+        assert_eq!(history_state(2), "sluice:{e:2}:history");
+        assert_eq!(history_lease(2), "sluice:{e:2}:history_lease");
         // Pinned: a source must map to the same shard in every release.
         assert_eq!((feed_shard_of("news"), feed_shard_of("msg_01a2")), (6, 7));
         let spread: std::collections::HashSet<usize> = (0..100).map(|i| feed_shard_of(&format!("c{i}"))).collect();

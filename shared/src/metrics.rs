@@ -66,6 +66,15 @@ pub const TRACKED: &str = "sluice_tracked_total";
 /// Public listener requests answered 429 (a client over `http.public_rate_per_client`).
 pub const PUBLIC_RATE_LIMITED: &str = "sluice_public_rate_limited_total";
 pub const WEBHOOK_BACKLOG: &str = "sluice_webhook_backlog";
+/// Age of the oldest event not yet written to PostgreSQL (0 when caught up): label `shard`.
+pub const HISTORY_LAG: &str = "sluice_history_lag_seconds";
+/// Events in the feed not yet written to PostgreSQL: label `shard`.
+pub const HISTORY_BACKLOG: &str = "sluice_history_backlog_events";
+pub const HISTORY_WRITTEN: &str = "sluice_history_written_events_total";
+/// Events trimmed from the feed before the history writer read them: lost to history.
+pub const HISTORY_DROPPED: &str = "sluice_history_dropped_events_total";
+/// Failed writes to PostgreSQL (each retried): the batch stays in the feed.
+pub const HISTORY_ERRORS: &str = "sluice_history_write_errors_total";
 pub const WEBHOOK_DELIVERIES: &str = "sluice_webhook_deliveries_total";
 pub const WEBHOOK_DROPPED: &str = "sluice_webhook_dropped_events_total";
 pub const WEBHOOK_LAST_SUCCESS: &str = "sluice_webhook_last_success_timestamp_seconds";
@@ -175,6 +184,15 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
+            if config.history.url.is_some() {
+                for name in [HISTORY_WRITTEN, HISTORY_DROPPED, HISTORY_ERRORS] {
+                    metrics::counter!(name).absolute(0);
+                }
+                for shard in 0..crate::keys::FEED_SHARDS {
+                    metrics::gauge!(HISTORY_LAG, "shard" => shard.to_string()).set(0.0);
+                    metrics::gauge!(HISTORY_BACKLOG, "shard" => shard.to_string()).set(0.0);
+                }
+            }
             if config.submission.enabled() {
                 for port in ["submission", "submissions"] {
                     metrics::counter!(SUBMISSION_SESSIONS, "port" => port).absolute(0);
@@ -227,6 +245,11 @@ fn describe() {
     describe_counter!(FEED_EVENTS, "Events copied into the event feed");
     describe_counter!(TRACKED, "Opens and clicks served by the public listener (kind)");
     describe_counter!(PUBLIC_RATE_LIMITED, "Public listener requests refused with 429 (one client over its rate)");
+    describe_gauge!(HISTORY_LAG, "Age of the oldest feed event not yet in PostgreSQL, per feed shard");
+    describe_gauge!(HISTORY_BACKLOG, "Feed events not yet in PostgreSQL, per feed shard");
+    describe_counter!(HISTORY_WRITTEN, "Events written to the PostgreSQL history");
+    describe_counter!(HISTORY_DROPPED, "Events trimmed from the feed before the history writer read them");
+    describe_counter!(HISTORY_ERRORS, "Failed writes to the PostgreSQL history (retried)");
     describe_gauge!(WEBHOOK_BACKLOG, "Feed events after a webhook endpoint's cursor (all types)");
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook POSTs by endpoint and result (ok, error)");
     describe_counter!(WEBHOOK_DROPPED, "Webhook events given up (older than give_up_after, or trimmed from the feed)");

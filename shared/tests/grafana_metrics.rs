@@ -42,6 +42,11 @@ const EXPORTED: &[&str] = &[
     m::SUBMISSION_AUTH_FAILURES,
     m::SUBMISSION_ACCEPTED,
     m::SUBMISSION_REFUSED,
+    m::HISTORY_LAG,
+    m::HISTORY_BACKLOG,
+    m::HISTORY_WRITTEN,
+    m::HISTORY_DROPPED,
+    m::HISTORY_ERRORS,
 ];
 
 fn metric_names(expr: &str) -> BTreeSet<String> {

@@ -6,11 +6,13 @@
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
 //! - [`test_ca`]: a certificate authority made at test time, for every TLS test.
+//! - [`PostgresServer`]: a private PostgreSQL (initdb into a temp dir, a free port), removed on drop.
 //! - [`postfix`]: a stock Postfix of a test's own (config, queue and port), stopped on drop.
 
 pub mod dns_server;
 mod ports;
 pub mod postfix;
+mod postgres_server;
 mod process;
 mod redis_cluster;
 mod redis_server;
@@ -19,6 +21,7 @@ pub mod static_https;
 pub mod test_ca;
 
 pub use ports::free_port;
+pub use postgres_server::PostgresServer;
 pub use process::{Process, bin_path};
 pub use redis_cluster::{RedisCluster, TestConn, TestRedis};
 pub use redis_server::{RedisServer, TlsEndpoint};

@@ -1,6 +1,6 @@
 //! The audit log: every mutating `/v1` call, every call refused for its credentials (401, 403)
 //! and every read of recipients' data in bulk (events, suppressions, dead letters, a
-//! message's recipients), with who (key), from where (client address), what, when and the
+//! message's recipients, the history and a recipient's timeline), with who (key), from where (client address), what, when and the
 //! result, appended to the stream `sluice:audit`, readable with the admin scope at
 //! `GET /v1/audit`.
 
@@ -22,7 +22,8 @@ use crate::http::client::ClientAddr;
 const AUDIT_MAXLEN: usize = 100_000;
 
 /// Paths whose GET answers with recipients' addresses in bulk.
-const PERSONAL_DATA: &[&str] = &["/v1/events", "/v1/suppressions", "/v1/dead-letters", "/v1/messages/"];
+const PERSONAL_DATA: &[&str] =
+    &["/v1/events", "/v1/suppressions", "/v1/dead-letters", "/v1/messages/", "/v1/history/", "/v1/recipients/"];
 
 /// Records the call after it is answered, with its status, when it changed something, was
 /// refused, or read personal data.

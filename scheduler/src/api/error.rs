@@ -49,6 +49,8 @@ pub enum ApiError {
         retry_after: std::time::Duration,
     },
     Store(StoreError),
+    /// A store other than Redis (the history) cannot answer now: 503 with this message.
+    Unavailable(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -92,6 +94,7 @@ impl IntoResponse for ApiError {
                 let body = ErrorBody::new(None, message);
                 return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds)], body).into_response();
             }
+            ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(None, message)),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage error in API call");
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(None, "storage unavailable; retry later"))

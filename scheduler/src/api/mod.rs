@@ -11,6 +11,7 @@ mod dead_letters;
 mod destinations;
 pub mod error;
 mod events;
+mod history;
 mod inbound;
 mod messages;
 pub mod openapi;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub keys: Arc<auth::Keys>,
     /// Queues a transactional message's jobs at once, without waiting for a scheduler round.
     pub enqueuer: Arc<crate::pipeline::enqueue::Enqueuer>,
+    /// The PostgreSQL history store; None without `[history] url`.
+    pub history: Option<crate::history::History>,
 }
 
 impl AppState {
@@ -52,11 +55,16 @@ impl AppState {
             );
         }
         let keys = Arc::new(auth::Keys::new(&config.api));
-        AppState { pool, config, inbound, keys, enqueuer }
+        AppState { pool, config, inbound, keys, enqueuer, history: None }
     }
 }
 
 impl AppState {
+    /// The same state reading the history from `history`.
+    pub fn with_history(self, history: Option<crate::history::History>) -> AppState {
+        AppState { history, ..self }
+    }
+
     pub async fn conn(&self) -> Result<sluice_shared::redis::Pooled, ApiError> {
         self.pool.get().await.map_err(ApiError::Store)
     }
@@ -101,6 +109,10 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         }))
         .routes(scoped(CampaignsWrite, routes!(campaigns::act)))
         .routes(scoped(CampaignsRead, routes!(events::list)))
+        .routes(scoped(CampaignsRead, routes!(history::search)))
+        .routes(scoped(CampaignsRead, routes!(history::timeline)))
+        .routes(scoped(CampaignsRead, routes!(history::report)))
+        .routes(scoped(CampaignsRead, routes!(history::export)))
         .routes(scoped(Admin, routes!(webhooks::list, webhooks::create)))
         .routes(scoped(Admin, routes!(webhooks::get_one, webhooks::delete)))
         .routes(scoped(Send, routes!(messages::send)))

@@ -125,6 +125,31 @@ pub async fn read(conn: &mut Conn, after: &Position, entries: usize) -> redis::R
     Ok(merge(pages, entries))
 }
 
+/// The events of `shard` after `after` (from its start if None), reading up to `entries` feed
+/// entries.
+pub async fn read_shard(
+    conn: &mut Conn,
+    shard: usize,
+    after: Option<&Cursor>,
+    entries: usize,
+) -> redis::RedisResult<Vec<FeedEvent>> {
+    let start = after.map_or_else(|| "-".to_string(), |c| c.id.clone());
+    let raw: RawEntries = redis::cmd("XRANGE")
+        .arg(keys::feed(shard))
+        .arg(start)
+        .arg("+")
+        .arg("COUNT")
+        .arg(entries)
+        .query_async(conn)
+        .await?;
+    let mut events = Vec::new();
+    for (id, fields) in raw {
+        let skip = after.filter(|c| c.id == id).map_or(0, |c| c.index + 1);
+        events.extend(unpack(shard, &id, fields).into_iter().skip(skip));
+    }
+    Ok(events)
+}
+
 /// The place after the newest event of every shard, and each shard's sequence number there.
 pub async fn tail(conn: &mut Conn) -> redis::RedisResult<(Position, BTreeMap<usize, i64>)> {
     let mut pipe = redis::pipe();

@@ -7,6 +7,7 @@ mod bounces;
 mod campaigns;
 mod dkim;
 mod dns;
+mod history;
 mod http;
 mod inbound;
 mod limits;
@@ -28,6 +29,7 @@ pub use bounces::*;
 pub use campaigns::*;
 pub use dkim::*;
 pub use dns::*;
+pub use history::*;
 pub use http::*;
 pub use inbound::*;
 pub use limits::*;
@@ -91,6 +93,9 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The PostgreSQL history store (scheduler); no `url`: none.
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -216,6 +221,7 @@ impl Config {
                 self.webhooks.validate()?;
                 self.messages.validate()?;
                 self.submission.validate()?;
+                self.history.validate()?;
                 self.campaigns.validate()
             }
             Role::Worker => {

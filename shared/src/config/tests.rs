@@ -182,3 +182,25 @@ fn submission_needs_a_way_in_and_sane_bounds() {
     assert!(c.submission.enabled() && c.submission.trusted()[0].contains("127.0.0.1".parse().unwrap()));
     assert_eq!((c.submission.max_recipients, c.submission.max_message_bytes), (50, 10 * 1024 * 1024));
 }
+
+#[test]
+fn history_needs_a_postgres_url_and_whole_days() {
+    let base = "[redis]\nurl = \"redis://a:1\"\n[api]\ntokens = [\"long-enough\"]\n[history]\n";
+    let err = |tail: &str| Config::from_toml(&format!("{base}{tail}"), Role::Scheduler).unwrap_err().to_string();
+    let e = err("url = \"mysql://root:secret@db/x\"\n");
+    assert!(e.contains("`history.url`") && e.contains("postgres://") && !e.contains("secret"), "{e}");
+    let e = err("url = \"postgres://db/x\"\nretention = \"12h\"\n");
+    assert!(e.contains("`history.retention`") && e.contains("1d"), "{e}");
+    let e = err("batch = 0\n");
+    assert!(e.contains("`history.batch`"), "{e}");
+    let e = err("pool_size = 1\n");
+    assert!(e.contains("`history.pool_size`"), "{e}");
+    let e = err("rows = 5\n");
+    assert!(e.contains("rows"), "{e}");
+    let c = Config::from_toml(&format!("{base}url = \"postgres://sluice@127.0.0.1:5432/sluice\"\n"), Role::Scheduler)
+        .unwrap();
+    assert_eq!((c.history.batch, c.history.retention.get().as_secs()), (5000, 400 * 86_400));
+    let none =
+        Config::from_toml("[redis]\nurl = \"redis://a:1\"\n[api]\ntokens = [\"long-enough\"]\n", Role::Scheduler);
+    assert!(none.unwrap().history.url.is_none());
+}

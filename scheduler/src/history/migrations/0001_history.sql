@@ -1,0 +1,39 @@
+-- Every event, one row each, in a table partitioned by day (the writer adds each day's
+-- partition; retention drops whole days). An event's id is (source, at, seq): its source and
+-- the source stream's entry id "<ms>-<seq>", whose ms is `at`. Text is compared byte-wise
+-- (COLLATE "C"), whatever the database's locale.
+CREATE TABLE events (
+    at timestamptz NOT NULL,
+    source text COLLATE "C" NOT NULL,
+    seq integer NOT NULL,
+    type text COLLATE "C" NOT NULL,
+    -- lower-cased
+    recipient text COLLATE "C" NOT NULL,
+    -- NULL when the event carries no data
+    data jsonb
+) PARTITION BY RANGE (at);
+
+-- Addresses and source names are indexed by their 8-byte hash, not their text: a third of the
+-- index size. Queries compare the text too, so a hash collision costs a row read, never a
+-- wrong answer.
+CREATE INDEX events_source ON events (hashtextextended(source, 0), at, seq);
+CREATE INDEX events_recipient ON events (hashtextextended(recipient, 0), at);
+CREATE INDEX events_at ON events (at);
+
+-- Campaigns and messages, recorded when their first event is written: what a report needs
+-- after Redis has expired them. No recipient list and no body.
+CREATE TABLE sources (
+    name text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('campaign', 'message')),
+    created_at timestamptz,
+    summary jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Each template version a recorded campaign or message used.
+CREATE TABLE templates (
+    id text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    first_used timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id, version)
+);
