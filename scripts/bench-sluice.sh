@@ -6,6 +6,10 @@
 #   DKIM=1 scripts/bench-sluice.sh ...   signs every message with an RSA-2048 key made for the run
 #   SINK_PORT=P scripts/bench-sluice.sh  sends to an SMTP sink already listening on 127.0.0.1:P
 #                                         (scripts/bench.sh uses Postfix's smtp-sink)
+#   HISTORY=1 scripts/bench-sluice.sh    with [history] on a PostgreSQL of the run; also prints how
+#                                         fast the events reached it (scripts/bench-history.sh)
+#   HISTORY=late scripts/bench-sluice.sh PostgreSQL starts only once the campaign completed: the
+#                                         writers' catch-up rate is their most events/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-50000}
@@ -24,7 +28,17 @@ selector = \"bench\"
 key_file = \"$STACK_DIR/dkim.pem\"
 "
 fi
-stack_write_config "$dkim_keys$(bench_toml 500 2000)"
+history=""
+case "${HISTORY:-0}" in
+  0) ;;
+  1) stack_start_postgres ;;
+  late) PG_PORT=$(free_port); PG_URL="postgres://sluice@127.0.0.1:$PG_PORT/sluice" ;;
+  *) echo "HISTORY must be 0, 1 or late" >&2; exit 2 ;;
+esac
+[ "${HISTORY:-0}" != 0 ] && history="[history]
+url = \"$PG_URL\"
+"
+stack_write_config "$dkim_keys$history$(bench_toml 500 2000)"
 stack_start_scheduler
 stack_start_workers "$WORKERS"
 
@@ -44,6 +58,35 @@ until [ "$(json_field "$(api GET /v1/campaigns/bench)" status)" = completed ]; d
   sleep 0.05
 done
 t2=$(date +%s.%N)
+if [ "${HISTORY:-0}" = late ]; then
+  stack_start_postgres "$PG_PORT"
+  fed() { local n=0 k; for k in 0 1 2 3 4 5 6 7; do n=$((n + $(redis-cli -p "$REDIS_PORT" GET "sluice:{e:$k}:seq" | sed 's/^$/0/'))); done; echo "$n"; }
+  rows() { psql_sluice -c 'SELECT count(*) FROM events' 2>/dev/null || echo 0; }
+  deadline=$((SECONDS + 600))
+  until [ "$(rows)" -gt 0 ]; do [ $SECONDS -gt $deadline ] && exit 1; sleep 0.01; done
+  ta=$(date +%s.%N); first=$(rows)
+  until [ "$(rows)" -ge "$(fed)" ]; do [ $SECONDS -gt $deadline ] && exit 1; sleep 0.01; done
+  tb=$(date +%s.%N)
+  awk -v e="$(rows)" -v f="$first" -v ta="$ta" -v tb="$tb" 'BEGIN {
+    printf "history catch-up      %d events written at %.0f events/s (PostgreSQL started after the send)\n", e - f, (e - f) / (tb - ta)
+  }'
+fi
+if [ "${HISTORY:-0}" = 1 ]; then
+  lag=$(curl -s "http://127.0.0.1:$SCHED_METRICS_PORT/metrics" | awk '/^sluice_history_lag_seconds/ { if ($2 > m) m = $2 } END { print m + 0 }')
+  # Every event the feed got (its shards' sequence numbers) must reach PostgreSQL.
+  fed() { local n=0 k; for k in 0 1 2 3 4 5 6 7; do n=$((n + $(redis-cli -p "$REDIS_PORT" GET "sluice:{e:$k}:seq" | sed 's/^$/0/'))); done; echo "$n"; }
+  deadline=$((SECONDS + 600))
+  until [ "$(psql_sluice -c 'SELECT count(*) FROM events')" -ge "$(fed)" ]; do
+    [ $SECONDS -gt $deadline ] && { echo "history did not catch up within 10 minutes; logs in $STACK_DIR" >&2; exit 1; }
+    sleep 0.05
+  done
+  t3=$(date +%s.%N)
+  events=$(psql_sluice -c 'SELECT count(*) FROM events')
+  awk -v e="$events" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v lag="$lag" 'BEGIN {
+    printf "history events        %d in PostgreSQL, %.0f events/s from start until all were written\n", e, e / (t3 - t1)
+    printf "history lag           %.2f s at completion; all written %.2f s after it\n", lag, t3 - t2
+  }'
+fi
 view=$(api GET /v1/campaigns/bench)
 sent=$(json_field "$view" sent)
 sleep 1.2

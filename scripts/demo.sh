@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job, on one machine: a local Redis, a local SMTP sink, the scheduler and two
-# workers; a 10,000-recipient campaign over 20 domains with live progress; then the counts
-# and where to look. Everything it starts is stopped when it ends (or on ctrl-c).
+# The main job, on one machine: a local Redis, a local SMTP sink, a local PostgreSQL for the
+# history, the scheduler and two workers; a 10,000-recipient campaign over 20 domains with live
+# progress; then the counts, one recipient's timeline and the campaign's report from the
+# history, and where to look. Everything it starts is stopped when it ends (or on ctrl-c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/stack.sh
@@ -9,6 +10,7 @@ trap stack_stop EXIT
 
 stack_start_redis --appendonly yes --appendfsync everysec
 stack_start_sink
+stack_start_postgres
 # A DKIM key for the demo From domain, made for this run: every demo message is signed.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$STACK_DIR/dkim.pem" 2>/dev/null
 stack_write_config "
@@ -26,10 +28,13 @@ rate = "300/s"
 
 [retry]
 schedule = ["2s", "5s"]
+
+[history]
+url = "'"$PG_URL"'"
 '
 stack_start_scheduler
 stack_start_workers 2
-echo "== Redis 127.0.0.1:$REDIS_PORT  SMTP sink 127.0.0.1:$SINK_PORT  API http://127.0.0.1:$API_PORT"
+echo "== Redis 127.0.0.1:$REDIS_PORT  SMTP sink 127.0.0.1:$SINK_PORT  PostgreSQL $PG_URL  API http://127.0.0.1:$API_PORT"
 
 # A draft, its recipients as NDJSON (a few scripted to soft-fail twice or hard-bounce), start.
 api POST /v1/campaigns -H 'content-type: application/json' -d '{
@@ -68,4 +73,13 @@ echo "== metrics (while running): http://127.0.0.1:$SCHED_METRICS_PORT/metrics $
 curl -s "${WORKER_METRICS[0]}" | grep -E '^sluice_messages_total' | head -n 8 || true
 echo "== events of the campaign: redis-cli -p $REDIS_PORT XRANGE 'sluice:{c:demo}:events' - + COUNT 5"
 redis-cli -p "$REDIS_PORT" XRANGE 'sluice:{c:demo}:events' - + COUNT 2
+# The history: every event also lands in PostgreSQL (docs/history.md).
+fed() { local n=0 k; for k in 0 1 2 3 4 5 6 7; do n=$((n + $(redis-cli -p "$REDIS_PORT" GET "sluice:{e:$k}:seq" | sed 's/^$/0/'))); done; echo "$n"; }
+wait_until "the history to hold every event" 60 bash -c "[ \"\$(\"$PG_BIN/psql\" -X -At -h 127.0.0.1 -p $PG_PORT -U sluice -d sluice -c 'SELECT count(*) FROM events')\" -ge $(fed) ]"
+echo "== one recipient's timeline, from the history: GET /v1/recipients/soft2-1@d1.example/timeline"
+api GET /v1/recipients/soft2-1@d1.example/timeline
+echo
+echo "== the campaign's report, from the history: GET /v1/campaigns/demo/report"
+api GET /v1/campaigns/demo/report
+echo
 echo "== logs: $STACK_DIR (everything started here is stopped now)"

@@ -6,6 +6,7 @@
 //! - [`field_error`]: the error naming one field that every way in answers with.
 //! - [`pipeline`]: the duties every scheduler runs: intake, expansion into destination
 //!   streams, retries, hygiene.
+//! - [`erase`]: erasing one address from everything Sluice keeps.
 //! - [`history`]: every event kept in PostgreSQL (`[history]`): the writers and what the API reads.
 //! - [`inbound`]: bounce and complaint reports that arrive later (DSN, ARF).
 //! - [`late`]: opens, clicks, unsubscribes and reports recorded against their campaign.
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod erase;
 pub mod events;
 pub mod field_error;
 pub mod history;

@@ -7,7 +7,7 @@ mod common;
 
 use sluice_testkit::api_key_toml;
 
-const SCOPES: [&str; 5] = ["send", "campaigns:read", "campaigns:write", "suppressions", "admin"];
+const SCOPES: [&str; 6] = ["send", "campaigns:read", "campaigns:write", "suppressions", "privacy", "admin"];
 
 fn token_of(scope: &str) -> String {
     format!("token-{}", scope.replace(':', "-"))
@@ -54,7 +54,7 @@ async fn the_document_lists_every_route_with_the_scope_it_enforces() {
             }
         }
     }
-    assert_eq!(operations, 31, "every operation of the admin API is documented");
+    assert_eq!(operations, 32, "every operation of the admin API is documented");
     let scope_of = |path: &str, method: &str| paths[path][method]["security"][0]["bearer"][0].clone();
     assert_eq!(scope_of("/v1/messages", "post"), "send");
     assert_eq!(scope_of("/v1/campaigns", "get"), "campaigns:read");

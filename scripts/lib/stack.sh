@@ -1,5 +1,6 @@
 # A whole local Sluice for the demo and the benchmarks: Redis, an SMTP sink, the scheduler
-# and workers, each on a free port of 127.0.0.1, all stopped by stack_stop (set as an EXIT trap).
+# and workers (and PostgreSQL for the history), each on a free port of 127.0.0.1, all stopped by
+# stack_stop (set as an EXIT trap).
 # Sourcing it installs what is missing (redis-server, curl) and builds the release binaries
 # (unless STACK_BIN names binaries already built).
 
@@ -92,6 +93,33 @@ cluster_master_of() {
       if (s >= r[1] + 0 && s <= r[2] + 0) { split($2, a, "[:@]"); print a[2] }
     }
   }'
+}
+
+# stack_start_postgres [PORT] : a PostgreSQL of this run (Debian's package, installed if missing):
+# initdb into STACK_DIR, a free port, a database "sluice"; PG_PORT, PG_URL and psql_sluice
+# (psql on it) are set. Run as the postgres user when we are root (PostgreSQL refuses root;
+# setpriv execs in place, so the pid kept is the server's own).
+stack_start_postgres() {
+  ensure_debian_packages postgresql
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  PG_PORT=${1:-$(free_port)}
+  local as=() data="$STACK_DIR/pg"
+  mkdir -p "$data"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$STACK_DIR" "$data"; as=(setpriv --reuid=postgres --regid=postgres --init-groups); fi
+  "${as[@]}" "$PG_BIN/initdb" -U sluice -A trust -E UTF8 --locale=C --no-sync -D "$data" >"$STACK_DIR/initdb.log"
+  "${as[@]}" "$PG_BIN/postgres" -D "$data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 -k "$STACK_DIR" \
+    >"$STACK_DIR/postgres.log" 2>&1 &
+  STACK_PIDS+=($!); STACK_NAMES+=(postgres)
+  wait_until "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  psql_sluice postgres -c "CREATE DATABASE sluice" >/dev/null
+  PG_URL="postgres://sluice@127.0.0.1:$PG_PORT/sluice"
+}
+
+# psql_sluice [DATABASE] ARGS... : psql on this run's PostgreSQL (database sluice by default).
+psql_sluice() {
+  local db=sluice
+  [ "${1:-}" = postgres ] && { db=postgres; shift; }
+  "$PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U sluice -d "$db" "$@"
 }
 
 # stack_start_sink [extra sluice-sink args...]

@@ -19,3 +19,22 @@ pub fn entry(reason: &str, source: &str, campaign: Option<&str>, detail: Option<
     }
     e
 }
+
+/// What stands for an erased address: `sha256:` and the hex SHA-256 of the lower-cased
+/// address. The suppression list keeps the address under this name after an erase, so the
+/// address is still never mailed though it is kept nowhere; a recipient not yet expanded when
+/// its address was erased carries this name instead and is suppressed by it.
+pub fn erased_token(address: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(address.to_lowercase().as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_erased_address_is_named_by_its_hash_whatever_its_case() {
+        let token = super::erased_token("Ann@Example.com");
+        assert_eq!(token, super::erased_token("ann@example.com"));
+        assert!(token.starts_with("sha256:") && token.len() == 7 + 64 && !token.contains("ann"));
+    }
+}

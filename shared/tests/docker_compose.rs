@@ -1,7 +1,8 @@
 //! No Docker engine runs here, so the compose stack is checked as files: the YAML parses,
 //! every service it references exists, workers can be scaled, Redis keeps an AOF, mounted
 //! paths exist in the repository, Prometheus scrapes the ports the config listens on, Grafana
-//! reads the dashboards where provisioning says, and the config loads for both binaries.
+//! reads the dashboards where provisioning says, its history data source and the schedulers'
+//! `[history]` reach the compose PostgreSQL, and the config loads for both binaries.
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +91,17 @@ fn the_compose_stack_is_consistent() {
         grafana.iter().any(|v| v.starts_with("../grafana/dashboards:") && v.contains(&format!(":{path}"))),
         "{grafana:?}"
     );
-    let datasource = yaml(&docker().join("../grafana/provisioning/datasources/prometheus.yml"));
-    assert_eq!(datasource["datasources"][0]["url"].as_str(), Some("http://prometheus:9090"));
+    let datasources = yaml(&docker().join("../grafana/provisioning/datasources/sluice.yml"));
+    assert_eq!(datasources["datasources"][0]["url"].as_str(), Some("http://prometheus:9090"));
+    // The history's data source reaches the compose PostgreSQL, as the dashboards name it.
+    let history = &datasources["datasources"][1];
+    assert_eq!(history["uid"].as_str(), Some("sluice-history"));
+    let host = history["url"].as_str().unwrap().split(':').next().unwrap().to_string();
+    assert!(names.contains(&host), "the history data source points at {host}, not a service");
+    let config = Config::load(Some(&docker().join("sluice.toml")), Role::Scheduler).unwrap();
+    assert!(
+        config.history.url.as_deref().is_some_and(|u| u.contains(&format!("@{host}:"))),
+        "{:?}",
+        config.history.url
+    );
 }

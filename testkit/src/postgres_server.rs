@@ -104,6 +104,17 @@ impl PostgresServer {
         self.psql("sluice", sql)
     }
 
+    /// The whole database `sluice` as SQL (schema and data), as pg_dump writes it.
+    pub fn dump(&self) -> String {
+        run(
+            "pg_dump",
+            Command::new(self.bin.join("pg_dump"))
+                .args(["-h", "127.0.0.1", "-U", "sluice", "-p"])
+                .arg(self.port.to_string())
+                .arg("sluice"),
+        )
+    }
+
     fn psql(&self, db: &str, sql: &str) -> String {
         run(
             "psql",

@@ -5,6 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod dashboard;
+mod erase;
 mod outage;
 mod search_report;
 

@@ -36,6 +36,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
     let client = request.extensions().get::<ClientAddr>().map_or_else(|| "-".into(), |c| c.0.to_string());
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let path = without_erased_address(&method, path);
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let reads = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -70,6 +71,18 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         tracing::error!(error = %e, status, "audit record could not be written");
     }
     response
+}
+
+/// An erase (`DELETE /v1/recipients/{email}`) is recorded under the address's hash, so the
+/// audit log never keeps the address it was asked to forget.
+fn without_erased_address(method: &Method, path: String) -> String {
+    match path.strip_prefix("/v1/recipients/") {
+        Some(email) if method == Method::DELETE => {
+            let email = email.trim_end_matches('/').replace("%40", "@");
+            format!("/v1/recipients/{}", sluice_shared::suppression::erased_token(&email))
+        }
+        _ => path,
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -15,6 +15,7 @@ mod history;
 mod inbound;
 mod messages;
 pub mod openapi;
+mod recipients;
 mod request_id;
 mod suppressions;
 mod templates;
@@ -97,7 +98,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
     // Inline recipients (up to 10,000) make large bodies legitimate; NDJSON uploads stream.
     let create_limit = 64 * 1024 * 1024;
     use openapi::{scoped, with};
-    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Send, Suppressions};
+    use sluice_shared::config::Scope::{Admin, CampaignsRead, CampaignsWrite, Privacy, Send, Suppressions};
     OpenApiRouter::new()
         .routes(with(scoped(CampaignsWrite, routes!(campaigns::create)), |r| {
             r.layer(DefaultBodyLimit::max(create_limit))
@@ -111,6 +112,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(CampaignsRead, routes!(events::list)))
         .routes(scoped(CampaignsRead, routes!(history::search)))
         .routes(scoped(CampaignsRead, routes!(history::timeline)))
+        .routes(scoped(Privacy, routes!(recipients::erase_one)))
         .routes(scoped(CampaignsRead, routes!(history::report)))
         .routes(scoped(CampaignsRead, routes!(history::export)))
         .routes(scoped(Admin, routes!(webhooks::list, webhooks::create)))

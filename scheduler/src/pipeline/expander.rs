@@ -36,13 +36,17 @@ pub async fn expand_chunk(
         .map(|s| serde_json::from_str(s))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Reply(format!("staged recipient: {e}")))?;
-    let lowered: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
-    let hits: Vec<Option<String>> = redis::cmd("HMGET").arg(keys::suppressed()).arg(&lowered).query_async(conn).await?;
+    // Each address is looked up as itself and as its erased token: an erased address stays
+    // suppressed under its hash alone.
+    let mut names: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
+    names.extend(names.clone().iter().map(|a| sluice_shared::suppression::erased_token(a)));
+    let hits: Vec<Option<String>> = redis::cmd("HMGET").arg(keys::suppressed()).arg(&names).query_async(conn).await?;
+    let (plain, hashed) = hits.split_at(recipients.len());
     let mut jobs = Vec::with_capacity(recipients.len());
     let mut suppressed = Vec::new();
-    for (k, (r, hit)) in recipients.into_iter().zip(hits).enumerate() {
+    for (k, r) in recipients.into_iter().enumerate() {
         let index = first + k as u64;
-        if hit.is_some() {
+        if plain[k].is_some() || hashed[k].is_some() {
             suppressed.push((index, r.recipient));
             continue;
         }

@@ -22,6 +22,9 @@ pub enum Scope {
     /// Manage the suppression list.
     #[serde(rename = "suppressions")]
     Suppressions,
+    /// Erase an address from everything Sluice keeps (`DELETE /v1/recipients/{email}`).
+    #[serde(rename = "privacy")]
+    Privacy,
     /// Everything, including dead letters, inbound reports and the audit log.
     #[serde(rename = "admin")]
     Admin,
@@ -34,6 +37,7 @@ impl Scope {
             Scope::CampaignsRead => "campaigns:read",
             Scope::CampaignsWrite => "campaigns:write",
             Scope::Suppressions => "suppressions",
+            Scope::Privacy => "privacy",
             Scope::Admin => "admin",
         }
     }

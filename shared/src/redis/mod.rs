@@ -2,6 +2,7 @@
 
 pub mod entry_id;
 mod pool;
+pub mod scan;
 pub mod scripts;
 
 use std::time::Duration;

@@ -1,11 +1,12 @@
 -- Every event, one row each, in a table partitioned by day (the writer adds each day's
 -- partition; retention drops whole days). An event's id is (source, at, seq): its source and
 -- the source stream's entry id "<ms>-<seq>", whose ms is `at`. Text is compared byte-wise
--- (COLLATE "C"), whatever the database's locale.
+-- (COLLATE "C"), whatever the database's locale. Fixed-width columns come first, so no row
+-- pays alignment padding between them and the text.
 CREATE TABLE events (
     at timestamptz NOT NULL,
-    source text COLLATE "C" NOT NULL,
     seq integer NOT NULL,
+    source text COLLATE "C" NOT NULL,
     type text COLLATE "C" NOT NULL,
     -- lower-cased
     recipient text COLLATE "C" NOT NULL,
@@ -13,11 +14,13 @@ CREATE TABLE events (
     data jsonb
 ) PARTITION BY RANGE (at);
 
--- Addresses and source names are indexed by their 8-byte hash, not their text: a third of the
--- index size. Queries compare the text too, so a hash collision costs a row read, never a
--- wrong answer.
-CREATE INDEX events_source ON events (hashtextextended(source, 0), at, seq);
-CREATE INDEX events_recipient ON events (hashtextextended(recipient, 0), at);
+-- Addresses and source names are indexed by their 8-byte hash, not their text. Queries compare
+-- the text too, so a hash collision costs a row read, never a wrong answer. The recipient index
+-- holds the hash alone: an address's events share one key, which B-tree deduplication stores
+-- once (about 11 bytes per event instead of 39 with the time beside it); a timeline sorts its
+-- address's rows. A source's events are many, so its index keeps the time for paging.
+CREATE INDEX events_source ON events (hashtextextended(source, 0), at);
+CREATE INDEX events_recipient ON events (hashtextextended(recipient, 0));
 CREATE INDEX events_at ON events (at);
 
 -- Campaigns and messages, recorded when their first event is written: what a report needs

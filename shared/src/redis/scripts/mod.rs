@@ -7,18 +7,20 @@
 //! prepended (the Redis clock). Scripts that work on one campaign also get
 //! `campaign_prelude.lua`, which names the campaign's keys once, in [`CAMPAIGN_KEYS`] order:
 //! they all take the same keys in the same order. Scripts that shape a destination's rate get
-//! `destination_prelude.lua`.
+//! `destination_prelude.lua`; those that edit stream entries in place, `stream_rewrite.lua`.
 //!
 //! - [`campaign`]: a campaign's lifecycle, expansion, retries and late events;
 //! - [`jobs`]: what workers decide and record for the jobs they hold;
 //! - [`destination`]: a destination's bucket, stream and shape;
 //! - [`due`]: the due sets (ready destinations, messages, the feed's pending sources);
+//! - [`erase`]: erasing one address from campaigns, the feed and the logs;
 //! - [`stream`]: acks and consumer hygiene on any stream;
 //! - [`records`]: small records of one key each (templates, feed cursors, warm-up counters).
 
 pub mod campaign;
 pub mod destination;
 pub mod due;
+pub mod erase;
 pub mod jobs;
 pub mod records;
 pub mod stream;
@@ -30,6 +32,7 @@ use crate::keys;
 const CLOCK: &str = include_str!("../lua/clock.lua");
 const CAMPAIGN_PRELUDE: &str = include_str!("../lua/campaign_prelude.lua");
 const DESTINATION_PRELUDE: &str = include_str!("../lua/destination_prelude.lua");
+const STREAM_REWRITE: &str = include_str!("../lua/stream_rewrite.lua");
 
 /// The keys every campaign script takes, in this order (declared once in
 /// `campaign_prelude.lua`). All share the campaign's `{c:ID}` hash tag.
@@ -41,6 +44,8 @@ enum Prelude {
     Clock,
     Campaign,
     Destination,
+    /// Editing stream entries in place (`stream_rewrite.lua`).
+    Rewrite,
 }
 
 /// One script: its source, the names of the keys it takes in order, and its hash.
@@ -59,6 +64,7 @@ impl Lua {
             Prelude::Clock => "",
             Prelude::Campaign => CAMPAIGN_PRELUDE,
             Prelude::Destination => DESTINATION_PRELUDE,
+            Prelude::Rewrite => STREAM_REWRITE,
         };
         Lua { name, prelude, body, keys, script: Script::new(&format!("{CLOCK}\n{helpers}\n{body}")) }
     }
@@ -155,6 +161,9 @@ fn all() -> Vec<&'static Lua> {
         &due::RESCHEDULE,
         &stream::ACK,
         &stream::PRUNE_CONSUMERS,
+        &erase::SOURCE,
+        &erase::FEED,
+        &erase::STREAM_TEXT,
         &records::TEMPLATE_PUT,
         &records::FEED_CURSOR,
         &records::WARMUP_TAKE,
