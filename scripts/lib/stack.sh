@@ -266,12 +266,16 @@ bulk_campaign_wait() {
   sleep 1.5
 }
 
-# stack_cpu_report MESSAGES : CPU seconds each process has used, and per message.
+# stack_cpu_report MESSAGES : CPU seconds each process (with its live children: PostgreSQL's
+# backends) has used, and per message.
 stack_cpu_report() {
-  local i ticks hz total=0
+  local i ticks hz total=0 child
   hz=$(getconf CLK_TCK)
   for i in "${!STACK_PIDS[@]}"; do
     ticks=$(awk '{print $14 + $15}' "/proc/${STACK_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+    for child in $(pgrep -P "${STACK_PIDS[$i]}" 2>/dev/null); do
+      ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0)))
+    done
     total=$((total + ticks))
     awk -v n="${STACK_NAMES[$i]}" -v t="$ticks" -v hz="$hz" -v m="$1" 'BEGIN { printf "cpu %-14s %6.2f s  %6.1f us/msg\n", n, t / hz, t / hz / m * 1e6 }'
   done

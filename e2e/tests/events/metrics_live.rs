@@ -1,6 +1,6 @@
 //! Every metric a dashboard panel or an alert rule queries is really exported: a stack runs a
 //! small workload (a rate-limited domain, a throttling reply, a warm-up sender, a webhook
-//! endpoint that is down), then the scheduler's and workers' `/metrics` are scraped and every
+//! endpoint that is down, the PostgreSQL history), then the scheduler's and workers' `/metrics` are scraped and every
 //! name the dashboards and rules use must be in them.
 
 use crate::common;
@@ -8,7 +8,7 @@ use crate::common;
 use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::json;
-use sluice_testkit::free_port;
+use sluice_testkit::{PostgresServer, free_port};
 
 /// Metric names queried by the dashboards and the alert rules (histogram suffixes dropped).
 fn queried() -> BTreeSet<String> {
@@ -42,6 +42,7 @@ fn exported(scrape: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_dashboards_and_alerts_query_is_exported() {
+    let pg = PostgresServer::start();
     let extra = format!(
         r#"
 [limits.domains."d0.example"]
@@ -66,10 +67,14 @@ allow_networks = ["127.0.0.0/8"]
 id = "down"
 url = "http://127.0.0.1:{}/hooks"
 secret = "a-secret-for-the-test"
+
+[history]
+url = "{}"
 "#,
         chrono::Utc::now().format("%Y-%m-%d"),
         free_port(),
-        free_port()
+        free_port(),
+        pg.url()
     );
     let stack = common::start(&extra, 1).await;
     let mut recipients = common::recipients(40, 2, |i| format!("u{i}"));

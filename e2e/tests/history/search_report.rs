@@ -30,6 +30,22 @@ async fn events_are_searchable_reported_and_exported_after_redis_expired_them() 
     assert_eq!(status, 202, "{msg}");
     let message = msg["id"].as_str().unwrap().to_string();
     stack.wait_message(&message, "sent", Duration::from_secs(10)).await;
+    // A message from a stored template: the history records which version it used.
+    let template = json!({"subject": "Code {{code}}", "text": "Your code is {{code}}"});
+    assert_eq!(stack.call("PUT", "/v1/templates/reset", Some(template)).await.0, 201);
+    let (status, reset) = stack
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"from": "a@shop.example", "to": "z@d2.example", "template": "reset", "vars": {"code": "42"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{reset}");
+    let reset = reset["id"].as_str().unwrap().to_string();
+    wait_events(&stack, &format!("&message={reset}"), 2).await;
+    assert_eq!(pg.sql("SELECT id || ':' || version FROM templates"), "reset:1\n");
+    let recorded = pg.sql(&format!("SELECT kind, summary->'template'->>'id' FROM sources WHERE name = '{reset}'"));
+    assert_eq!(recorded, "message|reset\n");
 
     // In PostgreSQL, each event exactly as the events API shows it (addresses lower-cased).
     let kept = wait_events(&stack, "&campaign=news", 60).await;
@@ -59,7 +75,7 @@ async fn events_are_searchable_reported_and_exported_after_redis_expired_them() 
     assert_eq!(read_all(&stack, "&campaign=news&type=sent", 100).await.len(), 30);
     let future = "&from=2999-01-01T00:00:00Z";
     assert!(read_all(&stack, future, 10).await.is_empty());
-    assert_eq!(read_all(&stack, "&to=2999-01-01T00:00:00Z&type=queued,sent", 1000).await.len(), 62);
+    assert_eq!(read_all(&stack, "&to=2999-01-01T00:00:00Z&type=queued,sent", 1000).await.len(), 64);
 
     // One address's timeline across the campaign and the message, whatever the case asked.
     let (status, timeline) = stack.call("GET", "/v1/recipients/U0@D0.Example/timeline", None).await;
@@ -82,13 +98,13 @@ async fn events_are_searchable_reported_and_exported_after_redis_expired_them() 
     let (status, ndjson) = stack.call("GET", "/v1/history/export?from=2000-01-01T00:00:00Z", None).await;
     assert_eq!(status, 200);
     let lines: Vec<Value> = ndjson.as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 62);
+    assert_eq!(lines.len(), 64);
     assert!(lines.windows(2).all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str()), "oldest first");
     let (status, csv) = stack.call("GET", "/v1/history/export?from=2000-01-01T00:00:00Z&format=csv", None).await;
     assert_eq!(status, 200);
     let csv = csv.as_str().unwrap();
     assert!(csv.starts_with("id,at,type,campaign_id,message_id,recipient,data\r\n"), "{csv}");
-    assert_eq!(csv.lines().count(), 63);
+    assert_eq!(csv.lines().count(), 65);
 
     // Redis expires the finished campaign; the history still has it all.
     wait_for("the campaign to expire from Redis", Duration::from_secs(20), || async {
@@ -110,7 +126,7 @@ async fn events_are_searchable_reported_and_exported_after_redis_expired_them() 
     let per_hour: i64 = hourly.iter().map(|h| h["events"]["sent"].as_i64().unwrap_or(0)).sum();
     assert_eq!(per_hour, 30, "{report}");
     assert_eq!(stack.call("GET", "/v1/campaigns/nothing-here/report", None).await.0, 404);
-    assert_eq!(row_counts(&pg), (62, 62));
+    assert_eq!(row_counts(&pg), (64, 64));
 
     // Bad parameters name themselves.
     for (query, field) in [

@@ -241,12 +241,12 @@ async fn insert(
 ) -> Result<u64, tokio_postgres::Error> {
     tx.batch_execute(
         "CREATE TEMP TABLE IF NOT EXISTS history_incoming (at timestamptz, source text COLLATE \"C\", seq integer, \
-         type text COLLATE \"C\", recipient text COLLATE \"C\", data jsonb) ON COMMIT DELETE ROWS",
+         type text COLLATE \"C\", recipient text COLLATE \"C\", data json) ON COMMIT DELETE ROWS",
     )
     .await?;
     let sink =
         tx.copy_in("COPY history_incoming (at, source, seq, type, recipient, data) FROM STDIN (FORMAT binary)").await?;
-    let types = [Type::TIMESTAMPTZ, Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSONB];
+    let types = [Type::TIMESTAMPTZ, Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::JSON];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for r in rows {
