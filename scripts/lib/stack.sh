@@ -29,6 +29,8 @@ stack_stop() {
   for port in ${REDIS_NODES[@]+"${REDIS_NODES[@]}"} ${REDIS_PORT:-}; do
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   done
+  # The logs stay in STACK_DIR; PostgreSQL's data (gigabytes after bench-history.sh) does not.
+  rm -rf "$STACK_DIR/pg"
   rm -f "${TMPDIR:-/tmp}/sluice-ports.$$"
 }
 
