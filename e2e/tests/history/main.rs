@@ -8,6 +8,7 @@ mod common;
 mod dashboard;
 mod erase;
 mod outage;
+mod retention;
 mod search_report;
 
 use std::time::Duration;

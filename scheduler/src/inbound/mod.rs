@@ -75,7 +75,8 @@ pub struct Inbound<'a> {
     pub rules: &'a Classifier,
 }
 
-/// Most unmatched messages kept (oldest trimmed first, exactly).
+/// Most unmatched messages kept (oldest trimmed first, exactly); older than
+/// `inbound.unmatched_retention` they go too.
 const UNMATCHED_MAXLEN: usize = 2_000;
 /// Bytes kept of each unmatched message (its headers come first): with the cap above, the
 /// stream never holds more than ~64 MiB, whatever strangers send.
@@ -237,7 +238,14 @@ impl Inbound<'_> {
     ) -> StoreResult<Processed> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let kept = &raw[..raw.len().min(UNMATCHED_PREFIX)];
-        redis::cmd("XADD")
+        let oldest = chrono::Utc::now().timestamp_millis() - self.config.inbound.unmatched_retention.as_millis() as i64;
+        redis::pipe()
+            .cmd("XTRIM")
+            .arg(keys::inbound_unmatched())
+            .arg("MINID")
+            .arg(oldest.max(0))
+            .ignore()
+            .cmd("XADD")
             .arg(keys::inbound_unmatched())
             .arg("MAXLEN")
             .arg(UNMATCHED_MAXLEN)
@@ -252,6 +260,7 @@ impl Inbound<'_> {
             .arg(u8::from(kept.len() < raw.len()))
             .arg("raw")
             .arg(kept)
+            .ignore()
             .query_async::<()>(conn)
             .await?;
         metrics::counter!(m::INBOUND_REPORTS, "result" => result).increment(1);

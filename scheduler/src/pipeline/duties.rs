@@ -11,7 +11,7 @@ use sluice_shared::redis::Pool;
 use sluice_shared::{config::Config, keys, lane::Lane, redis::StoreResult, shutdown::Shutdown};
 
 use super::{enqueue::Enqueuer, expander, hygiene, intake, retries};
-use crate::campaign::store::{self, Action};
+use crate::campaign::store::{self, Action, Transition};
 
 const METRICS_EVERY: Duration = Duration::from_secs(5);
 
@@ -48,6 +48,7 @@ impl Duties {
                 if last_prune.elapsed() >= prune_every {
                     last_prune = Instant::now();
                     hygiene::prune_consumers(&mut conn, &self.config).await?;
+                    hygiene::trim_dead_letters(&mut conn, &self.config).await?;
                 }
                 Ok::<_, sluice_shared::redis::StoreError>(busy)
             };
@@ -92,7 +93,9 @@ impl Duties {
                 "running" => busy |= retries::promote(conn, &self.enqueuer, &id).await? > 0,
                 "paused" if sweep => {
                     hygiene::expire_waiting(conn, &id, &self.config).await?;
+                    self.cancel_if_idle(conn, &id).await?;
                 }
+                "draft" if sweep => self.cancel_if_idle(conn, &id).await?,
                 "cancelled" if hygiene::cancel_staged(conn, &id, &self.config).await? > 0 => busy = true,
                 "completed" | "cancelled" => {
                     export_counts(conn, &id).await?;
@@ -106,6 +109,18 @@ impl Duties {
             }
         }
         Ok(busy)
+    }
+
+    /// Cancels draft or paused campaign `id` if nobody touched it for `campaigns.idle_expiry`.
+    async fn cancel_if_idle(&self, conn: &mut sluice_shared::redis::Pooled, id: &str) -> StoreResult<()> {
+        if hygiene::idle_too_long(conn, id, &self.config).await? {
+            let maxlen = self.config.campaigns.events_maxlen;
+            if let Transition::Done(_) = store::transition(conn, id, Action::Cancel, maxlen).await? {
+                let idle = self.config.campaigns.idle_expiry.get();
+                tracing::info!(campaign = %id, ?idle, "campaign untouched for campaigns.idle_expiry: cancelled");
+            }
+        }
+        Ok(())
     }
 
     /// Samples stream lengths and the age of each stream's oldest job (configured domains and

@@ -1,5 +1,7 @@
 //! Keeping Redis from growing without bound: finished campaigns expire after
-//! `campaigns.retention`, and consumers that are gone (idle past `scheduler.consumer_expiry`
+//! `campaigns.retention`, drafts and paused campaigns nobody touched for
+//! `campaigns.idle_expiry` are cancelled (then expire like any other), dead letters are capped
+//! by count and age, and consumers that are gone (idle past `scheduler.consumer_expiry`
 //! with nothing pending) are removed from every group. Acked job entries are deleted by the
 //! workers as they ack, and event streams are capped by `campaigns.events_maxlen`.
 
@@ -13,6 +15,38 @@ use sluice_shared::{
         scripts::{campaign, stream},
     },
 };
+
+/// Whether draft or paused campaign `id` was last touched (created, given recipients, or
+/// moved) longer than `campaigns.idle_expiry` ago.
+pub async fn idle_too_long(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<bool> {
+    let (created, updated): (Option<i64>, Option<i64>) =
+        redis::cmd("HMGET").arg(keys::campaign_meta(id)).arg("created_at").arg("updated_at").query_async(conn).await?;
+    let touched = created.max(updated).unwrap_or(i64::MAX);
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(now.saturating_sub(touched) > config.campaigns.idle_expiry.as_millis() as i64)
+}
+
+/// Drops dead letters past `scheduler.dead_letters_max` (oldest first) or older than
+/// `scheduler.dead_letter_retention`. Their recipients are already counted failed; a dropped
+/// one can no longer be requeued.
+pub async fn trim_dead_letters(conn: &mut Conn, config: &Config) -> StoreResult<()> {
+    let s = &config.scheduler;
+    let oldest = chrono::Utc::now().timestamp_millis() - s.dead_letter_retention.as_millis() as i64;
+    redis::pipe()
+        .cmd("XTRIM")
+        .arg(keys::dead_letters())
+        .arg("MAXLEN")
+        .arg(s.dead_letters_max)
+        .ignore()
+        .cmd("XTRIM")
+        .arg(keys::dead_letters())
+        .arg("MINID")
+        .arg(oldest.max(0))
+        .ignore()
+        .query_async::<()>(conn)
+        .await?;
+    Ok(())
+}
 
 /// Sets every key of a finished campaign to expire after the retention period.
 pub async fn expire_campaign(conn: &mut Conn, id: &str, config: &Config) -> StoreResult<()> {

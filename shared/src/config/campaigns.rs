@@ -25,6 +25,10 @@ pub struct CampaignConfig {
     /// A completed or cancelled campaign's data (counts, events, states) is kept this long.
     #[serde(default = "defaults::retention")]
     pub retention: Span,
+    /// A draft or paused campaign nobody touched (created, given recipients, started, paused
+    /// or resumed) for this long is cancelled; its data then expires after `retention`.
+    #[serde(default = "defaults::idle_expiry")]
+    pub idle_expiry: Span,
 }
 
 impl Default for CampaignConfig {
@@ -35,6 +39,7 @@ impl Default for CampaignConfig {
             max_inline_recipients: defaults::max_inline_recipients(),
             events_maxlen: defaults::events_maxlen(),
             retention: defaults::retention(),
+            idle_expiry: defaults::idle_expiry(),
         }
     }
 }
@@ -42,6 +47,7 @@ impl Default for CampaignConfig {
 impl CampaignConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("campaigns.max_inline_recipients", self.max_inline_recipients)?;
+        at_least_one("campaigns.idle_expiry", self.idle_expiry.as_millis())?;
         Ok(())
     }
 }
@@ -49,6 +55,9 @@ impl CampaignConfig {
 mod defaults {
     use super::*;
     pub fn retention() -> Span {
+        Span::try_from("30d").unwrap()
+    }
+    pub fn idle_expiry() -> Span {
         Span::try_from("30d").unwrap()
     }
     pub fn max_body_bytes() -> usize {

@@ -35,6 +35,10 @@ pub struct InboundConfig {
     /// PEM certificate chain and key: STARTTLS is offered.
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// Messages kept unmatched (`sluice:inbound:unmatched`, at most 2,000) are dropped once
+    /// older than this.
+    #[serde(default = "defaults::unmatched_retention")]
+    pub unmatched_retention: Span,
 }
 
 impl Default for InboundConfig {
@@ -44,6 +48,7 @@ impl Default for InboundConfig {
             max_message_bytes: defaults::inbound_max_bytes(),
             max_connections: defaults::inbound_max_connections(),
             max_connections_per_client: defaults::inbound_max_connections_per_client(),
+            unmatched_retention: defaults::unmatched_retention(),
             command_timeout: defaults::inbound_command_timeout(),
             session_timeout: defaults::inbound_session_timeout(),
             max_buffered_bytes: defaults::inbound_max_buffered_bytes(),
@@ -103,6 +108,9 @@ pub(super) fn smtp_bounds(
 
 mod defaults {
     use super::*;
+    pub fn unmatched_retention() -> Span {
+        Span::try_from("30d").unwrap()
+    }
     pub fn inbound_max_bytes() -> usize {
         10 * 1024 * 1024
     }

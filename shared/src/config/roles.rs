@@ -74,6 +74,12 @@ pub struct SchedulerConfig {
     /// Consumers (workers, schedulers) idle this long with nothing pending are removed.
     #[serde(default = "defaults::consumer_expiry")]
     pub consumer_expiry: Span,
+    /// Dead letters kept at most (the oldest go first); a dropped one can no longer be requeued.
+    #[serde(default = "defaults::dead_letters_max")]
+    pub dead_letters_max: u64,
+    /// Dead letters older than this are dropped.
+    #[serde(default = "defaults::dead_letter_retention")]
+    pub dead_letter_retention: Span,
 }
 
 impl Default for SchedulerConfig {
@@ -85,6 +91,8 @@ impl Default for SchedulerConfig {
             expand_window: defaults::expand_window(),
             reclaim_idle: defaults::scheduler_reclaim_idle(),
             consumer_expiry: defaults::consumer_expiry(),
+            dead_letters_max: defaults::dead_letters_max(),
+            dead_letter_retention: defaults::dead_letter_retention(),
         }
     }
 }
@@ -117,6 +125,7 @@ impl SchedulerConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("scheduler.expand_chunk", self.expand_chunk)?;
         at_least_one("scheduler.expand_window", self.expand_window)?;
+        at_least_one("scheduler.dead_letters_max", self.dead_letters_max)?;
         Ok(())
     }
 }
@@ -137,6 +146,12 @@ mod defaults {
     }
     pub fn consumer_expiry() -> Span {
         Span::try_from("1h").unwrap()
+    }
+    pub fn dead_letters_max() -> u64 {
+        10_000
+    }
+    pub fn dead_letter_retention() -> Span {
+        Span::try_from("30d").unwrap()
     }
     pub fn scheduler_reclaim_idle() -> Span {
         Span::try_from("30s").unwrap()

@@ -8,4 +8,6 @@ if status ~= 'draft' then return {'not_draft', status} end
 push_args(staged, 1)
 redis.call('HINCRBY', counts, 'total', #ARGV)
 redis.call('HINCRBY', counts, 'staged', #ARGV)
+-- Touched: an idle draft expires (campaigns.idle_expiry) counting from its last upload.
+redis.call('HSET', meta, 'updated_at', now_ms())
 return {'ok', #ARGV}
