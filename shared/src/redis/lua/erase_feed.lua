@@ -22,9 +22,5 @@ for i, entry in ipairs(entries) do
     end
   end
 end
-if first then
-  local tail = {}
-  for i = first, #entries do tail[#tail + 1] = entries[i] end
-  rewrite_tail(KEYS[1], tail)
-end
+rewrite_from(KEYS[1], entries, first)
 return redacted

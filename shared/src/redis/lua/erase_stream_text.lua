@@ -24,9 +24,5 @@ end
 for i = 1, #doomed, 500 do
   redis.call('XDEL', KEYS[1], unpack(doomed, i, math.min(i + 499, #doomed)))
 end
-if first then
-  local tail = {}
-  for i = first, #entries do tail[#tail + 1] = entries[i] end
-  rewrite_tail(KEYS[1], tail)
-end
+rewrite_from(KEYS[1], entries, first)
 return hits

@@ -52,6 +52,15 @@ local function rewrite_tail(key, tail)
   end
 end
 
+-- Rewrites `entries` (all of `key`, some edited in place) from the `first` edited one on;
+-- nothing when none was.
+local function rewrite_from(key, entries, first)
+  if not first then return end
+  local tail = {}
+  for i = first, #entries do tail[#tail + 1] = entries[i] end
+  rewrite_tail(key, tail)
+end
+
 -- Every entry of `key` from its start, {id, flat fields}, read a page at a time.
 local function all_entries(key)
   local out, from = {}, '-'
