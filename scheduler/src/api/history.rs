@@ -63,8 +63,8 @@ fn time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiEr
         .transpose()
 }
 
-/// A recipient address as the history keeps it (lower-cased).
-fn address(field: &str, value: &str) -> Result<String, ApiError> {
+/// A recipient address as the history keeps it (lower-cased); also what an erase takes.
+pub(super) fn address(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
     if v.len() > 320 || !v.contains('@') || v.chars().any(char::is_control) {
         return Err(invalid(field, "must be an email address (at most 320 characters)"));

@@ -8,22 +8,16 @@ use axum::{
 };
 
 use super::{AppState, error::ApiError};
-use crate::{
-    erase::{self, EraseError, Erased},
-    field_error::FieldError,
-};
+use crate::erase::{self, EraseError, Erased};
 
 #[utoipa::path(delete, path = "/recipients/{email}", tag = "history",
     params(("email" = String, Path, description = "The address to erase (any case)")),
     responses((status = 200, description = "What was removed where; the address stays suppressed under its SHA-256", body = Object),
         (status = 409, description = "Mail to the address is in flight: erase once it is sent, or cancel first", body = Object)))]
 pub async fn erase_one(State(state): State<AppState>, Path(email): Path<String>) -> Result<Json<Erased>, ApiError> {
-    let email = email.trim();
-    if email.len() > 320 || !email.contains('@') || email.chars().any(char::is_control) {
-        return Err(ApiError::Field(FieldError::invalid("email", "must be an email address (at most 320 characters)")));
-    }
+    let email = super::history::address("email", &email)?;
     let mut conn = state.conn().await?;
-    match erase::erase(&mut conn, state.history.as_ref(), email).await {
+    match erase::erase(&mut conn, state.history.as_ref(), &email).await {
         Ok(done) => {
             tracing::info!(erased = %done.erased, "address erased");
             Ok(Json(done))
