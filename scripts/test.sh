@@ -41,6 +41,8 @@ echo "== tests"
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 # The end-to-end suite (campaigns, chaos, retries, events, webhooks...) and the scheduler's API
 # suite (intake, suppressions, templates, audit...) again, each test on its own three-master
-# Redis Cluster instead of one redis-server.
+# Redis Cluster instead of one redis-server. The million-line import measures the scheduler's
+# memory, which the cluster does not change: once is enough.
 echo "== tests on Redis Cluster"
-SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-e2e -p sluice-scheduler --all-features --no-fail-fast "$@"
+SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-e2e -p sluice-scheduler --all-features --no-fail-fast \
+    -E 'not test(a_million_line_import_streams_at_bounded_memory)' "$@"

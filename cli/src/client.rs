@@ -56,19 +56,54 @@ impl Client {
             Some(Body::Raw(bytes)) => req.header("content-type", "application/x-ndjson").body(bytes),
             None => req,
         };
+        self.answer(req).await
+    }
+
+    /// Sends the file at `file` as the body, streamed, with `content_type`.
+    pub async fn upload(&self, path: &str, content_type: &str, file: &std::path::Path) -> Result<Value, CliError> {
+        let opened =
+            tokio::fs::File::open(file).await.map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(reqwest::Body::from(opened));
+        self.answer(req).await
+    }
+
+    /// GETs `path` and copies the body to `out` as it arrives.
+    pub async fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<(), CliError> {
+        let req = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut resp = req.send().await.map_err(|e| CliError::Unreachable(format!("{}: {e}", self.base)))?;
+        if !resp.status().is_success() {
+            return Err(Self::error_of(resp.status().as_u16(), resp.text().await.unwrap_or_default()));
+        }
+        let cut = |e: reqwest::Error| CliError::Unreachable(format!("the answer was cut off: {e}"));
+        while let Some(chunk) = resp.chunk().await.map_err(cut)? {
+            out.write_all(&chunk).map_err(|e| CliError::Usage(format!("writing the output: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<Value, CliError> {
         let resp = req.send().await.map_err(|e| CliError::Unreachable(format!("{}: {e}", self.base)))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| CliError::Unreachable(e.to_string()))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if (200..300).contains(&status) {
-            return Ok(value);
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
         }
+        Err(Self::error_of(status, text))
+    }
+
+    fn error_of(status: u16, text: String) -> CliError {
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         let message = match (&value["error"]["field"], &value["error"]["message"]) {
             (Value::String(field), Value::String(m)) => format!("{field}: {m}"),
             (_, Value::String(m)) => m.clone(),
             _ => value.to_string(),
         };
-        Err(CliError::Api { status, message })
+        CliError::Api { status, message }
     }
 }
 

@@ -24,58 +24,61 @@ pub async fn all_pages(client: &Client, path: &str) -> Result<Vec<Value>, CliErr
     }
 }
 
-pub async fn suppress_add(client: &Client, email: &str, reason: &str) -> Result<Value, CliError> {
-    client.call("PUT", &format!("/v1/suppressions/{email}"), Some(Body::Json(json!({"reason": reason})))).await
-}
-
-pub async fn suppress_remove(client: &Client, email: &str) -> Result<Value, CliError> {
-    client.call("DELETE", &format!("/v1/suppressions/{email}"), None).await.map(|_| json!({"removed": email}))
-}
-
-/// Adds every row of a CSV (`email` column, optional `reason`); returns (added, row errors).
-pub async fn suppress_import(client: &Client, file: &Path) -> Result<(usize, Vec<(usize, String)>), CliError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(file)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let headers = reader.headers().map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
-    let email_col = col("email").ok_or_else(|| CliError::Usage(format!("{}: no `email` column", file.display())))?;
-    let reason_col = col("reason");
-    let (mut added, mut errors) = (0, Vec::new());
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 2;
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push((row, e.to_string()));
-                continue;
-            }
-        };
-        let Some(email) = record.get(email_col).map(str::trim).filter(|e| !e.is_empty()) else {
-            errors.push((row, "no email".into()));
-            continue;
-        };
-        let reason = reason_col.and_then(|c| record.get(c)).unwrap_or("imported");
-        match suppress_add(client, email, reason).await {
-            Ok(_) => added += 1,
-            Err(CliError::Api { message, .. }) => errors.push((row, message)),
-            Err(other) => return Err(other),
+/// A query string (`?a=1&b=2`, or empty) of the pairs given.
+fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            q.append_pair(k, v);
         }
     }
-    Ok((added, errors))
+    let q = q.finish();
+    if q.is_empty() { q } else { format!("?{q}") }
 }
 
-/// The whole list as CSV: email, reason, source, created_at.
-pub async fn suppress_export(client: &Client) -> Result<String, CliError> {
-    let items = all_pages(client, "/v1/suppressions").await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let write_err = |e: csv::Error| CliError::Usage(e.to_string());
-    out.write_record(["email", "reason", "source", "created_at"]).map_err(write_err)?;
-    for i in &items {
-        let f = |k: &str| i[k].as_str().unwrap_or_default().to_string();
-        out.write_record([f("email"), f("reason"), f("source"), f("created_at")]).map_err(write_err)?;
+pub async fn suppress_add(
+    client: &Client,
+    email: &str,
+    reason: &str,
+    scope: Option<&str>,
+    list: Option<&str>,
+) -> Result<Value, CliError> {
+    let mut body = json!({"reason": reason});
+    if let Some(s) = scope {
+        body["scope"] = s.into();
     }
-    let bytes = out.into_inner().map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    if let Some(l) = list {
+        body["list"] = l.into();
+    }
+    client.call("PUT", &format!("/v1/suppressions/{email}"), Some(Body::Json(body))).await
+}
+
+pub async fn suppress_remove(
+    client: &Client,
+    email: &str,
+    scope: Option<&str>,
+    list: Option<&str>,
+) -> Result<Value, CliError> {
+    let path = format!("/v1/suppressions/{email}{}", query(&[("scope", scope), ("list", list)]));
+    client.call("DELETE", &path, None).await.map(|_| json!({"removed": email}))
+}
+
+/// Streams a CSV (header line first) or NDJSON file to the import; NDJSON when its name ends
+/// in `.ndjson` or `.jsonl`. The API's answer: added, existing, rejected lines.
+pub async fn suppress_import(client: &Client, file: &Path) -> Result<Value, CliError> {
+    let ndjson = file.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
+    let content_type = if ndjson { "application/x-ndjson" } else { "text/csv" };
+    client.upload("/v1/suppressions/import", content_type, file).await
+}
+
+/// Streams the export (`csv` or `ndjson`) of one scope (or all) to stdout.
+pub async fn suppress_export(
+    client: &Client,
+    format: &str,
+    scope: Option<&str>,
+    list: Option<&str>,
+) -> Result<(), CliError> {
+    let path =
+        format!("/v1/suppressions/export{}", query(&[("format", Some(format)), ("scope", scope), ("list", list)]));
+    client.download(&path, &mut std::io::stdout().lock()).await
 }

@@ -99,23 +99,46 @@ enum CampaignCmd {
     },
 }
 
+/// A suppression's scope on the command line: `--scope all|campaigns|list`, `--list NAME`.
+#[derive(clap::Args)]
+struct ScopeArgs {
+    /// all (nothing is sent), campaigns (transactional mail still is) or list.
+    #[arg(long)]
+    scope: Option<String>,
+    /// A list's name (scope list).
+    #[arg(long)]
+    list: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum SuppressCmd {
     Add {
         email: String,
         #[arg(long, default_value = "manual")]
         reason: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
+    /// Remove an address's suppressions (all of them, or the scope given).
     Remove {
         email: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     List,
-    /// Add every row of a CSV with an `email` (and optional `reason`) column.
+    /// Stream a CSV (header line with an `email` column; optional scope, list, reason, ...) or
+    /// an NDJSON file (.ndjson, .jsonl) to the import.
     Import {
         file: PathBuf,
     },
-    /// Print the whole list as CSV.
-    Export,
+    /// Stream every suppression (or one scope's) to stdout.
+    Export {
+        /// csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -198,12 +221,12 @@ async fn act(client: &Client, id: &str, action: &str, json_output: bool) -> Resu
 
 async fn run_suppress(client: &Client, cmd: SuppressCmd, json_output: bool) -> Result<ExitCode, CliError> {
     match cmd {
-        SuppressCmd::Add { email, reason } => {
-            let v = lists::suppress_add(client, &email, &reason).await?;
+        SuppressCmd::Add { email, reason, scope } => {
+            let v = lists::suppress_add(client, &email, &reason, scope.scope.as_deref(), scope.list.as_deref()).await?;
             print(json_output, &v, || format!("suppressed {email}"));
         }
-        SuppressCmd::Remove { email } => {
-            let v = lists::suppress_remove(client, &email).await?;
+        SuppressCmd::Remove { email, scope } => {
+            let v = lists::suppress_remove(client, &email, scope.scope.as_deref(), scope.list.as_deref()).await?;
             print(json_output, &v, || format!("removed {email}"));
         }
         SuppressCmd::List => {
@@ -211,24 +234,31 @@ async fn run_suppress(client: &Client, cmd: SuppressCmd, json_output: bool) -> R
             print(json_output, &Value::Array(items.clone()), || {
                 items
                     .iter()
-                    .map(|i| format!("{}\t{}", i["email"].as_str().unwrap_or(""), i["reason"].as_str().unwrap_or("")))
+                    .map(|i| {
+                        let f = |k: &str| i[k].as_str().unwrap_or("").to_string();
+                        format!("{}\t{}\t{}\t{}", f("email"), f("scope"), f("list"), f("reason"))
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
         }
         SuppressCmd::Import { file } => {
-            let (added, errors) = lists::suppress_import(client, &file).await?;
-            for (row, message) in &errors {
-                eprintln!("row {row}: {message}");
+            let reply = lists::suppress_import(client, &file).await?;
+            for r in reply["rejected"].as_array().into_iter().flatten() {
+                eprintln!("line {}: {}", r["line"], r["error"].as_str().unwrap_or(""));
             }
-            print(json_output, &json!({"added": added, "row_errors": errors.len()}), || {
-                format!("added {added}, {} rows with errors", errors.len())
+            let n = |k: &str| reply[k].as_u64().unwrap_or(0);
+            let rejected = n("rejected_count");
+            print(json_output, &reply, || {
+                format!("added {}, already there {}, {rejected} lines refused", n("added"), n("existing"))
             });
-            if !errors.is_empty() {
+            if rejected > 0 {
                 return Ok(ExitCode::from(1));
             }
         }
-        SuppressCmd::Export => print!("{}", lists::suppress_export(client).await?),
+        SuppressCmd::Export { format, scope } => {
+            lists::suppress_export(client, &format, scope.scope.as_deref(), scope.list.as_deref()).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

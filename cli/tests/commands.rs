@@ -130,24 +130,41 @@ async fn campaign_suppression_and_dead_letter_commands() {
     let imported = run(&["suppress", "import", &import]);
     assert_eq!(imported.code, 1, "{}", imported.stderr);
     assert!(
-        imported.stdout.contains("added 2") && imported.stderr.contains("row 3: no email"),
+        imported.stdout.contains("added 2") && imported.stderr.contains("line 3: missing field `email`"),
         "{}{}",
         imported.stdout,
         imported.stderr
     );
+    let scoped = run(&["suppress", "add", "hal@x.example", "--scope", "list", "--list", "news"]);
+    assert_eq!(scoped.code, 0, "{}", scoped.stderr);
     let listed = json(&run(&["--json", "suppress", "list"]));
-    let mut emails: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|i| i["email"].as_str()).collect();
+    let mut emails: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| format!("{} {}", i["email"].as_str().unwrap(), i["scope"].as_str().unwrap()))
+        .collect();
     emails.sort();
-    assert_eq!(emails, ["eve@x.example", "fay@x.example", "gus@x.example"]);
+    assert_eq!(emails, ["eve@x.example all", "fay@x.example all", "gus@x.example all", "hal@x.example list"]);
     let export = run(&["suppress", "export"]);
     assert!(
-        export.stdout.starts_with("email,reason,source,created_at\n")
-            && export.stdout.contains("fay@x.example,complaint"),
+        export.stdout.starts_with("email,scope,list,reason,source,created_at,campaign,detail\r\n")
+            && export.stdout.contains("fay@x.example,all,,complaint,import,")
+            && export.stdout.contains("hal@x.example,list,news,manual,api,"),
         "{}",
         export.stdout
     );
+    let only_news = run(&["suppress", "export", "--format", "ndjson", "--list", "news"]);
+    assert_eq!(only_news.stdout.lines().count(), 1, "{}", only_news.stdout);
+    // The export imports back as it was: nothing new.
+    let again = write(&dir, "again.csv", &export.stdout);
+    let reimported = json(&run(&["--json", "suppress", "import", &again]));
+    assert_eq!((reimported["added"].as_u64(), reimported["existing"].as_u64()), (Some(0), Some(4)), "{reimported}");
+    let bad_scope = run(&["suppress", "add", "ivy@x.example", "--scope", "every"]);
+    assert!(bad_scope.code == 1 && bad_scope.stderr.contains("scope"), "{}", bad_scope.stderr);
     assert_eq!(run(&["suppress", "remove", "eve@x.example"]).code, 0);
     assert_eq!(run(&["suppress", "remove", "eve@x.example"]).code, 1, "404 the second time");
+    assert_eq!(run(&["suppress", "remove", "hal@x.example", "--list", "news"]).code, 0);
 
     // Dead letters: none.
     let dlq = run(&["--json", "dlq", "list"]);

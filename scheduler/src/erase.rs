@@ -167,7 +167,8 @@ async fn in_flight(conn: &mut Conn, sources: &[String], address: &str) -> Result
     Ok(busy)
 }
 
-/// Moves the address's suppression entry (or a new one) under its token; true once done.
+/// Moves the address's suppression entry (or a new one) under its token, in scope `all`; its
+/// unsubscribes go (the token's entry keeps everything away); true once done.
 async fn suppress(conn: &mut Conn, address: &str, token: &str) -> Result<bool, StoreError> {
     let existing: Option<String> = redis::cmd("HGET").arg(keys::suppressed()).arg(address).query_async(conn).await?;
     let mut entry = existing
@@ -182,6 +183,8 @@ async fn suppress(conn: &mut Conn, address: &str, token: &str) -> Result<bool, S
         .hset(keys::suppressed(), token, entry.to_string())
         .ignore()
         .hdel(keys::suppressed(), address)
+        .ignore()
+        .hdel(keys::unsubscribed(), address)
         .ignore()
         .query_async::<()>(conn)
         .await?;

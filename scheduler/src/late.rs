@@ -1,13 +1,17 @@
 //! Recording what happens to a recipient after the send (open, click, unsubscribe, bounce
 //! report, complaint): count it (unique per recipient and in total) and log the event on its
-//! campaign; and, apart, suppress the address. Callers choose the order: an unsubscribe link
-//! suppresses even after its campaign expired, a report only once its campaign is known.
+//! campaign; and, apart, suppress the address (a report) or unsubscribe it (a link). Callers
+//! choose the order: an unsubscribe link works even after its campaign expired (then from
+//! every campaign, its list being unknown), a report only once its campaign is known.
 
 use serde_json::Value;
 
 use sluice_shared::{
     keys,
-    redis::{Conn, StoreResult, scripts::campaign},
+    redis::{
+        Conn, StoreResult,
+        scripts::{campaign, suppression},
+    },
 };
 
 /// What happened.
@@ -81,6 +85,31 @@ pub async fn suppress(
         .query_async::<()>(conn)
         .await?;
     Ok(())
+}
+
+/// Unsubscribes `address` from the campaigns of `list`, or from every campaign (`list` None);
+/// transactional mail still reaches it. False when it already was.
+pub async fn unsubscribe(
+    conn: &mut Conn,
+    campaign: &str,
+    address: &str,
+    list: Option<&str>,
+    detail: &Value,
+) -> StoreResult<bool> {
+    let mut entry = sluice_shared::suppression::entry("unsubscribed", "unsubscribed", Some(campaign), Some(detail));
+    if list.is_none() {
+        entry["scope"] = "campaigns".into();
+    }
+    let (address, entry_json) = (address.to_ascii_lowercase(), entry.to_string());
+    let one = suppression::Unsubscribe { address: &address, list, entry_json: &entry_json };
+    Ok(suppression::unsubscribe(conn, &[one]).await? == 1)
+}
+
+/// The list campaign `id` belongs to; None when it has none or is gone.
+pub async fn list_of(conn: &mut Conn, id: &str) -> StoreResult<Option<String>> {
+    let stored: Option<String> =
+        redis::cmd("HGET").arg(keys::campaign_meta(id)).arg("expand").query_async(conn).await?;
+    Ok(stored.and_then(|s| sluice_shared::model::Expansion::from_stored(&s).ok()).and_then(|e| e.list))
 }
 
 /// Records the event on the campaign: `New` the first time for this recipient and kind,

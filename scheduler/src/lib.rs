@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod csv;
 pub mod erase;
 pub mod events;
 pub mod field_error;
@@ -31,6 +32,7 @@ pub mod pipeline;
 pub mod public;
 pub mod smtp_server;
 pub mod submission;
+pub mod suppression;
 pub mod template;
 pub mod tls;
 pub mod webhook;

@@ -5,7 +5,7 @@
 use sluice_scheduler::{
     api, events, history, http, inbound,
     pipeline::{duties, enqueue},
-    public, smtp_server, submission, tls, webhook,
+    public, smtp_server, submission, suppression, tls, webhook,
 };
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -104,6 +104,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    tokio::spawn(suppression::migrate::run_until_done(pool.clone(), shutdown.clone()));
     let pump = tokio::spawn(events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let history_writers =

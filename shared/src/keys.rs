@@ -252,6 +252,19 @@ pub fn suppressed() -> String {
     "sluice:suppressed".into()
 }
 
+/// Hash lower-cased address -> JSON: addresses unsubscribed from campaigns, all of them or
+/// only some lists (see `suppression`). In the slot of [`suppressed`], so one script may read
+/// or edit both.
+pub fn unsubscribed() -> String {
+    "{sluice:suppressed}:unsubscribed".into()
+}
+
+/// Set when the suppression list's entries are in their current form (see
+/// `suppression::migrate`); in the slot of [`suppressed`].
+pub fn suppression_version() -> String {
+    "{sluice:suppressed}:version".into()
+}
+
 /// Stream of jobs that kept killing or stalling their workers: fields `c`, `i`, `r`, `v`, `a`,
 /// `t` (the job), `domain`, `entry` (its stream entry), `deliveries`.
 pub fn dead_letters() -> String {
@@ -320,6 +333,10 @@ mod tests {
         assert_eq!(soft_bounces("ann@x.example"), "sluice:soft-bounces:ann@x.example");
         assert_eq!(domains(), "sluice:domains");
         assert_eq!(suppressed(), "sluice:suppressed");
+        assert_eq!(unsubscribed(), "{sluice:suppressed}:unsubscribed");
+        // Redis hashes a key by its `{tag}`, or the whole name without one: the same slot.
+        assert!(unsubscribed().starts_with(&format!("{{{}}}", suppressed())), "one script reads both");
+        assert!(suppression_version().starts_with(&format!("{{{}}}", suppressed())));
         assert_eq!(workers(), "sluice:workers");
         assert_eq!(inbound_unmatched(), "sluice:inbound:unmatched");
         assert_eq!(audit(), "sluice:audit");

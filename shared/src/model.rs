@@ -117,6 +117,37 @@ pub struct CampaignSpec {
     /// (stored as base64; no request body can set it).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "mime_base64")]
     pub mime: Option<Vec<u8>>,
+    /// The mailing list a campaign belongs to: an unsubscribe through it applies to this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+}
+
+/// What expansion needs of a campaign besides its recipients, stored apart from the spec
+/// (meta field `expand`) so that every chunk reads it without the whole spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expansion {
+    /// The campaign's list: an unsubscribe from another list does not keep mail from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+}
+
+impl Expansion {
+    pub fn of(spec: &CampaignSpec) -> Expansion {
+        Expansion { list: spec.list.clone() }
+    }
+
+    /// As stored: `""` for the defaults.
+    pub fn to_stored(&self) -> String {
+        if *self == Expansion::default() { String::new() } else { serde_json::to_string(self).expect("serialises") }
+    }
+
+    /// As stored; the defaults for `""` (campaigns made before the field existed).
+    pub fn from_stored(text: &str) -> Result<Expansion, String> {
+        if text.is_empty() {
+            return Ok(Expansion::default());
+        }
+        serde_json::from_str(text).map_err(|e| format!("expansion options {text:?}: {e}"))
+    }
 }
 
 /// `CampaignSpec::mime` in JSON: base64, since a MIME message need not be UTF-8.

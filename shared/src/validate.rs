@@ -216,6 +216,11 @@ pub fn template_id(id: &str) -> Result<(), String> {
     id_like(id, "id", &[])
 }
 
+/// A mailing list's name (a campaign's `list`, an unsubscribe's scope): like a campaign id.
+pub fn list_name(name: &str) -> Result<(), String> {
+    id_like(name, "list", &[])
+}
+
 /// A stable consumer name for a worker or scheduler.
 pub fn consumer_name(name: &str) -> Result<(), String> {
     id_like(name, "name", &[':'])

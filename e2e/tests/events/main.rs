@@ -6,6 +6,7 @@ mod common;
 mod events_api;
 mod inbound_reports;
 mod metrics_live;
+mod suppression_scopes;
 mod tracking;
 mod unsubscribe;
 mod webhook_abuse;

@@ -70,6 +70,8 @@ async fn an_erased_address_leaves_no_trace_and_stays_suppressed() {
     draft["start"] = false.into();
     assert_eq!(stack.call("POST", "/v1/campaigns", Some(draft)).await.0, 201);
     assert_eq!(stack.call("PUT", "/v1/suppressions/ann@d0.example", Some(json!({"reason": "asked"}))).await.0, 201);
+    let unsubscribe = json!({"scope": "list", "list": "news"});
+    assert_eq!(stack.call("PUT", "/v1/suppressions/ann@d0.example", Some(unsubscribe)).await.0, 201);
     let report = "From: postmaster@elsewhere.example\r\nTo: bounces@shop.example\r\nSubject: failure\r\n\r\nCould not deliver to <ann@d0.example>.\r\n";
     let (status, kept) = stack.post_raw("/v1/inbound", report.to_string()).await;
     assert_eq!(status, 202, "{kept}");

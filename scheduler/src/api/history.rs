@@ -4,13 +4,10 @@
 
 use axum::{
     Json,
-    body::Body,
     extract::{Path, Query, State},
-    http::header,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_shared::lane;
@@ -231,20 +228,7 @@ pub async fn export(State(state): State<AppState>, Query(q): Query<ExportQuery>)
     if from >= to {
         return Err(invalid("to", "must be after from"));
     }
-    let format = match q.format.as_deref() {
-        None | Some("ndjson") => export::Format::Ndjson,
-        Some("csv") => export::Format::Csv,
-        Some(_) => return Err(invalid("format", "must be ndjson or csv")),
-    };
+    let format = export::Format::parse(q.format.as_deref()).map_err(|m| invalid("format", m))?;
     let history = store(&state)?;
-    let chunks = export::start(history, from, to, format).await?;
-    let body = Body::from_stream(tokio_stream_of(chunks));
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
-}
-
-/// The receiver as a stream of body chunks.
-fn tokio_stream_of(
-    mut chunks: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures::stream::poll_fn(move |cx| chunks.poll_recv(cx)).boxed()
+    Ok(super::streamed(format, export::start(history, from, to, format).await?))
 }

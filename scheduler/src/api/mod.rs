@@ -130,7 +130,19 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(CampaignsRead, routes!(destinations::list)))
         .routes(scoped(CampaignsRead, routes!(destinations::get_one)))
         .routes(scoped(Suppressions, routes!(suppressions::list)))
+        .routes(scoped(Suppressions, routes!(suppressions::export)))
+        .routes(with(scoped(Suppressions, routes!(suppressions::import)), |r| r.layer(DefaultBodyLimit::disable())))
         .routes(scoped(Suppressions, routes!(suppressions::get_one, suppressions::put, suppressions::delete)))
+}
+
+/// An export's answer: the chunks `receiver` yields, as they come (an error cuts the body off).
+fn streamed(
+    format: crate::csv::Format,
+    mut receiver: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let chunks = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    ([(axum::http::header::CONTENT_TYPE, format.content_type())], axum::body::Body::from_stream(chunks)).into_response()
 }
 
 /// The `limit` query parameter of a paged list: `default` when absent, else 1..=`max`.

@@ -22,11 +22,13 @@ fn status_of(text: &str) -> StoreResult<CampaignStatus> {
 pub async fn create(conn: &mut Conn, c: &ValidCampaign, now_ms: i64) -> StoreResult<Created> {
     let id = &c.spec.id;
     let spec_json = serde_json::to_string(&c.spec).expect("spec serialises");
+    let expansion = sluice_shared::model::Expansion::of(&c.spec).to_stored();
     let new = campaign::NewCampaign {
         spec_json: &spec_json,
         digest: &c.digest,
         start: c.start,
         send_at_ms: c.spec.send_at_ms,
+        expansion: &expansion,
         recipients: &c.recipients,
     };
     let created = campaign::create(conn, id, &new).await?;

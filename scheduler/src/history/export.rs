@@ -9,20 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{History, HistoryError, search, sources};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Format {
-    Ndjson,
-    Csv,
-}
-
-impl Format {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Ndjson => "application/x-ndjson",
-            Format::Csv => "text/csv; charset=utf-8",
-        }
-    }
-}
+pub use crate::csv::Format;
 
 /// Rows fetched per round trip.
 const PAGE: i32 = 1000;
@@ -98,30 +85,7 @@ fn csv_line(out: &mut String, row: &super::row::Row) {
     let at = row.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let data = row.data.as_ref().map_or_else(|| "{}".to_string(), |d| d.to_string());
     let (campaign, message_id) = if message { ("", row.source.as_str()) } else { (row.source.as_str(), "") };
-    let cells = [row.id().as_str(), &at, &row.kind, campaign, message_id, &row.recipient, &data].map(csv_cell);
+    let cells = [row.id().as_str(), &at, &row.kind, campaign, message_id, &row.recipient, &data].map(crate::csv::cell);
     out.push_str(&cells.join(","));
     out.push_str("\r\n");
-}
-
-/// One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break. A cell a
-/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`
-/// (OWASP's advice): recipients and data come from strangers.
-pub fn csv_cell(value: &str) -> String {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let value = if formula { format!("'{value}") } else { value.to_string() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn csv_cells_are_quoted_and_never_formulas() {
-        assert_eq!(csv_cell("ann@example.com"), "ann@example.com");
-        assert_eq!(csv_cell(r#"{"code":250,"text":"Ok"}"#), r#""{""code"":250,""text"":""Ok""}""#);
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("+1@example.com"), "'+1@example.com");
-        assert_eq!(csv_cell("a\r\nb"), "\"a\r\nb\"");
-    }
 }

@@ -1,11 +1,11 @@
 //! Moves staged recipients of running campaigns into per-domain streams, skipping suppressed
-//! addresses. Safe with several schedulers: the commit is a compare-and-set on the cursor.
+//! addresses (see [`crate::suppression::blocked`]). Safe with several schedulers: the commit is a compare-and-set on the cursor.
 
 use sluice_shared::redis::Conn;
 use sluice_shared::{
     config::SchedulerConfig,
-    keys,
-    model::{Job, Staged},
+    lane,
+    model::{Expansion, Job, Staged},
     redis::{StoreError, StoreResult, scripts::campaign},
 };
 
@@ -36,17 +36,14 @@ pub async fn expand_chunk(
         .map(|s| serde_json::from_str(s))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Reply(format!("staged recipient: {e}")))?;
-    // Each address is looked up as itself and as its erased token: an erased address stays
-    // suppressed under its hash alone.
-    let mut names: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
-    names.extend(names.clone().iter().map(|a| sluice_shared::suppression::erased_token(a)));
-    let hits: Vec<Option<String>> = redis::cmd("HMGET").arg(keys::suppressed()).arg(&names).query_async(conn).await?;
-    let (plain, hashed) = hits.split_at(recipients.len());
+    let expansion = Expansion::from_stored(&peek.expansion).map_err(StoreError::Reply)?;
+    let addresses: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
+    let blocked = crate::suppression::blocked(conn, &addresses, lane::is_message(id), &expansion).await?;
     let mut jobs = Vec::with_capacity(recipients.len());
     let mut suppressed = Vec::new();
     for (k, r) in recipients.into_iter().enumerate() {
         let index = first + k as u64;
-        if plain[k].is_some() || hashed[k].is_some() {
+        if blocked[k] {
             suppressed.push((index, r.recipient));
             continue;
         }

@@ -36,22 +36,38 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The human page: what will happen, and a button.
+/// The human page: what will happen, and a button; two when the campaign is on a list (that
+/// list, or every campaign).
 pub async fn confirm_page(State(state): State<PublicState>, Path(token): Path<String>) -> Response {
     let Some(u) = state.tokens.open_unsubscribe(&token) else { return invalid_link() };
+    let list = match list_of(&state, &u.campaign).await {
+        Ok(list) => list,
+        Err(e) => return unavailable(e),
+    };
+    let button = |scope: &str, label: &str| {
+        format!(
+            "<form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+             <input type=\"hidden\" name=\"scope\" value=\"{scope}\"><button type=\"submit\">{label}</button></form>"
+        )
+    };
+    let buttons = match &list {
+        Some(name) => format!(
+            "{}{}",
+            button("list", &format!("Unsubscribe from {}", escape(name))),
+            button("everything", "Unsubscribe from every campaign")
+        ),
+        None => button("everything", "Unsubscribe"),
+    };
     html_page(
         StatusCode::OK,
         "Unsubscribe",
-        &format!(
-            "<p>Stop sending mail to <b>{}</b>?</p><form method=\"post\">\
-             <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-             <button type=\"submit\">Unsubscribe</button></form>",
-            escape(&u.address)
-        ),
+        &format!("<p>Stop sending mail to <b>{}</b>?</p>{buttons}", escape(&u.address)),
     )
 }
 
-/// The one-click POST (from a mailbox provider, or the page's button).
+/// The one-click POST (from a mailbox provider, or the page's buttons). A provider's POST
+/// unsubscribes from the campaign's list when it has one, as its List-Unsubscribe promises;
+/// the page may ask for every campaign (`scope=everything`).
 pub async fn one_click(
     State(state): State<PublicState>,
     Path(token): Path<String>,
@@ -67,33 +83,56 @@ pub async fn one_click(
             "<p>The request must carry <code>List-Unsubscribe=One-Click</code> (RFC 8058).</p>",
         );
     }
-    match record(&state, &u).await {
-        Ok(()) => html_page(
+    let everything = asks_everything(&body);
+    match record(&state, &u, everything).await {
+        Ok(None) => html_page(
             StatusCode::OK,
             "Unsubscribed",
-            &format!("<p><b>{}</b> will receive no more mail from us.</p>", escape(&u.address)),
+            &format!("<p><b>{}</b> will receive no more campaigns from us.</p>", escape(&u.address)),
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe could not be recorded");
-            html_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", "<p>We could not record this right now.</p>")
-        }
+        Ok(Some(list)) => html_page(
+            StatusCode::OK,
+            "Unsubscribed",
+            &format!("<p><b>{}</b> will receive no more mail of {}.</p>", escape(&u.address), escape(&list)),
+        ),
+        Err(e) => unavailable(e),
     }
 }
 
-/// Suppresses the address (a genuine link works even after its campaign expired), then
-/// records the unsubscribe once on its campaign.
-async fn record(state: &PublicState, u: &Recipient) -> anyhow::Result<()> {
+fn unavailable(e: anyhow::Error) -> Response {
+    tracing::error!(error = %e, "unsubscribe could not be read or recorded");
+    html_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", "<p>We could not record this right now.</p>")
+}
+
+async fn list_of(state: &PublicState, campaign: &str) -> anyhow::Result<Option<String>> {
     let mut conn = state.pool.get().await?;
-    let detail = json!({"method": "one-click"});
+    Ok(late::list_of(&mut conn, campaign).await?)
+}
+
+/// Unsubscribes the address (a genuine link works even after its campaign expired) from the
+/// campaign's list, or every campaign; then records the unsubscribe once on its campaign.
+/// The list unsubscribed from, if only one.
+async fn record(state: &PublicState, u: &Recipient, everything: bool) -> anyhow::Result<Option<String>> {
+    let mut conn = state.pool.get().await?;
+    let list = if everything { None } else { late::list_of(&mut conn, &u.campaign).await? };
+    let detail = match &list {
+        Some(name) => json!({"method": "one-click", "list": name}),
+        None => json!({"method": "one-click"}),
+    };
     let maxlen = state.config.campaigns.events_maxlen;
     let kind = LateKind::Unsubscribed;
-    late::suppress(&mut conn, kind, &u.campaign, &u.address, &detail, "unsubscribed").await?;
+    late::unsubscribe(&mut conn, &u.campaign, &u.address, list.as_deref(), &detail).await?;
     let recorded = late::record(&mut conn, maxlen, kind, &u.campaign, u.index, &u.address, &detail).await?;
     if recorded == Recorded::New {
         metrics::counter!(sluice_shared::metrics::UNSUBSCRIBES).increment(1);
         tracing::info!(campaign = %u.campaign, index = u.index, "recipient unsubscribed");
     }
-    Ok(())
+    Ok(list)
+}
+
+/// Whether the page's form asked to leave every campaign rather than the campaign's list.
+fn asks_everything(body: &[u8]) -> bool {
+    form_urlencoded::parse(body).any(|(k, v)| k == "scope" && v == "everything")
 }
 
 /// Whether the body says `List-Unsubscribe=One-Click`, as form-urlencoded or multipart.

@@ -21,6 +21,7 @@ async fn create_stage_and_transitions() {
         digest: "d1",
         start: false,
         send_at_ms: None,
+        expansion: r#"{"list":"news"}"#,
         recipients: &recipients,
     };
     let conn = &mut redis.conn;
@@ -40,6 +41,8 @@ async fn create_stage_and_transitions() {
         campaign::transition(conn, "c", Action::Start, 100).await.unwrap(),
         Transition::Done(CampaignStatus::Running)
     );
+    let peek = campaign::expand_peek(conn, "c", 10, 100).await.unwrap();
+    assert_eq!((peek.expansion.as_str(), peek.staged.len()), (r#"{"list":"news"}"#, 3), "options come with each chunk");
     assert_eq!(
         campaign::transition(conn, "c", Action::Pause, 100).await.unwrap(),
         Transition::Done(CampaignStatus::Paused)
@@ -56,8 +59,14 @@ async fn create_stage_and_transitions() {
 /// A running campaign with two staged recipients, as after an upload and a start.
 async fn running_with_two_staged(redis: &mut Redis) {
     let recipients = lines(&["a@x.example", "b@x.example"]);
-    let new =
-        campaign::NewCampaign { spec_json: "{}", digest: "d", start: true, send_at_ms: None, recipients: &recipients };
+    let new = campaign::NewCampaign {
+        spec_json: "{}",
+        digest: "d",
+        start: true,
+        send_at_ms: None,
+        expansion: "",
+        recipients: &recipients,
+    };
     assert_eq!(campaign::create(&mut redis.conn, "race", &new).await.unwrap(), Created::New(CampaignStatus::Running));
 }
 

@@ -73,6 +73,9 @@ pub struct CampaignInput {
     #[allow(dead_code)]
     #[schema(minimum = 1)]
     template_version: Option<u64>,
+    /// The mailing list this campaign belongs to (1-64 of `[A-Za-z0-9._-]`): its unsubscribe
+    /// link unsubscribes from this list only, and only that list's unsubscribes skip recipients.
+    list: Option<String>,
 }
 
 /// Open and click tracking (`sluice_shared::model::Tracking`, as the document shows it).
@@ -198,6 +201,9 @@ fn validate_campaign(
     check_inline_count(input.recipients.len(), limits)?;
     check_tags(&input.tags)?;
     check_metadata(input.metadata.as_ref())?;
+    if let Some(list) = &input.list {
+        validate::list_name(list).map_err(|m| FieldError::invalid("list", m))?;
+    }
     let mut batch = RecipientBatch::default();
     for (index, r) in input.recipients.into_iter().enumerate() {
         batch.add(index, r);
@@ -218,6 +224,7 @@ fn validate_campaign(
         template: input.template,
         tracking: input.tracking,
         mime: None,
+        list: input.list,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
 }

@@ -1,11 +1,11 @@
 -- Reads the next chunk of staged recipients of a running campaign.
 -- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: chunk, window
--- Returns {status, cursor, now_ms, recipient JSON...}; no recipients unless running and
+-- Returns {status, cursor, now_ms, expansion options JSON ('' if none), recipient JSON...}; no recipients unless running and
 -- fewer than `window` jobs are queued.
 local status = redis.call('HGET', meta, 'status') or ''
 local cursor = redis.call('HGET', meta, 'cursor') or '0'
-local out = {status, cursor, now_ms()}
+local out = {status, cursor, now_ms(), redis.call('HGET', meta, 'expand') or ''}
 if status ~= 'running' then return out end
 if count(counts, 'queued') >= tonumber(ARGV[2]) then return out end
 for _, r in ipairs(redis.call('LRANGE', staged, 0, tonumber(ARGV[1]) - 1)) do

@@ -32,6 +32,8 @@ pub struct NewCampaign<'a> {
     /// Start at once (or at `send_at_ms`) instead of staying a draft.
     pub start: bool,
     pub send_at_ms: Option<i64>,
+    /// How expansion treats the recipients (JSON, `""` for the defaults); see [`crate::model::Expansion`].
+    pub expansion: &'a str,
     /// Recipient JSON lines.
     pub recipients: &'a [String],
 }
@@ -50,7 +52,7 @@ pub enum Created {
 pub async fn create(conn: &mut Conn, id: &str, new: &NewCampaign<'_>) -> StoreResult<Created> {
     let mut invocation = CREATE.for_campaign(id);
     invocation.arg(new.spec_json).arg(new.digest).arg(if new.start { "1" } else { "0" });
-    invocation.arg(new.send_at_ms.map(|t| t.to_string()).unwrap_or_default());
+    invocation.arg(new.send_at_ms.map(|t| t.to_string()).unwrap_or_default()).arg(new.expansion);
     for r in new.recipients {
         invocation.arg(r);
     }
@@ -152,6 +154,8 @@ pub struct Peek {
     /// How many staged recipients were expanded before; the commit must still see this.
     pub cursor: u64,
     pub now_ms: u64,
+    /// The campaign's [`crate::model::Expansion`] as JSON (`""` for the defaults).
+    pub expansion: String,
     /// Recipient JSON lines; none unless running with fewer than `window` jobs queued.
     pub staged: Vec<String>,
 }
@@ -159,13 +163,13 @@ pub struct Peek {
 /// Reads up to `chunk` staged recipients of campaign `id`.
 pub async fn expand_peek(conn: &mut Conn, id: &str, chunk: usize, window: u64) -> StoreResult<Peek> {
     let reply: Vec<String> = EXPAND_PEEK.for_campaign(id).arg(chunk).arg(window).invoke_async(conn).await?;
-    let [status, cursor, now, staged @ ..] = reply.as_slice() else {
-        return Err(StoreError::Reply("expand_peek: status, cursor and time expected".into()));
+    let [status, cursor, now, expansion, staged @ ..] = reply.as_slice() else {
+        return Err(StoreError::Reply("expand_peek: status, cursor, time and options expected".into()));
     };
     let number =
         |what: &str, text: &str| text.parse().map_err(|_| StoreError::Reply(format!("expand_peek: {what} {text:?}")));
     let (cursor, now_ms) = (number("cursor", cursor)?, number("time", now)?);
-    Ok(Peek { status: status.clone(), cursor, now_ms, staged: staged.to_vec() })
+    Ok(Peek { status: status.clone(), cursor, now_ms, expansion: expansion.clone(), staged: staged.to_vec() })
 }
 
 /// What one expansion pushed into the destination streams.

@@ -15,6 +15,7 @@
 //! - [`due`]: the due sets (ready destinations, messages, the feed's pending sources);
 //! - [`erase`]: erasing one address from campaigns, the feed and the logs;
 //! - [`stream`]: acks and consumer hygiene on any stream;
+//! - [`suppression`]: unsubscribes by scope;
 //! - [`records`]: small records of one key each (templates, feed cursors, warm-up counters).
 
 pub mod campaign;
@@ -24,6 +25,7 @@ pub mod erase;
 pub mod jobs;
 pub mod records;
 pub mod stream;
+pub mod suppression;
 
 use redis::{Script, ScriptInvocation};
 
@@ -168,6 +170,8 @@ fn all() -> Vec<&'static Lua> {
         &records::FEED_CURSOR,
         &records::WARMUP_TAKE,
         &records::SEND_RATE,
+        &suppression::UNSUBSCRIBE,
+        &suppression::MIGRATE,
     ]
 }
 
