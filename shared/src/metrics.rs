@@ -86,6 +86,10 @@ pub const RETRIES_PROMOTED: &str = "sluice_retries_promoted_total";
 pub const INFLIGHT: &str = "sluice_worker_inflight";
 /// SMTP replies that were not 2xx, by how the rules read them: labels `category`, `action`.
 pub const REPLIES: &str = "sluice_replies_total";
+/// Replies that rejected our From domain's authentication (SPF, DKIM, DMARC): label `domain`.
+pub const SENDER_AUTH_REJECTIONS: &str = "sluice_sender_auth_rejections_total";
+/// Messages not sent because they exceed the destination's `max_message_bytes`: label `domain`.
+pub const OVERSIZE: &str = "sluice_messages_oversize_total";
 /// Destinations slowed or suspended by a throttling reply: labels `action`, `domain`.
 pub const SHAPE_CHANGES: &str = "sluice_destination_shape_changes_total";
 /// Share of its configured rate a destination may use now (1 = full): label `domain`.
@@ -226,6 +230,8 @@ fn describe() {
     describe_counter!(MESSAGES, "Delivery attempts by outcome and destination");
     describe_histogram!(SMTP_LATENCY, Unit::Seconds, "SMTP transaction latency per destination");
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting in a destination's stream");
+    describe_counter!(SENDER_AUTH_REJECTIONS, "Replies rejecting our From domain's SPF, DKIM or DMARC (domain)");
+    describe_counter!(OVERSIZE, "Messages failed unsent: larger than the destination's max_message_bytes (domain)");
     describe_counter!(TOKEN_WAITS, "Visits that found the destination's token bucket empty");
     describe_counter!(CLAIMS, "Jobs claimed from destination streams");
     describe_counter!(RECLAIMS, "Jobs reclaimed from workers presumed dead");

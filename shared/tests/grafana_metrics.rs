@@ -19,6 +19,7 @@ const EXPORTED: &[&str] = &[
     m::INFLIGHT,
     m::REDIS_ERRORS,
     m::REPLIES,
+    m::SENDER_AUTH_REJECTIONS,
     m::SHAPE_CHANGES,
     m::RATE_FACTOR,
     m::SUSPENDED,

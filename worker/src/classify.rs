@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sluice_shared::{
     classify::{Action, Category, Classifier, DestinationAction},
     model::OutcomeKind,
+    units::Span,
 };
 
 use crate::transport::{SendError, SmtpReply};
@@ -87,6 +88,39 @@ fn reply_detail(r: &SmtpReply, rule: Option<(Category, &str)>) -> Value {
     detail
 }
 
+/// At a destination whose resets are throttling (`reset_is_throttling`, au): a session it broke
+/// off with a reset slows the destination like a throttling reply, not a passing network fault.
+pub fn reset_as_throttling(verdict: Verdict, result: &Result<SmtpReply, SendError>) -> Verdict {
+    match result {
+        Err(SendError::Connection(e)) if is_reset(e) => {
+            let slow = Span::try_from(RESET_SLOW_FOR).expect("a valid span");
+            Verdict {
+                category: Some(Category::Throttled),
+                destination: Some(DestinationAction::Slow { factor: RESET_SLOW_FACTOR, duration: slow }),
+                detail: json!({"error": e, "category": "throttled", "rule": "reset-is-throttling"}),
+                ..verdict
+            }
+        }
+        _ => verdict,
+    }
+}
+
+const RESET_SLOW_FACTOR: f64 = 0.1;
+const RESET_SLOW_FOR: &str = "10m";
+
+/// A connection the peer reset (or whose writes it refused), as the OS words it.
+fn is_reset(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    e.contains("reset") || e.contains("broken pipe")
+}
+
+/// A message larger than its destination takes (`max_message_bytes`) fails unsent.
+pub fn oversize(bytes: usize, max: usize) -> Verdict {
+    let error =
+        format!("the message is {bytes} bytes; this destination takes at most {max} (limits max_message_bytes)");
+    Verdict::plain(OutcomeKind::Failed, Some(Category::Policy), json!({"error": error, "category": "policy"}))
+}
+
 /// A message that could not be rendered or built fails with the reason recorded.
 pub fn render_failure(reason: &str) -> Verdict {
     Verdict::plain(OutcomeKind::Failed, Some(Category::Other), json!({"error": "render", "reason": reason}))
@@ -119,6 +153,13 @@ mod tests {
         assert_eq!((full.kind, full.category), (OutcomeKind::Deferred, Some(Category::MailboxFull)));
         let down = classify(&Classifier::builtin(), &Err(SendError::Connection("refused".into())));
         assert_eq!(down.kind, OutcomeKind::Deferred);
+        let reset = Err(SendError::Connection("network error: Connection reset by peer (os error 104)".into()));
+        let throttled = reset_as_throttling(classify(&Classifier::builtin(), &reset), &reset);
+        assert_eq!((throttled.kind, throttled.category), (OutcomeKind::Deferred, Some(Category::Throttled)));
+        assert!(matches!(throttled.destination, Some(DestinationAction::Slow { .. })));
+        assert_eq!(reset_as_throttling(down.clone(), &Err(SendError::Connection("refused".into()))), down);
+        let big = oversize(3_000_001, 3_000_000);
+        assert_eq!((big.kind, big.suppress), (OutcomeKind::Failed, false));
         let bad = classify(&Classifier::builtin(), &Err(SendError::Unsendable("no SMTPUTF8".into())));
         assert_eq!(bad.kind, OutcomeKind::Failed);
     }

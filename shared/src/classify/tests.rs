@@ -37,9 +37,16 @@ fn every_documented_provider_reply_gets_its_category_and_action() {
         (
             "550 5.7.26 Unauthenticated email from shop.example is not accepted due to domain's DMARC policy",
             AuthFailure,
-            Fail,
+            Suspend,
         ),
-        ("421 4.7.32 Your email has been rate limited because the From: header isn't aligned", AuthFailure, Retry),
+        ("421 4.7.32 Your email has been rate limited because the From: header isn't aligned", AuthFailure, Suspend),
+        ("421 4.7.27 This mail has been rate limited because SPF did not pass", AuthFailure, Suspend),
+        ("550 5.7.27 This mail has been blocked because the sender is unauthenticated (SPF)", AuthFailure, Suspend),
+        ("421 4.7.30 This mail has been rate limited because DKIM did not pass", AuthFailure, Suspend),
+        ("421 4.7.31 This mail has been rate limited because the sender has no DMARC record", AuthFailure, Suspend),
+        ("550 5.7.25 The IP address sending this message does not have a PTR record", Policy, Fail),
+        ("421 4.7.1 Messages to icloud.com temporarily deferred due to unexpected volume", Throttled, Slow),
+        ("550 Unknown user ann@ezweb.ne.jp", InvalidRecipient, BounceAndSuppress),
         ("421 4.7.23 The sending IP does not have a PTR record", Policy, Retry),
         ("421 4.7.29 Your email has been rate limited because it is not using a TLS connection", TlsRequired, Retry),
         ("550 5.7.1 Our system has detected that this message is likely unsolicited mail", SpamContent, Fail),
@@ -68,7 +75,7 @@ fn every_documented_provider_reply_gets_its_category_and_action() {
         (
             "550 5.7.515 Access denied, sending domain does not meet the required authentication level",
             AuthFailure,
-            Fail,
+            Suspend,
         ),
         ("451 4.3.0 Temporary server error", Transient, Retry),
         ("554 5.0.0 Something unexpected", Other, Bounce),
@@ -92,6 +99,11 @@ fn throttling_rules_carry_their_destination_action() {
     let yahoo = c.classify(421, Some("4.7.0"), "[TSS04] temporarily deferred");
     assert_eq!(yahoo.destination, Some(DestinationAction::Suspend { duration: Span::try_from("2h").unwrap() }));
     assert_eq!(c.classify(550, Some("5.1.1"), "no").destination, None);
+    let unauthenticated = c.classify(550, Some("5.7.26"), "Unauthenticated email");
+    assert_eq!(
+        unauthenticated.destination,
+        Some(DestinationAction::Suspend { duration: Span::try_from("1h").unwrap() })
+    );
 }
 
 #[test]

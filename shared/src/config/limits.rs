@@ -20,6 +20,11 @@ pub struct LimitOverride {
     pub require_tls: Option<bool>,
     /// mx mode: a connection is closed after this many messages.
     pub messages_per_connection: Option<u32>,
+    /// Larger messages fail unsent (the destination would refuse them; au refuses over 3 MB).
+    pub max_message_bytes: Option<usize>,
+    /// mx mode: a connection the destination resets mid-session is throttling (slow the
+    /// destination), as au blocks heavy senders, not a passing network fault.
+    pub reset_is_throttling: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +40,10 @@ pub struct DefaultLimit {
     pub require_tls: bool,
     #[serde(default = "defaults::messages_per_connection")]
     pub messages_per_connection: u32,
+    #[serde(default)]
+    pub max_message_bytes: Option<usize>,
+    #[serde(default)]
+    pub reset_is_throttling: bool,
 }
 
 impl DefaultLimit {
@@ -52,6 +61,8 @@ impl DefaultLimit {
             connections: o.connections.unwrap_or(self.connections),
             require_tls: o.require_tls.unwrap_or(self.require_tls),
             messages_per_connection: o.messages_per_connection.unwrap_or(self.messages_per_connection),
+            max_message_bytes: o.max_message_bytes.or(self.max_message_bytes),
+            reset_is_throttling: o.reset_is_throttling.unwrap_or(self.reset_is_throttling),
         }
     }
 }
@@ -65,6 +76,8 @@ impl LimitOverride {
             connections: self.connections.or(under.connections),
             require_tls: self.require_tls.or(under.require_tls),
             messages_per_connection: self.messages_per_connection.or(under.messages_per_connection),
+            max_message_bytes: self.max_message_bytes.or(under.max_message_bytes),
+            reset_is_throttling: self.reset_is_throttling.or(under.reset_is_throttling),
         }
     }
 }
@@ -77,6 +90,8 @@ impl Default for DefaultLimit {
             connections: defaults::connections(),
             require_tls: false,
             messages_per_connection: defaults::messages_per_connection(),
+            max_message_bytes: None,
+            reset_is_throttling: false,
         }
     }
 }
@@ -121,6 +136,8 @@ pub struct DomainLimit {
     pub connections: usize,
     pub require_tls: bool,
     pub messages_per_connection: u32,
+    pub max_message_bytes: Option<usize>,
+    pub reset_is_throttling: bool,
 }
 
 impl LimitsConfig {

@@ -20,6 +20,8 @@ pub struct ProviderConfig {
     pub connections: Option<usize>,
     pub require_tls: Option<bool>,
     pub messages_per_connection: Option<u32>,
+    pub max_message_bytes: Option<usize>,
+    pub reset_is_throttling: Option<bool>,
 }
 
 struct Builtin {
@@ -29,9 +31,27 @@ struct Builtin {
     connections: Option<usize>,
     messages_per_connection: Option<u32>,
     require_tls: bool,
+    /// Conservative rates for the carriers, which publish none and block heavy senders.
+    rate: Option<&'static str>,
+    max_message_bytes: Option<usize>,
+    reset_is_throttling: bool,
 }
 
-/// KumoMTA's shipped shaping, as DOMAIN.md section 4 lists it.
+/// The fields most providers leave at `[limits.default]`.
+const PLAIN: Builtin = Builtin {
+    name: "",
+    domains: &[],
+    mx_suffixes: &[],
+    connections: None,
+    messages_per_connection: None,
+    require_tls: false,
+    rate: None,
+    max_message_bytes: None,
+    reset_is_throttling: false,
+};
+
+/// KumoMTA's shipped shaping, as DOMAIN.md section 4 lists it, and the providers our users send
+/// to with what they publish (DOMAIN.md section 1, sources in docs/deliverability/providers.md).
 const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "google",
@@ -40,14 +60,14 @@ const BUILTIN: &[Builtin] = &[
         connections: Some(5),
         messages_per_connection: Some(50),
         require_tls: true,
+        ..PLAIN
     },
     Builtin {
         name: "yahoo",
         domains: &["yahoo.com", "ymail.com", "rocketmail.com", "aol.com"],
         mx_suffixes: &["yahoodns.net"],
-        connections: None,
         messages_per_connection: Some(20),
-        require_tls: false,
+        ..PLAIN
     },
     Builtin {
         name: "outlook",
@@ -55,7 +75,7 @@ const BUILTIN: &[Builtin] = &[
         mx_suffixes: &["outlook.com"],
         connections: Some(5),
         messages_per_connection: Some(50),
-        require_tls: false,
+        ..PLAIN
     },
     Builtin {
         name: "comcast",
@@ -63,7 +83,54 @@ const BUILTIN: &[Builtin] = &[
         mx_suffixes: &["comcast.net"],
         connections: Some(25),
         messages_per_connection: Some(1000),
-        require_tls: false,
+        ..PLAIN
+    },
+    Builtin {
+        name: "icloud",
+        domains: &["icloud.com", "me.com", "mac.com"],
+        mx_suffixes: &["mail.icloud.com"],
+        connections: Some(5),
+        messages_per_connection: Some(50),
+        ..PLAIN
+    },
+    Builtin {
+        name: "yahoo-japan",
+        domains: &["yahoo.co.jp", "ymail.ne.jp"],
+        mx_suffixes: &["mail.yahoo.co.jp"],
+        connections: Some(5),
+        messages_per_connection: Some(50),
+        ..PLAIN
+    },
+    // The carriers: few connections, a slow rate; docomo takes about 100 recipients a
+    // session; au refuses over 3 MB and answers heavy senders with a TCP reset.
+    Builtin {
+        name: "docomo",
+        domains: &["docomo.ne.jp"],
+        mx_suffixes: &["docomo.ne.jp"],
+        connections: Some(2),
+        messages_per_connection: Some(100),
+        rate: Some("5/s"),
+        ..PLAIN
+    },
+    Builtin {
+        name: "au",
+        domains: &["ezweb.ne.jp", "au.com"],
+        mx_suffixes: &["ezweb.ne.jp", "au.com"],
+        connections: Some(2),
+        messages_per_connection: Some(100),
+        rate: Some("5/s"),
+        max_message_bytes: Some(3_000_000),
+        reset_is_throttling: true,
+        ..PLAIN
+    },
+    Builtin {
+        name: "softbank",
+        domains: &["softbank.ne.jp", "i.softbank.jp"],
+        mx_suffixes: &["softbank.ne.jp"],
+        connections: Some(2),
+        messages_per_connection: Some(100),
+        rate: Some("5/s"),
+        ..PLAIN
     },
 ];
 
@@ -130,9 +197,12 @@ impl LimitsConfig {
     /// A provider's limits: the configured fields over the built-in ones over `[limits.default]`.
     pub fn provider_limit(&self, name: &str) -> Option<DomainLimit> {
         let builtin = BUILTIN.iter().find(|b| b.name == name).map(|b| LimitOverride {
+            rate: b.rate.map(|r| Rate::try_from(r).expect("built-in rates are valid")),
             connections: b.connections,
             messages_per_connection: b.messages_per_connection,
             require_tls: b.require_tls.then_some(true),
+            max_message_bytes: b.max_message_bytes,
+            reset_is_throttling: b.reset_is_throttling.then_some(true),
             ..LimitOverride::default()
         });
         let configured = self.providers.get(name).map(|c| LimitOverride {
@@ -141,6 +211,8 @@ impl LimitsConfig {
             connections: c.connections,
             require_tls: c.require_tls,
             messages_per_connection: c.messages_per_connection,
+            max_message_bytes: c.max_message_bytes,
+            reset_is_throttling: c.reset_is_throttling,
         });
         if builtin.is_none() && configured.is_none() {
             return None;
@@ -179,5 +251,38 @@ mod tests {
         // Provider queues resolve to the provider's limits and label.
         assert_eq!(l.for_domain("@google").connections, 5);
         assert_eq!(l.label("@google"), "google");
+    }
+
+    #[test]
+    fn the_providers_our_users_send_to_are_built_in() {
+        let all = limits("").providers();
+        for (domain, queue) in [
+            ("icloud.com", "@icloud"),
+            ("me.com", "@icloud"),
+            ("mac.com", "@icloud"),
+            ("yahoo.co.jp", "@yahoo-japan"),
+            ("docomo.ne.jp", "@docomo"),
+            ("ezweb.ne.jp", "@au"),
+            ("au.com", "@au"),
+            ("softbank.ne.jp", "@softbank"),
+            ("i.softbank.jp", "@softbank"),
+        ] {
+            assert_eq!(all.by_domain(domain).map(Provider::queue).as_deref(), Some(queue), "{domain}");
+        }
+        assert_eq!(all.by_mx(&["mx01.mail.icloud.com.".into()]).unwrap().name, "icloud");
+        let l = limits("");
+        let au = l.for_domain("@au");
+        assert_eq!(
+            (au.connections, au.per_second, au.max_message_bytes, au.reset_is_throttling),
+            (2, 5.0, Some(3_000_000), true)
+        );
+        let docomo = l.for_domain("@docomo");
+        assert_eq!(
+            (docomo.messages_per_connection, docomo.max_message_bytes, docomo.reset_is_throttling),
+            (100, None, false)
+        );
+        let raised = limits("[providers.au]\nmax_message_bytes = 5000000\nreset_is_throttling = false\n");
+        let au = raised.for_domain("@au");
+        assert_eq!((au.max_message_bytes, au.reset_is_throttling, au.per_second), (Some(5_000_000), false, 5.0));
     }
 }

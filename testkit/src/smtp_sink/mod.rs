@@ -7,6 +7,8 @@
 //! - `throttle<N>-...`: `421 4.7.28` (Google's "temporarily rate limited") the first N times,
 //!   and the connection is closed, as servers do after a 421;
 //! - `full-...`: `452 4.2.2` (mailbox full), every time;
+//! - `unauth-...`: `550 5.7.26` (Gmail: our From domain failed DMARC), every time;
+//! - `reset<N>-...`: the connection is reset (TCP RST) at RCPT the first N times;
 //! - `slow-...`: accepted, but the RCPT reply takes 2 seconds;
 //! - anything else: accepted.
 //!

@@ -27,6 +27,12 @@ pub(super) fn rcpt_reply(rcpt: &str, tries_before: u32) -> &'static str {
             .and_then(|(n, _)| n.parse::<u32>().ok())
             .is_some_and(|n| tries_before < n)
     };
+    if local.starts_with("unauth-") {
+        return "550 5.7.26 Unauthenticated email from this sender is not accepted due to domain's DMARC policy\r\n";
+    }
+    if failing_first("reset") {
+        return RESET;
+    }
     if failing_first("soft") {
         return "451 4.3.0 Temporary failure, try again later\r\n";
     }
@@ -36,6 +42,9 @@ pub(super) fn rcpt_reply(rcpt: &str, tries_before: u32) -> &'static str {
     }
     "250 2.1.5 Ok\r\n"
 }
+
+/// Not a reply: the sink resets the connection (TCP RST) instead of answering.
+pub(super) const RESET: &str = "RESET";
 
 fn address_in(line: &str) -> String {
     let start = line.find('<').map(|i| i + 1).unwrap_or(0);
@@ -52,6 +61,8 @@ pub(super) enum Ended<S = ()> {
     ClosedBySink,
     /// The client asked for STARTTLS and got 220: continue on TLS over this stream.
     Starttls(S),
+    /// A scripted reset: the sink drops the connection with a TCP RST (on plain TCP).
+    Reset(S),
 }
 
 impl<S> Ended<S> {
@@ -60,7 +71,7 @@ impl<S> Ended<S> {
         match self {
             Ended::Quit => Ended::Quit,
             Ended::ClosedBySink => Ended::ClosedBySink,
-            Ended::Left | Ended::Starttls(_) => Ended::Left,
+            Ended::Left | Ended::Starttls(_) | Ended::Reset(_) => Ended::Left,
         }
     }
 }
@@ -93,6 +104,12 @@ pub(super) async fn session(
             let acceptor = tls.expect("STARTTLS is offered only with TLS configured").acceptor;
             let encrypted = acceptor.accept(tcp).await?;
             Ok(exchange(BufReader::new(encrypted), peer, state, false, true).await?.last())
+        }
+        Ended::Reset(tcp) => {
+            // A zero linger makes the close a RST, as a carrier blocking a heavy sender does.
+            tcp.set_zero_linger()?;
+            drop(tcp);
+            Ok(Ended::Left)
         }
         other => Ok(other.last()),
     }
@@ -160,6 +177,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             b"250 2.1.0 Ok\r\n"
         } else if upper.starts_with("RCPT TO") {
             let (rcpt, reply) = rcpt_answer(state, &line, t.utf8).await;
+            if reply == RESET {
+                return Ok(Ended::Reset(stream.into_inner()));
+            }
             if reply.starts_with("421") {
                 stream.get_mut().write_all(reply.as_bytes()).await?;
                 return Ok(Ended::ClosedBySink);

@@ -12,6 +12,8 @@ use std::{
 };
 
 use sluice_shared::{
+    classify::Category,
+    config::DomainLimit,
     crash, keys,
     lane::{self, Lane},
     metrics as m,
@@ -27,7 +29,7 @@ use sluice_shared::{
 };
 
 use crate::{
-    classify::{Verdict, classify, render_failure},
+    classify::{Verdict, classify, oversize, render_failure, reset_as_throttling},
     context::Ctx,
     dead_letter,
     links::RecipientLinks,
@@ -204,12 +206,13 @@ async fn handle_campaign<T: Transport>(
         return Ok(());
     }
     let permits = ctx.domain_permits(domain, lane);
+    let limit = ctx.config.limits.for_domain(domain);
     let answered = AtomicUsize::new(0);
     let half = to_send.len().div_ceil(2);
     let verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
             let sends = to_send.iter().map(|e| async {
-                let verdict = deliver(ctx, c, &permits, domain, lane, e).await;
+                let verdict = deliver(ctx, c, &permits, (domain, &limit), lane, e).await;
                 if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
                     crash::point("worker::mid_batch");
                 }
@@ -238,6 +241,9 @@ async fn handle_campaign<T: Transport>(
         let kind = if flag == Counted::FailedPastMaxAge { OutcomeKind::Failed } else { verdict.kind };
         if flag != Counted::Stale {
             metrics::counter!(m::MESSAGES, "outcome" => kind.as_str(), "domain" => label.clone()).increment(1);
+            if verdict.category == Some(Category::AuthFailure) {
+                metrics::counter!(m::SENDER_AUTH_REJECTIONS, "domain" => label.clone()).increment(1);
+            }
             counted.push((entry.job.recipient.as_str(), verdict));
         }
     }
@@ -260,7 +266,7 @@ async fn deliver<T: Transport>(
     ctx: &Ctx<T>,
     campaign: &Campaign,
     permits: &tokio::sync::Semaphore,
-    domain: &str,
+    (domain, limit): (&str, &DomainLimit),
     lane: Lane,
     entry: &Entry,
 ) -> Verdict {
@@ -270,6 +276,10 @@ async fn deliver<T: Transport>(
         Ok(b) => b,
         Err(reason) => return render_failure(&reason),
     };
+    if let Some(max) = limit.max_message_bytes.filter(|max| bytes.len() > *max) {
+        metrics::counter!(m::OVERSIZE, "domain" => ctx.config.limits.label(domain).to_string()).increment(1);
+        return oversize(bytes.len(), max);
+    }
     let _permit = permits.acquire().await.expect("domain semaphores are never closed");
     crash::point_for("worker::before_send", &job.recipient);
     let started = std::time::Instant::now();
@@ -277,7 +287,8 @@ async fn deliver<T: Transport>(
     let result = ctx.transport.send(&envelope, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
         .record(started.elapsed().as_secs_f64());
-    classify(&ctx.rules, &result)
+    let verdict = classify(&ctx.rules, &result);
+    if limit.reset_is_throttling { reset_as_throttling(verdict, &result) } else { verdict }
 }
 
 /// The signed message for one job: rendered, tracked as the campaign asks, built, signed.
