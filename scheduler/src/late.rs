@@ -7,11 +7,13 @@
 use serde_json::Value;
 
 use sluice_shared::{
+    config::Config,
     keys,
     redis::{
         Conn, StoreResult,
         scripts::{campaign, suppression},
     },
+    reputation,
 };
 
 /// What happened.
@@ -110,6 +112,27 @@ pub async fn list_of(conn: &mut Conn, id: &str) -> StoreResult<Option<String>> {
     let stored: Option<String> =
         redis::cmd("HGET").arg(keys::campaign_meta(id)).arg("expand").query_async(conn).await?;
     Ok(stored.and_then(|s| sluice_shared::model::Expansion::from_stored(&s).ok()).and_then(|e| e.list))
+}
+
+/// Counts a complaint about campaign `id`'s mail to `address` for the reputation guard (the
+/// campaign's and its From domain's counts, overall and at the address's provider), which may
+/// pause the campaign.
+pub async fn count_complaint(conn: &mut Conn, config: &Config, id: &str, address: &str) -> StoreResult<()> {
+    let spec: Option<String> = redis::cmd("HGET").arg(keys::campaign_meta(id)).arg("spec").query_async(conn).await?;
+    let Some(spec) = spec.and_then(|s| serde_json::from_str::<sluice_shared::model::CampaignSpec>(&s).ok()) else {
+        return Ok(());
+    };
+    let from_domain = spec.from.email.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+    let to_domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+    let limits = &config.limits;
+    let provider = match limits.providers().by_domain(&to_domain) {
+        Some(p) => p.name.clone(),
+        None => limits.label(&to_domain).to_string(),
+    };
+    let scopes = reputation::Scope::all_for(id, &from_domain, &provider, sluice_shared::lane::is_message(id));
+    let add = reputation::Counts { complaints: 1, ..Default::default() };
+    reputation::observe(conn, &config.reputation, config.campaigns.events_maxlen, id, &scopes, &add).await?;
+    Ok(())
 }
 
 /// Records the event on the campaign: `New` the first time for this recipient and kind,

@@ -30,6 +30,7 @@ pub mod late;
 pub mod message;
 pub mod pipeline;
 pub mod public;
+pub mod reputation;
 pub mod smtp_server;
 pub mod submission;
 pub mod suppression;

@@ -247,6 +247,12 @@ pub fn templates() -> String {
     "sluice:templates".into()
 }
 
+/// Hash of the reputation guard's rolling counts for one scope (`c:CAMPAIGN`, `c:CAMPAIGN@PROVIDER`,
+/// `f:FROM_DOMAIN`, `f:FROM_DOMAIN@PROVIDER`; see `reputation::Scope`).
+pub fn reputation(scope: &str) -> String {
+    format!("sluice:{{rep:{scope}}}")
+}
+
 /// Hash lower-cased address -> JSON reason: addresses that are never sent to.
 pub fn suppressed() -> String {
     "sluice:suppressed".into()
@@ -334,6 +340,7 @@ mod tests {
         assert_eq!(domains(), "sluice:domains");
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(unsubscribed(), "{sluice:suppressed}:unsubscribed");
+        assert_eq!(reputation("f:shop.example@google"), "sluice:{rep:f:shop.example@google}");
         // Redis hashes a key by its `{tag}`, or the whole name without one: the same slot.
         assert!(unsubscribed().starts_with(&format!("{{{}}}", suppressed())), "one script reads both");
         assert!(suppression_version().starts_with(&format!("{{{}}}", suppressed())));

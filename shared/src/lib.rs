@@ -40,6 +40,7 @@ pub mod netguard;
 pub mod ops_http;
 pub mod redis;
 pub mod refs;
+pub mod reputation;
 pub mod shutdown;
 pub mod startup;
 pub mod suppression;

@@ -86,6 +86,14 @@ pub const RETRIES_PROMOTED: &str = "sluice_retries_promoted_total";
 pub const INFLIGHT: &str = "sluice_worker_inflight";
 /// SMTP replies that were not 2xx, by how the rules read them: labels `category`, `action`.
 pub const REPLIES: &str = "sluice_replies_total";
+/// Rates at or past a reputation threshold, once per batch or complaint that saw them: labels
+/// `level` (warn, pause), `rate` (hard_bounce, complaint, deferral).
+pub const REPUTATION_FINDINGS: &str = "sluice_reputation_findings_total";
+/// A From domain's rolling rates as its last outcome left them, in percent: labels `sender`,
+/// `rate` (hard_bounce, complaint, deferral).
+pub const SENDER_RATE: &str = "sluice_sender_rate_percent";
+/// Campaigns the reputation guard paused.
+pub const REPUTATION_PAUSES: &str = "sluice_reputation_pauses_total";
 /// Replies that rejected our From domain's authentication (SPF, DKIM, DMARC): label `domain`.
 pub const SENDER_AUTH_REJECTIONS: &str = "sluice_sender_auth_rejections_total";
 /// Messages not sent because they exceed the destination's `max_message_bytes`: label `domain`.
@@ -230,6 +238,9 @@ fn describe() {
     describe_counter!(MESSAGES, "Delivery attempts by outcome and destination");
     describe_histogram!(SMTP_LATENCY, Unit::Seconds, "SMTP transaction latency per destination");
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting in a destination's stream");
+    describe_counter!(REPUTATION_FINDINGS, "Rates at or past a reputation threshold (level, rate)");
+    describe_counter!(REPUTATION_PAUSES, "Campaigns the reputation guard paused");
+    describe_gauge!(SENDER_RATE, "A From domain's rolling rate in percent (sender, rate)");
     describe_counter!(SENDER_AUTH_REJECTIONS, "Replies rejecting our From domain's SPF, DKIM or DMARC (domain)");
     describe_counter!(OVERSIZE, "Messages failed unsent: larger than the destination's max_message_bytes (domain)");
     describe_counter!(TOKEN_WAITS, "Visits that found the destination's token bucket empty");

@@ -162,6 +162,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "clicked",
     "unsubscribed",
     "complained",
+    "campaign_paused",
 ];
 
 /// A webhook endpoint's event filter: known types only.

@@ -6,6 +6,7 @@ mod common;
 mod events_api;
 mod inbound_reports;
 mod metrics_live;
+mod reputation_guard;
 mod suppression_scopes;
 mod tracking;
 mod unsubscribe;

@@ -1,6 +1,7 @@
 //! Every metric a dashboard panel or an alert rule queries is really exported: a stack runs a
-//! small workload (a rate-limited domain, a throttling reply, a warm-up sender, a webhook
-//! endpoint that is down, the PostgreSQL history), then the scheduler's and workers' `/metrics` are scraped and every
+//! small workload (a rate-limited domain, a throttling reply, an authentication rejection, a
+//! campaign the reputation guard pauses, a warm-up sender, a webhook endpoint that is down,
+//! the PostgreSQL history), then the scheduler's and workers' `/metrics` are scraped and every
 //! name the dashboards and rules use must be in them.
 
 use crate::common;
@@ -70,6 +71,10 @@ secret = "a-secret-for-the-test"
 
 [history]
 url = "{}"
+
+[reputation]
+min_sample = 10
+window = 100
 "#,
         chrono::Utc::now().format("%Y-%m-%d"),
         free_port(),
@@ -79,7 +84,12 @@ url = "{}"
     let stack = common::start(&extra, 1).await;
     let mut recipients = common::recipients(40, 2, |i| format!("u{i}"));
     recipients.push(json!({"email": "throttle1-x@d1.example", "vars": {"name": "t"}}));
+    recipients.push(json!({"email": "unauth-x@gmail.com", "vars": {"name": "t"}}));
     let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("metrics", recipients))).await;
+    assert_eq!(status, 201, "{reply}");
+    // A campaign of its own that the reputation guard pauses (a quarter of it hard-bounces).
+    let bouncing = common::recipients(20, 1, |i| if i % 4 == 0 { format!("hard-{i}") } else { format!("b{i}") });
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("bouncing", bouncing))).await;
     assert_eq!(status, 201, "{reply}");
     let wanted = queried();
     assert!(wanted.len() >= 20, "{wanted:?}");

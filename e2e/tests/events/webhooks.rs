@@ -19,10 +19,10 @@ use tokio::{
 };
 
 /// Requests received: (Sluice-Signature header, raw body, answered with success).
-type Received = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
 
 /// An HTTP receiver on 127.0.0.1 that answers 500 to its first `fail_first` requests, then 200.
-async fn receiver(fail_first: usize) -> (String, Received) {
+pub(crate) async fn receiver(fail_first: usize) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     let received: Received = Arc::default();

@@ -79,7 +79,11 @@ pub async fn act(
         return Err(ApiError::NotFound(format!("action {action:?} (use start, pause, resume or cancel)")));
     };
     let mut conn = state.conn().await?;
-    match store::transition(&mut conn, &id, action, state.config.campaigns.events_maxlen).await? {
+    let transition = store::transition(&mut conn, &id, action, state.config.campaigns.events_maxlen).await?;
+    if matches!(transition, Transition::Done(_)) && action == Action::Resume {
+        crate::reputation::start_over(&mut conn, &id).await?;
+    }
+    match transition {
         Transition::Done(s) | Transition::Unchanged(s) => {
             tracing::info!(campaign = %id, action = action.as_str(), status = %s, "campaign transition");
             Ok(Json(json!({"id": id, "status": s})))

@@ -17,6 +17,7 @@ mod messages;
 pub mod openapi;
 mod recipients;
 mod request_id;
+mod senders;
 mod suppressions;
 mod templates;
 mod warmup;
@@ -129,6 +130,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(CampaignsRead, routes!(warmup::progress)))
         .routes(scoped(CampaignsRead, routes!(destinations::list)))
         .routes(scoped(CampaignsRead, routes!(destinations::get_one)))
+        .routes(scoped(CampaignsRead, routes!(senders::get_one)))
         .routes(scoped(Suppressions, routes!(suppressions::list)))
         .routes(scoped(Suppressions, routes!(suppressions::export)))
         .routes(with(scoped(Suppressions, routes!(suppressions::import)), |r| r.layer(DefaultBodyLimit::disable())))

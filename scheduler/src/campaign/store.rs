@@ -60,6 +60,10 @@ pub struct CampaignView {
     pub created_at: String,
     pub send_at: Option<String>,
     pub completed_at: Option<String>,
+    /// Why the reputation guard paused it (null when it did not, or after a resume).
+    pub paused_reason: Option<String>,
+    /// The mailing list it belongs to.
+    pub list: Option<String>,
     pub counts: Counts,
 }
 
@@ -72,13 +76,13 @@ pub async fn get(conn: &mut Conn, id: &str) -> StoreResult<Option<CampaignView>>
     let (meta, counts): (Vec<Option<String>>, Vec<(String, u64)>) = redis::pipe()
         .cmd("HMGET")
         .arg(keys::campaign_meta(id))
-        .arg(&["spec", "status", "created_at", "completed_at"])
+        .arg(&["spec", "status", "created_at", "completed_at", "paused_reason"])
         .cmd("HGETALL")
         .arg(keys::campaign_counts(id))
         .query_async(conn)
         .await?;
-    let [spec, status, created, completed] =
-        <[Option<String>; 4]>::try_from(meta).map_err(|_| StoreError::Reply("meta".into()))?;
+    let [spec, status, created, completed, paused_reason] =
+        <[Option<String>; 5]>::try_from(meta).map_err(|_| StoreError::Reply("meta".into()))?;
     let (Some(spec), Some(status)) = (spec, status) else { return Ok(None) };
     let spec: CampaignSpec = serde_json::from_str(&spec).map_err(|e| StoreError::Reply(e.to_string()))?;
     Ok(Some(CampaignView {
@@ -88,6 +92,8 @@ pub async fn get(conn: &mut Conn, id: &str) -> StoreResult<Option<CampaignView>>
         created_at: rfc3339(created.and_then(|c| c.parse().ok())).unwrap_or_default(),
         send_at: rfc3339(spec.send_at_ms),
         completed_at: rfc3339(completed.and_then(|c| c.parse().ok())),
+        paused_reason,
+        list: spec.list,
         counts: Counts::from_pairs(&counts),
     }))
 }

@@ -203,6 +203,9 @@ impl Inbound<'_> {
         let detail = json!({"feedback_type": feedback_type});
         let reason = suppress.then_some("complaint");
         let recorded = self.record(conn, LateKind::Complained, who, &detail, reason).await?;
+        if suppress && recorded == Some(Recorded::New) {
+            late::count_complaint(conn, self.config, &who.campaign, &who.address).await?;
+        }
         Ok(recorded.map(|r| outcome(who, "complained", None, suppress, r == Recorded::New)))
     }
 

@@ -15,6 +15,7 @@ mod listeners;
 mod messaging;
 mod providers;
 mod redis;
+mod reputation;
 mod retry;
 mod roles;
 mod smtp;
@@ -37,6 +38,7 @@ pub use listeners::*;
 pub use messaging::*;
 pub use providers::*;
 pub use redis::*;
+pub use reputation::*;
 pub use retry::*;
 pub use roles::*;
 pub use smtp::*;
@@ -96,6 +98,9 @@ pub struct Config {
     /// The PostgreSQL history store (scheduler); no `url`: none.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// The reputation guard (workers and schedulers).
+    #[serde(default)]
+    pub reputation: ReputationConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -213,6 +218,7 @@ impl Config {
         self.dns.validate()?;
         self.warmup.validate(&self.smtp.ip_pool)?;
         self.inbound.validate(self.bounces.return_path_domain.as_ref())?;
+        self.reputation.validate()?;
         match role {
             Role::Scheduler => {
                 self.api.validate()?;

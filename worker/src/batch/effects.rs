@@ -1,11 +1,13 @@
 //! What recorded outcomes do beyond their campaign: suppress addresses (hard bounces, repeated
-//! soft bounces) and slow or suspend the destination after a throttling reply.
+//! soft bounces), slow or suspend the destination after a throttling reply, and count for the
+//! reputation guard.
 
 use sluice_shared::{
-    classify::DestinationAction,
-    keys, metrics as m,
+    classify::{Category, DestinationAction},
+    keys, lane, metrics as m,
     model::OutcomeKind,
     redis::{Conn, StoreResult, scripts::destination},
+    reputation,
 };
 
 use crate::{classify::Verdict, context::Ctx, transport::Transport};
@@ -72,6 +74,37 @@ pub async fn count_soft_bounces<T: Transport>(
             metrics::counter!(m::SOFT_BOUNCE_SUPPRESSIONS).increment(1);
         }
     }
+    Ok(())
+}
+
+/// Adds the recorded outcomes to the reputation guard's counts (the campaign's and its From
+/// domain's, overall and at this destination's provider); the guard may pause the campaign.
+pub async fn observe_reputation<T: Transport>(
+    ctx: &Ctx<T>,
+    conn: &mut Conn,
+    domain: &str,
+    campaign_id: &str,
+    from_email: &str,
+    recorded: &[(&str, &Verdict)],
+) -> StoreResult<()> {
+    let mut add = reputation::Counts { attempts: recorded.len() as u64, ..Default::default() };
+    for (_, v) in recorded {
+        match v.kind {
+            OutcomeKind::Sent => add.delivered += 1,
+            OutcomeKind::Deferred => add.deferred += 1,
+            OutcomeKind::Bounced
+                if matches!(v.category, Some(Category::InvalidRecipient | Category::InactiveMailbox)) =>
+            {
+                add.hard += 1
+            }
+            _ => {}
+        }
+    }
+    let from_domain = from_email.rsplit_once('@').map_or(from_email, |(_, d)| d).to_ascii_lowercase();
+    let provider = ctx.config.limits.label(domain);
+    let scopes = reputation::Scope::all_for(campaign_id, &from_domain, provider, lane::is_message(campaign_id));
+    let maxlen = ctx.config.campaigns.events_maxlen;
+    reputation::observe(conn, &ctx.config.reputation, maxlen, campaign_id, &scopes, &add).await?;
     Ok(())
 }
 

@@ -248,6 +248,13 @@ async fn handle_campaign<T: Transport>(
         }
     }
     effects::apply(ctx, &mut conn, domain, campaign_id, &counted).await?;
+    if let Some(Ok(c)) = &campaign
+        && let Err(e) =
+            effects::observe_reputation(ctx, &mut conn, domain, campaign_id, &c.spec.from.email, &counted).await
+    {
+        m_redis_error("reputation");
+        tracing::warn!(%domain, campaign = %campaign_id, error = %e, "counting for the reputation guard failed");
+    }
     if lane::is_message(campaign_id) {
         sluice_shared::attention::nudge_message(&mut conn, campaign_id).await?;
     }

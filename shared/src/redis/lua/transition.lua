@@ -1,6 +1,9 @@
 -- Moves a campaign through its lifecycle.
 -- KEYS: the campaign's (campaign_prelude.lua)
--- ARGV: action (start | pause | resume | cancel | release), events_maxlen
+-- ARGV: action (start | pause | guard-pause | resume | cancel | release), events_maxlen, and
+--       with guard-pause the event data JSON ({"reason": ...}): the reputation guard's pause
+--       keeps its reason in `paused_reason` and records a `campaign_paused` event; a resume
+--       clears the reason
 -- A cancel counts everything that waits as cancelled at once: the retry set (each job gets its
 -- `cancelled` event here) and the staged recipients (left in their list, from index
 -- `dropped_from`, for cancel_staged.lua to give their events a chunk at a time). Jobs in
@@ -29,11 +32,20 @@ if action == 'start' then
 elseif action == 'release' then
   if status == 'scheduled' and started_status() == 'running' then return set('running') end
   return {'noop', status}
-elseif action == 'pause' then
-  if status == 'scheduled' or status == 'running' then return set('paused') end
+elseif action == 'pause' or action == 'guard-pause' then
+  if status == 'scheduled' or status == 'running' then
+    if action == 'guard-pause' then
+      redis.call('HSET', meta, 'paused_reason', cjson.decode(ARGV[3]).reason)
+      event(events, ARGV[2], 'campaign_paused', '', '', ARGV[3])
+    end
+    return set('paused')
+  end
   if status == 'paused' then return {'noop', status} end
 elseif action == 'resume' then
-  if status == 'paused' then return set(started_status()) end
+  if status == 'paused' then
+    redis.call('HDEL', meta, 'paused_reason')
+    return set(started_status())
+  end
   if status == 'scheduled' or status == 'running' then return {'noop', status} end
 elseif action == 'cancel' then
   if status == 'cancelled' then return {'noop', status} end

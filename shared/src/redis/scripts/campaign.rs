@@ -132,8 +132,27 @@ pub enum Transition {
 
 /// Moves campaign `id` through its lifecycle (a cancel writes events for the jobs it drops).
 pub async fn transition(conn: &mut Conn, id: &str, action: Action, events_maxlen: u64) -> StoreResult<Transition> {
+    run_transition(conn, id, action.as_str(), events_maxlen, None).await
+}
+
+/// Pauses a running or scheduled campaign for the reputation guard: `paused_reason` kept, a
+/// `campaign_paused` event with `data_json` (`{"reason": ...}`).
+pub async fn guard_pause(conn: &mut Conn, id: &str, data_json: &str, events_maxlen: u64) -> StoreResult<Transition> {
+    run_transition(conn, id, "guard-pause", events_maxlen, Some(data_json)).await
+}
+
+async fn run_transition(
+    conn: &mut Conn,
+    id: &str,
+    action: &str,
+    events_maxlen: u64,
+    data_json: Option<&str>,
+) -> StoreResult<Transition> {
     let mut invocation = TRANSITION.for_campaign(id);
-    invocation.arg(action.as_str()).arg(events_maxlen);
+    invocation.arg(action).arg(events_maxlen);
+    if let Some(data) = data_json {
+        invocation.arg(data);
+    }
     let (code, text): (String, String) = feed::write_events(conn, id, &invocation).await?;
     if code == "missing" {
         return Ok(Transition::Missing);

@@ -170,6 +170,7 @@ fn all() -> Vec<&'static Lua> {
         &records::FEED_CURSOR,
         &records::WARMUP_TAKE,
         &records::SEND_RATE,
+        &records::REPUTATION_ADD,
         &suppression::UNSUBSCRIBE,
         &suppression::MIGRATE,
     ]

@@ -1,5 +1,6 @@
 //! Small records kept by one script each: template versions, how far a source was copied into
-//! the event feed, a sender's warm-up count for the day, and an API key's send rate.
+//! the event feed, a sender's warm-up count for the day, an API key's send rate, and the
+//! reputation guard's rolling counts.
 
 use super::lua;
 use crate::{
@@ -11,6 +12,7 @@ lua!(TEMPLATE_PUT, "template_put", Clock, &["template"]);
 lua!(FEED_CURSOR, "feed_cursor", Clock, &["meta"]);
 lua!(WARMUP_TAKE, "warmup_take", Clock, &["counter"]);
 lua!(SEND_RATE, "send_rate", Clock, &["tat"]);
+lua!(REPUTATION_ADD, "reputation_add", Clock, &["stats"]);
 
 /// Stores a new version of template `id` (`version_json` without its number); the number.
 pub async fn template_put(conn: &mut Conn, id: &str, version_json: &str) -> StoreResult<u64> {
@@ -46,4 +48,23 @@ pub async fn send_rate(
     let interval_ms = 1000.0 / per_second;
     let wait: i64 = SEND_RATE.on(&keys::key_send_rate(key_id)).arg(interval_ms).arg(burst).invoke_async(conn).await?;
     Ok((wait > 0).then(|| std::time::Duration::from_millis(wait as u64)))
+}
+
+/// Adds `add` to the rolling counts at `key` (kept `ttl_ms` past the last write); the totals
+/// over the last one to two `window`s of attempts.
+pub async fn reputation_add(
+    conn: &mut Conn,
+    key: &str,
+    window: u64,
+    ttl_ms: u64,
+    add: &crate::reputation::Counts,
+) -> StoreResult<crate::reputation::Counts> {
+    let mut invocation = REPUTATION_ADD.on(key);
+    invocation.arg(window).arg(ttl_ms);
+    for n in add.as_array() {
+        invocation.arg(n);
+    }
+    let totals: Vec<u64> = invocation.invoke_async(conn).await?;
+    crate::reputation::Counts::from_slice(&totals)
+        .ok_or_else(|| crate::redis::StoreError::Reply(format!("reputation_add: five totals expected, got {totals:?}")))
 }

@@ -1,0 +1,74 @@
+//! The reputation guard through the real binaries: a campaign whose recipients hard-bounce at
+//! 6% pauses by itself once the sample is large enough, with the reason; a `campaign_paused`
+//! event reaches a webhook; the From domain's rates show in `GET /v1/senders/{domain}`; the
+//! campaign stays paused until an operator resumes it, and then sends again.
+
+use crate::common;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_testkit::wait_for;
+
+const RECIPIENTS: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_bouncing_past_the_threshold_pauses_itself_until_resumed() {
+    let (url, received) = crate::webhooks::receiver(0).await;
+    let extra = format!(
+        "[reputation]\nwindow = 200\nmin_sample = 50\n\n[limits.default]\nrate = \"200/s\"\nburst = 20\n\n\
+         [webhooks]\nallow_http = true\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [[webhooks.endpoints]]\nid = \"ops\"\nurl = \"{url}\"\nsecret = \"whsec-0123456789abcdef\"\nevents = [\"campaign_paused\"]\n"
+    );
+    let stack = common::start(&extra, 1).await;
+    // Every 17th address does not exist: 59 of 1,000, about 6%.
+    let recipients: Vec<Value> = (0..RECIPIENTS)
+        .map(|i| {
+            let local = if i % 17 == 0 { format!("hard-{i}") } else { format!("u{i}") };
+            json!({"email": format!("{local}@d0.example"), "vars": {"name": "N"}})
+        })
+        .collect();
+    let (status, reply) = stack.call("POST", "/v1/campaigns", Some(common::campaign_body("risky", recipients))).await;
+    assert_eq!(status, 201, "{reply}");
+    let paused = stack.wait_status("risky", "paused", Duration::from_secs(30)).await;
+    let reason = paused["paused_reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.starts_with("hard-bounce rate ") && reason.contains("% over the last "), "{paused}");
+    let counts = common::counts(&paused);
+    assert!(counts["sent"] + counts["bounced"] < RECIPIENTS as u64, "paused before the end: {paused}");
+
+    // The event, in the events API and at the webhook.
+    let (_, events) = stack.call("GET", "/v1/events?campaign=risky&type=campaign_paused", None).await;
+    let items = events["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["data"]["reason"], reason.as_str());
+    wait_for("the webhook", Duration::from_secs(20), || async {
+        let log = received.lock().unwrap();
+        log.iter().any(|(_, body, _)| String::from_utf8_lossy(body).contains("campaign_paused")).then_some(())
+    })
+    .await;
+
+    // The sender's rates.
+    let (status, sender) = stack.call("GET", "/v1/senders/shop.example", None).await;
+    assert_eq!(status, 200, "{sender}");
+    assert_eq!(sender["status"], "pause", "{sender}");
+    assert!(sender["rates_percent"]["hard_bounce"].as_f64().unwrap() >= 5.0, "{sender}");
+    assert!(sender["providers"]["other"]["counts"]["attempts"].as_u64().unwrap() > 0, "{sender}");
+    let (status, _) = stack.call("GET", "/v1/senders/nobody.example", None).await;
+    assert_eq!(status, 404);
+
+    // Only an operator's resume sends again; the guard then starts its counts over.
+    let still = stack.campaign("risky").await;
+    assert_eq!(still["status"], "paused", "{still}");
+    let attempted = common::counts(&still)["sent"] + common::counts(&still)["bounced"];
+    let (status, reply) = stack.call("POST", "/v1/campaigns/risky/resume", None).await;
+    assert_eq!(status, 200, "{reply}");
+    let resumed = stack.campaign("risky").await;
+    assert!(resumed["paused_reason"].is_null(), "a resume clears the reason: {resumed}");
+    wait_for("sending again after the resume", Duration::from_secs(20), || async {
+        let c = common::counts(&stack.campaign("risky").await);
+        (c["sent"] + c["bounced"] > attempted + 50).then_some(())
+    })
+    .await;
+    let metrics = stack.scrape(1).await;
+    assert!(common::sample(&metrics, "sluice_reputation_pauses_total").unwrap_or(0.0) >= 1.0, "{metrics}");
+}
