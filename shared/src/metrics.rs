@@ -96,6 +96,8 @@ pub const SENDER_RATE: &str = "sluice_sender_rate_percent";
 pub const REPUTATION_PAUSES: &str = "sluice_reputation_pauses_total";
 /// Replies that rejected our From domain's authentication (SPF, DKIM, DMARC): label `domain`.
 pub const SENDER_AUTH_REJECTIONS: &str = "sluice_sender_auth_rejections_total";
+/// Messages asked in ISO-2022-JP but sent as UTF-8 (a character outside JIS X 0208).
+pub const CHARSET_FALLBACKS: &str = "sluice_charset_fallbacks_total";
 /// Messages not sent because they exceed the destination's `max_message_bytes`: label `domain`.
 pub const OVERSIZE: &str = "sluice_messages_oversize_total";
 /// Destinations slowed or suspended by a throttling reply: labels `action`, `domain`.
@@ -242,6 +244,10 @@ fn describe() {
     describe_counter!(REPUTATION_PAUSES, "Campaigns the reputation guard paused");
     describe_gauge!(SENDER_RATE, "A From domain's rolling rate in percent (sender, rate)");
     describe_counter!(SENDER_AUTH_REJECTIONS, "Replies rejecting our From domain's SPF, DKIM or DMARC (domain)");
+    describe_counter!(
+        CHARSET_FALLBACKS,
+        "Messages asked in ISO-2022-JP but sent as UTF-8 (a character outside JIS X 0208)"
+    );
     describe_counter!(OVERSIZE, "Messages failed unsent: larger than the destination's max_message_bytes (domain)");
     describe_counter!(TOKEN_WAITS, "Visits that found the destination's token bucket empty");
     describe_counter!(CLAIMS, "Jobs claimed from destination streams");

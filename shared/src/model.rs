@@ -120,6 +120,31 @@ pub struct CampaignSpec {
     /// The mailing list a campaign belongs to: an unsubscribe through it applies to this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<String>,
+    /// The charset of the subject, the From name and the text part; unset: the destination's
+    /// default (`limits`), else UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<Charset>,
+}
+
+/// The charset a message's headers and text part are written in. HTML is always UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Charset {
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// RFC 1468, for the Japanese carriers' older paths; falls back to UTF-8 for a message
+    /// holding a character outside JIS X 0208.
+    #[serde(rename = "iso-2022-jp")]
+    Iso2022Jp,
+}
+
+impl Charset {
+    pub fn parse(text: &str) -> Option<Charset> {
+        match text.to_ascii_lowercase().as_str() {
+            "utf-8" => Some(Charset::Utf8),
+            "iso-2022-jp" => Some(Charset::Iso2022Jp),
+            _ => None,
+        }
+    }
 }
 
 /// What expansion needs of a campaign besides its recipients, stored apart from the spec

@@ -1,15 +1,16 @@
 //! Builds the RFC 5322 message: Date, a unique Message-ID, multipart/alternative when both
-//! parts exist, RFC 2047 encoded-words for non-ASCII subjects and display names (lettre).
+//! parts exist, RFC 2047 encoded-words for non-ASCII subjects and display names (lettre), in
+//! UTF-8 or, when asked, ISO-2022-JP ([`crate::charset`]).
 
 use lettre::{
     Message,
     message::{
-        Mailbox, MultiPart, SinglePart,
-        header::{HeaderName, HeaderValue},
+        Body, Mailbox, MultiPart, SinglePart,
+        header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue},
     },
 };
 
-use sluice_shared::{config::MissingKey, dkim::Signer, refs, tokens::TokenKey};
+use sluice_shared::{config::MissingKey, dkim::Signer, model::Charset, refs, tokens::TokenKey};
 
 use crate::render::{Campaign, Rendered};
 
@@ -35,21 +36,76 @@ pub struct Links<'a> {
     pub tokens: Option<&'a TokenKey>,
 }
 
+/// A built message, and why it is not in the charset asked for, if it is not.
+pub struct Built {
+    pub bytes: Vec<u8>,
+    pub charset_fallback: Option<String>,
+}
+
+/// The ISO-2022-JP forms of a message's subject, From header and text part.
+struct Jis {
+    subject: String,
+    from: String,
+    text: Option<Vec<u8>>,
+}
+
+impl Jis {
+    /// Every part in JIS X 0208, or the first character that is not.
+    fn of(content: &Rendered, from_name: Option<&str>, from_email: &str) -> Result<Jis, char> {
+        let from = match from_name {
+            Some(name) => format!("{} <{from_email}>", crate::charset::header_words(name)?),
+            None => from_email.to_string(),
+        };
+        let text = content.text.as_deref().map(crate::charset::iso_2022_jp).transpose()?;
+        Ok(Jis { subject: crate::charset::header_words(&content.subject)?, from, text })
+    }
+
+    fn text_part(bytes: Vec<u8>) -> SinglePart {
+        let body = Body::new_with_encoding(bytes, ContentTransferEncoding::SevenBit).unwrap_or_else(|long_lines| {
+            Body::new_with_encoding(long_lines, ContentTransferEncoding::Base64).expect("base64 takes any bytes")
+        });
+        let content_type = ContentType::parse("text/plain; charset=ISO-2022-JP").expect("a valid content type");
+        SinglePart::builder().header(content_type).body(body)
+    }
+}
+
 /// The whole message for one recipient, as bytes ready for DATA. A campaign that sets its own
-/// List-Unsubscribe header keeps it instead of ours.
+/// List-Unsubscribe header keeps it instead of ours. In ISO-2022-JP when `charset` says so and
+/// every part fits JIS X 0208; else UTF-8, with the reason in [`Built::charset_fallback`].
 pub fn build(
     campaign: &Campaign,
     index: u64,
     to: &str,
     content: Rendered,
     links: Links<'_>,
-) -> Result<Vec<u8>, String> {
+    charset: Charset,
+) -> Result<Built, String> {
     let spec = &campaign.spec;
     let from = Mailbox::new(spec.from.name.clone(), spec.from.email.parse().map_err(|e| format!("from: {e}"))?);
     let message_id = message_id(links.tokens, campaign, index, to);
     let to = Mailbox::new(None, to.parse().map_err(|e| format!("to: {e}"))?);
-    let mut builder =
-        Message::builder().from(from).to(to).subject(content.subject).date_now().message_id(Some(message_id));
+    let (jis, charset_fallback) = match charset {
+        Charset::Utf8 => (None, None),
+        Charset::Iso2022Jp => match Jis::of(&content, spec.from.name.as_deref(), &spec.from.email) {
+            Ok(jis) => (Some(jis), None),
+            Err(c) => (None, Some(format!("sent as UTF-8: {c:?} (U+{:04X}) is not in JIS X 0208", c as u32))),
+        },
+    };
+    let mut builder = Message::builder().to(to).date_now().message_id(Some(message_id));
+    builder = match &jis {
+        Some(j) => builder
+            .raw_header(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("From"),
+                from.to_string(),
+                j.from.clone(),
+            ))
+            .raw_header(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("Subject"),
+                content.subject.clone(),
+                j.subject.clone(),
+            )),
+        None => builder.from(from).subject(content.subject),
+    };
     if let Some(r) = &spec.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.parse().map_err(|e| format!("reply_to: {e}"))?));
     }
@@ -74,14 +130,20 @@ pub fn build(
         let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| format!("header {name}: {e}"))?;
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
+    let text_part = |text: String| match jis.as_ref().and_then(|j| j.text.clone()) {
+        Some(bytes) => Jis::text_part(bytes),
+        None => SinglePart::plain(text),
+    };
     let message = match (content.html, content.text) {
-        (Some(html), Some(text)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        (Some(html), Some(text)) => {
+            builder.multipart(MultiPart::alternative().singlepart(text_part(text)).singlepart(SinglePart::html(html)))
+        }
         (Some(html), None) => builder.singlepart(SinglePart::html(html)),
-        (None, Some(text)) => builder.singlepart(SinglePart::plain(text)),
+        (None, Some(text)) => builder.singlepart(text_part(text)),
         (None, None) => return Err("campaign has neither html nor text".into()),
     }
     .map_err(|e| format!("message: {e}"))?;
-    Ok(message.formatted())
+    Ok(Built { bytes: message.formatted(), charset_fallback })
 }
 
 /// A message submitted over SMTP, for one recipient: the client's MIME as given, under our
@@ -164,7 +226,8 @@ mod tests {
         let unsubscribe = ListUnsubscribe { url: "https://m.shop.example/u/tok", mailto: Some("unsub@shop.example") };
         let key = TokenKey::new("a-secret-of-at-least-32-characters!!");
         let links = Links { unsubscribe: Some(unsubscribe), reference: Some("ref.tag"), tokens: Some(&key) };
-        let raw = String::from_utf8(build(&c, 7, "ann@x.example", content, links).unwrap()).unwrap();
+        let raw =
+            String::from_utf8(build(&c, 7, "ann@x.example", content, links, Charset::Utf8).unwrap().bytes).unwrap();
         let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
         for name in [
             "From:",

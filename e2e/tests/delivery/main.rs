@@ -6,6 +6,7 @@ mod common;
 mod content;
 mod dkim;
 mod e2e_campaign;
+mod japanese;
 mod mta_sts;
 mod mx_delivery;
 mod polite_smtp;

@@ -21,6 +21,7 @@ const FIELDS: &[&str] = &[
     "tags",
     "metadata",
     "tracking",
+    "charset",
 ];
 
 /// The campaign request for a message (without an id: the caller supplies the message's),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, at_least_one, invalid};
 
-use crate::units::Rate;
+use crate::{model::Charset, units::Rate};
 
 /// Limits for one destination domain. Unset fields inherit from `[limits.default]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,6 +25,8 @@ pub struct LimitOverride {
     /// mx mode: a connection the destination resets mid-session is throttling (slow the
     /// destination), as au blocks heavy senders, not a passing network fault.
     pub reset_is_throttling: Option<bool>,
+    /// The charset of campaigns that name none (`utf-8`, `iso-2022-jp`).
+    pub charset: Option<Charset>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +46,8 @@ pub struct DefaultLimit {
     pub max_message_bytes: Option<usize>,
     #[serde(default)]
     pub reset_is_throttling: bool,
+    #[serde(default)]
+    pub charset: Option<Charset>,
 }
 
 impl DefaultLimit {
@@ -63,6 +67,7 @@ impl DefaultLimit {
             messages_per_connection: o.messages_per_connection.unwrap_or(self.messages_per_connection),
             max_message_bytes: o.max_message_bytes.or(self.max_message_bytes),
             reset_is_throttling: o.reset_is_throttling.unwrap_or(self.reset_is_throttling),
+            charset: o.charset.or(self.charset),
         }
     }
 }
@@ -78,6 +83,7 @@ impl LimitOverride {
             messages_per_connection: self.messages_per_connection.or(under.messages_per_connection),
             max_message_bytes: self.max_message_bytes.or(under.max_message_bytes),
             reset_is_throttling: self.reset_is_throttling.or(under.reset_is_throttling),
+            charset: self.charset.or(under.charset),
         }
     }
 }
@@ -92,6 +98,7 @@ impl Default for DefaultLimit {
             messages_per_connection: defaults::messages_per_connection(),
             max_message_bytes: None,
             reset_is_throttling: false,
+            charset: None,
         }
     }
 }
@@ -138,6 +145,7 @@ pub struct DomainLimit {
     pub messages_per_connection: u32,
     pub max_message_bytes: Option<usize>,
     pub reset_is_throttling: bool,
+    pub charset: Option<Charset>,
 }
 
 impl LimitsConfig {

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::{DomainLimit, LimitOverride, LimitsConfig};
-use crate::units::Rate;
+use crate::{model::Charset, units::Rate};
 
 /// One provider as configured; every field is optional and overrides the built-in value.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -22,6 +22,7 @@ pub struct ProviderConfig {
     pub messages_per_connection: Option<u32>,
     pub max_message_bytes: Option<usize>,
     pub reset_is_throttling: Option<bool>,
+    pub charset: Option<Charset>,
 }
 
 struct Builtin {
@@ -35,6 +36,7 @@ struct Builtin {
     rate: Option<&'static str>,
     max_message_bytes: Option<usize>,
     reset_is_throttling: bool,
+    charset: Option<Charset>,
 }
 
 /// The fields most providers leave at `[limits.default]`.
@@ -48,6 +50,7 @@ const PLAIN: Builtin = Builtin {
     rate: None,
     max_message_bytes: None,
     reset_is_throttling: false,
+    charset: None,
 };
 
 /// KumoMTA's shipped shaping, as DOMAIN.md section 4 lists it, and the providers our users send
@@ -101,8 +104,9 @@ const BUILTIN: &[Builtin] = &[
         messages_per_connection: Some(50),
         ..PLAIN
     },
-    // The carriers: few connections, a slow rate; docomo takes about 100 recipients a
-    // session; au refuses over 3 MB and answers heavy senders with a TCP reset.
+    // The carriers: few connections, a slow rate, ISO-2022-JP unless a campaign says otherwise;
+    // docomo takes about 100 recipients a session; au refuses over 3 MB and answers heavy
+    // senders with a TCP reset.
     Builtin {
         name: "docomo",
         domains: &["docomo.ne.jp"],
@@ -110,6 +114,7 @@ const BUILTIN: &[Builtin] = &[
         connections: Some(2),
         messages_per_connection: Some(100),
         rate: Some("5/s"),
+        charset: Some(Charset::Iso2022Jp),
         ..PLAIN
     },
     Builtin {
@@ -121,6 +126,7 @@ const BUILTIN: &[Builtin] = &[
         rate: Some("5/s"),
         max_message_bytes: Some(3_000_000),
         reset_is_throttling: true,
+        charset: Some(Charset::Iso2022Jp),
         ..PLAIN
     },
     Builtin {
@@ -130,6 +136,7 @@ const BUILTIN: &[Builtin] = &[
         connections: Some(2),
         messages_per_connection: Some(100),
         rate: Some("5/s"),
+        charset: Some(Charset::Iso2022Jp),
         ..PLAIN
     },
 ];
@@ -203,6 +210,7 @@ impl LimitsConfig {
             require_tls: b.require_tls.then_some(true),
             max_message_bytes: b.max_message_bytes,
             reset_is_throttling: b.reset_is_throttling.then_some(true),
+            charset: b.charset,
             ..LimitOverride::default()
         });
         let configured = self.providers.get(name).map(|c| LimitOverride {
@@ -213,6 +221,7 @@ impl LimitsConfig {
             messages_per_connection: c.messages_per_connection,
             max_message_bytes: c.max_message_bytes,
             reset_is_throttling: c.reset_is_throttling,
+            charset: c.charset,
         });
         if builtin.is_none() && configured.is_none() {
             return None;

@@ -17,7 +17,7 @@ use sluice_shared::{
     crash, keys,
     lane::{self, Lane},
     metrics as m,
-    model::{Job, OutcomeKind},
+    model::{Charset, Job, OutcomeKind},
     redis::{
         Conn, StoreResult,
         scripts::{
@@ -279,7 +279,7 @@ async fn deliver<T: Transport>(
 ) -> Verdict {
     let job = &entry.job;
     let links = ctx.links(&campaign.spec, job.index, &job.recipient);
-    let bytes = match message_for(ctx, campaign, job, &links) {
+    let message::Built { bytes, charset_fallback } = match message_for(ctx, campaign, job, &links, limit) {
         Ok(b) => b,
         Err(reason) => return render_failure(&reason),
     };
@@ -294,22 +294,32 @@ async fn deliver<T: Transport>(
     let result = ctx.transport.send(&envelope, &bytes).await;
     metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
         .record(started.elapsed().as_secs_f64());
-    let verdict = classify(&ctx.rules, &result);
-    if limit.reset_is_throttling { reset_as_throttling(verdict, &result) } else { verdict }
+    let mut verdict = classify(&ctx.rules, &result);
+    if limit.reset_is_throttling {
+        verdict = reset_as_throttling(verdict, &result);
+    }
+    if let Some(fallback) = charset_fallback {
+        metrics::counter!(m::CHARSET_FALLBACKS).increment(1);
+        verdict.detail["charset"] = fallback.into();
+    }
+    verdict
 }
 
-/// The signed message for one job: rendered, tracked as the campaign asks, built, signed.
+/// The signed message for one job: rendered, tracked as the campaign asks, built in the
+/// campaign's charset (else the destination's), signed.
 fn message_for<T: Transport>(
     ctx: &Ctx<T>,
     campaign: &Campaign,
     job: &Job,
     links: &RecipientLinks,
-) -> Result<Vec<u8>, String> {
+    limit: &DomainLimit,
+) -> Result<message::Built, String> {
     let reference = links.reference();
     if let Some(mime) = &campaign.spec.mime {
         let message_id = message::message_id(ctx.tokens.as_ref(), campaign, job.index, &job.recipient);
         let stamped = message::stamp(mime, &message_id, reference.as_deref());
-        return message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, stamped);
+        let bytes = message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, stamped)?;
+        return Ok(message::Built { bytes, charset_fallback: None });
     }
     let max_bytes = ctx.config.campaigns.max_rendered_bytes;
     let mut content = campaign.render(&job.recipient, &job.vars, links.unsubscribe_url(), max_bytes)?;
@@ -318,8 +328,11 @@ fn message_for<T: Transport>(
     {
         content.html = Some(links.track(&html)?);
     }
-    let built = message::build(campaign, job.index, &job.recipient, content, links.for_message(reference.as_deref()))?;
-    message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, built)
+    let charset = campaign.spec.charset.or(limit.charset).unwrap_or(Charset::Utf8);
+    let for_message = links.for_message(reference.as_deref());
+    let mut built = message::build(campaign, job.index, &job.recipient, content, for_message, charset)?;
+    built.bytes = message::sign(&ctx.dkim, ctx.config.dkim.missing_key, &campaign.spec.from.email, built.bytes)?;
+    Ok(built)
 }
 
 async fn record<T: Transport>(

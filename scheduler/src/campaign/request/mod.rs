@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sluice_shared::{
     config::CampaignConfig,
-    model::{CampaignSpec, Sender, Staged, TemplateRef, Tracking},
+    model::{CampaignSpec, Charset, Sender, Staged, TemplateRef, Tracking},
     validate,
 };
 
@@ -76,6 +76,9 @@ pub struct CampaignInput {
     /// The mailing list this campaign belongs to (1-64 of `[A-Za-z0-9._-]`): its unsubscribe
     /// link unsubscribes from this list only, and only that list's unsubscribes skip recipients.
     list: Option<String>,
+    /// `utf-8` or `iso-2022-jp` (subject, From name and text part; HTML stays UTF-8); default:
+    /// the destination's profile (the Japanese carriers: iso-2022-jp), else utf-8.
+    charset: Option<String>,
 }
 
 /// Open and click tracking (`sluice_shared::model::Tracking`, as the document shows it).
@@ -204,6 +207,12 @@ fn validate_campaign(
     if let Some(list) = &input.list {
         validate::list_name(list).map_err(|m| FieldError::invalid("list", m))?;
     }
+    let charset = match &input.charset {
+        Some(c) => {
+            Some(Charset::parse(c).ok_or_else(|| FieldError::invalid("charset", "must be utf-8 or iso-2022-jp"))?)
+        }
+        None => None,
+    };
     let mut batch = RecipientBatch::default();
     for (index, r) in input.recipients.into_iter().enumerate() {
         batch.add(index, r);
@@ -225,6 +234,7 @@ fn validate_campaign(
         tracking: input.tracking,
         mime: None,
         list: input.list,
+        charset,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
 }
