@@ -107,11 +107,22 @@ pub async fn unsubscribe(
     Ok(suppression::unsubscribe(conn, &[one]).await? == 1)
 }
 
-/// The list campaign `id` belongs to; None when it has none or is gone.
-pub async fn list_of(conn: &mut Conn, id: &str) -> StoreResult<Option<String>> {
-    let stored: Option<String> =
-        redis::cmd("HGET").arg(keys::campaign_meta(id)).arg("expand").query_async(conn).await?;
-    Ok(stored.and_then(|s| sluice_shared::model::Expansion::from_stored(&s).ok()).and_then(|e| e.list))
+/// What the unsubscribe page needs to know of a campaign (or message).
+pub struct PageFacts {
+    pub list: Option<String>,
+    pub locale: Option<String>,
+    /// The From name, else the From domain.
+    pub sender: String,
+}
+
+/// The facts of campaign `id`; None when it is gone.
+pub async fn page_facts(conn: &mut Conn, id: &str) -> StoreResult<Option<PageFacts>> {
+    let spec: Option<String> = redis::cmd("HGET").arg(keys::campaign_meta(id)).arg("spec").query_async(conn).await?;
+    let Some(spec) = spec.and_then(|s| serde_json::from_str::<sluice_shared::model::CampaignSpec>(&s).ok()) else {
+        return Ok(None);
+    };
+    let domain = spec.from.email.rsplit_once('@').map_or("", |(_, d)| d).to_string();
+    Ok(Some(PageFacts { list: spec.list, locale: spec.locale, sender: spec.from.name.unwrap_or(domain) }))
 }
 
 /// Counts a complaint about campaign `id`'s mail to `address` for the reputation guard (the

@@ -124,6 +124,9 @@ pub struct CampaignSpec {
     /// default (`limits`), else UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charset: Option<Charset>,
+    /// The language of the pages recipients reach (the unsubscribe page), e.g. `ja`, `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 /// The charset a message's headers and text part are written in. HTML is always UTF-8.

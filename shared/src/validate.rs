@@ -222,6 +222,17 @@ pub fn list_name(name: &str) -> Result<(), String> {
     id_like(name, "list", &[])
 }
 
+/// A language tag (BCP 47's shape: `ja`, `en-US`, `zh-Hant-TW`), at most 35 characters.
+pub fn locale(tag: &str) -> Result<(), String> {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    let ok = tag.len() <= 35
+        && (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok { Ok(()) } else { Err("must be a language tag such as ja, en or en-US".into()) }
+}
+
 /// A stable consumer name for a worker or scheduler.
 pub fn consumer_name(name: &str) -> Result<(), String> {
     id_like(name, "name", &[':'])

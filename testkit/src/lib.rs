@@ -8,7 +8,9 @@
 //! - [`test_ca`]: a certificate authority made at test time, for every TLS test.
 //! - [`PostgresServer`]: a private PostgreSQL (initdb into a temp dir, a free port), removed on drop.
 //! - [`postfix`]: a stock Postfix of a test's own (config, queue and port), stopped on drop.
+//! - [`browser`]: a headless Chromium over WebDriver, for the pages recipients see.
 
+pub mod browser;
 pub mod dns_server;
 mod ports;
 pub mod postfix;

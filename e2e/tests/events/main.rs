@@ -10,5 +10,6 @@ mod reputation_guard;
 mod suppression_scopes;
 mod tracking;
 mod unsubscribe;
+mod unsubscribe_page;
 mod webhook_abuse;
 mod webhooks;

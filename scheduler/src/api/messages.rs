@@ -30,7 +30,7 @@ use crate::{
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 #[utoipa::path(post, path = "/messages", tag = "messages",
-    request_body(content = Object, description = "A transactional message: from, to, subject, html and/or text (or template, template_version), vars, headers, tags, metadata, tracking, reply_to"),
+    request_body(content = Object, description = "A transactional message: from, to, subject, html and/or text (or template, template_version), vars, headers, tags, metadata, tracking, reply_to, charset (utf-8, iso-2022-jp), locale"),
     responses((status = 202, description = "Queued: the message id and recipient count", body = Object), (status = 200, description = "The same Idempotency-Key and body again", body = Object), (status = 429, description = "The API key is over its send_rate; Retry-After says when to try again", body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,

@@ -22,6 +22,7 @@ const FIELDS: &[&str] = &[
     "metadata",
     "tracking",
     "charset",
+    "locale",
 ];
 
 /// The campaign request for a message (without an id: the caller supplies the message's),

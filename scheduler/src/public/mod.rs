@@ -6,6 +6,7 @@
 
 mod tracking;
 mod unsubscribe;
+mod unsubscribe_text;
 
 use std::sync::Arc;
 

@@ -1,9 +1,10 @@
 //! RFC 8058 one-click unsubscribe. `POST /u/{token}` with `List-Unsubscribe=One-Click`
-//! (form-urlencoded or multipart) suppresses the address and answers 200: no redirect, no
-//! cookie, no login. `GET /u/{token}` shows a page whose button makes that same POST, so link
-//! scanners that fetch URLs never unsubscribe anyone.
+//! (form-urlencoded or multipart) unsubscribes the address and answers 200: no redirect, no
+//! cookie, no login. `GET /u/{token}` shows a page whose buttons make that same POST, so link
+//! scanners that fetch URLs never unsubscribe anyone. The pages speak the campaign's language
+//! (English or Japanese, [`super::unsubscribe_text`]) and name the sender.
 
-use crate::late::{self, LateKind, Recorded};
+use crate::late::{self, LateKind, PageFacts, Recorded};
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -13,121 +14,132 @@ use axum::{
 use serde_json::json;
 use sluice_shared::tokens::Recipient;
 
-use super::PublicState;
+use super::{
+    PublicState,
+    unsubscribe_text::{self, Words},
+};
 
-fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
+fn html_page(status: StatusCode, words: &Words, title: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width\"><title>{title}</title></head><body style=\"font-family:sans-serif;\
-         max-width:32em;margin:4em auto\"><h1>{title}</h1>{body}</body></html>"
+         max-width:32em;margin:4em auto\"><h1>{title}</h1>{body}</body></html>",
+        words.lang
     );
     (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-fn invalid_link() -> Response {
-    html_page(
-        StatusCode::BAD_REQUEST,
-        "Invalid link",
-        "<p>This unsubscribe link is not valid. Please use the link from the message as it arrived.</p>",
-    )
+fn invalid_link(words: &Words) -> Response {
+    html_page(StatusCode::BAD_REQUEST, words, words.invalid_title, &format!("<p>{}</p>", words.invalid))
 }
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The human page: what will happen, and a button; two when the campaign is on a list (that
-/// list, or every campaign).
-pub async fn confirm_page(State(state): State<PublicState>, Path(token): Path<String>) -> Response {
-    let Some(u) = state.tokens.open_unsubscribe(&token) else { return invalid_link() };
-    let list = match list_of(&state, &u.campaign).await {
-        Ok(list) => list,
-        Err(e) => return unavailable(e),
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())
+}
+
+/// The campaign's facts (None once it expired) and the words to use.
+async fn facts(
+    state: &PublicState,
+    campaign: &str,
+    headers: &HeaderMap,
+) -> anyhow::Result<(Option<PageFacts>, &'static Words)> {
+    let mut conn = state.pool.get().await?;
+    let facts = late::page_facts(&mut conn, campaign).await?;
+    let words = unsubscribe_text::words(facts.as_ref().and_then(|f| f.locale.as_deref()), accept_language(headers));
+    Ok((facts, words))
+}
+
+/// The human page, in the campaign's language: who sends, to whom, and a button; two when the
+/// campaign is on a list (that list, or everything from this sender).
+pub async fn confirm_page(State(state): State<PublicState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let Some(u) = state.tokens.open_unsubscribe(&token) else {
+        return invalid_link(unsubscribe_text::words(None, accept_language(&headers)));
     };
+    let (facts, words) = match facts(&state, &u.campaign, &headers).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(e, unsubscribe_text::words(None, accept_language(&headers))),
+    };
+    let sender = escape(facts.as_ref().map_or(words.unknown_sender, |f| f.sender.as_str()));
     let button = |scope: &str, label: &str| {
         format!(
             "<form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-             <input type=\"hidden\" name=\"scope\" value=\"{scope}\"><button type=\"submit\">{label}</button></form>"
+             <input type=\"hidden\" name=\"scope\" value=\"{scope}\"><button type=\"submit\" id=\"{scope}\">{label}</button></form>"
         )
     };
-    let buttons = match &list {
-        Some(name) => format!(
+    let buttons = match facts.as_ref().and_then(|f| f.list.as_deref()) {
+        Some(list) => format!(
             "{}{}",
-            button("list", &format!("Unsubscribe from {}", escape(name))),
-            button("everything", "Unsubscribe from every campaign")
+            button("list", &(words.this_list)(&escape(list))),
+            button("everything", &(words.everything)(&sender))
         ),
-        None => button("everything", "Unsubscribe"),
+        None => button("everything", words.only_button),
     };
-    html_page(
-        StatusCode::OK,
-        "Unsubscribe",
-        &format!("<p>Stop sending mail to <b>{}</b>?</p>{buttons}", escape(&u.address)),
-    )
+    let ask = (words.ask)(&sender, &escape(&u.address));
+    html_page(StatusCode::OK, words, words.title, &format!("<p>{ask}</p>{buttons}"))
 }
 
 /// The one-click POST (from a mailbox provider, or the page's buttons). A provider's POST
 /// unsubscribes from the campaign's list when it has one, as its List-Unsubscribe promises;
-/// the page may ask for every campaign (`scope=everything`).
+/// the page may ask for everything from the sender (`scope=everything`).
 pub async fn one_click(
     State(state): State<PublicState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(u) = state.tokens.open_unsubscribe(&token) else { return invalid_link() };
+    let Some(u) = state.tokens.open_unsubscribe(&token) else {
+        return invalid_link(unsubscribe_text::words(None, accept_language(&headers)));
+    };
+    let (facts, words) = match facts(&state, &u.campaign, &headers).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(e, unsubscribe_text::words(None, accept_language(&headers))),
+    };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !asks_one_click(content_type, &body) {
-        return html_page(
-            StatusCode::BAD_REQUEST,
-            "Unsubscribe",
-            "<p>The request must carry <code>List-Unsubscribe=One-Click</code> (RFC 8058).</p>",
-        );
+        return html_page(StatusCode::BAD_REQUEST, words, words.title, &format!("<p>{}</p>", words.no_one_click));
     }
-    let everything = asks_everything(&body);
-    match record(&state, &u, everything).await {
-        Ok(None) => html_page(
-            StatusCode::OK,
-            "Unsubscribed",
-            &format!("<p><b>{}</b> will receive no more campaigns from us.</p>", escape(&u.address)),
-        ),
-        Ok(Some(list)) => html_page(
-            StatusCode::OK,
-            "Unsubscribed",
-            &format!("<p><b>{}</b> will receive no more mail of {}.</p>", escape(&u.address), escape(&list)),
-        ),
-        Err(e) => unavailable(e),
+    let list = facts.as_ref().and_then(|f| f.list.clone()).filter(|_| !asks_everything(&body));
+    let (address, sender) =
+        (escape(&u.address), escape(facts.as_ref().map_or(words.unknown_sender, |f| f.sender.as_str())));
+    match record(&state, &u, list.as_deref()).await {
+        Ok(()) => {
+            let said = match &list {
+                Some(l) => (words.left_list)(&address, &escape(l), &sender),
+                None => (words.left_everything)(&address, &sender),
+            };
+            html_page(StatusCode::OK, words, words.done_title, &format!("<p>{said}</p>"))
+        }
+        Err(e) => unavailable(e, words),
     }
 }
 
-fn unavailable(e: anyhow::Error) -> Response {
+fn unavailable(e: anyhow::Error, words: &Words) -> Response {
     tracing::error!(error = %e, "unsubscribe could not be read or recorded");
-    html_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", "<p>We could not record this right now.</p>")
+    html_page(StatusCode::SERVICE_UNAVAILABLE, words, words.retry_title, &format!("<p>{}</p>", words.retry))
 }
 
-async fn list_of(state: &PublicState, campaign: &str) -> anyhow::Result<Option<String>> {
+/// Unsubscribes the address (a genuine link works even after its campaign expired, then from
+/// every campaign) from `list`, or every campaign; then records the unsubscribe once on its
+/// campaign.
+async fn record(state: &PublicState, u: &Recipient, list: Option<&str>) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
-    Ok(late::list_of(&mut conn, campaign).await?)
-}
-
-/// Unsubscribes the address (a genuine link works even after its campaign expired) from the
-/// campaign's list, or every campaign; then records the unsubscribe once on its campaign.
-/// The list unsubscribed from, if only one.
-async fn record(state: &PublicState, u: &Recipient, everything: bool) -> anyhow::Result<Option<String>> {
-    let mut conn = state.pool.get().await?;
-    let list = if everything { None } else { late::list_of(&mut conn, &u.campaign).await? };
-    let detail = match &list {
+    let detail = match list {
         Some(name) => json!({"method": "one-click", "list": name}),
         None => json!({"method": "one-click"}),
     };
     let maxlen = state.config.campaigns.events_maxlen;
     let kind = LateKind::Unsubscribed;
-    late::unsubscribe(&mut conn, &u.campaign, &u.address, list.as_deref(), &detail).await?;
+    late::unsubscribe(&mut conn, &u.campaign, &u.address, list, &detail).await?;
     let recorded = late::record(&mut conn, maxlen, kind, &u.campaign, u.index, &u.address, &detail).await?;
     if recorded == Recorded::New {
         metrics::counter!(sluice_shared::metrics::UNSUBSCRIBES).increment(1);
         tracing::info!(campaign = %u.campaign, index = u.index, "recipient unsubscribed");
     }
-    Ok(list)
+    Ok(())
 }
 
 /// Whether the page's form asked to leave every campaign rather than the campaign's list.

@@ -79,6 +79,8 @@ pub struct CampaignInput {
     /// `utf-8` or `iso-2022-jp` (subject, From name and text part; HTML stays UTF-8); default:
     /// the destination's profile (the Japanese carriers: iso-2022-jp), else utf-8.
     charset: Option<String>,
+    /// The language of the unsubscribe page (`ja`, `en`, ...); default: the visitor's browser.
+    locale: Option<String>,
 }
 
 /// Open and click tracking (`sluice_shared::model::Tracking`, as the document shows it).
@@ -207,6 +209,9 @@ fn validate_campaign(
     if let Some(list) = &input.list {
         validate::list_name(list).map_err(|m| FieldError::invalid("list", m))?;
     }
+    if let Some(locale) = &input.locale {
+        validate::locale(locale).map_err(|m| FieldError::invalid("locale", m))?;
+    }
     let charset = match &input.charset {
         Some(c) => {
             Some(Charset::parse(c).ok_or_else(|| FieldError::invalid("charset", "must be utf-8 or iso-2022-jp"))?)
@@ -235,6 +240,7 @@ fn validate_campaign(
         mime: None,
         list: input.list,
         charset,
+        locale: input.locale,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
 }
