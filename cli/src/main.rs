@@ -152,7 +152,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let client = Client::new(&cli.api_url, &cli.token);
     let result = match cli.command {
-        Command::Doctor { domain, nameservers } => return run_doctor(cli.config, domain, nameservers).await,
+        Command::Doctor { domain, nameservers } => return run_doctor(cli.config, domain, nameservers, &client).await,
         Command::Campaign(c) => run_campaign(&client, c, cli.json).await,
         Command::Suppress(c) => run_suppress(&client, c, cli.json).await,
         Command::Dlq(c) => run_dlq(&client, c, cli.json).await,
@@ -291,7 +291,7 @@ async fn run_dlq(client: &Client, cmd: DlqCmd, json_output: bool) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_doctor(config: Option<PathBuf>, domain: String, nameservers: Vec<String>) -> ExitCode {
+async fn run_doctor(config: Option<PathBuf>, domain: String, nameservers: Vec<String>, client: &Client) -> ExitCode {
     let mut config = match Config::load(config.as_deref(), Role::Worker) {
         Ok(c) => c,
         Err(e) => {
@@ -302,7 +302,7 @@ async fn run_doctor(config: Option<PathBuf>, domain: String, nameservers: Vec<St
     if !nameservers.is_empty() {
         config.dns.nameservers = nameservers;
     }
-    match doctor::run(&config, &domain.to_ascii_lowercase()).await {
+    match doctor::run(&config, &domain.to_ascii_lowercase(), client).await {
         Ok(report) => {
             print!("{}", report.render());
             if report.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) }

@@ -1,12 +1,15 @@
 //! `sluice doctor DOMAIN`: what mailbox providers check before they trust a sender (DOMAIN.md
 //! section 1), against this configuration: SPF of the envelope domain covers every pool
-//! address, each DKIM selector publishes the configured key, DMARC exists and aligns, and each
-//! pool address has a PTR whose name resolves back to it and matches its EHLO name.
+//! address, each DKIM selector publishes the configured key, DMARC exists and aligns, docomo
+//! will not mark the mail as spoofed, each pool address has a PTR whose name resolves back to
+//! it and matches its EHLO name; and, through the API, whether the reputation guard has
+//! tripped for the domain.
 
 mod spf;
 
 use std::net::IpAddr;
 
+use crate::client::{CliError, Client};
 use sluice_shared::{
     config::{Config, DkimAlgorithm},
     dkim::Signer,
@@ -17,6 +20,8 @@ use sluice_shared::{
 pub struct Item {
     pub check: &'static str,
     pub pass: bool,
+    /// Not checked (e.g. the API could not be reached); neither pass nor fail.
+    pub skipped: bool,
     pub detail: String,
 }
 
@@ -27,23 +32,29 @@ pub struct Report {
 
 impl Report {
     fn add(&mut self, check: &'static str, pass: bool, detail: impl Into<String>) {
-        self.items.push(Item { check, pass, detail: detail.into() });
+        self.items.push(Item { check, pass, skipped: false, detail: detail.into() });
+    }
+
+    fn skip(&mut self, check: &'static str, detail: impl Into<String>) {
+        self.items.push(Item { check, pass: false, skipped: true, detail: detail.into() });
     }
 
     pub fn all_pass(&self) -> bool {
-        self.items.iter().all(|i| i.pass)
+        self.items.iter().all(|i| i.pass || i.skipped)
     }
 
     /// One line per verdict: `PASS  dkim   ...`.
     pub fn render(&self) -> String {
-        self.items
-            .iter()
-            .map(|i| format!("{}  {:<6} {}\n", if i.pass { "PASS" } else { "FAIL" }, i.check, i.detail))
-            .collect()
+        let word = |i: &Item| match (i.skipped, i.pass) {
+            (true, _) => "SKIP",
+            (false, true) => "PASS",
+            (false, false) => "FAIL",
+        };
+        self.items.iter().map(|i| format!("{}  {:<6} {}\n", word(i), i.check, i.detail)).collect()
     }
 }
 
-pub async fn run(config: &Config, domain: &str) -> Result<Report, String> {
+pub async fn run(config: &Config, domain: &str, api: &Client) -> Result<Report, String> {
     let dns = Dns::from_config(&config.dns)?;
     let signer = Signer::from_config(&config.dkim).map_err(|e| e.to_string())?;
     let envelope = config.bounces.return_path_domain.clone().unwrap_or_else(|| domain.to_string());
@@ -54,6 +65,7 @@ pub async fn run(config: &Config, domain: &str) -> Result<Report, String> {
     check_dkim(&dns, &signer, domain, &mut report).await;
     check_dmarc(&dns, domain, &envelope, signer.has_key(domain), &mut report).await;
     check_reverse(&dns, &pool, &mut report).await;
+    check_guard(api, domain, &mut report).await;
     Ok(report)
 }
 
@@ -150,11 +162,8 @@ async fn check_dmarc(dns: &Dns, domain: &str, envelope: &str, has_dkim: bool, re
         Err(e) => return report.add("dmarc", false, format!("{name}: {e}")),
     };
     let Some(record) = records.iter().find(|r| r.to_ascii_lowercase().starts_with("v=dmarc1")) else {
-        return report.add(
-            "dmarc",
-            false,
-            format!("{name}: no DMARC record (Gmail and Yahoo require one; p=none is enough)"),
-        );
+        report.add("dmarc", false, format!("{name}: no DMARC record (Gmail and Yahoo require one; p=none is enough)"));
+        return check_docomo("missing", has_dkim, domain, report);
     };
     let t = tags(record);
     let policy = tag(&t, "p").unwrap_or("missing");
@@ -166,6 +175,40 @@ async fn check_dmarc(dns: &Dns, domain: &str, envelope: &str, has_dkim: bool, re
         if spf_ok { "aligned" } else { "not aligned" }
     );
     report.add("dmarc", policy != "missing" && (dkim_ok || spf_ok), detail);
+    check_docomo(policy, dkim_ok, domain, report);
+}
+
+/// NTT docomo marks mail as spoofed (since October 2024) when its From domain has no DMARC
+/// record or fails DMARC. Mail forwarded on the carriers' paths loses SPF, so only an aligned
+/// DKIM signature keeps it passing; p=none lets spoofed mail in the domain's name through,
+/// marked, so quarantine or reject is advised once reports show every source aligned.
+fn check_docomo(policy: &str, dkim_ok: bool, domain: &str, report: &mut Report) {
+    let pass = policy != "missing" && dkim_ok;
+    let detail = match (pass, policy) {
+        (false, "missing") => "no DMARC policy: docomo marks this domain's mail as spoofed".to_string(),
+        (false, _) => format!("no aligned DKIM signature (d={domain}): mail forwarded without SPF fails DMARC and docomo marks it as spoofed"),
+        (true, "none") => "DMARC passes on DKIM; p=none lets spoofed mail in this domain's name reach docomo users (marked): consider p=quarantine".to_string(),
+        (true, p) => format!("DMARC passes on DKIM; p={p} keeps spoofed mail away"),
+    };
+    report.add("docomo", pass, detail);
+}
+
+/// Whether the reputation guard has tripped for the domain, from `GET /v1/senders/{domain}`.
+async fn check_guard(api: &Client, domain: &str, report: &mut Report) {
+    match api.call("GET", &format!("/v1/senders/{domain}"), None).await {
+        Ok(sender) => {
+            let status = sender["status"].as_str().unwrap_or("ok").to_string();
+            let reasons: Vec<&str> =
+                sender["findings"].as_array().into_iter().flatten().filter_map(|f| f["reason"].as_str()).collect();
+            let detail = match reasons.is_empty() {
+                true => format!("reputation {status}: rates within [reputation]'s thresholds"),
+                false => format!("reputation {status}: {}", reasons.join("; ")),
+            };
+            report.add("guard", status != "pause", detail);
+        }
+        Err(CliError::Api { status: 404, .. }) => report.add("guard", true, "no outcomes counted for this domain yet"),
+        Err(e) => report.skip("guard", format!("not checked: {e}")),
+    }
 }
 
 async fn check_reverse(dns: &Dns, pool: &[(IpAddr, String)], report: &mut Report) {
