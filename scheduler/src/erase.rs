@@ -6,7 +6,7 @@
 //!   by the hash, which expansion suppresses); a message's envelope (`to`, replaced);
 //! - the event feed (its events keep their place, without the address or their data);
 //! - the audit log (the address in a path replaced), dead letters, inbound reports that were
-//!   not matched, rejected intake entries (deleted); its soft-bounce counter;
+//!   not matched, rejected intake entries (deleted); its soft-bounce counter and engagement record;
 //! - the suppression list (the address replaced by its hash);
 //! - the PostgreSQL history (its rows deleted).
 //!
@@ -51,6 +51,8 @@ pub struct RedisRemoved {
     pub inbound_unmatched: i64,
     pub intake_errors: i64,
     pub soft_bounce_counter: i64,
+    /// Its engagement record (list hygiene).
+    pub engagement_record: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -118,6 +120,7 @@ pub async fn erase(conn: &mut Conn, history: Option<&History>, address: &str) ->
     r.inbound_unmatched = erase::stream_text(conn, &keys::inbound_unmatched(), "raw", &address, Naming::Delete).await?;
     r.intake_errors = erase::stream_text(conn, &keys::intake_errors(), "entry", &address, Naming::Delete).await?;
     r.soft_bounce_counter = redis::cmd("DEL").arg(keys::soft_bounces(&address)).query_async(conn).await?;
+    r.engagement_record = crate::hygiene::forget(conn, &address).await?;
     if let Some(h) = history {
         // A writer may hold a batch it read before the feed was redacted: once each has moved
         // on (or caught up), no row with the address can arrive after this delete.

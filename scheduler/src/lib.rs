@@ -25,6 +25,7 @@ pub mod events;
 pub mod field_error;
 pub mod history;
 pub mod http;
+pub mod hygiene;
 pub mod inbound;
 pub mod late;
 pub mod message;

@@ -49,7 +49,8 @@ pub fn campaign_staged(id: &str) -> String {
 }
 
 /// Hash recipient index -> state: `q<attempt>:<entry>` in flight, `d<attempt>` deferred,
-/// `s` sent, `b` bounced, `f` failed, `p<attempt>` dead-lettered, `u` suppressed, `x` cancelled.
+/// `s` sent, `b` bounced, `f` failed, `p<attempt>` dead-lettered, `u` suppressed, `z` dormant
+/// (skipped by the sunset policy), `x` cancelled.
 /// Doubles as the sent marker.
 pub fn campaign_state(id: &str) -> String {
     format!("sluice:{{c:{id}}}:state")
@@ -253,6 +254,12 @@ pub fn reputation(scope: &str) -> String {
     format!("sluice:{{rep:{scope}}}")
 }
 
+/// Hash lower-cased address -> engagement record (10 bytes) for one of 65,536 buckets; the
+/// buckets of one group (`engagement::group`) share a slot.
+pub fn engagement_bucket(bucket: u32) -> String {
+    format!("sluice:{{eng:{}}}:{bucket}", crate::engagement::group(bucket))
+}
+
 /// Hash lower-cased address -> JSON reason: addresses that are never sent to.
 pub fn suppressed() -> String {
     "sluice:suppressed".into()
@@ -341,6 +348,7 @@ mod tests {
         assert_eq!(suppressed(), "sluice:suppressed");
         assert_eq!(unsubscribed(), "{sluice:suppressed}:unsubscribed");
         assert_eq!(reputation("f:shop.example@google"), "sluice:{rep:f:shop.example@google}");
+        assert_eq!(engagement_bucket(4097), "sluice:{eng:1}:4097");
         // Redis hashes a key by its `{tag}`, or the whole name without one: the same slot.
         assert!(unsubscribed().starts_with(&format!("{{{}}}", suppressed())), "one script reads both");
         assert!(suppression_version().starts_with(&format!("{{{}}}", suppressed())));

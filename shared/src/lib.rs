@@ -31,6 +31,7 @@ pub mod config;
 pub mod crash;
 pub mod dkim;
 pub mod dns;
+pub mod engagement;
 pub mod feed;
 pub mod keys;
 pub mod lane;

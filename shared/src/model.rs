@@ -127,6 +127,9 @@ pub struct CampaignSpec {
     /// The language of the pages recipients reach (the unsubscribe page), e.g. `ja`, `en`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// Send to addresses the sunset policy calls dormant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_dormant: bool,
 }
 
 /// The charset a message's headers and text part are written in. HTML is always UTF-8.
@@ -157,11 +160,14 @@ pub struct Expansion {
     /// The campaign's list: an unsubscribe from another list does not keep mail from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<String>,
+    /// Send to dormant addresses too (the sunset policy skips them otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_dormant: bool,
 }
 
 impl Expansion {
     pub fn of(spec: &CampaignSpec) -> Expansion {
-        Expansion { list: spec.list.clone() }
+        Expansion { list: spec.list.clone(), include_dormant: spec.include_dormant }
     }
 
     /// As stored: `""` for the defaults.
@@ -197,13 +203,15 @@ mod mime_base64 {
 }
 
 /// Per-campaign counters. At any moment
-/// `total = suppressed + queued + deferred + sent + bounced + failed + cancelled`
+/// `total = suppressed + dormant + queued + deferred + sent + bounced + failed + cancelled`
 /// once every accepted recipient has been expanded (`staged` counts the rest).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub total: u64,
     pub staged: u64,
     pub suppressed: u64,
+    /// Skipped as dormant by the sunset policy (`[hygiene]`).
+    pub dormant: u64,
     pub queued: u64,
     pub deferred: u64,
     pub sent: u64,
@@ -234,6 +242,7 @@ impl Counts {
                 "total" => &mut c.total,
                 "staged" => &mut c.staged,
                 "suppressed" => &mut c.suppressed,
+                "dormant" => &mut c.dormant,
                 "queued" => &mut c.queued,
                 "deferred" => &mut c.deferred,
                 "sent" => &mut c.sent,
@@ -261,6 +270,7 @@ impl Counts {
         self.total
             == self.staged
                 + self.suppressed
+                + self.dormant
                 + self.queued
                 + self.deferred
                 + self.sent

@@ -157,6 +157,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "bounced",
     "failed",
     "suppressed",
+    "dormant",
     "cancelled",
     "opened",
     "clicked",

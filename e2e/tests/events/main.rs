@@ -4,6 +4,7 @@
 mod common;
 
 mod events_api;
+mod hygiene;
 mod inbound_reports;
 mod metrics_live;
 mod reputation_guard;

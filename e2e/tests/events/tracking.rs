@@ -12,7 +12,7 @@ use serde_json::json;
 
 /// The message with quoted-printable undone (soft line breaks and `=XX`), good enough to
 /// find links in.
-fn unquote(raw: &str) -> String {
+pub(crate) fn unquote(raw: &str) -> String {
     let joined = raw.replace("=\r\n", "");
     let mut out = String::new();
     let mut rest = joined.as_str();
@@ -34,7 +34,7 @@ fn unquote(raw: &str) -> String {
 }
 
 /// The URLs in `raw` that start with `prefix`, up to the closing quote.
-fn links(raw: &str, prefix: &str) -> Vec<String> {
+pub(crate) fn links(raw: &str, prefix: &str) -> Vec<String> {
     raw.match_indices(prefix).map(|(i, _)| raw[i..].split(['"', '\r', '\n']).next().unwrap().to_string()).collect()
 }
 

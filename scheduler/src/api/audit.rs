@@ -22,8 +22,15 @@ use crate::http::client::ClientAddr;
 const AUDIT_MAXLEN: usize = 100_000;
 
 /// Paths whose GET answers with recipients' addresses in bulk.
-const PERSONAL_DATA: &[&str] =
-    &["/v1/events", "/v1/suppressions", "/v1/dead-letters", "/v1/messages/", "/v1/history/", "/v1/recipients/"];
+const PERSONAL_DATA: &[&str] = &[
+    "/v1/events",
+    "/v1/suppressions",
+    "/v1/dead-letters",
+    "/v1/messages/",
+    "/v1/history/",
+    "/v1/recipients/",
+    "/v1/hygiene/",
+];
 
 /// Records the call after it is answered, with its status, when it changed something, was
 /// refused, or read personal data.

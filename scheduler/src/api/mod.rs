@@ -12,6 +12,7 @@ mod destinations;
 pub mod error;
 mod events;
 mod history;
+mod hygiene;
 mod inbound;
 mod messages;
 pub mod openapi;
@@ -114,6 +115,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(CampaignsRead, routes!(history::search)))
         .routes(scoped(CampaignsRead, routes!(history::timeline)))
         .routes(scoped(Privacy, routes!(recipients::erase_one)))
+        .routes(scoped(CampaignsRead, routes!(recipients::get_one)))
+        .routes(scoped(Suppressions, routes!(hygiene::dormant)))
         .routes(scoped(CampaignsRead, routes!(history::report)))
         .routes(scoped(CampaignsRead, routes!(history::export)))
         .routes(scoped(Admin, routes!(webhooks::list, webhooks::create)))

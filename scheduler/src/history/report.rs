@@ -25,6 +25,8 @@ pub struct Counts {
     pub bounced_by_category: BTreeMap<String, i64>,
     pub failed: i64,
     pub suppressed: i64,
+    /// Skipped as dormant by the sunset policy.
+    pub dormant: i64,
     pub cancelled: i64,
     pub opened: i64,
     pub opened_prefetch: i64,
@@ -42,6 +44,7 @@ impl Counts {
             "bounced" => self.bounced += recipients,
             "failed" => self.failed += recipients,
             "suppressed" => self.suppressed += recipients,
+            "dormant" => self.dormant += recipients,
             "cancelled" => self.cancelled += recipients,
             "opened" if prefetch => self.opened_prefetch += recipients,
             "opened" => self.opened += recipients,

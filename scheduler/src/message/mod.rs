@@ -83,7 +83,7 @@ pub async fn queue(
         Created::New(_) | Created::Replay(_) => {}
         Created::Conflict => return Err(SubmitError::Conflict(id.to_string())),
     }
-    expander::expand_chunk(conn, enqueuer, &config.scheduler, config.campaigns.events_maxlen, id).await?;
+    expander::expand_chunk(conn, enqueuer, config, id).await?;
     metrics::counter!(sluice_shared::metrics::MESSAGES_ACCEPTED).increment(1);
     Ok(())
 }

@@ -24,6 +24,7 @@ fn recipient_status(code: Option<&str>) -> &'static str {
         Some('f') => "failed",
         Some('p') => "dead_lettered",
         Some('u') => "suppressed",
+        Some('z') => "dormant",
         Some('x') => "cancelled",
         Some(_) => "unknown",
     }

@@ -45,7 +45,7 @@ async fn visit(
     seen: i64,
     now: i64,
 ) -> StoreResult<()> {
-    let step = expander::expand_chunk(conn, enqueuer, &config.scheduler, config.campaigns.events_maxlen, id).await?;
+    let step = expander::expand_chunk(conn, enqueuer, config, id).await?;
     let next = match step.status.as_str() {
         "running" => {
             retries::promote(conn, enqueuer, id).await?;

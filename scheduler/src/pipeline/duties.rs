@@ -77,14 +77,7 @@ impl Duties {
             if sweep {
                 export_counts(conn, &id).await?;
             }
-            let step = expander::expand_chunk(
-                conn,
-                &self.enqueuer,
-                &self.config.scheduler,
-                self.config.campaigns.events_maxlen,
-                &id,
-            )
-            .await?;
+            let step = expander::expand_chunk(conn, &self.enqueuer, &self.config, &id).await?;
             busy |= step.moved > 0;
             match step.status.as_str() {
                 "scheduled" => {

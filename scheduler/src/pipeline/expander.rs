@@ -3,7 +3,7 @@
 
 use sluice_shared::redis::Conn;
 use sluice_shared::{
-    config::SchedulerConfig,
+    config::Config,
     lane,
     model::{Expansion, Job, Staged},
     redis::{StoreError, StoreResult, scripts::campaign},
@@ -18,13 +18,8 @@ pub struct Peeked {
 }
 
 /// Expands at most one chunk of campaign `id`.
-pub async fn expand_chunk(
-    conn: &mut Conn,
-    enqueuer: &Enqueuer,
-    cfg: &SchedulerConfig,
-    events_maxlen: u64,
-    id: &str,
-) -> StoreResult<Peeked> {
+pub async fn expand_chunk(conn: &mut Conn, enqueuer: &Enqueuer, config: &Config, id: &str) -> StoreResult<Peeked> {
+    let (cfg, events_maxlen, hygiene) = (&config.scheduler, config.campaigns.events_maxlen, &config.hygiene);
     let peek = campaign::expand_peek(conn, id, cfg.expand_chunk, cfg.expand_window).await?;
     if peek.staged.is_empty() {
         return Ok(Peeked { status: peek.status, moved: 0 });
@@ -38,13 +33,23 @@ pub async fn expand_chunk(
         .map_err(|e| StoreError::Reply(format!("staged recipient: {e}")))?;
     let expansion = Expansion::from_stored(&peek.expansion).map_err(StoreError::Reply)?;
     let addresses: Vec<String> = recipients.iter().map(|r| r.recipient.to_ascii_lowercase()).collect();
-    let blocked = crate::suppression::blocked(conn, &addresses, lane::is_message(id), &expansion).await?;
+    let message = lane::is_message(id);
+    let blocked = crate::suppression::blocked(conn, &addresses, message, &expansion).await?;
+    // Transactional messages are never skipped as dormant nor counted as sends.
+    let open: Vec<&str> =
+        addresses.iter().zip(&blocked).filter(|(_, b)| !**b && !message).map(|(a, _)| a.as_str()).collect();
+    let sleeping = crate::hygiene::screen(conn, hygiene, &open, expansion.include_dormant).await?;
+    let mut sleeping = sleeping.into_iter();
     let mut jobs = Vec::with_capacity(recipients.len());
-    let mut suppressed = Vec::new();
+    let (mut suppressed, mut dormant) = (Vec::new(), Vec::new());
     for (k, r) in recipients.into_iter().enumerate() {
         let index = first + k as u64;
         if blocked[k] {
             suppressed.push((index, r.recipient));
+            continue;
+        }
+        if !message && sleeping.next().unwrap_or(false) {
+            dormant.push((index, r.recipient));
             continue;
         }
         let vars = r.vars.map(|v| serde_json::Value::Object(v).to_string()).unwrap_or_default();
@@ -65,6 +70,7 @@ pub async fn expand_chunk(
         moved: peek.staged.len(),
         events_maxlen,
         suppressed: &suppressed,
+        dormant: &dormant,
         queued: &queued,
     };
     if !campaign::expand_commit(conn, id, &chunk).await? {

@@ -80,6 +80,10 @@ async fn record(
     }
     let maxlen = state.config.campaigns.events_maxlen;
     late::record(&mut conn, maxlen, kind, &r.campaign, r.index, &r.address, detail).await?;
+    // A person read or clicked: the address is engaged (a prefetch is no one reading).
+    if detail["prefetch"] != true {
+        crate::hygiene::engaged(&mut conn, &state.config.hygiene, &r.address, kind == LateKind::Clicked).await?;
+    }
     Ok(())
 }
 

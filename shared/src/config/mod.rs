@@ -9,6 +9,7 @@ mod dkim;
 mod dns;
 mod history;
 mod http;
+mod hygiene;
 mod inbound;
 mod limits;
 mod listeners;
@@ -32,6 +33,7 @@ pub use dkim::*;
 pub use dns::*;
 pub use history::*;
 pub use http::*;
+pub use hygiene::*;
 pub use inbound::*;
 pub use limits::*;
 pub use listeners::*;
@@ -101,6 +103,9 @@ pub struct Config {
     /// The reputation guard (workers and schedulers).
     #[serde(default)]
     pub reputation: ReputationConfig,
+    /// Engagement records and the sunset policy (schedulers).
+    #[serde(default)]
+    pub hygiene: HygieneConfig,
 }
 
 /// A configuration problem, naming the key and the value.
@@ -219,6 +224,7 @@ impl Config {
         self.warmup.validate(&self.smtp.ip_pool)?;
         self.inbound.validate(self.bounces.return_path_domain.as_ref())?;
         self.reputation.validate()?;
+        self.hygiene.validate()?;
         match role {
             Role::Scheduler => {
                 self.api.validate()?;

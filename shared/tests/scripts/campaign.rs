@@ -72,7 +72,7 @@ async fn running_with_two_staged(redis: &mut Redis) {
 
 async fn commit_both(redis: &mut Redis, cursor: u64) -> bool {
     let queued = [(0, "a@x.example"), (1, "b@x.example")];
-    let chunk = Expanded { cursor, moved: 2, events_maxlen: 100, suppressed: &[], queued: &queued };
+    let chunk = Expanded { cursor, moved: 2, events_maxlen: 100, suppressed: &[], dormant: &[], queued: &queued };
     campaign::expand_commit(&mut redis.conn, "race", &chunk).await.unwrap()
 }
 

@@ -3,6 +3,7 @@
 
 mod campaign;
 mod destination;
+mod engagement;
 mod jobs;
 mod plumbing;
 

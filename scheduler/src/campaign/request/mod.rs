@@ -81,6 +81,9 @@ pub struct CampaignInput {
     charset: Option<String>,
     /// The language of the unsubscribe page (`ja`, `en`, ...); default: the visitor's browser.
     locale: Option<String>,
+    /// Send to addresses the sunset policy (`[hygiene]`) calls dormant too.
+    #[serde(default)]
+    include_dormant: bool,
 }
 
 /// Open and click tracking (`sluice_shared::model::Tracking`, as the document shows it).
@@ -241,6 +244,7 @@ fn validate_campaign(
         list: input.list,
         charset,
         locale: input.locale,
+        include_dormant: input.include_dormant,
     };
     Ok(ValidCampaign { spec, digest, start: input.start, recipients: batch.accepted, rejected: batch.rejected })
 }

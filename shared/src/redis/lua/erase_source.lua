@@ -22,7 +22,7 @@ while true do
     if rcpt and string.lower(rcpt) == needle then
       ids[#ids + 1] = e[1]
       if kind == 'queued' or kind == 'deferred' or kind == 'sent' or kind == 'bounced' or kind == 'failed'
-        or kind == 'suppressed' or kind == 'cancelled' then
+        or kind == 'suppressed' or kind == 'dormant' or kind == 'cancelled' then
         last = kind
       end
     end

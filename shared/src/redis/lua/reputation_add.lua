@@ -5,19 +5,33 @@
 -- ARGV: window, ttl_ms, then attempts, delivered, hard, complaints, deferred to add
 -- Returns the totals over both buckets, in that order.
 local names = {'attempts', 'delivered', 'hard', 'complaints', 'deferred'}
-local cur = redis.call('HGET', KEYS[1], 'cur') or 'a'
-if tonumber(redis.call('HGET', KEYS[1], cur .. '_attempts') or '0') >= tonumber(ARGV[1]) then
+local fields = {'cur'}
+for _, n in ipairs(names) do
+  fields[#fields + 1] = 'a_' .. n
+  fields[#fields + 1] = 'b_' .. n
+end
+local v = redis.call('HMGET', KEYS[1], unpack(fields))
+local cur = v[1] or 'a'
+local count = {}
+for i, n in ipairs(names) do
+  count['a_' .. n] = tonumber(v[2 * i] or '0')
+  count['b_' .. n] = tonumber(v[2 * i + 1] or '0')
+end
+if count[cur .. '_attempts'] >= tonumber(ARGV[1]) then
   cur = (cur == 'a') and 'b' or 'a'
-  for _, n in ipairs(names) do redis.call('HSET', KEYS[1], cur .. '_' .. n, 0) end
+  for _, n in ipairs(names) do
+    count[cur .. '_' .. n] = 0
+    redis.call('HSET', KEYS[1], cur .. '_' .. n, 0)
+  end
   redis.call('HSET', KEYS[1], 'cur', cur)
 end
-for i, n in ipairs(names) do
-  local add = tonumber(ARGV[2 + i])
-  if add ~= 0 then redis.call('HINCRBY', KEYS[1], cur .. '_' .. n, add) end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local out = {}
 for i, n in ipairs(names) do
-  out[i] = tonumber(redis.call('HGET', KEYS[1], 'a_' .. n) or '0') + tonumber(redis.call('HGET', KEYS[1], 'b_' .. n) or '0')
+  local add = tonumber(ARGV[2 + i])
+  if add ~= 0 then
+    count[cur .. '_' .. n] = redis.call('HINCRBY', KEYS[1], cur .. '_' .. n, add)
+  end
+  out[i] = count['a_' .. n] + count['b_' .. n]
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return out

@@ -200,6 +200,8 @@ pub struct Expanded<'a> {
     pub events_maxlen: u64,
     /// (index, address) of each recipient dropped as suppressed.
     pub suppressed: &'a [(u64, String)],
+    /// (index, address) of each recipient skipped as dormant.
+    pub dormant: &'a [(u64, String)],
     /// (index, address) of each recipient queued (each gets a `queued` event).
     pub queued: &'a [(u64, &'a str)],
 }
@@ -208,8 +210,8 @@ pub struct Expanded<'a> {
 pub async fn expand_commit(conn: &mut Conn, id: &str, chunk: &Expanded<'_>) -> StoreResult<bool> {
     let mut invocation = EXPAND_COMMIT.for_campaign(id);
     invocation.arg(chunk.cursor).arg(chunk.moved).arg(chunk.queued.len()).arg(chunk.events_maxlen);
-    invocation.arg(chunk.suppressed.len());
-    for (index, address) in chunk.suppressed {
+    invocation.arg(chunk.suppressed.len()).arg(chunk.dormant.len());
+    for (index, address) in chunk.suppressed.iter().chain(chunk.dormant) {
         invocation.arg(index).arg(address);
     }
     for (index, address) in chunk.queued {

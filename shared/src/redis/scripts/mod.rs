@@ -12,6 +12,7 @@
 //! - [`campaign`]: a campaign's lifecycle, expansion, retries and late events;
 //! - [`jobs`]: what workers decide and record for the jobs they hold;
 //! - [`destination`]: a destination's bucket, stream and shape;
+//! - [`engagement`]: engagement records per address (list hygiene);
 //! - [`due`]: the due sets (ready destinations, messages, the feed's pending sources);
 //! - [`erase`]: erasing one address from campaigns, the feed and the logs;
 //! - [`stream`]: acks and consumer hygiene on any stream;
@@ -21,6 +22,7 @@
 pub mod campaign;
 pub mod destination;
 pub mod due;
+pub mod engagement;
 pub mod erase;
 pub mod jobs;
 pub mod records;
@@ -171,6 +173,8 @@ fn all() -> Vec<&'static Lua> {
         &records::WARMUP_TAKE,
         &records::SEND_RATE,
         &records::REPUTATION_ADD,
+        &engagement::EXPAND,
+        &engagement::TOUCH,
         &suppression::UNSUBSCRIBE,
         &suppression::MIGRATE,
     ]

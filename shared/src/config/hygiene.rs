@@ -1,0 +1,54 @@
+//! The `[hygiene]` section: engagement records per address, and the sunset policy that skips
+//! dormant addresses at expansion (see `engagement`).
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HygieneConfig {
+    /// Keep an engagement record per campaign recipient (10 bytes plus the address).
+    #[serde(default = "defaults::track")]
+    pub track: bool,
+    /// Dormant once it got this many campaign sends since its last real open or click.
+    pub sunset_after_sends: Option<u32>,
+    /// ... and this many days passed since that engagement (since its first send if none).
+    pub sunset_after_days: Option<u32>,
+}
+
+impl Default for HygieneConfig {
+    fn default() -> Self {
+        HygieneConfig { track: defaults::track(), sunset_after_sends: None, sunset_after_days: None }
+    }
+}
+
+impl HygieneConfig {
+    /// Whether a sunset policy is set.
+    pub fn sunsets(&self) -> bool {
+        self.sunset_after_sends.is_some() || self.sunset_after_days.is_some()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.sunset_after_sends
+            && !(1..=65_000).contains(&n)
+        {
+            return Err(invalid("hygiene.sunset_after_sends", n, "must be 1-65000"));
+        }
+        if let Some(d) = self.sunset_after_days
+            && !(1..=10_000).contains(&d)
+        {
+            return Err(invalid("hygiene.sunset_after_days", d, "must be 1-10000"));
+        }
+        if self.sunsets() && !self.track {
+            return Err(invalid("hygiene.track", false, "a sunset policy needs the engagement records (track = true)"));
+        }
+        Ok(())
+    }
+}
+
+mod defaults {
+    pub fn track() -> bool {
+        true
+    }
+}
