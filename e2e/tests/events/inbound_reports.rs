@@ -11,16 +11,16 @@ use std::{path::PathBuf, time::Duration};
 use serde_json::{Value, json};
 use sluice_shared::keys;
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scheduler/tests/fixtures").join(name);
     std::fs::read_to_string(path).unwrap()
 }
 
-fn head(raw: &str) -> &str {
+pub(crate) fn head(raw: &str) -> &str {
     &raw[..raw.find("\r\n\r\n").unwrap() + 2]
 }
 
-fn header<'a>(raw: &'a str, name: &str) -> &'a str {
+pub(crate) fn header<'a>(raw: &'a str, name: &str) -> &'a str {
     head(raw).split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap()
 }
 

@@ -96,3 +96,27 @@ async fn a_campaign_bouncing_past_the_threshold_pauses_itself_until_resumed() {
     let metrics = stack.scrape(1).await;
     assert!(common::sample(&metrics, "sluice_reputation_pauses_total").unwrap_or(0.0) >= 1.0, "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaints_past_the_threshold_pause_a_running_campaign() {
+    use crate::inbound_reports::{fixture, head, header};
+    let extra = "[bounces]\nreturn_path_domain = \"bounces.shop.example\"\n\n[reputation]\nwindow = 200\nmin_sample = 10\n\n\
+                 [limits.default]\nrate = \"20/s\"\nburst = 5\n";
+    let stack = common::start_with(extra, 1, true).await;
+    let recipients = common::recipients(400, 1, |i| format!("u{i}"));
+    let (status, reply) =
+        stack.call("POST", "/v1/campaigns", Some(common::campaign_body("annoying", recipients))).await;
+    assert_eq!(status, 201, "{reply}");
+    stack.wait_accepted(12).await;
+    // One recipient of the first dozen complains: 1 in about 12 deliveries, far past 0.3%.
+    let first = stack.sink.state.messages.lock().unwrap()[0].clone();
+    let raw = String::from_utf8_lossy(&first.1).into_owned();
+    let verp = header(&raw, "Return-Path").trim_matches(['<', '>']).to_string();
+    let arf = fixture("arf_redacted.eml").replace("{{VERP}}", &verp).replace("{{ORIGINAL_REDACTED}}\r\n", head(&raw));
+    let (status, body) = stack.post_raw("/v1/inbound", arf).await;
+    assert_eq!((status, body["outcomes"][0]["event"].as_str()), (200, Some("complained")), "{body}");
+    let paused = stack.wait_status("annoying", "paused", Duration::from_secs(20)).await;
+    let reason = paused["paused_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("complaint rate "), "{paused}");
+    assert!(common::counts(&paused)["sent"] < 400, "paused while sending: {paused}");
+}

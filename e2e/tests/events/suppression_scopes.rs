@@ -117,12 +117,20 @@ async fn unsubscribes_written_before_scopes_are_moved_to_the_campaign_scope() {
     let legacy = json!({"reason": "unsubscribed", "source": "unsubscribed", "campaign": "spring-2025",
         "created_at": "2025-04-01T10:00:00.000Z", "detail": {"method": "one-click"}});
     let bounce = json!({"reason": "bounce", "source": "bounce", "created_at": "2025-04-01T10:00:00.000Z"});
-    let _: () = redis::pipe()
-        .hset(keys::suppressed(), "old@x.example", legacy.to_string())
-        .hset(keys::suppressed(), "gone@x.example", bounce.to_string())
-        .del(keys::suppression_version())
+    // One command at a time: the test's cluster connection takes no pipelines.
+    let _: () = redis::cmd("HSET")
+        .arg(keys::suppressed())
+        .arg("old@x.example")
+        .arg(legacy.to_string())
         .query(&mut conn)
         .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(keys::suppressed())
+        .arg("gone@x.example")
+        .arg(bounce.to_string())
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(keys::suppression_version()).query(&mut conn).unwrap();
     let _second = stack.add_scheduler_with("scheduler-2", &[]).await;
     sluice_testkit::wait_for("the move", Duration::from_secs(20), || async {
         let (_, e) = stack.call("GET", "/v1/suppressions/old@x.example", None).await;
