@@ -20,7 +20,7 @@ pub async fn screen(
     include_dormant: bool,
 ) -> StoreResult<Vec<bool>> {
     let mut dormant = vec![false; addresses.len()];
-    if !cfg.track || addresses.is_empty() {
+    if !cfg.tracks() || addresses.is_empty() {
         return Ok(dormant);
     }
     let today = engagement::day(chrono::Utc::now());
@@ -52,7 +52,7 @@ pub async fn record(conn: &mut Conn, address: &str) -> StoreResult<Option<Record
 
 /// Records a real open or a click (tracking calls this; prefetched opens do not count).
 pub async fn engaged(conn: &mut Conn, cfg: &HygieneConfig, address: &str, click: bool) -> StoreResult<()> {
-    if !cfg.track {
+    if !cfg.tracks() {
         return Ok(());
     }
     script::touch(conn, &address.to_ascii_lowercase(), click, engagement::day(chrono::Utc::now())).await

@@ -1,8 +1,8 @@
 //! Redis hygiene: after a 50,000-recipient campaign completes and its retention passes, Redis
 //! memory is back near its baseline: acked jobs were deleted from the streams and the
 //! campaign's keys expired; the event feed holds no more than its cap (`events.feed_max_entries`).
-//! Engagement records are kept per address by design (list hygiene, measured on their own in
-//! `shared/tests/scripts/engagement.rs`), so they are off here.
+//! Engagement records (off by default) are kept per address by design and measured on their own
+//! in `shared/tests/scripts/engagement.rs`; they are explicitly off here.
 
 use crate::common;
 
