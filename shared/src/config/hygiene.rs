@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HygieneConfig {
     /// Keep an engagement record per campaign recipient (10 bytes plus the address); default:
@@ -16,12 +16,6 @@ pub struct HygieneConfig {
     pub sunset_after_sends: Option<u32>,
     /// ... and this many days passed since that engagement (since its first send if none).
     pub sunset_after_days: Option<u32>,
-}
-
-impl Default for HygieneConfig {
-    fn default() -> Self {
-        HygieneConfig { track: None, sunset_after_sends: None, sunset_after_days: None }
-    }
 }
 
 impl HygieneConfig {
