@@ -304,6 +304,15 @@ impl Stack {
         found.unwrap_or_else(|| panic!("no {kind} event for {address}: {events:?}"))["data"].clone()
     }
 
+    /// The one-click unsubscribe link (List-Unsubscribe) of the last message `address` received.
+    pub fn unsubscribe_link(&self, address: &str) -> String {
+        let messages = self.sink.state.messages.lock().unwrap().clone();
+        let raw = &messages.iter().rev().find(|(r, _)| r == address).expect("a message").1;
+        let text = String::from_utf8_lossy(raw).replace("\r\n ", " ");
+        let line = text.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe");
+        line.trim_start_matches('<').split('>').next().unwrap().to_string()
+    }
+
     /// All logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = format!("--- scheduler\n{}", self.scheduler.log_text());

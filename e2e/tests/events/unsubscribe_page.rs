@@ -21,14 +21,6 @@ fn campaign(id: &str, to: &str, list: &str, locale: Option<&str>) -> Value {
     body
 }
 
-fn link_for(stack: &common::Stack, address: &str) -> String {
-    let messages = stack.sink.state.messages.lock().unwrap().clone();
-    let raw = &messages.iter().rev().find(|(r, _)| r == address).expect("a message").1;
-    let text = String::from_utf8_lossy(raw).replace("\r\n ", " ");
-    let line = text.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe");
-    line.trim_start_matches('<').split('>').next().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unsubscribe_page_speaks_the_campaigns_language_and_offers_list_or_everything() {
     let stack = common::start_with("", 1, true).await;
@@ -42,7 +34,7 @@ async fn the_unsubscribe_page_speaks_the_campaigns_language_and_offers_list_or_e
     let browser = Browser::start("ja").await;
 
     // No locale on the campaign: the browser's Japanese. The list's button.
-    browser.goto(&link_for(&stack, "ann@x.example")).await;
+    browser.goto(&stack.unsubscribe_link("ann@x.example")).await;
     assert_eq!(browser.eval("return document.documentElement.lang").await, "ja");
     let page = browser.text().await;
     assert!(page.contains("配信停止") && page.contains("山田商店") && page.contains("ann@x.example"), "{page}");
@@ -58,7 +50,7 @@ async fn the_unsubscribe_page_speaks_the_campaigns_language_and_offers_list_or_e
     assert_eq!((entry["scope"].as_str(), entry["list"].as_str()), (Some("list"), Some("news")), "{entry}");
 
     // The campaign says English: English, whatever the browser prefers. Everything.
-    browser.goto(&link_for(&stack, "bob@x.example")).await;
+    browser.goto(&stack.unsubscribe_link("bob@x.example")).await;
     assert_eq!(browser.eval("return document.documentElement.lang").await, "en");
     let page = browser.text().await;
     assert!(page.contains("Stop mail from 山田商店 to bob@x.example?"), "{page}");

@@ -15,7 +15,7 @@ use tokio_util::{codec::FramedRead, io::StreamReader};
 use super::{AppState, error::ApiError};
 use crate::{
     campaign::{
-        ndjson::{self, LineRejection, MAX_LINE, UploadLine},
+        ndjson::{self, LineRejection},
         store::{self, Action, StageRefused, Transition},
         submit::{Submitted, submit},
     },
@@ -128,18 +128,8 @@ pub async fn upload_recipients(
     let mut chunk: Vec<String> = Vec::with_capacity(CHUNK);
     let mut number = 0;
     loop {
-        let next = lines.try_next().await;
-        number += 1;
-        let line = match next {
-            Ok(Some(UploadLine::Text(line))) => line,
-            Ok(Some(UploadLine::TooLong)) => {
-                reject(&mut reply, LineRejection::new(number, None, &format!("line is longer than {MAX_LINE} bytes")));
-                continue;
-            }
-            Ok(Some(UploadLine::NotUtf8)) => {
-                reject(&mut reply, LineRejection::new(number, None, "line is not UTF-8"));
-                continue;
-            }
+        let line = match ndjson::next_text_line(&mut lines, &mut number, |r| reject(&mut reply, r)).await {
+            Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
                 return Err(ApiError::Field(FieldError::invalid(

@@ -221,7 +221,8 @@ pub struct ExportQuery {
 }
 
 #[utoipa::path(get, path = "/history/export", tag = "history", params(ExportQuery),
-    responses((status = 200, description = "Every event in [from, to), oldest first, streamed as NDJSON or CSV", body = String)))]
+    responses((status = 200, description = "Every event in [from, to), oldest first, streamed as NDJSON or CSV",
+        content((String = "application/x-ndjson"), (String = "text/csv")))))]
 pub async fn export(State(state): State<AppState>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
     let from = time("from", q.from.as_deref())?.ok_or_else(|| invalid("from", "is required (RFC 3339)"))?;
     let to = time("to", q.to.as_deref())?.unwrap_or_else(Utc::now);

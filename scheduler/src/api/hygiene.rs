@@ -29,7 +29,8 @@ pub struct DormantQuery {
 const CSV_HEADER: &str = "email,first_seen,last_sent,last_open,last_click,sends_since_engagement\r\n";
 
 #[utoipa::path(get, path = "/hygiene/dormant", tag = "suppressions", params(DormantQuery),
-    responses((status = 200, description = "Every dormant address with its engagement record, streamed", body = String)))]
+    responses((status = 200, description = "Every dormant address with its engagement record, streamed",
+        content((String = "application/x-ndjson"), (String = "text/csv")))))]
 pub async fn dormant(State(state): State<AppState>, Query(q): Query<DormantQuery>) -> Result<Response, ApiError> {
     let invalid = |field: &str, m: &str| ApiError::Field(FieldError::invalid(field, m));
     let format = Format::parse(q.format.as_deref()).map_err(|m| invalid("format", m))?;

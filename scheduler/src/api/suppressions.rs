@@ -22,7 +22,7 @@ use tokio_util::{codec::FramedRead, io::StreamReader};
 
 use super::{AppState, error::ApiError};
 use crate::{
-    campaign::ndjson::{LineRejection, MAX_LINE, UploadLine, UploadLines},
+    campaign::ndjson::{self, LineRejection, UploadLines},
     field_error::FieldError,
     suppression::{
         export::{self, Cursor, Filter},
@@ -209,7 +209,8 @@ pub struct ExportQuery {
 }
 
 #[utoipa::path(get, path = "/suppressions/export", tag = "suppressions", params(ExportQuery),
-    responses((status = 200, description = "Every suppression, streamed as NDJSON or CSV (what the import reads)", body = String)))]
+    responses((status = 200, description = "Every suppression, streamed as NDJSON or CSV (what the import reads)",
+        content((String = "application/x-ndjson"), (String = "text/csv")))))]
 pub async fn export(State(state): State<AppState>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
     let format = crate::csv::Format::parse(q.format.as_deref()).map_err(|m| invalid("format", m))?;
     let filter = ListQuery { cursor: None, limit: None, scope: q.scope, list: q.list }.filter()?;
@@ -234,7 +235,8 @@ const MAX_REPORTED: usize = 1000;
 /// Streams a CSV (`Content-Type: text/csv`, a header line first) or NDJSON body into the
 /// suppression lists, a chunk at a time.
 #[utoipa::path(post, path = "/suppressions/import", tag = "suppressions",
-    request_body(content = String, content_type = "text/csv", description = "CSV with a header line (columns email, scope, list, reason, source, created_at, campaign, detail), or NDJSON (application/x-ndjson) with the same fields"),
+    request_body(description = "CSV with a header line (columns email, scope, list, reason, source, created_at, campaign, detail), or NDJSON with the same fields",
+        content((String = "text/csv"), (String = "application/x-ndjson"))),
     responses((status = 200, description = "Added, existing and refused counts, the first 1,000 refusals", body = ImportReply)))]
 pub async fn import(
     State(state): State<AppState>,
@@ -260,18 +262,8 @@ pub async fn import(
     let mut conn = state.conn().await?;
     let mut number = 0;
     loop {
-        let next = lines.try_next().await;
-        number += 1;
-        let line = match next {
-            Ok(Some(UploadLine::Text(line))) => line,
-            Ok(Some(UploadLine::TooLong)) => {
-                refuse(&mut reply, LineRejection::new(number, None, &format!("line is longer than {MAX_LINE} bytes")));
-                continue;
-            }
-            Ok(Some(UploadLine::NotUtf8)) => {
-                refuse(&mut reply, LineRejection::new(number, None, "line is not UTF-8"));
-                continue;
-            }
+        let line = match ndjson::next_text_line(&mut lines, &mut number, |r| refuse(&mut reply, r)).await {
+            Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
                 let done = reply.added + reply.existing;

@@ -93,6 +93,28 @@ impl Decoder for UploadLines {
     }
 }
 
+/// The next text line of an upload body, `number` counting every line from 1; an overlong or
+/// non-UTF-8 line goes to `refuse` as it comes, and the reading goes on. None at the end.
+pub async fn next_text_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut tokio_util::codec::FramedRead<R, UploadLines>,
+    number: &mut usize,
+    mut refuse: impl FnMut(LineRejection),
+) -> std::io::Result<Option<String>> {
+    use futures::TryStreamExt;
+    loop {
+        let next = lines.try_next().await?;
+        *number += 1;
+        match next {
+            Some(UploadLine::Text(line)) => return Ok(Some(line)),
+            Some(UploadLine::TooLong) => {
+                refuse(LineRejection::new(*number, None, &format!("line is longer than {MAX_LINE} bytes")))
+            }
+            Some(UploadLine::NotUtf8) => refuse(LineRejection::new(*number, None, "line is not UTF-8")),
+            None => return Ok(None),
+        }
+    }
+}
+
 /// A line of an NDJSON upload that was not accepted.
 #[derive(Debug, Serialize)]
 pub struct LineRejection {
