@@ -8,8 +8,12 @@
 # schemathesis from PyPI into a virtualenv under the target dir when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 2 "$@"
 EXAMPLES=${1:-20}
 MAX_SECONDS=${2:-180}
+count_arg MAX_EXAMPLES "$EXAMPLES" 1 100000
+count_arg MAX_SECONDS "$MAX_SECONDS" 1 86400
 TOOLS="${CARGO_TARGET_DIR:-$PWD/target}/tools"
 SCHEMATHESIS_VERSION=4.32.5
 

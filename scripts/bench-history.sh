@@ -11,10 +11,15 @@
 #   the sending figures are medians over the rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 3 "$@"
 usage() { echo "usage: scripts/bench-history.sh [RECIPIENTS (1000-10000000)] [EVENTS (10-100000000, a multiple of 10)] [ROUNDS (1-9)]" >&2; exit 2; }
 N=${1:-50000}
 EVENTS=${2:-10000000}
 ROUNDS=${3:-3}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
+count_arg EVENTS "$EVENTS" 1 100000000
+count_arg ROUNDS "$ROUNDS" 1 20
 [[ "$ROUNDS" =~ ^[1-9]$ ]] || usage
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 1000 ] && [ "$N" -le 10000000 ] || usage
 [[ "$EVENTS" =~ ^[0-9]+$ ]] && [ "$EVENTS" -ge 10 ] && [ "$EVENTS" -le 100000000 ] && [ $((EVENTS % 10)) -eq 0 ] || usage

@@ -11,8 +11,12 @@
 # queue behind bulk ones in the kernel's scheduler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 2 "$@"
 MESSAGES=${1:-2000}
 N=${2:-200000}
+count_arg MESSAGES "$MESSAGES" 1 1000000
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}

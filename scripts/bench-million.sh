@@ -6,7 +6,10 @@
 #   scripts/bench-million.sh [RECIPIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 1 "$@"
 N=${1:-1000000}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}

@@ -12,8 +12,12 @@
 #                                         writers' catch-up rate is their most events/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 2 "$@"
 N=${1:-50000}
 WORKERS=${2:-2}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
+count_arg WORKERS "$WORKERS" 1 "$MAX_WORKERS"
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 

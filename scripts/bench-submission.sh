@@ -13,9 +13,14 @@
 #   scripts/bench-submission.sh [MESSAGES] [LATENCY_MESSAGES] [BULK_RECIPIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 3 "$@"
 N=${1:-20000}
 LATENCY_N=${2:-2000}
 BULK=${3:-200000}
+count_arg MESSAGES "$N" 1 1000000
+count_arg LATENCY_MESSAGES "$LATENCY_N" 1 1000000
+count_arg BULK_RECIPIENTS "$BULK" 1 "$MAX_RECIPIENTS"
 source scripts/lib/stack.sh
 source scripts/lib/postfix.sh
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}

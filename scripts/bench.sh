@@ -10,8 +10,12 @@
 #   scripts/bench.sh [RECIPIENTS] [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 2 "$@"
 N=${1:-50000}
 WORKERS=${2:-2}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
+count_arg WORKERS "$WORKERS" 1 "$MAX_WORKERS"
 RAW=50000       # messages for (a)
 RELAYED=20000   # messages for (b): Postfix is two orders of magnitude slower than raw
 SIGNED=$N        # recipients for (d), as many as (c)

@@ -5,10 +5,15 @@
 # its replica takes over. Prints how long the slot was unserved, the campaign's counts, and
 # what the sink received (unique, duplicates, missing). Exits non-zero unless the campaign
 # completes with every recipient counted once and delivered.
-#   scripts/chaos-failover.sh [RECIPIENTS]
+#   scripts/chaos-failover.sh cluster [RECIPIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-60000}
+source scripts/lib/args.sh
+args_check 2 "$@"
+[ $# -ge 1 ] || usage_error "name the deployment: cluster"
+choice_arg DEPLOYMENT "$1" cluster
+N=${2:-60000}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 

@@ -8,10 +8,14 @@
 #   - drops every Redis client connection once (CLIENT KILL).
 # Then it prints what was delivered, duplicates (also against what was in flight at each
 # kill), entries left pending, and whether the counts are consistent. It exits non-zero on
-# any loss or inconsistency.   scripts/chaos.sh [RECIPIENTS]
+# any loss or inconsistency.
+#   scripts/chaos.sh [RECIPIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 1 "$@"
 N=${1:-50000}
+count_arg RECIPIENTS "$N" 1 "$MAX_RECIPIENTS"
 DOMAINS=50
 source scripts/lib/stack.sh
 trap stack_stop EXIT

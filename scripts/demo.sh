@@ -3,8 +3,11 @@
 # history, the scheduler and two workers; a 10,000-recipient campaign over 20 domains with live
 # progress; then the counts, one recipient's timeline and the campaign's report from the
 # history, and where to look. Everything it starts is stopped when it ends (or on ctrl-c).
+#   scripts/demo.sh   (no arguments)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 0 "$@"
 source scripts/lib/stack.sh
 trap stack_stop EXIT
 

@@ -10,8 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/install.sh
+source scripts/lib/args.sh
+args_check 64 "$@"
 SECONDS_EACH=${1:-20}
+count_arg SECONDS "$SECONDS_EACH" 1 86400
 shift || true
+for target in "$@"; do
+  [ -f "fuzz/fuzz_targets/$target.rs" ] || usage_error "no fuzz target \"$target\" (fuzz/fuzz_targets)"
+done
 ensure_cargo_fuzz
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"

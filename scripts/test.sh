@@ -3,8 +3,11 @@
 # formatting, clippy (warnings are errors), the unit tests and the integration tests that run
 # the real binaries against their own redis-server and SMTP sink on 127.0.0.1; before them,
 # the admin API under schemathesis and each fuzz target briefly.
+#   scripts/test.sh [NEXTEST_ARGS...]   passed to every cargo nextest run, e.g. -E 'test(webhook)'
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/args.sh
+args_check 1000 "$@"
 source scripts/lib/install.sh
 
 # redis-server for every test (redis-cli joins the test clusters); PostgreSQL for the history tests (each
