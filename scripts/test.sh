@@ -50,3 +50,7 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@"
 echo "== tests on Redis Cluster"
 SLUICE_TEST_REDIS=cluster cargo nextest run -p sluice-e2e -p sluice-scheduler --all-features --no-fail-fast \
     -E 'not test(a_million_line_import_streams_at_bounded_memory)' "$@"
+# The same suites on one master with one replica behind three sentinels (quorum 2).
+echo "== tests on Redis Sentinel"
+SLUICE_TEST_REDIS=sentinel cargo nextest run -p sluice-e2e -p sluice-scheduler --all-features --no-fail-fast \
+    -E 'not test(a_million_line_import_streams_at_bounded_memory)' "$@"

@@ -86,6 +86,60 @@ stack_start_cluster() {
 
 # cluster_master_of KEY [NODE_PORT] : the port of the master serving KEY's slot, as the node
 # on NODE_PORT (default REDIS_PORT) sees it.
+# stack_start_sentinel [REDIS-SERVER ARGS...] : one master, one replica (in sync before this
+# returns) and three sentinels (quorum 2, master down after 1 s) under the name "sluice".
+stack_start_sentinel() {
+  local port master replica
+  REDIS_NODES=()
+  for role in master replica; do
+    port=$(free_port)
+    mkdir -p "$STACK_DIR/node-$port"
+    if [ "$role" = replica ]; then set -- "$@" --replicaof 127.0.0.1 "$master"; fi
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" --save "" "$@" \
+      >"$STACK_DIR/redis-$port.log" 2>&1 &
+    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port"); NODE_PIDS[$port]=$!
+    wait_until "redis-server on $port" 10 redis-cli -p "$port" ping
+    REDIS_NODES+=("$port")
+    [ "$role" = master ] && master=$port || replica=$port
+  done
+  wait_until "replica $replica in sync" 60 bash -c "redis-cli -p $replica INFO replication | grep -q master_link_status:up"
+  SENTINELS=()
+  for _ in 1 2 3; do
+    port=$(free_port)
+    mkdir -p "$STACK_DIR/sentinel-$port"
+    printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor sluice 127.0.0.1 %s 2\nsentinel down-after-milliseconds sluice 1000\nsentinel failover-timeout sluice 5000\n' \
+      "$port" "$STACK_DIR/sentinel-$port" "$master" >"$STACK_DIR/sentinel-$port/sentinel.conf"
+    redis-server "$STACK_DIR/sentinel-$port/sentinel.conf" --sentinel >"$STACK_DIR/sentinel-$port.log" 2>&1 &
+    STACK_PIDS+=($!); STACK_NAMES+=("sentinel-$port")
+    SENTINELS+=("$port")
+  done
+  for port in "${SENTINELS[@]}"; do
+    wait_until "sentinel $port to know the others" 30 bash -c \
+      "[ \"\$(redis-cli -p $port SENTINEL sentinels sluice | grep -c '^name$')\" = 2 ]"
+  done
+  REDIS_PORT=$master
+  REDIS_MODE=sentinel
+}
+
+# sentinel_master : the port the sentinels name master now (empty if none answers).
+sentinel_master() {
+  local port
+  for port in "${SENTINELS[@]}"; do
+    redis-cli -p "$port" SENTINEL get-master-addr-by-name sluice 2>/dev/null | sed -n 2p && return
+  done
+}
+
+# redis_toml : the [redis] section's body for the Redis this stack started.
+redis_toml() {
+  case "${REDIS_MODE:-single}" in
+    sentinel) printf 'sentinels = [%s]\nmaster_name = "sluice"\n' \
+      "$(printf '"redis://127.0.0.1:%s",' "${SENTINELS[@]}" | sed 's/,$//')" ;;
+    cluster) printf 'mode = "cluster"\nseeds = [%s]\n' \
+      "$(printf '"redis://127.0.0.1:%s/0",' "${REDIS_NODES[@]}" | sed 's/,$//')" ;;
+    *) printf 'url = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" ;;
+  esac
+}
+
 cluster_master_of() {
   local port=${2:-$REDIS_PORT} slot
   slot=$(redis-cli -p "$port" CLUSTER KEYSLOT "$1")
@@ -145,9 +199,7 @@ stack_write_config() {
   CONFIG="$STACK_DIR/sluice.toml"
   cat >"$CONFIG" <<TOML
 [redis]
-url = "redis://127.0.0.1:$REDIS_PORT/0"
-mode = "${REDIS_MODE:-single}"
-$([ -n "${REDIS_NODES[*]:-}" ] && printf 'seeds = [%s]' "$(printf '"redis://127.0.0.1:%s/0",' "${REDIS_NODES[@]}" | sed 's/,$//')")
+$(redis_toml)
 
 [api]
 listen = "127.0.0.1:$API_PORT"

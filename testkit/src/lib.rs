@@ -1,7 +1,8 @@
 //! Test helpers (a dev-only crate): every test owns its servers.
 //!
 //! - [`RedisServer`]: a private redis-server on a free port, killed on drop.
-//! - [`TestRedis`]: that, or a private three-master cluster when `SLUICE_TEST_REDIS=cluster`.
+//! - [`TestRedis`]: that, or a private three-master cluster when `SLUICE_TEST_REDIS=cluster`,
+//!   or a master, a replica and three sentinels when `SLUICE_TEST_REDIS=sentinel`.
 //! - [`smtp_sink`]: a scriptable SMTP server over real TCP (250 / 4xx n times / 5xx per recipient).
 //! - [`Process`]: a spawned binary with its log captured, killed on drop.
 //! - [`wait_for`]: poll a condition with a deadline instead of sleeping.
@@ -17,6 +18,7 @@ pub mod postfix;
 mod postgres_server;
 mod process;
 mod redis_cluster;
+mod redis_sentinel;
 mod redis_server;
 pub mod smtp_sink;
 pub mod static_https;
@@ -26,6 +28,7 @@ pub use ports::free_port;
 pub use postgres_server::PostgresServer;
 pub use process::{Process, bin_path};
 pub use redis_cluster::{RedisCluster, TestConn, TestRedis};
+pub use redis_sentinel::{MASTER_NAME as SENTINEL_MASTER_NAME, RedisSentinel, Sentinel};
 pub use redis_server::{RedisServer, TlsEndpoint};
 
 use std::{future::Future, time::Duration};

@@ -1,5 +1,6 @@
 //! A private three-master Redis Cluster for one test run, and the switch that lets the same
-//! integration tests run on one redis-server or on a cluster (`SLUICE_TEST_REDIS=cluster`).
+//! integration tests run on one redis-server, on a cluster (`SLUICE_TEST_REDIS=cluster`) or
+//! on a master with a replica behind three sentinels (`SLUICE_TEST_REDIS=sentinel`).
 
 use std::{
     process::Command,
@@ -8,7 +9,7 @@ use std::{
 
 use redis::{Cmd, ConnectionLike, RedisResult, Value};
 
-use super::{RedisServer, free_port};
+use super::{RedisSentinel, RedisServer, free_port};
 
 /// Three redis-servers with `--cluster-enabled yes`, joined by `redis-cli --cluster create`
 /// (no replicas: 5,461 slots or so each). Killed on drop.
@@ -77,9 +78,10 @@ impl RedisCluster {
     }
 }
 
-/// The Redis a test stack runs on: one server, or a cluster when `SLUICE_TEST_REDIS=cluster`.
+/// The Redis a test stack runs on: one server, or what `SLUICE_TEST_REDIS` names.
 pub enum TestRedis {
     Single(RedisServer),
+    Sentinel(Box<RedisSentinel>),
     Cluster(RedisCluster),
 }
 
@@ -90,7 +92,8 @@ impl From<RedisServer> for TestRedis {
 }
 
 impl TestRedis {
-    /// One redis-server, or a three-master cluster when the environment asks for it.
+    /// One redis-server, or a three-master cluster or a Sentinel deployment when the
+    /// environment asks for it.
     pub fn start() -> TestRedis {
         Self::start_with_aof(false)
     }
@@ -98,15 +101,18 @@ impl TestRedis {
     pub fn start_with_aof(aof: bool) -> TestRedis {
         match std::env::var("SLUICE_TEST_REDIS").as_deref() {
             Ok("cluster") => TestRedis::Cluster(RedisCluster::start(aof)),
+            Ok("sentinel") => TestRedis::Sentinel(Box::new(RedisSentinel::start(aof))),
             Ok("single") | Err(_) => TestRedis::Single(RedisServer::start_on(free_port(), aof)),
-            Ok(other) => panic!("SLUICE_TEST_REDIS={other:?}: expected \"single\" or \"cluster\""),
+            Ok(other) => panic!("SLUICE_TEST_REDIS={other:?}: expected \"single\", \"sentinel\" or \"cluster\""),
         }
     }
 
-    /// The port of the server, or of the cluster's first node.
+    /// The port of the server, of the Sentinel deployment's first master, or of the
+    /// cluster's first node.
     pub fn port(&self) -> u16 {
         match self {
             TestRedis::Single(s) => s.port,
+            TestRedis::Sentinel(s) => s.master.port,
             TestRedis::Cluster(c) => c.nodes[0].port,
         }
     }
@@ -119,6 +125,7 @@ impl TestRedis {
     pub fn config_body(&self) -> String {
         match self {
             TestRedis::Single(s) => s.config_body(),
+            TestRedis::Sentinel(s) => s.config_body(),
             TestRedis::Cluster(c) => {
                 let url = |n: &RedisServer| n.tls.as_ref().map_or_else(|| n.url(), |t| t.url());
                 let seeds: Vec<String> = c.nodes.iter().map(|n| format!("\"{}\"", url(n))).collect();
@@ -132,15 +139,18 @@ impl TestRedis {
     pub fn conn(&self) -> TestConn {
         match self {
             TestRedis::Single(s) => TestConn::Single(s.conn()),
+            TestRedis::Sentinel(s) => TestConn::Single(s.master.conn()),
             TestRedis::Cluster(c) => TestConn::Cluster(Box::new(c.client().get_connection().unwrap())),
         }
     }
 
-    /// kill -9 the server, or one master of a cluster: the cluster is then down too (its
-    /// slots are not all served), while the other nodes still answer, with CLUSTERDOWN.
+    /// kill -9 the server, the Sentinel deployment's master and replica, or one master of a
+    /// cluster: the cluster is then down too (its slots are not all served), while the other
+    /// nodes still answer, with CLUSTERDOWN.
     pub fn stop(&mut self) {
         match self {
             TestRedis::Single(s) => s.stop(),
+            TestRedis::Sentinel(s) => s.stop(),
             TestRedis::Cluster(c) => c.nodes[0].stop(),
         }
     }
@@ -149,6 +159,7 @@ impl TestRedis {
     pub fn restart(&mut self) {
         match self {
             TestRedis::Single(s) => s.restart(),
+            TestRedis::Sentinel(s) => s.restart(),
             TestRedis::Cluster(c) => c.restart(),
         }
     }
@@ -157,6 +168,7 @@ impl TestRedis {
     pub fn each_node(&self) -> Vec<redis::Connection> {
         match self {
             TestRedis::Single(s) => vec![s.conn()],
+            TestRedis::Sentinel(s) => vec![s.master.conn()],
             TestRedis::Cluster(c) => c.nodes.iter().map(|n| n.conn()).collect(),
         }
     }

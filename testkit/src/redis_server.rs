@@ -43,6 +43,12 @@ impl RedisServer {
         Self::launch(port, aof, None, Vec::new())
     }
 
+    /// A replica of the server on `master_port` (`--replicaof`), for a Sentinel deployment.
+    pub(super) fn start_replica(master_port: u16, aof: bool) -> RedisServer {
+        let args = ["--replicaof", "127.0.0.1", &master_port.to_string()].map(String::from).to_vec();
+        Self::launch(super::free_port(), aof, None, args)
+    }
+
     /// A node for a test cluster (`--cluster-enabled yes`, its nodes.conf in its directory).
     pub(super) fn start_cluster_node(port: u16, aof: bool) -> RedisServer {
         Self::launch(port, aof, Some(super::free_port()), Vec::new())

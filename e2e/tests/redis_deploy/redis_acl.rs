@@ -25,11 +25,15 @@ fn documented_rules() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// `url` (or each seed) with the role's user and password.
+/// `url` (or each seed, or the master's login beside the sentinels) with the role's user and password.
 fn as_user(redis: &TestRedis, role: &str) -> (&'static str, String) {
     let with = |url: String| url.replacen("redis://", &format!("redis://sluice-{role}:pw-{role}@"), 1);
     match redis {
         TestRedis::Single(s) => ("SLUICE__REDIS__URL", with(s.url())),
+        TestRedis::Sentinel(_) => (
+            "SLUICE__REDIS__URL",
+            format!("redis://sluice-{role}:pw-{role}@{}/0", sluice_testkit::SENTINEL_MASTER_NAME),
+        ),
         TestRedis::Cluster(c) => {
             ("SLUICE__REDIS__SEEDS", c.nodes.iter().map(|n| with(n.url())).collect::<Vec<_>>().join(","))
         }
@@ -92,7 +96,8 @@ async fn both_binaries_run_under_their_documented_acl_users() {
     assert!(!logs.contains("pw-scheduler") && !logs.contains("pw-worker"), "a Redis password in a log line:\n{logs}");
 
     // What the worker's user may not do.
-    let worker = redis::Client::open(worker_url.split(',').next().unwrap()).unwrap();
+    let worker =
+        redis::Client::open(format!("redis://sluice-worker:pw-worker@127.0.0.1:{}/0", stack.redis.port())).unwrap();
     let mut conn = worker.get_connection().unwrap();
     let refused = |e: redis::RedisError| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm);
     let intake: redis::RedisResult<String> =

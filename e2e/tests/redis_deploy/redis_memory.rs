@@ -29,14 +29,18 @@ feed_max_entries = 1
 track = false
 "#;
 
-/// Redis memory without client buffers (which depend on what the connections just did),
-/// summed over every node of a cluster.
+/// Redis memory without client buffers (which depend on what the connections just did) and,
+/// with a replica, without the replication backlog (a fixed ring of recent writes), summed
+/// over every node of a cluster.
 fn used_memory(stack: &common::Stack) -> i64 {
     let node_memory = |conn: &mut redis::Connection| {
         let info: String = redis::cmd("INFO").arg("memory").query(conn).unwrap();
         let field =
             |name: &str| -> i64 { info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap() };
-        field("used_memory:") - field("mem_clients_normal:")
+        field("used_memory:")
+            - field("mem_clients_normal:")
+            - field("mem_clients_slaves:")
+            - field("mem_replication_backlog:")
     };
     stack.redis.each_node().iter_mut().map(node_memory).sum()
 }

@@ -112,6 +112,37 @@ fn a_cluster_is_named_by_seeds_or_by_mode() {
 }
 
 #[test]
+fn sentinel_mode_names_its_sentinels_and_master_and_nothing_else() {
+    let tail = "\n[api]\ntokens=[\"long-enough\"]\n";
+    let sentinels = "sentinels = [\"redis://:pw@a:26379/2\", \"redis://b:26379\"]";
+    let cfg =
+        Config::from_toml(&format!("[redis]\n{sentinels}\nmaster_name = \"main\"{tail}"), Role::Scheduler).unwrap();
+    assert!(cfg.redis.is_sentinel() && !cfg.redis.is_cluster());
+    assert_eq!(cfg.redis.nodes(), ["redis://:pw@a:26379/2", "redis://b:26379"]);
+    assert_eq!(cfg.redis.describe(), "master \"main\" via sentinels redis://***@a:26379/2,redis://b:26379");
+    let login = format!("[redis]\n{sentinels}\nmaster_name = \"main\"\nurl = \"redis://u:pw@main:6379/3\"{tail}");
+    assert!(Config::from_toml(&login, Role::Scheduler).unwrap().redis.is_sentinel());
+    let cases = [
+        ("mode = \"sentinel\"\nmaster_name = \"main\"".to_string(), "redis.sentinels"),
+        (sentinels.to_string(), "redis.master_name` = \"\": is required"),
+        (format!("{sentinels}\nmaster_name = \"\""), "redis.master_name` = \"\": is required"),
+        (format!("{sentinels}\nmaster_name = \"m\"\nurl = \"redis://:pw@x\""), "redis://user:password@m/db"),
+        (format!("{sentinels}\nmaster_name = \"m\"\nurl = \"rediss://:pw@m\""), "redis://user:password@m/db"),
+        (format!("{sentinels}\nmaster_name = \"m\"\nmode = \"cluster\""), "a cluster has no sentinels"),
+        (format!("{sentinels}\nmaster_name = \"m\"\nseeds = [\"redis://c:1\"]"), "a cluster has no sentinels"),
+        ("sentinels = [\"rediss://a:1\"]\nmaster_name = \"m\"".to_string(), "not supported yet"),
+        ("sentinels = [\"redis+unix:///s\"]\nmaster_name = \"m\"".to_string(), "not unix sockets"),
+        ("sentinels = [\"http://a:1\"]\nmaster_name = \"m\"".to_string(), "redis.sentinels"),
+        ("url = \"redis://x\"\nmaster_name = \"m\"".to_string(), "only with `redis.sentinels`"),
+    ];
+    for (body, needle) in cases {
+        let err = error_of(&format!("[redis]\n{body}{tail}"), Role::Scheduler);
+        assert!(err.contains(needle), "{body}: expected {needle:?} in {err:?}");
+        assert!(!err.contains(":pw@"), "{body}: a password in {err:?}");
+    }
+}
+
+#[test]
 fn worker_needs_a_relay() {
     let err = error_of("[redis]\nurl = \"redis://x\"\n", Role::Worker);
     assert!(err.contains("smtp.relays"), "{err}");

@@ -1,5 +1,5 @@
-//! One connection type and one pool for both deployments: a single Redis (or a primary behind
-//! a failover address) and a Redis Cluster. Store code is written once against [`Conn`]; the
+//! One connection type and one pool for every deployment: a single Redis (or a primary behind
+//! a failover address), a master found through Redis Sentinel, and a Redis Cluster. Store code is written once against [`Conn`]; the
 //! cluster variant routes each command by its key's slot, so every script keeps to one hash tag.
 //! `rediss://` connections trust `redis.ca_file` (else the system's roots) and present
 //! `redis.client_cert` when set, on a single node and on every cluster node alike.
@@ -12,11 +12,13 @@ use std::{
 use deadpool::managed;
 use deadpool_redis::{Manager, Runtime};
 use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value,
-    aio::ConnectionLike,
+    AsyncConnectionConfig, ClientTlsConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture,
+    TlsCertificates, Value,
+    aio::{ConnectionLike, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
     cluster_routing::Slot,
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
 use super::{StoreError, redacted};
@@ -132,10 +134,11 @@ fn cross_slot_pipeline<'a>(conn: &'a mut ClusterConnection, pipe: &'a Pipeline) 
     })
 }
 
-/// The pool of connections, to one Redis or to a cluster.
+/// The pool of connections, to one Redis, to the master the sentinels name, or to a cluster.
 #[derive(Clone)]
 pub enum Pool {
     Single(deadpool_redis::Pool),
+    Sentinel(managed::Pool<SentinelManager>),
     Cluster(managed::Pool<ClusterManager>),
 }
 
@@ -147,6 +150,7 @@ pub struct Pooled {
 
 enum Checkout {
     Single(#[allow(dead_code)] deadpool_redis::Connection),
+    Sentinel(#[allow(dead_code)] managed::Object<SentinelManager>),
     Cluster(#[allow(dead_code)] managed::Object<ClusterManager>),
 }
 
@@ -157,6 +161,10 @@ impl Pool {
             Pool::Single(pool) => {
                 let checkout = pool.get().await?;
                 Pooled { conn: Conn::Single((*checkout).clone()), _checkout: Checkout::Single(checkout) }
+            }
+            Pool::Sentinel(pool) => {
+                let checkout = pool.get().await?;
+                Pooled { conn: Conn::Single((*checkout).clone()), _checkout: Checkout::Sentinel(checkout) }
             }
             Pool::Cluster(pool) => {
                 let checkout = pool.get().await?;
@@ -203,6 +211,68 @@ impl managed::Manager for ClusterManager {
     }
 }
 
+/// Makes connections to the master the sentinels name, and keeps only connections to a
+/// master. A killed master fails its connections; a demoted one is disconnected by the
+/// sentinels, or answers ROLE as a replica: either way the next checkout asks the sentinels.
+pub struct SentinelManager {
+    client: tokio::sync::Mutex<SentinelClient>,
+    connection: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SentinelManager {
+    type Type = MultiplexedConnection;
+    type Error = redis::RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        self.client.lock().await.get_async_connection_with_config(&self.connection).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<redis::RedisError> {
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+        match role.first() {
+            Some(Value::BulkString(kind)) if kind == b"master" => Ok(()),
+            _ => Err(managed::RecycleError::message("the node is no longer the master")),
+        }
+    }
+}
+
+/// The sentinels' client: every sentinel URL's address, the first one's login for the
+/// sentinels; the login and database in `redis.url` (if any) for the master.
+fn sentinel_client(cfg: &RedisConfig) -> anyhow::Result<SentinelClient> {
+    let parse = |key: &str, url: &str| {
+        url.into_connection_info().map_err(|e| anyhow::anyhow!("config key `{key}` = {:?}: {e}", redacted(url)))
+    };
+    let sentinels = cfg
+        .sentinels
+        .iter()
+        .map(|url| parse("redis.sentinels", url))
+        .collect::<anyhow::Result<Vec<ConnectionInfo>>>()?;
+    let sentinel_login = sentinels.first().map(|s| s.redis_settings().clone()).unwrap_or_default();
+    let master_login =
+        if cfg.url.is_empty() { Default::default() } else { parse("redis.url", &cfg.url)?.redis_settings().clone() };
+    let name = cfg.master_name.as_deref().unwrap_or_default();
+    let mut builder =
+        SentinelClientBuilder::new(sentinels.iter().map(|s| s.addr().clone()), name, SentinelServerType::Master)?
+            .set_client_to_redis_db(master_login.db());
+    if let Some(user) = master_login.username() {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = master_login.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(user) = sentinel_login.username() {
+        builder = builder.set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = sentinel_login.password() {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    Ok(builder.build()?)
+}
+
 /// Builds the pool. Requests get [`RESPONSE_TIMEOUT`] (scripts on large batches take longer
 /// than redis-rs's 500 ms default); connections are made within 5 s; the cluster client
 /// retries MOVED/ASK and reconnects to nodes by itself.
@@ -216,33 +286,36 @@ pub fn pool(cfg: &RedisConfig) -> anyhow::Result<Pool> {
         }
         let client =
             builder.build().map_err(|e| anyhow::anyhow!("config key `redis.seeds` = {:?}: {e}", cfg.describe()))?;
-        let pool = managed::Pool::builder(ClusterManager { client })
-            .max_size(cfg.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()?;
-        return Ok(Pool::Cluster(pool));
+        return Ok(Pool::Cluster(bounded_pool(managed::Pool::builder(ClusterManager { client }), cfg)?));
+    }
+    let conn_cfg = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    if cfg.is_sentinel() {
+        let manager = SentinelManager { client: tokio::sync::Mutex::new(sentinel_client(cfg)?), connection: conn_cfg };
+        return Ok(Pool::Sentinel(bounded_pool(managed::Pool::builder(manager), cfg)?));
     }
     let bad_url = |e: redis::RedisError| anyhow::anyhow!("config key `redis.url` = {:?}: {e}", redacted(&cfg.url));
     let client = match certificates {
         Some(certificates) => redis::Client::build_with_tls(cfg.url.as_str(), certificates).map_err(bad_url)?,
         None => redis::Client::open(cfg.url.as_str()).map_err(bad_url)?,
     };
-    let conn_cfg = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
     let manager = Manager::new_with_config(client.get_connection_info().clone(), conn_cfg).map_err(bad_url)?;
-    Ok(Pool::Single(
-        deadpool_redis::Pool::builder(manager)
-            .max_size(cfg.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()?,
-    ))
+    Ok(Pool::Single(bounded_pool(deadpool_redis::Pool::builder(manager), cfg)?))
+}
+
+/// `redis.pool_size` connections; a checkout waits at most 10 s, making or checking one 5 s.
+fn bounded_pool<M: managed::Manager, W: From<managed::Object<M>>>(
+    builder: managed::PoolBuilder<M, W>,
+    cfg: &RedisConfig,
+) -> Result<managed::Pool<M, W>, managed::BuildError> {
+    builder
+        .max_size(cfg.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
 }
 
 /// What a `rediss://` connection trusts and presents; None for plain connections.
