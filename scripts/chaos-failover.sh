@@ -37,14 +37,12 @@ stack_start_workers 2
 master_now() {
   if [ "$DEPLOYMENT" = cluster ]; then cluster_master_of '{c:failover}' "${1:-$REDIS_PORT}"; else sentinel_master; fi
 }
-# in_flight PORT : jobs handed to workers and not yet acked, over every domain stream.
+# in_flight PORT : jobs handed to workers and not yet acked, over every domain stream (one
+# redis-cli for all of them: the count is taken at the kill, not seconds before it).
 in_flight() {
-  local d total=0 n
-  for d in $(seq 0 $((DOMAINS - 1))); do
-    n=$(redis-cli -c -p "$1" XPENDING "sluice:{d:d$d.example}:q" workers 2>/dev/null | head -n1)
-    total=$((total + ${n:-0}))
-  done
-  echo "$total"
+  local d
+  for d in $(seq 0 $((DOMAINS - 1))); do echo "XINFO GROUPS sluice:{d:d$d.example}:q"; done |
+    redis-cli -c -p "$1" 2>/dev/null | awk 'prev == "pending" { n += $1 } { prev = $1 } END { print n + 0 }'
 }
 
 api POST /v1/campaigns -H 'content-type: application/json' \
@@ -94,6 +92,6 @@ echo "sink                  $total delivered, $unique unique, $((total - unique)
 if [ "$status" = completed ] && [ "$sent" = "$N" ] && [ "$unique" = "$N" ]; then
   echo "OK: completed, every recipient counted once and delivered at least once"
 else
-  echo "FAILED: not every recipient counted once and delivered (docs/operations.md: Cluster failover; logs in $STACK_DIR)" >&2
+  echo "FAILED: not every recipient counted once and delivered (docs/operations.md: Failover under a campaign; logs in $STACK_DIR)" >&2
   exit 1
 fi

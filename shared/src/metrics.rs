@@ -21,6 +21,9 @@ pub const LIVE_WORKERS: &str = "sluice_live_workers";
 pub const REDIS_UP: &str = "sluice_redis_up";
 /// Times a worker found a domain's token bucket empty: label `domain`.
 pub const TOKEN_WAITS: &str = "sluice_token_bucket_waits_total";
+/// Hand-offs that waited for a replica (`WAIT 1`): labels `step` (record, sweep, ack,
+/// expand, retry) and `result` (acked, timed_out).
+pub const REPLICA_WAITS: &str = "sluice_redis_replica_waits_total";
 /// Jobs claimed from domain streams.
 pub const CLAIMS: &str = "sluice_claims_total";
 /// Jobs taken over from a worker presumed dead.
@@ -240,6 +243,7 @@ fn describe() {
     describe_counter!(MESSAGES, "Delivery attempts by outcome and destination");
     describe_histogram!(SMTP_LATENCY, Unit::Seconds, "SMTP transaction latency per destination");
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting in a destination's stream");
+    describe_counter!(REPLICA_WAITS, "Hand-offs that waited for a replica to have the write (step, result)");
     describe_counter!(REPUTATION_FINDINGS, "Rates at or past a reputation threshold (level, rate)");
     describe_counter!(REPUTATION_PAUSES, "Campaigns the reputation guard paused");
     describe_gauge!(SENDER_RATE, "A From domain's rolling rate in percent (sender, rate)");

@@ -99,6 +99,14 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the process: a server that hangs without
+    /// closing its connections.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal} redis-server on port {}", self.port);
+    }
+
     /// kill -9, then start again on the same port from the same directory.
     pub fn restart(&mut self) {
         self.stop();

@@ -11,7 +11,7 @@ use sluice_shared::{
     dkim::Signer,
     lane::Lane,
     model::CampaignSpec,
-    redis::{Conn, Pool, StoreResult},
+    redis::{Conn, Pool, StoreResult, replicas::ReplicaAcks},
     tokens::TokenKey,
 };
 use tokio::sync::Semaphore;
@@ -50,6 +50,8 @@ pub struct Ctx<T: Transport> {
     pub tokens: Option<TokenKey>,
     /// Stable consumer name in every domain stream's group.
     pub consumer: String,
+    /// Outcomes reach a replica before their jobs are acked (`redis.replica_ack_timeout`).
+    pub replicas: ReplicaAcks,
     /// Per-destination concurrent sends (`connections` of the domain's limits, split by lane).
     permits: Mutex<HashMap<(String, Lane), Arc<Semaphore>>>,
     /// One multiplexed connection shared by every task; taken from the pool again only after
@@ -65,7 +67,9 @@ impl<T: Transport> Ctx<T> {
         let rules = config.bounces.classifier().expect("rules were checked when the config was validated");
         let dkim = Signer::from_config(&config.dkim).expect("keys were read at startup (sluice_shared::startup)");
         let tokens = config.public.as_ref().map(|p| TokenKey::new(&p.secret));
+        let replicas = ReplicaAcks::new(config.redis.replica_ack_timeout.get());
         Ctx {
+            replicas,
             clock: Clock::system(),
             rules,
             dkim,

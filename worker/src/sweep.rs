@@ -95,7 +95,9 @@ async fn sweep_leased<T: Transport>(
             }
             let ids: Vec<String> = scanned.entries.iter().map(|e| e.id.clone()).collect();
             // Settled before deleted: a crash in between leaves entries whose jobs are
-            // settled, which the next reader skips or parks again (the same member).
+            // settled, which the next reader skips or parks again (the same member); and the
+            // settling reaches a replica first, so a failover cannot take it back.
+            ctx.replicas.wait(conn, &keys::campaign_state(campaign), "sweep").await?;
             stream::delete(conn, &stream_key, &ids).await?;
             swept.count(&decisions);
         }

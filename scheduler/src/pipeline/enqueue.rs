@@ -15,7 +15,7 @@ use sluice_shared::{
     keys,
     lane::Lane,
     model::Job,
-    redis::{Conn, StoreResult, scripts::due},
+    redis::{Conn, StoreResult, replicas::ReplicaAcks, scripts::due},
 };
 use tokio::sync::Mutex;
 
@@ -34,6 +34,8 @@ pub struct Enqueuer {
     known: Mutex<HashSet<String>>,
     /// Domain -> destination, with when it was decided.
     destinations: Mutex<HashMap<String, (String, Instant)>>,
+    /// The pushed jobs reach a replica before the campaign moves past them.
+    replicas: ReplicaAcks,
 }
 
 impl Enqueuer {
@@ -49,6 +51,7 @@ impl Enqueuer {
             dns,
             known: Mutex::new(HashSet::new()),
             destinations: Mutex::new(HashMap::new()),
+            replicas: ReplicaAcks::new(config.redis.replica_ack_timeout.get()),
         })
     }
 
@@ -86,7 +89,10 @@ impl Enqueuer {
 
     /// Appends `jobs` to their destinations' streams in their lane (one pipeline) and marks
     /// them ready in that lane.
-    pub async fn push(&self, conn: &mut Conn, jobs: &[Job]) -> StoreResult<()> {
+    /// Returns once the jobs are safe from a failover of their nodes: the caller's next step
+    /// (the expansion's cursor, the retry set) forgets them on the campaign's node. `step`
+    /// names the caller in the replica-wait metric.
+    pub async fn push(&self, conn: &mut Conn, jobs: &[Job], step: &'static str) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -117,9 +123,17 @@ impl Enqueuer {
         for (lane, destination) in by_destination.keys() {
             ready.entry(keys::ready_of(*lane, destination)).or_default().push(destination);
         }
-        for (set, destinations) in ready {
-            due::mark(conn, &set, &destinations).await?;
+        for (set, destinations) in &ready {
+            due::mark(conn, set, destinations).await?;
         }
+        let streams = by_destination.keys().map(|(lane, destination)| keys::lane_stream(destination, *lane));
+        let written: Vec<String> = streams.chain(ready.into_keys()).collect();
+        let mut slots = HashSet::new();
+        let waits = written.iter().filter(|key| slots.insert(conn.slot_of(key))).map(|key| {
+            let mut conn = conn.clone();
+            async move { self.replicas.wait(&mut conn, key, step).await }
+        });
+        futures::future::try_join_all(waits).await?;
         Ok(())
     }
 

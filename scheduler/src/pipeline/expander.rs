@@ -63,7 +63,7 @@ pub async fn expand_chunk(conn: &mut Conn, enqueuer: &Enqueuer, config: &Config,
             parked: false,
         });
     }
-    enqueuer.push(conn, &jobs).await?;
+    enqueuer.push(conn, &jobs, "expand").await?;
     let queued: Vec<(u64, &str)> = jobs.iter().map(|j| (j.index, j.recipient.as_str())).collect();
     let chunk = campaign::Expanded {
         cursor: first,

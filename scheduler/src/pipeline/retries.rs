@@ -21,7 +21,7 @@ pub async fn promote(conn: &mut Conn, enqueuer: &Enqueuer, id: &str) -> StoreRes
         .map(|m| serde_json::from_str::<Job>(m).map(|j| Job { parked: false, ..j }))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Reply(format!("retry member: {e}")))?;
-    enqueuer.push(conn, &jobs).await?;
+    enqueuer.push(conn, &jobs, "retry").await?;
     campaign::retry_done(conn, id, members).await?;
     metrics::counter!(sluice_shared::metrics::RETRIES_PROMOTED).increment(jobs.len() as u64);
     Ok(jobs.len())

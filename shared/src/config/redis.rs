@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::{ConfigError, at_least_one, invalid, redacted_url};
+use crate::units::Span;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +27,11 @@ pub struct RedisConfig {
     pub master_name: Option<String>,
     #[serde(default = "defaults::pool_size")]
     pub pool_size: usize,
+    /// How long a hand-off (an outcome before its ack, jobs before the cursor that passes
+    /// them, a retry before it leaves the retry set) waits for a replica to have the write,
+    /// on nodes that have one (`WAIT 1`). "0ms": never wait. At most 5 s.
+    #[serde(default = "defaults::replica_ack_timeout")]
+    pub replica_ack_timeout: Span,
     /// `rediss://`: PEM of the CA that signed the server's certificate, trusted instead of the
     /// system's roots (a private CA); without it, the system's roots.
     pub ca_file: Option<String>,
@@ -106,6 +112,14 @@ impl RedisConfig {
             return Err(invalid("redis.mode", "cluster", "cluster nodes are reached over TCP, not unix sockets"));
         }
         at_least_one("redis.pool_size", self.pool_size)?;
+        if self.replica_ack_timeout.get() > std::time::Duration::from_secs(5) {
+            let value = format!("{}ms", self.replica_ack_timeout.as_millis());
+            return Err(invalid(
+                "redis.replica_ack_timeout",
+                value,
+                "must be at most 5s (a Redis request gives up after 10 s)",
+            ));
+        }
         Ok(())
     }
 
@@ -183,5 +197,9 @@ mod defaults {
 
     pub fn pool_size() -> usize {
         32
+    }
+
+    pub fn replica_ack_timeout() -> crate::units::Span {
+        crate::units::Span::try_from("500ms").unwrap()
     }
 }

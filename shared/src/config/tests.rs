@@ -65,6 +65,7 @@ fn bad_values_name_the_key() {
         ),
         ("[redis]\nurl = \"redis://x\"\nclient_key = \"/etc/hosts\"\n".to_string(), "only with rediss://"),
         ("[redis]\nseeds = [\"rediss://a:1\", \"redis://b:1\"]\n".to_string(), "mix rediss:// and redis://"),
+        ("[redis]\nurl = \"redis://x\"\nreplica_ack_timeout = \"6s\"\n".to_string(), "redis.replica_ack_timeout"),
         (
             format!(
                 "{base}[[api.keys]]\nid = \"k\"\nsha256 = \"{}\"\nscopes = [\"send\"]\nsend_rate = \"fast\"\n",

@@ -2,6 +2,7 @@
 
 pub mod entry_id;
 mod pool;
+pub mod replicas;
 pub mod scan;
 pub mod scripts;
 

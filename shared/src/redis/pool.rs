@@ -17,7 +17,7 @@ use redis::{
     aio::{ConnectionLike, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
-    cluster_routing::Slot,
+    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr},
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
@@ -50,6 +50,29 @@ impl Conn {
     pub async fn connect(url: &str) -> Result<Conn, StoreError> {
         let client = redis::Client::open(url)?;
         Ok(Conn::Single(client.get_multiplexed_async_connection().await?))
+    }
+}
+
+impl Conn {
+    /// The hash slot of `key` on a cluster; slot 0 on a single node (it holds every key).
+    pub fn slot_of(&self, key: &str) -> Slot {
+        match self {
+            Conn::Single(_) => Slot::new(0).expect("slot 0 exists"),
+            Conn::Cluster(_) => Slot::for_key(key),
+        }
+    }
+
+    /// Sends a keyless command (WAIT, ROLE) to the master holding `key`, over the same
+    /// connection as that node's other commands: WAIT counts this connection's writes.
+    pub async fn on_node_of(&mut self, key: &str, cmd: Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => {
+                let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                bounded(Box::pin(c.route_command(cmd, routing))).await
+            }
+        }
     }
 }
 

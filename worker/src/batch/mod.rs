@@ -91,9 +91,14 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
     for ids in futures::future::join_all(steps).await {
         done.extend(ids);
     }
+    // The ack reaches a replica too: an ack lost in a failover leaves entries pending under
+    // this worker's name, which nobody takes over before `worker.reclaim_idle`; retried on
+    // the new master instead, it removes them at once.
+    let stream_key = keys::lane_stream(&domain, lane);
     let ack = || async {
         let mut conn = ctx.conn().await?;
-        stream::ack(&mut conn, &keys::lane_stream(&domain, lane), keys::WORKER_GROUP, &done).await
+        stream::ack(&mut conn, &stream_key, keys::WORKER_GROUP, &done).await?;
+        ctx.replicas.wait(&mut conn, &stream_key, "ack").await
     };
     crash::point("worker::before_ack");
     if !done.is_empty() && retrying(&ctx, "ack", ack).await.is_err() {
@@ -184,9 +189,13 @@ async fn handle_campaign<T: Transport>(
     campaign_id: &str,
     entries: Vec<Entry>,
 ) -> StoreResult<()> {
-    let mut conn = ctx.conn().await?;
     let (maxlen, max_age) = (ctx.config.campaigns.events_maxlen, ctx.config.retry.max_age.as_millis());
-    let decisions = jobs::decide(&mut conn, campaign_id, maxlen, max_age, Source::Taken, &entries).await?;
+    // Retried through a failover rather than left pending for `worker.reclaim_idle`: deciding
+    // again is safe (a job marked in flight under its own entry is still current).
+    let decide =
+        || async { jobs::decide(&mut ctx.conn().await?, campaign_id, maxlen, max_age, Source::Taken, &entries).await };
+    let decisions = retrying(ctx, "decide", decide).await?;
+    let mut conn = retrying(ctx, "connect", || ctx.conn()).await?;
     let to_send: Vec<&Entry> =
         entries.iter().zip(&decisions).filter(|(_, d)| **d == Decision::Send).map(|(e, _)| e).collect();
     let skipped = decisions.iter().filter(|d| **d == Decision::Skip).count();
@@ -195,15 +204,17 @@ async fn handle_campaign<T: Transport>(
     }
     free_lane(ctx, &mut conn, (domain, lane), campaign_id, &decisions).await;
     if to_send.is_empty() {
-        return Ok(());
+        return settled(ctx, &mut conn, campaign_id, &decisions).await;
     }
-    let campaign = ctx.campaigns.get(&mut conn, campaign_id).await?;
+    let campaign =
+        retrying(ctx, "campaign", || async { ctx.campaigns.get(&mut ctx.conn().await?, campaign_id).await }).await?;
+    let mut conn = retrying(ctx, "connect", || ctx.conn()).await?;
     let to_send = match &campaign {
         Some(Ok(c)) => warmup::within_cap(ctx, &mut conn, c, to_send).await?,
         _ => to_send,
     };
     if to_send.is_empty() {
-        return Ok(());
+        return settled(ctx, &mut conn, campaign_id, &decisions).await;
     }
     let permits = ctx.domain_permits(domain, lane);
     let limit = ctx.config.limits.for_domain(domain);
@@ -262,7 +273,9 @@ async fn handle_campaign<T: Transport>(
         let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
         let until = first.hold_until.expect("partitioned on hold_until");
         retrying(ctx, "hold", || async {
-            warmup::hold(ctx, &mut ctx.conn().await?, campaign_id, &entries, until, &first.detail).await
+            let mut conn = ctx.conn().await?;
+            warmup::hold(ctx, &mut conn, campaign_id, &entries, until, &first.detail).await?;
+            ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await
         })
         .await?;
     }
@@ -335,6 +348,20 @@ fn message_for<T: Transport>(
     Ok(built)
 }
 
+/// Jobs parked, dropped or failed without a send are acked next: what decide.lua wrote for
+/// them reaches a replica first (stale duplicates wrote nothing).
+async fn settled<T: Transport>(
+    ctx: &Ctx<T>,
+    conn: &mut Conn,
+    campaign_id: &str,
+    decisions: &[Decision],
+) -> StoreResult<()> {
+    if decisions.iter().any(|d| *d != Decision::Skip) {
+        ctx.replicas.wait(conn, &keys::campaign_state(campaign_id), "record").await?;
+    }
+    Ok(())
+}
+
 async fn record<T: Transport>(
     ctx: &Ctx<T>,
     campaign_id: &str,
@@ -354,7 +381,11 @@ async fn record<T: Transport>(
         })
         .collect();
     let maxlen = ctx.config.campaigns.events_maxlen;
-    jobs::record(&mut conn, campaign_id, maxlen, retry.max_age.as_millis(), &outcomes).await
+    let counted = jobs::record(&mut conn, campaign_id, maxlen, retry.max_age.as_millis(), &outcomes).await?;
+    // The ack that follows removes the jobs from another node (on a cluster): the outcomes
+    // must survive a failover of this one first.
+    ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await?;
+    Ok(counted)
 }
 
 mod effects;
