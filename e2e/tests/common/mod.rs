@@ -268,6 +268,22 @@ impl Stack {
             .await;
     }
 
+    /// Jobs handed to workers and not yet acked, over the streams of `d0.example` to
+    /// `d{domains - 1}.example`.
+    pub fn pending_jobs(&self, domains: usize) -> u64 {
+        let mut conn = self.redis.conn();
+        (0..domains)
+            .map(|d| {
+                let summary: Vec<redis::Value> = redis::cmd("XPENDING")
+                    .arg(format!("sluice:{{d:d{d}.example}}:q"))
+                    .arg("workers")
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                summary.first().and_then(|v| redis::from_redis_value_ref::<u64>(v).ok()).unwrap_or(0)
+            })
+            .sum()
+    }
+
     /// How many messages the sink accepted for each of `addresses`, as (never, more than once).
     pub fn losses_and_duplicates(&self, addresses: impl Iterator<Item = String>) -> (Vec<String>, usize) {
         let delivered = self.sink.state.delivered.lock().unwrap();

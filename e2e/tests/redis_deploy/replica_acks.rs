@@ -9,24 +9,6 @@ use std::time::{Duration, Instant};
 
 use sluice_testkit::{RedisSentinel, TestRedis, smtp_sink::SmtpSink, wait_for};
 
-/// Jobs handed to workers and not yet acked in the campaign's two destination streams.
-fn pending(stack: &common::Stack) -> u64 {
-    let mut conn = stack.redis.conn();
-    (0..2)
-        .map(|d| {
-            let summary: Vec<redis::Value> = redis::cmd("XPENDING")
-                .arg(format!("sluice:{{d:d{d}.example}}:q"))
-                .arg("workers")
-                .query(&mut conn)
-                .unwrap_or_default();
-            match summary.first() {
-                Some(redis::Value::Int(n)) => *n as u64,
-                _ => 0,
-            }
-        })
-        .sum()
-}
-
 fn replica(stack: &common::Stack) -> &sluice_testkit::RedisServer {
     match &stack.redis {
         TestRedis::Sentinel(s) => &s.replica,
@@ -59,9 +41,11 @@ async fn outcomes_reach_the_replica_before_their_jobs_are_acked() {
     assert_eq!(status, 201, "{reply}");
     stack.wait_accepted(40).await;
     let sent_at = Instant::now();
-    assert!(pending(&stack) > 0, "sent, but not acked while no replica confirms the outcomes");
-    wait_for("the acks after the timeout", Duration::from_secs(20), || async { (pending(&stack) == 0).then_some(()) })
-        .await;
+    assert!(stack.pending_jobs(2) > 0, "sent, but not acked while no replica confirms the outcomes");
+    wait_for("the acks after the timeout", Duration::from_secs(20), || async {
+        (stack.pending_jobs(2) == 0).then_some(())
+    })
+    .await;
     assert!(sent_at.elapsed() >= Duration::from_millis(1500), "acked after {:?}", sent_at.elapsed());
     stack.wait_status("stalled", "completed", Duration::from_secs(30)).await;
     let worker = stack.scrape(1).await;

@@ -6,8 +6,6 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::Stack;
-
 const CONFIG: &str = r#"
 [limits.default]
 rate = "60/s"
@@ -25,21 +23,6 @@ schedule = ["1s"]
 const N: usize = 5_000;
 const DOMAINS: usize = 20;
 
-/// Jobs pending (handed out, not acked) across every domain stream right now.
-fn pending_total(stack: &Stack) -> u64 {
-    let mut conn = stack.redis.conn();
-    (0..DOMAINS)
-        .map(|d| {
-            let p: Vec<redis::Value> = redis::cmd("XPENDING")
-                .arg(format!("sluice:{{d:d{d}.example}}:q"))
-                .arg("workers")
-                .query(&mut conn)
-                .unwrap_or_default();
-            p.first().and_then(|v| redis::from_redis_value_ref::<u64>(v).ok()).unwrap_or(0)
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_recipients_survive_worker_kills_and_a_connection_drop() {
     let mut stack = common::start(CONFIG, 3).await;
@@ -51,7 +34,7 @@ async fn five_thousand_recipients_survive_worker_kills_and_a_connection_drop() {
     for (victim, at) in [(0usize, 1_000u64), (1, 2_500)] {
         stack.wait_accepted(at).await;
         stack.workers[victim].kill();
-        held_at_kills += pending_total(&stack);
+        held_at_kills += stack.pending_jobs(DOMAINS);
         stack.add_worker();
         if victim == 0 {
             stack.wait_accepted(1_800).await;
@@ -70,5 +53,5 @@ async fn five_thousand_recipients_survive_worker_kills_and_a_connection_drop() {
     assert!(dups as u64 <= held_at_kills, "{dups} duplicates > {held_at_kills} jobs in flight at the kills");
     let c = common::counts(&done);
     assert_eq!((c["total"], c["sent"]), (N as u64, N as u64), "{c:?}");
-    assert_eq!(pending_total(&stack), 0, "entries left pending");
+    assert_eq!(stack.pending_jobs(DOMAINS), 0, "entries left pending");
 }
