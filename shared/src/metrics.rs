@@ -255,7 +255,10 @@ fn describe() {
     describe_counter!(OVERSIZE, "Messages failed unsent: larger than the destination's max_message_bytes (domain)");
     describe_counter!(TOKEN_WAITS, "Visits that found the destination's token bucket empty");
     describe_counter!(CLAIMS, "Jobs claimed from destination streams");
-    describe_counter!(RECLAIMS, "Jobs reclaimed from workers presumed dead");
+    describe_counter!(
+        RECLAIMS,
+        "Jobs taken again: from workers presumed dead, or a worker's own whose take or batch failed"
+    );
     describe_counter!(SKIPPED, "Stale duplicate jobs skipped");
     describe_counter!(SEND_RATE_LIMITED, "Sends refused with 429: the API key was over its send_rate (key)");
     describe_counter!(SWEPT, "Jobs of campaigns not running swept out of destination streams (outcome)");

@@ -16,7 +16,7 @@ use sluice_shared::{
 };
 use tokio::sync::Semaphore;
 
-use crate::{links::RecipientLinks, render::CampaignCache, transport::Transport};
+use crate::{links::RecipientLinks, orphans::Orphans, render::CampaignCache, transport::Transport};
 
 /// Where the worker reads the date for warm-up caps; tests move it across midnight.
 #[derive(Clone)]
@@ -52,6 +52,8 @@ pub struct Ctx<T: Transport> {
     pub consumer: String,
     /// Outcomes reach a replica before their jobs are acked (`redis.replica_ack_timeout`).
     pub replicas: ReplicaAcks,
+    /// Lanes where entries may be pending under this worker's name with no batch holding them.
+    pub orphans: Orphans,
     /// Per-destination concurrent sends (`connections` of the domain's limits, split by lane).
     permits: Mutex<HashMap<(String, Lane), Arc<Semaphore>>>,
     /// One multiplexed connection shared by every task; taken from the pool again only after
@@ -79,6 +81,7 @@ impl<T: Transport> Ctx<T> {
             transport,
             campaigns: CampaignCache::default(),
             consumer,
+            orphans: Orphans::default(),
             permits: Mutex::new(HashMap::new()),
             shared: Mutex::new(None),
             wake: Default::default(),

@@ -13,6 +13,7 @@ mod dead_letter;
 mod engine;
 mod links;
 mod message;
+mod orphans;
 mod render;
 mod sweep;
 mod tracking;

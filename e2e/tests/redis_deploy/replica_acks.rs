@@ -1,7 +1,8 @@
 //! Hand-offs wait for a replica: with a master and a replica (under Sentinel), an outcome is
 //! on the replica before its job is acked, so a failover cannot lose an outcome whose job is
 //! gone. Shown by freezing the replica (SIGSTOP): the messages are sent, and their jobs stay
-//! pending until `redis.replica_ack_timeout` passes; then the campaign completes anyway.
+//! pending past `redis.replica_ack_timeout`; the worker then retakes them, finds their
+//! outcomes recorded (the master kept them) and acks them, and the campaign completes.
 
 use crate::common;
 
@@ -50,6 +51,8 @@ async fn outcomes_reach_the_replica_before_their_jobs_are_acked() {
     stack.wait_status("stalled", "completed", Duration::from_secs(30)).await;
     let worker = stack.scrape(1).await;
     assert!(waits(&worker, "record", "timed_out") >= 1.0, "{worker}");
+    let retaken = common::sample(&worker, "sluice_reclaims_total").unwrap_or(0.0);
+    assert!(retaken >= 1.0, "entries whose outcomes no replica confirmed are retaken, not acked:\n{worker}");
     replica(&stack).freeze(false);
 }
 

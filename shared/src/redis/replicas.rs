@@ -6,9 +6,10 @@
 //!
 //! `WAIT 1 <timeout>` on the node that took the write, on the connection that sent it, and
 //! only where that node has a replica (ROLE, remembered for a few seconds per slot): a Redis
-//! without replicas never waits. A replica that does not answer within the timeout costs one
-//! wait, then the slot is looked at again only after the memory lapses (a failover leaves
-//! the new master without its replica until the old one rejoins).
+//! without replicas never waits. A replica that does not answer costs the timeout at every
+//! hand-off until its master drops it (`repl-timeout`, 60 s by default) or it catches up: a
+//! master cut off from its replica by a partition still lists it, and every write it takes
+//! then is one a failover can lose, so none of them may be taken for confirmed.
 
 use std::{
     collections::HashMap,
@@ -30,8 +31,12 @@ pub enum Replicated {
     NoReplica,
     /// A replica has every write this connection sent to the node.
     Acked,
-    /// No replica confirmed within the timeout; the step goes on (availability first).
+    /// No replica confirmed within the timeout. The caller chooses: a worker leaves the jobs
+    /// pending (retaken, they find the write or do it again); a scheduler goes on.
     TimedOut,
+    /// The node that took the write is a replica now (a partitioned master that rejoined): the
+    /// write will be dropped when it resyncs. Handled as `TimedOut`.
+    Demoted,
 }
 
 impl Replicated {
@@ -40,14 +45,31 @@ impl Replicated {
             Replicated::NoReplica => "no_replica",
             Replicated::Acked => "acked",
             Replicated::TimedOut => "timed_out",
+            Replicated::Demoted => "demoted",
         }
     }
+
+    /// Whether the write may be relied on: a replica has it, or there is none to lose it to.
+    pub fn confirmed(self) -> bool {
+        matches!(self, Replicated::NoReplica | Replicated::Acked)
+    }
+}
+
+/// What ROLE says of the node holding a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    /// A master without replicas.
+    Alone,
+    /// A master with at least one replica.
+    Replicated,
+    /// Not a master.
+    Demoted,
 }
 
 /// Per process: the timeout, and whether each slot's node had a replica when last asked.
 pub struct ReplicaAcks {
     timeout: Duration,
-    known: Mutex<HashMap<Slot, (Instant, bool)>>,
+    known: Mutex<HashMap<Slot, (Instant, Node)>>,
 }
 
 impl ReplicaAcks {
@@ -63,8 +85,8 @@ impl ReplicaAcks {
         if result != Replicated::NoReplica {
             metrics::counter!(crate::metrics::REPLICA_WAITS, "step" => step, "result" => result.as_str()).increment(1);
         }
-        if result == Replicated::TimedOut {
-            tracing::warn!(%key, ?self.timeout, "no replica confirmed the write in time; going on without");
+        if !result.confirmed() {
+            tracing::warn!(%key, ?self.timeout, %step, ?result, "no replica confirmed the write");
         }
         Ok(result)
     }
@@ -73,9 +95,10 @@ impl ReplicaAcks {
         if self.timeout.is_zero() {
             return Ok(Replicated::NoReplica);
         }
-        let slot = conn.slot_of(key);
-        if !self.has_replica(conn, key, slot).await? {
-            return Ok(Replicated::NoReplica);
+        match self.node(conn, key).await? {
+            Node::Alone => return Ok(Replicated::NoReplica),
+            Node::Demoted => return Ok(Replicated::Demoted),
+            Node::Replicated => {}
         }
         let mut wait = redis::cmd("WAIT");
         wait.arg(1).arg(self.timeout.as_millis() as u64);
@@ -83,33 +106,37 @@ impl ReplicaAcks {
             Value::Int(n) => n,
             other => return Err(StoreError::Reply(format!("WAIT answered {other:?}"))),
         };
-        if acked >= 1 {
-            return Ok(Replicated::Acked);
-        }
-        self.known.lock().unwrap().insert(slot, (Instant::now(), false));
-        Ok(Replicated::TimedOut)
+        Ok(if acked >= 1 { Replicated::Acked } else { Replicated::TimedOut })
     }
 
-    async fn has_replica(&self, conn: &mut Conn, key: &str, slot: Slot) -> StoreResult<bool> {
-        if let Some((at, replica)) = self.known.lock().unwrap().get(&slot)
+    /// What the node holding `key` is, as ROLE said within the last few seconds (a demoted
+    /// node is asked again next time).
+    async fn node(&self, conn: &mut Conn, key: &str) -> StoreResult<Node> {
+        let slot = conn.slot_of(key);
+        if let Some((at, node)) = self.known.lock().unwrap().get(&slot)
             && at.elapsed() < REMEMBERED
         {
-            return Ok(*replica);
+            return Ok(*node);
         }
-        let role = conn.on_node_of(key, redis::cmd("ROLE")).await?;
-        let replica = replicas_in_role(&role) > 0;
-        self.known.lock().unwrap().insert(slot, (Instant::now(), replica));
-        Ok(replica)
+        let node = match replicas_in_role(&conn.on_node_of(key, redis::cmd("ROLE")).await?) {
+            None => Node::Demoted,
+            Some(0) => Node::Alone,
+            Some(_) => Node::Replicated,
+        };
+        if node != Node::Demoted {
+            self.known.lock().unwrap().insert(slot, (Instant::now(), node));
+        }
+        Ok(node)
     }
 }
 
 /// The number of replicas a master's ROLE reply lists (`["master", offset, [[ip, port,
-/// offset], ...]]`); 0 for any other reply.
-fn replicas_in_role(role: &Value) -> usize {
-    let Value::Array(parts) = role else { return 0 };
+/// offset], ...]]`); `None` for any other reply (a replica, a sentinel).
+fn replicas_in_role(role: &Value) -> Option<usize> {
+    let Value::Array(parts) = role else { return None };
     match (parts.first(), parts.get(2)) {
-        (Some(Value::BulkString(kind)), Some(Value::Array(replicas))) if kind == b"master" => replicas.len(),
-        _ => 0,
+        (Some(Value::BulkString(kind)), Some(Value::Array(replicas))) if kind == b"master" => Some(replicas.len()),
+        _ => None,
     }
 }
 
@@ -127,9 +154,9 @@ mod tests {
         let with = Value::Array(vec![bulk("master"), Value::Int(10), Value::Array(vec![replica])]);
         let without = Value::Array(vec![bulk("master"), Value::Int(10), Value::Array(vec![])]);
         let slave = Value::Array(vec![bulk("slave"), bulk("127.0.0.1"), Value::Int(7000), bulk("connected")]);
-        assert_eq!(super::replicas_in_role(&with), 1);
-        assert_eq!(super::replicas_in_role(&without), 0);
-        assert_eq!(super::replicas_in_role(&slave), 0);
-        assert_eq!(super::replicas_in_role(&Value::Nil), 0);
+        assert_eq!(super::replicas_in_role(&with), Some(1));
+        assert_eq!(super::replicas_in_role(&without), Some(0));
+        assert_eq!(super::replicas_in_role(&slave), None, "a replica: a write it took is dropped at its resync");
+        assert_eq!(super::replicas_in_role(&Value::Nil), None);
     }
 }

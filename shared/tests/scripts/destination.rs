@@ -25,6 +25,7 @@ fn visit(want: usize) -> destination::Visit<'static> {
         reclaim_idle_ms: 60_000,
         reclaim_every_ms: 30_000,
         share: 0.0,
+        retake_own: false,
     }
 }
 
@@ -59,6 +60,32 @@ async fn a_visit_takes_jobs_within_the_bucket_and_reports_malformed_entries() {
     let took = destination::take(&mut redis.conn, &visit(10)).await.unwrap();
     assert_eq!((took.entries.len(), took.malformed.len()), (1, 1), "{took:?}");
     assert_eq!(took.pending, 4);
+}
+
+#[tokio::test]
+async fn a_consumer_retakes_its_own_orphans_at_once_only_when_asked() {
+    let mut redis = Redis::start().await;
+    let stream = bulk_lane_with_jobs(&mut redis, &["c"; 4]).await;
+    let roomy = |retake_own| destination::Visit { burst: 10, retake_own, ..visit(2) };
+    // A take whose reply never came back: two entries pending under w1, not idle for long.
+    let lost = destination::take(&mut redis.conn, &roomy(false)).await.unwrap();
+    let lost: Vec<String> = lost.entries.iter().map(|(e, _)| e.id.clone()).collect();
+    let _: i64 = redis.cmd(&["XDEL", &stream, &lost[1]]).await;
+
+    let plain = destination::take(&mut redis.conn, &destination::Visit { want: 1, ..roomy(false) }).await.unwrap();
+    assert_eq!(plain.entries[0].0.job.index, 2, "without asking, a new entry");
+    assert_eq!((plain.retaken, plain.reclaimed, plain.own_rest), (0, 0, false));
+
+    let again = destination::take(&mut redis.conn, &destination::Visit { want: 1, ..roomy(true) }).await.unwrap();
+    assert_eq!((again.retaken, again.own_rest), (1, true), "one token for two orphans: {again:?}");
+    assert_eq!((again.entries[0].0.id.as_str(), again.entries[0].1), (lost[0].as_str(), 2), "handed out twice");
+
+    let rest = destination::take(&mut redis.conn, &destination::Visit { want: 4, ..roomy(true) }).await.unwrap();
+    assert_eq!(rest.retaken, 2, "the orphan and the entry taken plainly: {rest:?}");
+    assert!(!rest.own_rest, "fewer own entries than tokens: every one was looked at");
+    assert_eq!(rest.entries.iter().map(|(e, _)| e.job.index).collect::<Vec<_>>(), [0, 2, 3], "then a new one");
+    let left: Vec<redis::Value> = redis.cmd(&["XPENDING", &stream, keys::WORKER_GROUP, "-", "+", "10"]).await;
+    assert_eq!(left.len(), 3, "the deleted entry left the pending list");
 }
 
 #[tokio::test]

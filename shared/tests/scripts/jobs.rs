@@ -88,6 +88,24 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
 }
 
 #[tokio::test]
+async fn an_outcome_whose_in_flight_mark_a_failover_lost_is_still_counted_once() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 3).await;
+    let (first, retry, other) = (entry("1-0", 0, 0), entry("1-1", 1, 1), entry("1-2", 2, 0));
+    // Decided on a master that died before its replica had the marks: index 0 has no state,
+    // index 1 is still at its deferral; index 2 was taken over by another copy of its job.
+    let _: () = redis.cmd(&["HSET", &keys::campaign_state("c"), "1", "d0", "2", "q0:9-9"]).await;
+    let outcome = |entry| Outcome { entry, kind: OutcomeKind::Sent, retry_delay_ms: 60_000, detail_json: "{}".into() };
+    let outcomes = [outcome(&first), outcome(&retry), outcome(&other)];
+    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    assert_eq!(counted, [Counted::Recorded, Counted::Recorded, Counted::Stale]);
+    let again = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    assert_eq!(again, [Counted::Stale, Counted::Stale, Counted::Stale], "a replay never counts twice");
+    assert_eq!(redis.counts("c").await["sent"], 2);
+    assert_eq!(redis.state("c", 2).await.as_deref(), Some("q0:9-9"), "the other copy's mark stands");
+}
+
+#[tokio::test]
 async fn hold_puts_jobs_back_unsent_without_using_an_attempt() {
     let mut redis = Redis::start().await;
     redis.campaign("c", "running", 1).await;

@@ -20,6 +20,7 @@ use sluice_shared::{
     model::{Charset, Job, OutcomeKind},
     redis::{
         Conn, StoreResult,
+        replicas::Replicated,
         scripts::{
             destination, due,
             jobs::{self, Counted, Decision, Source},
@@ -54,15 +55,29 @@ pub struct Batch {
 }
 
 /// Processes a batch and acks every entry whose fate is recorded. Entries whose campaign step
-/// failed on Redis stay pending and are reclaimed later.
+/// failed on Redis stay pending: this worker retakes them once it holds no batch of the lane.
 pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batch) {
+    let lane = batch.lane;
+    if !settle(&ctx, &domain, batch).await {
+        ctx.orphans.suspect(&domain, lane);
+        // Best effort: otherwise the lane comes back at its next visit.
+        if let Ok(mut conn) = ctx.conn().await {
+            let _ = due::mark(&mut conn, &keys::ready_of(lane, &domain), &[&domain]).await;
+        }
+    }
+}
+
+/// Processes a batch; whether every entry was acked.
+async fn settle<T: Transport>(ctx: &Arc<Ctx<T>>, domain: &str, batch: Batch) -> bool {
     let Batch { lane, entries, malformed: mut done, poisoned } = batch;
+    let mut whole = true;
     if !poisoned.is_empty() {
         let maxlen = ctx.config.campaigns.events_maxlen;
-        let step = async { dead_letter::dead_letter(&mut ctx.conn().await?, &domain, maxlen, &poisoned).await };
+        let step = async { dead_letter::dead_letter(&mut ctx.conn().await?, domain, maxlen, &poisoned).await };
         match step.await {
             Ok(ids) => done.extend(ids),
             Err(e) => {
+                whole = false;
                 ctx.forget_conn();
                 tracing::warn!(%domain, error = %e, "dead-lettering failed; entries stay pending");
             }
@@ -73,37 +88,45 @@ pub async fn process<T: Transport>(ctx: Arc<Ctx<T>>, domain: String, batch: Batc
         by_campaign.entry(e.job.campaign.clone()).or_default().push(e);
     }
     // Campaigns of one batch go concurrently: one message never waits for another's sends.
-    let steps = by_campaign.into_iter().map(|(campaign, entries)| {
-        let (ctx, domain) = (&ctx, &domain);
-        async move {
-            let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-            match handle_campaign(ctx, domain, lane, &campaign, entries).await {
-                Ok(()) => ids,
-                Err(e) => {
-                    ctx.forget_conn();
-                    m_redis_error("batch");
-                    tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending for reclaim");
-                    Vec::new()
-                }
+    let steps = by_campaign.into_iter().map(|(campaign, entries)| async move {
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        match handle_campaign(ctx, domain, lane, &campaign, entries).await {
+            Ok(replicated) if !replicated.confirmed() => {
+                // Acked now, these jobs would be gone while what was written for them could
+                // still die with the master: retaken, they find it (and are skipped) or not.
+                tracing::warn!(%domain, %campaign, "no replica confirmed the outcomes; their entries stay pending");
+                None
+            }
+            Ok(_) => Some(ids),
+            Err(e) => {
+                ctx.forget_conn();
+                m_redis_error("batch");
+                tracing::warn!(%domain, %campaign, error = %e, "batch step failed; its entries stay pending");
+                None
             }
         }
     });
     for ids in futures::future::join_all(steps).await {
-        done.extend(ids);
+        match ids {
+            Some(ids) => done.extend(ids),
+            None => whole = false,
+        }
     }
     // The ack reaches a replica too: an ack lost in a failover leaves entries pending under
     // this worker's name, which nobody takes over before `worker.reclaim_idle`; retried on
     // the new master instead, it removes them at once.
-    let stream_key = keys::lane_stream(&domain, lane);
+    let stream_key = keys::lane_stream(domain, lane);
     let ack = || async {
         let mut conn = ctx.conn().await?;
         stream::ack(&mut conn, &stream_key, keys::WORKER_GROUP, &done).await?;
         ctx.replicas.wait(&mut conn, &stream_key, "ack").await
     };
     crash::point("worker::before_ack");
-    if !done.is_empty() && retrying(&ctx, "ack", ack).await.is_err() {
-        tracing::warn!(%domain, "ack failed; entries stay pending and will be skipped as duplicates on reclaim");
+    if !done.is_empty() && retrying(ctx, "ack", ack).await.is_err() {
+        tracing::warn!(%domain, "ack failed; entries stay pending and will be skipped as duplicates when retaken");
+        return false;
     }
+    whole
 }
 
 /// Entries of this batch that were not sent (cancelled, parked, stale) cost their lane
@@ -182,13 +205,15 @@ where
     }
 }
 
+/// Decides, sends and records one campaign's entries of a batch; whether a replica has what
+/// was written for them (if not [`Replicated::confirmed`], their entries must not be acked).
 async fn handle_campaign<T: Transport>(
     ctx: &Arc<Ctx<T>>,
     domain: &str,
     lane: Lane,
     campaign_id: &str,
     entries: Vec<Entry>,
-) -> StoreResult<()> {
+) -> StoreResult<Replicated> {
     let (maxlen, max_age) = (ctx.config.campaigns.events_maxlen, ctx.config.retry.max_age.as_millis());
     // Retried through a failover rather than left pending for `worker.reclaim_idle`: deciding
     // again is safe (a job marked in flight under its own entry is still current).
@@ -245,7 +270,7 @@ async fn handle_campaign<T: Transport>(
         tracing::warn!(%domain, error = %e, "counting soft bounces failed; recording outcomes as they are");
     }
     crash::point("worker::before_record");
-    let recorded = retrying(ctx, "record", || record(ctx, campaign_id, &to_send, &verdicts)).await?;
+    let (recorded, replicated) = retrying(ctx, "record", || record(ctx, campaign_id, &to_send, &verdicts)).await?;
     let label = ctx.config.limits.label(domain).to_string();
     let mut counted = Vec::new();
     for ((entry, verdict), flag) in to_send.iter().zip(&verdicts).zip(recorded) {
@@ -272,14 +297,17 @@ async fn handle_campaign<T: Transport>(
     if let Some((_, first)) = held.first() {
         let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
         let until = first.hold_until.expect("partitioned on hold_until");
-        retrying(ctx, "hold", || async {
+        let held = retrying(ctx, "hold", || async {
             let mut conn = ctx.conn().await?;
             warmup::hold(ctx, &mut conn, campaign_id, &entries, until, &first.detail).await?;
             ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await
         })
         .await?;
+        if !held.confirmed() {
+            return Ok(held);
+        }
     }
-    Ok(())
+    Ok(replicated)
 }
 
 async fn deliver<T: Transport>(
@@ -355,11 +383,11 @@ async fn settled<T: Transport>(
     conn: &mut Conn,
     campaign_id: &str,
     decisions: &[Decision],
-) -> StoreResult<()> {
+) -> StoreResult<Replicated> {
     if decisions.iter().any(|d| *d != Decision::Skip) {
-        ctx.replicas.wait(conn, &keys::campaign_state(campaign_id), "record").await?;
+        return ctx.replicas.wait(conn, &keys::campaign_state(campaign_id), "record").await;
     }
-    Ok(())
+    Ok(Replicated::NoReplica)
 }
 
 async fn record<T: Transport>(
@@ -367,7 +395,7 @@ async fn record<T: Transport>(
     campaign_id: &str,
     sent: &[&Entry],
     verdicts: &[Verdict],
-) -> StoreResult<Vec<jobs::Counted>> {
+) -> StoreResult<(Vec<jobs::Counted>, Replicated)> {
     let mut conn = ctx.conn().await?;
     let retry = &ctx.config.retry;
     let outcomes: Vec<jobs::Outcome> = sent
@@ -384,12 +412,12 @@ async fn record<T: Transport>(
     let counted = jobs::record(&mut conn, campaign_id, maxlen, retry.max_age.as_millis(), &outcomes).await?;
     // The ack that follows removes the jobs from another node (on a cluster): the outcomes
     // must survive a failover of this one first.
-    ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await?;
-    Ok(counted)
+    let replicated = ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await?;
+    Ok((counted, replicated))
 }
 
 mod effects;
 mod warmup;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

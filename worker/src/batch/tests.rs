@@ -20,7 +20,7 @@ use crate::{
 
 /// Answers per recipient local part, and counts what it was asked to send.
 #[derive(Default)]
-struct Scripted {
+pub(crate) struct Scripted {
     sent: Mutex<HashMap<String, u32>>,
 }
 
@@ -39,7 +39,7 @@ impl Transport for Scripted {
     }
 }
 
-async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
+pub(crate) async fn setup(redis: &RedisServer, locals: &[&str]) -> (Arc<Ctx<Scripted>>, Vec<Entry>) {
     setup_with(redis, locals, "", None).await
 }
 
@@ -108,7 +108,7 @@ async fn setup_with(
     (Arc::new(ctx), entries)
 }
 
-fn counts(redis: &RedisServer) -> HashMap<String, i64> {
+pub(crate) fn counts(redis: &RedisServer) -> HashMap<String, i64> {
     redis::cmd("HGETALL").arg(keys::campaign_counts("c")).query(&mut redis.conn()).unwrap()
 }
 

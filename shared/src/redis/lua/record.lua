@@ -1,5 +1,7 @@
 -- Records delivery outcomes for jobs this worker holds in flight. An outcome counts only if
--- the recipient's state is still this job's in-flight mark, so a replay can never count twice.
+-- the job is still current for the recipient: its in-flight mark, or the state the mark was
+-- made on, when a failover lost the mark (decide.lua's write) but not the send. The first
+-- count leaves a state no job is current for, so a replay never counts twice.
 -- KEYS: the campaign's (campaign_prelude.lua)
 -- ARGV: events_maxlen, max_age_ms, then per outcome:
 --   index, attempt, entry_id, kind (sent|deferred|bounced|failed), retry_delay_ms,
@@ -14,7 +16,7 @@ local delta = {queued = 0}
 for i = 3, #ARGV, 9 do
   local idx, attempt, entry, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local recorded = 0
-  if redis.call('HGET', state, idx) == ('q' .. attempt .. ':' .. entry) then
+  if job_is_current(redis.call('HGET', state, idx), tonumber(attempt), entry) then
     recorded = 1
     local detail = ARGV[i + 8]
     if kind == 'deferred' and now + tonumber(ARGV[i + 4]) - tonumber(ARGV[i + 6]) >= max_age then

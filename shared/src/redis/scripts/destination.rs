@@ -41,6 +41,9 @@ pub struct Visit<'a> {
     pub reclaim_every_ms: u64,
     /// `limits.transactional_share`.
     pub share: f64,
+    /// Take the entries pending under `consumer`'s own name first: the worker holds no batch
+    /// of this lane, so they are orphans (a take whose reply was lost, a batch that failed).
+    pub retake_own: bool,
 }
 
 /// What a visit took.
@@ -55,6 +58,11 @@ pub struct Took {
     pub pending: i64,
     /// How many of the taken entries were a dead worker's.
     pub reclaimed: i64,
+    /// How many were the consumer's own orphans (`retake_own`).
+    pub retaken: i64,
+    /// The consumer may have orphans left: `retake_own` was asked and not every one was
+    /// looked at (too few tokens).
+    pub own_rest: bool,
     /// Jobs taken, each with how often its entry was handed out (1 for a new one).
     pub entries: Vec<(Entry, u64)>,
     /// Ids of taken entries that are not jobs (to be acked and dropped).
@@ -77,6 +85,7 @@ pub async fn take(conn: &mut Conn, visit: &Visit<'_>) -> StoreResult<Took> {
     });
     invocation.arg(visit.want).arg(visit.per_second).arg(visit.burst).arg(visit.group).arg(visit.consumer);
     invocation.arg(visit.reclaim_idle_ms).arg(visit.reclaim_every_ms).arg(lane.as_str()).arg(visit.share);
+    invocation.arg(u8::from(visit.retake_own));
     let reply: Vec<Value> = invocation.invoke_async(conn).await?;
     let deliveries = array(&reply, 6).iter().map(|c| redis::from_redis_value_ref(c).unwrap_or(1));
     let (entries, malformed) = parse_entries(array(&reply, 5), deliveries);
@@ -90,6 +99,8 @@ pub async fn take(conn: &mut Conn, visit: &Visit<'_>) -> StoreResult<Took> {
         malformed,
         factor_x1000: int(&reply, 7)?,
         suspended_ms: int(&reply, 8)?,
+        retaken: int(&reply, 9)?,
+        own_rest: int(&reply, 10)? == 1,
     })
 }
 

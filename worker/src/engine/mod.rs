@@ -22,7 +22,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{batch, context::Ctx, transport::Transport};
+use crate::{batch, context::Ctx, orphans::Running, transport::Transport};
 
 /// How long a picked domain is ours before others may pick it again.
 const LEASE_MS: u64 = 5_000;
@@ -34,6 +34,15 @@ struct Taken {
     domain: String,
     batch: batch::Batch,
     permit: OwnedSemaphorePermit,
+    running: Running,
+}
+
+/// What one scheduling round got: the batches taken, how long to idle when nothing was due,
+/// and the error that cut the round short (batches taken before it still go ahead).
+struct Round {
+    taken: Vec<Taken>,
+    idle: Option<Duration>,
+    failed: Option<StoreError>,
 }
 
 pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown) {
@@ -63,27 +72,23 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown)
                 _ = shutdown.wait() => break,
             }
         }
-        match round(&ctx, lane, &inflight, idle_poll, &mut turn).await {
-            Ok((taken, idle)) => {
-                for t in taken {
-                    let ctx = ctx.clone();
-                    tasks.spawn(async move {
-                        batch::process(ctx, t.domain, t.batch).await;
-                        drop(t.permit);
-                    });
-                }
-                if let Some(wait) = idle {
-                    tokio::select! {
-                        _ = shutdown.sleep(wait) => {}
-                        _ = ctx.woken(lane) => {}
-                    }
-                }
-            }
-            Err(e) => {
-                ctx.forget_conn();
-                metrics::counter!(m::REDIS_ERRORS, "op" => "round").increment(1);
-                tracing::warn!(error = %e, "worker round failed; retrying");
-                shutdown.sleep(Duration::from_secs(1)).await;
+        let Round { taken, idle, failed } = round(&ctx, lane, &inflight, idle_poll, &mut turn).await;
+        for t in taken {
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                batch::process(ctx, t.domain, t.batch).await;
+                drop((t.permit, t.running));
+            });
+        }
+        if let Some(e) = failed {
+            ctx.forget_conn();
+            metrics::counter!(m::REDIS_ERRORS, "op" => "round").increment(1);
+            tracing::warn!(error = %e, "worker round failed; retrying");
+            shutdown.sleep(Duration::from_secs(1)).await;
+        } else if let Some(wait) = idle {
+            tokio::select! {
+                _ = shutdown.sleep(wait) => {}
+                _ = ctx.woken(lane) => {}
             }
         }
     }
@@ -119,48 +124,59 @@ async fn heartbeat<T: Transport>(ctx: &Ctx<T>) {
     }
 }
 
-/// One scheduling round: due domains from the first ready shard that has any, starting at
-/// `turn` (then the next shard gets the first look). Returns the batches taken and, when
-/// nothing was due in any shard, how long to idle.
+/// One scheduling round: visits the domains due in the first ready shard that has any.
 async fn round<T: Transport>(
     ctx: &Arc<Ctx<T>>,
     lane: Lane,
     inflight: &Arc<Semaphore>,
     idle_poll: Duration,
     turn: &mut usize,
-) -> StoreResult<(Vec<Taken>, Option<Duration>)> {
+) -> Round {
+    let (conn, picked) = match due_domains(ctx, lane, idle_poll, turn).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(wait)) => return Round { taken: Vec::new(), idle: Some(wait), failed: None },
+        Err(e) => return Round { taken: Vec::new(), idle: None, failed: Some(e) },
+    };
+    let lease = picked.lease_until_ms;
+    let visits = picked.domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
+    let mut round = Round { taken: Vec::new(), idle: None, failed: None };
+    for result in futures::future::join_all(visits).await {
+        match result {
+            Ok(Some(t)) => round.taken.push(t),
+            Ok(None) => {}
+            Err(e) => round.failed = Some(e),
+        }
+    }
+    // Due domains but nothing taken (no tokens, or no room in this worker): pause briefly
+    // instead of spinning on the same leases.
+    round.idle = round.taken.is_empty().then_some(BUSY_PAUSE);
+    round
+}
+
+/// Leases the due domains of the first ready shard that has any, starting at `turn` (then the
+/// next shard gets the first look); when none is due anywhere, how long to idle.
+async fn due_domains<T: Transport>(
+    ctx: &Ctx<T>,
+    lane: Lane,
+    idle_poll: Duration,
+    turn: &mut usize,
+) -> StoreResult<Result<(Conn, destination::Picked), Duration>> {
     let mut conn = ctx.conn().await?;
     let mut wait = idle_poll;
-    let mut found = None;
     let shards = keys::ready_shards(lane);
     for i in 0..shards {
         let shard = (*turn + i) % shards;
         let picked = destination::pick(&mut conn, lane, shard, ctx.config.worker.domains_per_round, LEASE_MS).await?;
         if !picked.domains.is_empty() {
             *turn = shard + 1;
-            found = Some(picked);
-            break;
+            return Ok(Ok((conn, picked)));
         }
         if let Some(next_due) = picked.next_due_ms {
             let until = (next_due - picked.now_ms).clamp(1, idle_poll.as_millis().max(1) as i64) as u64;
             wait = wait.min(Duration::from_millis(until));
         }
     }
-    let Some(picked) = found else {
-        return Ok((Vec::new(), Some(wait)));
-    };
-    let lease = picked.lease_until_ms;
-    let visits = picked.domains.into_iter().map(|d| visit(ctx, conn.clone(), d, lane, lease, inflight));
-    let mut taken = Vec::new();
-    for result in futures::future::join_all(visits).await {
-        if let Some(t) = result? {
-            taken.push(t);
-        }
-    }
-    // Due domains but nothing taken (no tokens, or no room in this worker): pause briefly
-    // instead of spinning on the same leases.
-    let idle = taken.is_empty().then_some(BUSY_PAUSE);
-    Ok((taken, idle))
+    Ok(Err(wait))
 }
 
 /// Visits one domain: takes up to a batch of jobs if tokens and room allow, and puts the
@@ -194,6 +210,7 @@ async fn visit<T: Transport>(
         reclaim_idle_ms,
         reclaim_every_ms: (reclaim_idle_ms / 2).max(1000),
         share: cfg.limits.transactional_share,
+        retake_own: ctx.orphans.retake(&domain, lane),
     };
     let took = match destination::take(&mut conn, &asked).await {
         Ok(took) => took,
@@ -202,19 +219,29 @@ async fn visit<T: Transport>(
                 .await?;
             return Ok(None);
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            // The claim may have been made without its reply reaching us.
+            ctx.orphans.suspect(&domain, lane);
+            return Err(e);
+        }
     };
+    if asked.retake_own && !took.own_rest {
+        ctx.orphans.cleared(&domain, lane);
+    }
     let label = cfg.limits.label(&domain).to_string();
     metrics::gauge!(m::RATE_FACTOR, "domain" => label.clone()).set(took.factor_x1000 as f64 / 1000.0);
     metrics::gauge!(m::SUSPENDED, "domain" => label.clone()).set(if took.suspended_ms > 0 { 1.0 } else { 0.0 });
     if took.wait_ms > 0 {
         metrics::counter!(m::TOKEN_WAITS, "domain" => label).increment(1);
     }
-    match next_visit(&took, reclaim_idle_ms) {
-        Some(at) => {
-            due::reschedule_if(&mut conn, &keys::ready_of(lane, &domain), &domain, lease, at).await?;
-        }
-        None => release_drained(&mut conn, &domain, lane, lease).await?,
+    let rescheduled = match next_visit(&took, reclaim_idle_ms) {
+        Some(at) => due::reschedule_if(&mut conn, &keys::ready_of(lane, &domain), &domain, lease, at).await.map(drop),
+        None => release_drained(&mut conn, &domain, lane, lease).await,
+    };
+    if let Err(e) = rescheduled {
+        // The jobs taken go ahead; the lease runs out by itself and the domain comes back then.
+        ctx.forget_conn();
+        tracing::warn!(%domain, error = %e, "rescheduling a visited domain failed; its lease will expire");
     }
 
     let got = took.entries.len() + took.malformed.len();
@@ -226,6 +253,10 @@ async fn visit<T: Transport>(
         metrics::counter!(m::RECLAIMS).increment(took.reclaimed as u64);
         tracing::info!(%domain, reclaimed = took.reclaimed, "took over entries from a worker presumed dead");
     }
+    if took.retaken > 0 {
+        metrics::counter!(m::RECLAIMS).increment(took.retaken as u64);
+        tracing::info!(%domain, retaken = took.retaken, "retook entries left pending under this worker's name");
+    }
     // Entries handed out more than max_deliveries times kept killing or stalling workers.
     let (poisoned, entries): (Vec<_>, Vec<_>) =
         took.entries.into_iter().partition(|(_, n)| *n > cfg.worker.max_deliveries);
@@ -233,7 +264,8 @@ async fn visit<T: Transport>(
     let kept = permit.split(got).expect("took no more than the permits held");
     drop(permit);
     let batch = batch::Batch { lane, entries, malformed: took.malformed, poisoned };
-    Ok(Some(Taken { domain, batch, permit: kept }))
+    let running = ctx.orphans.start(&domain, lane);
+    Ok(Some(Taken { domain, batch, permit: kept, running }))
 }
 
 /// When a visited domain is next worth a visit: when a token comes, at once if it holds more,
@@ -261,3 +293,6 @@ async fn release_drained(conn: &mut Conn, domain: &str, lane: Lane, lease: i64) 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
