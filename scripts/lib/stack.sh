@@ -65,11 +65,8 @@ stack_start_cluster() {
   for _ in $(seq 1 $((3 * (1 + replicas)))); do
     port=$(free_port)
     mkdir -p "$STACK_DIR/node-$port"
-    redis-server --port "$port" --cluster-port "$(free_port)" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" \
-      --save "" --cluster-enabled yes --cluster-node-timeout 2000 --maxmemory-policy allkeys-lfu "$@" \
-      >"$STACK_DIR/redis-$port.log" 2>&1 &
-    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port"); NODE_PIDS[$port]=$!
-    wait_until "redis-server on $port" 10 redis-cli -p "$port" ping
+    stack_node "$port" --port "$port" --cluster-port "$(free_port)" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" \
+      --save "" --cluster-enabled yes --cluster-node-timeout 2000 --maxmemory-policy allkeys-lfu "$@"
     REDIS_NODES+=("$port"); addresses+=("127.0.0.1:$port")
   done
   redis-cli --cluster create "${addresses[@]}" --cluster-replicas "$replicas" --cluster-yes \
@@ -84,8 +81,35 @@ stack_start_cluster() {
   REDIS_MODE=cluster
 }
 
-# cluster_master_of KEY [NODE_PORT] : the port of the master serving KEY's slot, as the node
-# on NODE_PORT (default REDIS_PORT) sees it.
+# stack_node PORT REDIS-SERVER-ARGS... : one node of a cluster or a Sentinel deployment, its command
+# line kept (in its folder) for stack_restart_node.
+stack_node() {
+  local port=$1; shift
+  printf '%q ' redis-server "$@" >"$STACK_DIR/node-$port/command"
+  stack_restart_node "$port"
+}
+
+# stack_restart_node PORT : starts the node on PORT (again, after a kill) with its own command
+# line and folder: it finds its AOF, and a cluster node its nodes.conf.
+stack_restart_node() {
+  local port=$1
+  # exec: the pid kept is the server's own, not a subshell's (a kill -9 must reach the server).
+  eval "exec $(cat "$STACK_DIR/node-$port/command")" >>"$STACK_DIR/redis-$port.log" 2>&1 &
+  STACK_PIDS+=($!); STACK_NAMES+=("redis-$port"); NODE_PIDS[$port]=$!
+  wait_until "redis-server on $port" 10 node_cli "$port" ping
+}
+
+# node_host PORT : the address of the node on PORT (127.0.0.1 unless NODE_HOST says otherwise:
+# scripts/lib/partition.sh puts one in a network namespace of its own).
+declare -A NODE_HOST
+node_host() { echo "${NODE_HOST[$1]:-127.0.0.1}"; }
+
+# node_cli PORT ARGS... : redis-cli on the node on PORT.
+node_cli() {
+  local port=$1; shift
+  redis-cli -h "$(node_host "$port")" -p "$port" "$@"
+}
+
 # stack_start_sentinel [REDIS-SERVER ARGS...] : one master, one replica (in sync before this
 # returns) and three sentinels (quorum 2, master down after 1 s) under the name "sluice".
 stack_start_sentinel() {
@@ -95,10 +119,7 @@ stack_start_sentinel() {
     port=$(free_port)
     mkdir -p "$STACK_DIR/node-$port"
     if [ "$role" = replica ]; then set -- "$@" --replicaof 127.0.0.1 "$master"; fi
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" --save "" "$@" \
-      >"$STACK_DIR/redis-$port.log" 2>&1 &
-    STACK_PIDS+=($!); STACK_NAMES+=("redis-$port"); NODE_PIDS[$port]=$!
-    wait_until "redis-server on $port" 10 redis-cli -p "$port" ping
+    stack_node "$port" --port "$port" --bind 127.0.0.1 --dir "$STACK_DIR/node-$port" --save "" "$@"
     REDIS_NODES+=("$port")
     [ "$role" = master ] && master=$port || replica=$port
   done
@@ -135,11 +156,13 @@ redis_toml() {
     sentinel) printf 'sentinels = [%s]\nmaster_name = "sluice"\n' \
       "$(printf '"redis://127.0.0.1:%s",' "${SENTINELS[@]}" | sed 's/,$//')" ;;
     cluster) printf 'mode = "cluster"\nseeds = [%s]\n' \
-      "$(printf '"redis://127.0.0.1:%s/0",' "${REDIS_NODES[@]}" | sed 's/,$//')" ;;
+      "$(for p in "${REDIS_NODES[@]}"; do printf '"redis://%s:%s/0",' "$(node_host "$p")" "$p"; done | sed 's/,$//')" ;;
     *) printf 'url = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" ;;
   esac
 }
 
+# cluster_master_of KEY [NODE_PORT] : the port of the master serving KEY's slot, as the node
+# on NODE_PORT (default REDIS_PORT) sees it.
 cluster_master_of() {
   local port=${2:-$REDIS_PORT} slot
   slot=$(redis-cli -p "$port" CLUSTER KEYSLOT "$1")
@@ -261,14 +284,14 @@ stack_start_workers() {
   for i in $(seq 1 "$1"); do stack_start_worker "worker-$i"; done
 }
 
-# api METHOD PATH [curl args...] : an authenticated admin API call.
-# bench_toml BATCH CHUNK : the benchmarks' config: no rate limit, 16 connections per
-# destination, worker.batch = BATCH, scheduler.expand_chunk = CHUNK.
+# bench_toml BATCH CHUNK [RATE] : the benchmarks' config: no rate limit (or RATE messages per
+# second to each destination), 16 connections per destination, worker.batch = BATCH,
+# scheduler.expand_chunk = CHUNK.
 bench_toml() {
   cat <<TOML
 [limits.default]
-rate = "1000000/s"
-burst = 1000000
+rate = "${3:-1000000}/s"
+burst = ${3:-1000000}
 connections = 16
 
 [worker]
@@ -281,6 +304,7 @@ expand_window = 50000
 TOML
 }
 
+# api METHOD PATH [curl args...] : an authenticated admin API call.
 api() {
   local method=$1 path=$2; shift 2
   curl -sS -X "$method" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT$path" "$@"

@@ -80,3 +80,12 @@ fn a_word_where_a_count_or_deployment_goes_is_refused_with_the_usage() {
         }
     }
 }
+
+#[test]
+fn chaos_failover_refuses_a_scenario_it_does_not_know() {
+    let script = scripts().into_iter().find(|s| name(s) == "chaos-failover.sh").unwrap();
+    let out = run(&script, &["sentinel", "100", "sideways"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SCENARIO must be one of: kill rejoin twice partition"), "{stderr}");
+}
