@@ -11,11 +11,12 @@ args_check 1000 "$@"
 source scripts/lib/install.sh
 
 # redis-server for every test (redis-cli joins the test clusters); PostgreSQL for the history tests (each
-# initdb's its own server on a free port; the package's own cluster is never used); swaks and Postfix (with the SASL client
-# modules) are the submission tests' real clients; openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
+# initdb's its own server on a free port; the package's own cluster is never used); swaks (with the Perl TLS modules
+# it only recommends, for STARTTLS) and Postfix (with the SASL client modules) are the submission tests' real clients;
+# openssl makes DKIM keys; dkimpy (python3-dkim, python3-nacl for
 # Ed25519) is the independent DKIM verifier; Debian's Chromium and ChromeDriver show the unsubscribe page in a real
 # headless browser.
-ensure_debian_packages redis-server redis-tools postgresql openssl libssl-dev pkg-config python3-dkim python3-nacl swaks postfix libsasl2-modules chromium chromium-driver
+ensure_debian_packages redis-server redis-tools postgresql openssl libssl-dev pkg-config python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl postfix libsasl2-modules chromium chromium-driver
 ensure_nextest
 ensure_promtool
 
