@@ -241,10 +241,20 @@ impl Stack {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// The campaign's view. A 503 says "retry later" (storage briefly out of reach, as every
+    /// pooled connection can be under load on a Sentinel deployment): a poller does, for up to
+    /// 5 s.
     pub async fn campaign(&self, id: &str) -> Value {
-        let (status, body) = self.call("GET", &format!("/v1/campaigns/{id}"), None).await;
-        assert_eq!(status, 200, "{body}");
-        body
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, body) = self.call("GET", &format!("/v1/campaigns/{id}"), None).await;
+            if status == 503 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert_eq!(status, 200, "{body}");
+            return body;
+        }
     }
 
     /// Polls until the campaign reaches `status`; returns its last view.
