@@ -41,6 +41,10 @@ impl Orphans {
     /// hold orphans and none of this worker's batches is on it.
     pub fn retake(&self, domain: &str, lane: Lane) -> bool {
         let state = self.0.lock().unwrap();
+        // Every visit asks; almost always nothing is suspect, and then no key is built.
+        if state.suspects.is_empty() {
+            return false;
+        }
         let key = (domain.to_string(), lane);
         state.suspects.contains(&key) && !state.running.contains_key(&key)
     }
