@@ -9,7 +9,10 @@
 
 use crate::{
     keys,
-    redis::{Conn, StoreResult},
+    redis::{
+        Conn, StoreResult,
+        replicas::{ReplicaAcks, Replicated},
+    },
 };
 
 /// Runs `script`, which writes `source`'s events, between two marks (see the module doc).
@@ -20,6 +23,20 @@ pub async fn write_events<T: redis::FromRedisValue>(
 ) -> StoreResult<T> {
     mark(conn, source).await?;
     let written = script.invoke_async(conn).await?;
+    mark(conn, source).await?;
+    Ok(written)
+}
+
+/// [`write_events`] for a write a step hands off, waited on as [`ReplicaAcks::script`] does;
+/// `source`'s keys are a campaign's (or message's).
+pub async fn write_events_replicated<T: redis::FromRedisValue>(
+    conn: &mut Conn,
+    source: &str,
+    script: &redis::ScriptInvocation<'_>,
+    (replicas, step): (&ReplicaAcks, &'static str),
+) -> StoreResult<(T, Replicated)> {
+    mark(conn, source).await?;
+    let written = replicas.script(conn, &keys::campaign_state(source), step, script).await?;
     mark(conn, source).await?;
     Ok(written)
 }

@@ -43,8 +43,8 @@ impl RedisServer {
         Self::launch(port, aof, None, Vec::new())
     }
 
-    /// A replica of the server on `master_port` (`--replicaof`), for a Sentinel deployment.
-    pub(super) fn start_replica(master_port: u16, aof: bool) -> RedisServer {
+    /// A replica of the server on `master_port` (`--replicaof`).
+    pub fn start_replica(master_port: u16, aof: bool) -> RedisServer {
         let args = ["--replicaof", "127.0.0.1", &master_port.to_string()].map(String::from).to_vec();
         Self::launch(super::free_port(), aof, None, args)
     }

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use redis::cluster_routing::Slot;
 use sluice_shared::{
     config::{Config, Providers},
     dns::Dns,
@@ -110,30 +111,30 @@ impl Enqueuer {
         }
         let streams: Vec<(Lane, String)> = by_destination.keys().cloned().collect();
         self.ensure_groups(conn, &streams).await?;
-        let mut pipe = redis::pipe();
+        // One pipeline per slot, each with its WAIT riding behind the jobs, all slots at once.
+        let mut by_slot: HashMap<Slot, (String, redis::Pipeline)> = HashMap::new();
         for ((lane, destination), jobs) in &by_destination {
             let stream = keys::lane_stream(destination, *lane);
+            let (_, pipe) = by_slot.entry(conn.slot_of(&stream)).or_insert_with(|| (stream.clone(), redis::pipe()));
             for job in jobs {
                 pipe.xadd(&stream, "*", &job.to_fields()).ignore();
             }
         }
-        pipe.query_async::<()>(conn).await?;
+        let writes = by_slot.into_values().map(|(key, pipe)| {
+            let mut conn = conn.clone();
+            async move { self.replicas.write(&mut conn, &key, step, pipe).await }
+        });
+        futures::future::try_join_all(writes).await?;
         // One mark per ready set (lane and shard) that gained work.
         let mut ready: HashMap<String, Vec<&str>> = HashMap::new();
         for (lane, destination) in by_destination.keys() {
             ready.entry(keys::ready_of(*lane, destination)).or_default().push(destination);
         }
-        for (set, destinations) in &ready {
-            due::mark(conn, set, destinations).await?;
-        }
-        let streams = by_destination.keys().map(|(lane, destination)| keys::lane_stream(destination, *lane));
-        let written: Vec<String> = streams.chain(ready.into_keys()).collect();
-        let mut slots = HashSet::new();
-        let waits = written.iter().filter(|key| slots.insert(conn.slot_of(key))).map(|key| {
+        let marks = ready.iter().map(|(set, destinations)| {
             let mut conn = conn.clone();
-            async move { self.replicas.wait(&mut conn, key, step).await }
+            async move { due::mark_replicated(&mut conn, (&self.replicas, step), set, destinations).await }
         });
-        futures::future::try_join_all(waits).await?;
+        futures::future::try_join_all(marks).await?;
         Ok(())
     }
 

@@ -112,15 +112,10 @@ impl ConnectionLike for Conn {
 /// mix keys freely (a campaign's hash beside a global index). On a cluster a pipeline is split
 /// by the slot of each command's key: one sub-pipeline per slot, in order within the slot (an
 /// INCR still precedes its PEXPIRE NX), all slots at once, replies put back in pipeline order.
+/// A WAIT goes with the command before it: it counts the writes sent ahead of it on its
+/// connection, so it must reach the node they reached.
 fn cross_slot_pipeline<'a>(conn: &'a mut ClusterConnection, pipe: &'a Pipeline) -> RedisFuture<'a, Vec<Value>> {
-    // The slot of each command's first argument (its key); keyless commands go with slot 0.
-    let slots: Vec<Slot> = pipe
-        .cmd_iter()
-        .map(|cmd| match cmd.args_iter().nth(1) {
-            Some(redis::Arg::Simple(key)) => Slot::for_key(key),
-            _ => Slot::new(0).expect("slot 0 exists"),
-        })
-        .collect();
+    let slots = slots_of(pipe);
     if slots.windows(2).all(|w| w[0] == w[1]) {
         return conn.req_packed_commands(pipe, 0, pipe.len());
     }
@@ -155,6 +150,43 @@ fn cross_slot_pipeline<'a>(conn: &'a mut ClusterConnection, pipe: &'a Pipeline) 
         }
         Ok(out)
     })
+}
+
+/// The slot each command of `pipe` goes to: its key's; a WAIT's is the command's before it;
+/// other keyless commands go with slot 0.
+fn slots_of(pipe: &Pipeline) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = Vec::with_capacity(pipe.len());
+    for cmd in pipe.cmd_iter() {
+        let slot = match (key_of(cmd), slots.last()) {
+            (Some(key), _) => Slot::for_key(key),
+            (None, Some(before)) if is_wait(cmd) => *before,
+            (None, _) => Slot::new(0).expect("slot 0 exists"),
+        };
+        slots.push(slot);
+    }
+    slots
+}
+
+/// The key a command is routed by: a script's first key, else the first argument.
+fn key_of(cmd: &Cmd) -> Option<&[u8]> {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let name = args.next()?;
+    if is_wait(cmd) {
+        return None;
+    }
+    if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL") {
+        let _script = args.next()?;
+        let keys = args.next()?;
+        return if keys == b"0" { None } else { args.next() };
+    }
+    args.next()
+}
+
+fn is_wait(cmd: &Cmd) -> bool {
+    matches!(cmd.args_iter().next(), Some(redis::Arg::Simple(name)) if name.eq_ignore_ascii_case(b"WAIT"))
 }
 
 /// The pool of connections, to one Redis, to the master the sentinels name, or to a cluster.
@@ -357,4 +389,26 @@ fn tls_certificates(cfg: &RedisConfig) -> anyhow::Result<Option<TlsCertificates>
         _ => None,
     };
     Ok(Some(TlsCertificates { client_tls, root_cert }))
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{Script, cluster_routing::Slot};
+
+    #[test]
+    fn a_wait_goes_to_the_slot_of_the_write_before_it() {
+        let script = Script::new("return 1");
+        let mut invocation = script.prepare_invoke();
+        invocation.key("{c:7}:state").arg("x");
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD").arg("{d:a}:bulk").arg("*").arg("f").arg("v");
+        pipe.cmd("WAIT").arg(1).arg(100);
+        pipe.invoke_script(&invocation);
+        pipe.cmd("WAIT").arg(1).arg(100);
+        pipe.cmd("PING");
+        let (stream, campaign) = (Slot::for_key("{d:a}:bulk"), Slot::for_key("{c:7}:state"));
+        let zero = Slot::new(0).unwrap();
+        assert_eq!(super::slots_of(&pipe), [stream, stream, campaign, campaign, zero]);
+        assert_ne!(stream, campaign, "the test needs two slots");
+    }
 }

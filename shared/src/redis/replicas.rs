@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Value, cluster_routing::Slot};
+use redis::{Cmd, FromRedisValue, Pipeline, ScriptInvocation, Value, cluster_routing::Slot};
 
 use super::{Conn, StoreError, StoreResult};
 
@@ -53,6 +53,11 @@ impl Replicated {
     pub fn confirmed(self) -> bool {
         matches!(self, Replicated::NoReplica | Replicated::Acked)
     }
+
+    /// Of two writes' results, the one that spoils both: unconfirmed if either is.
+    pub fn and(self, other: Replicated) -> Replicated {
+        if self.confirmed() { other } else { self }
+    }
 }
 
 /// What ROLE says of the node holding a slot.
@@ -80,33 +85,94 @@ impl ReplicaAcks {
 
     /// Waits until a replica of the node holding `key` has what `conn` wrote to it; counts
     /// the waits by `step` and result. An error (the node gone) means the write may be lost.
+    /// Only for writes a retake repairs: a WAIT sent apart from its write can reach the
+    /// write's successor node after a partition (see [`ReplicaAcks::script`]).
     pub async fn wait(&self, conn: &mut Conn, key: &str, step: &'static str) -> StoreResult<Replicated> {
-        let result = self.wait_once(conn, key).await?;
+        let result = match self.kind(conn, key).await? {
+            Node::Alone => Replicated::NoReplica,
+            Node::Demoted => Replicated::Demoted,
+            Node::Replicated => {
+                let mut wait = redis::cmd("WAIT");
+                wait.arg(1).arg(self.timeout.as_millis() as u64);
+                acked(conn.on_node_of(key, wait).await?)?
+            }
+        };
+        Ok(self.count(result, key, step))
+    }
+
+    /// Runs `script`, whose keys hash to `key`'s slot, and waits until a replica has what it
+    /// wrote. The WAIT rides in one pipeline behind the script, so it reaches the node the
+    /// script reached: a partitioned master that took the write after the cluster replaced it
+    /// is asked, and says no, instead of its successor, which never had the write.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        conn: &mut Conn,
+        key: &str,
+        step: &'static str,
+        script: &ScriptInvocation<'_>,
+    ) -> StoreResult<(T, Replicated)> {
+        let node = self.kind(conn, key).await?;
+        if node != Node::Replicated {
+            let reply = script.invoke_async(conn).await?;
+            let result = if node == Node::Demoted { Replicated::Demoted } else { Replicated::NoReplica };
+            return Ok((reply, self.count(result, key, step)));
+        }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(script).add_command(self.wait_cmd());
+        let replies: Vec<Value> = match pipe.query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.load_async(conn).await?;
+                pipe.query_async(conn).await?
+            }
+            other => other?,
+        };
+        let [reply, wait] = <[Value; 2]>::try_from(replies)
+            .map_err(|r| StoreError::Reply(format!("a script and WAIT answered {} replies", r.len())))?;
+        let result = acked(wait)?;
+        Ok((T::from_redis_value(reply).map_err(redis::RedisError::from)?, self.count(result, key, step)))
+    }
+
+    /// Runs `pipe`, whose commands all hash to `key`'s slot and whose replies are ignored, with
+    /// a WAIT behind them in the same pipeline (as [`ReplicaAcks::script`]).
+    pub async fn write(
+        &self,
+        conn: &mut Conn,
+        key: &str,
+        step: &'static str,
+        mut pipe: Pipeline,
+    ) -> StoreResult<Replicated> {
+        let node = self.kind(conn, key).await?;
+        if node != Node::Replicated {
+            pipe.query_async::<()>(conn).await?;
+            let result = if node == Node::Demoted { Replicated::Demoted } else { Replicated::NoReplica };
+            return Ok(self.count(result, key, step));
+        }
+        pipe.add_command(self.wait_cmd());
+        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        let wait = replies.into_iter().last().ok_or_else(|| StoreError::Reply("an empty pipeline reply".into()))?;
+        Ok(self.count(acked(wait)?, key, step))
+    }
+
+    fn wait_cmd(&self) -> Cmd {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(1).arg(self.timeout.as_millis() as u64);
+        wait
+    }
+
+    /// What to wait for on the node holding `key`: nothing when waiting is off.
+    async fn kind(&self, conn: &mut Conn, key: &str) -> StoreResult<Node> {
+        if self.timeout.is_zero() { Ok(Node::Alone) } else { self.node(conn, key).await }
+    }
+
+    /// Counts a wait by `step` and result, and warns of one that confirmed nothing.
+    fn count(&self, result: Replicated, key: &str, step: &'static str) -> Replicated {
         if result != Replicated::NoReplica {
             metrics::counter!(crate::metrics::REPLICA_WAITS, "step" => step, "result" => result.as_str()).increment(1);
         }
         if !result.confirmed() {
             tracing::warn!(%key, ?self.timeout, %step, ?result, "no replica confirmed the write");
         }
-        Ok(result)
-    }
-
-    async fn wait_once(&self, conn: &mut Conn, key: &str) -> StoreResult<Replicated> {
-        if self.timeout.is_zero() {
-            return Ok(Replicated::NoReplica);
-        }
-        match self.node(conn, key).await? {
-            Node::Alone => return Ok(Replicated::NoReplica),
-            Node::Demoted => return Ok(Replicated::Demoted),
-            Node::Replicated => {}
-        }
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(1).arg(self.timeout.as_millis() as u64);
-        let acked = match conn.on_node_of(key, wait).await? {
-            Value::Int(n) => n,
-            other => return Err(StoreError::Reply(format!("WAIT answered {other:?}"))),
-        };
-        Ok(if acked >= 1 { Replicated::Acked } else { Replicated::TimedOut })
+        result
     }
 
     /// What the node holding `key` is, as ROLE said within the last few seconds (a demoted
@@ -127,6 +193,15 @@ impl ReplicaAcks {
             self.known.lock().unwrap().insert(slot, (Instant::now(), node));
         }
         Ok(node)
+    }
+}
+
+/// What WAIT answered: how many replicas have the writes.
+fn acked(reply: Value) -> StoreResult<Replicated> {
+    match reply {
+        Value::Int(n) if n >= 1 => Ok(Replicated::Acked),
+        Value::Int(_) => Ok(Replicated::TimedOut),
+        other => Err(StoreError::Reply(format!("WAIT answered {other:?}"))),
     }
 }
 

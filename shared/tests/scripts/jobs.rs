@@ -3,15 +3,23 @@
 use sluice_shared::{
     keys,
     model::{Entry, Job, OutcomeKind},
-    redis::scripts::{
-        campaign::{self, Requeue},
-        jobs::{self, Counted, Decision, Outcome, Poisoned, Source},
+    redis::{
+        replicas::ReplicaAcks,
+        scripts::{
+            campaign::{self, Requeue},
+            jobs::{self, Counted, Decision, Outcome, Poisoned, Source},
+        },
     },
 };
 
 use crate::Redis;
 
 const DAY_MS: u64 = 86_400_000;
+
+/// Replica waits off: these servers have no replica.
+pub fn off() -> ReplicaAcks {
+    ReplicaAcks::new(std::time::Duration::ZERO)
+}
 
 fn entry(id: &str, index: u64, attempt: u32) -> Entry {
     let now = chrono::Utc::now().timestamp_millis() as u64;
@@ -66,9 +74,9 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
     jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &both).await.unwrap();
     let outcome = |entry, kind| Outcome { entry, kind, retry_delay_ms: 60_000, detail_json: "{}".into() };
     let outcomes = [outcome(&sent, OutcomeKind::Sent), outcome(&deferred, OutcomeKind::Deferred)];
-    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    let counted = jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &outcomes).await.unwrap().0;
     assert_eq!(counted, [Counted::Recorded, Counted::Recorded]);
-    let again = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    let again = jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &outcomes).await.unwrap().0;
     assert_eq!(again, [Counted::Stale, Counted::Stale], "a replay never counts twice");
     let c = redis.counts("c").await;
     assert_eq!((c["queued"], c["sent"], c["deferred"]), (0, 1, 1), "{c:?}");
@@ -82,7 +90,7 @@ async fn record_counts_an_outcome_once_and_schedules_a_retry() {
     let _: () = redis.cmd(&["HINCRBY", &keys::campaign_counts("c"), "queued", "1"]).await;
     jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&late)).await.unwrap();
     let too_late = Outcome { retry_delay_ms: 2 * DAY_MS, ..outcome(&late, OutcomeKind::Deferred) };
-    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &[too_late]).await.unwrap();
+    let counted = jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &[too_late]).await.unwrap().0;
     assert_eq!(counted, [Counted::FailedPastMaxAge]);
     assert_eq!(redis.state("c", 2).await.as_deref(), Some("f"));
 }
@@ -97,9 +105,9 @@ async fn an_outcome_whose_in_flight_mark_a_failover_lost_is_still_counted_once()
     let _: () = redis.cmd(&["HSET", &keys::campaign_state("c"), "1", "d0", "2", "q0:9-9"]).await;
     let outcome = |entry| Outcome { entry, kind: OutcomeKind::Sent, retry_delay_ms: 60_000, detail_json: "{}".into() };
     let outcomes = [outcome(&first), outcome(&retry), outcome(&other)];
-    let counted = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    let counted = jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &outcomes).await.unwrap().0;
     assert_eq!(counted, [Counted::Recorded, Counted::Recorded, Counted::Stale]);
-    let again = jobs::record(&mut redis.conn, "c", 100, DAY_MS, &outcomes).await.unwrap();
+    let again = jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &outcomes).await.unwrap().0;
     assert_eq!(again, [Counted::Stale, Counted::Stale, Counted::Stale], "a replay never counts twice");
     assert_eq!(redis.counts("c").await["sent"], 2);
     assert_eq!(redis.state("c", 2).await.as_deref(), Some("q0:9-9"), "the other copy's mark stands");
@@ -111,14 +119,19 @@ async fn hold_puts_jobs_back_unsent_without_using_an_attempt() {
     redis.campaign("c", "running", 1).await;
     let held = entry("1-0", 0, 0);
     jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&held)).await.unwrap();
-    let n = jobs::hold(&mut redis.conn, "c", 100, 5_000, r#"{"reason":"warmup_cap"}"#, &[&held]).await.unwrap();
+    let (n, _) =
+        jobs::hold(&mut redis.conn, &off(), "c", 100, 5_000, r#"{"reason":"warmup_cap"}"#, &[&held]).await.unwrap();
     assert_eq!(n, 1);
     assert_eq!(redis.state("c", 0).await, None, "as before the first attempt");
     let c = redis.counts("c").await;
     assert_eq!((c["queued"], c["deferred"]), (0, 1), "{c:?}");
     let score: f64 = redis.cmd(&["ZSCORE", &keys::campaign_retry("c"), &held.job.member()]).await;
     assert_eq!(score, 5_000.0);
-    assert_eq!(jobs::hold(&mut redis.conn, "c", 100, 5_000, "{}", &[&held]).await.unwrap(), 0, "no longer in flight");
+    assert_eq!(
+        jobs::hold(&mut redis.conn, &off(), "c", 100, 5_000, "{}", &[&held]).await.unwrap().0,
+        0,
+        "no longer in flight"
+    );
 }
 
 #[tokio::test]

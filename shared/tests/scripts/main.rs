@@ -6,6 +6,7 @@ mod destination;
 mod engagement;
 mod jobs;
 mod plumbing;
+mod replicas;
 
 use std::collections::BTreeMap;
 

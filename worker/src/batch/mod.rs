@@ -234,12 +234,12 @@ async fn handle_campaign<T: Transport>(
     let campaign =
         retrying(ctx, "campaign", || async { ctx.campaigns.get(&mut ctx.conn().await?, campaign_id).await }).await?;
     let mut conn = retrying(ctx, "connect", || ctx.conn()).await?;
-    let to_send = match &campaign {
+    let (to_send, capped) = match &campaign {
         Some(Ok(c)) => warmup::within_cap(ctx, &mut conn, c, to_send).await?,
-        _ => to_send,
+        _ => (to_send, Replicated::NoReplica),
     };
     if to_send.is_empty() {
-        return settled(ctx, &mut conn, campaign_id, &decisions).await;
+        return Ok(capped.and(settled(ctx, &mut conn, campaign_id, &decisions).await?));
     }
     let permits = ctx.domain_permits(domain, lane);
     let limit = ctx.config.limits.for_domain(domain);
@@ -297,17 +297,15 @@ async fn handle_campaign<T: Transport>(
     if let Some((_, first)) = held.first() {
         let entries: Vec<&Entry> = held.iter().map(|(e, _)| *e).collect();
         let until = first.hold_until.expect("partitioned on hold_until");
-        let held = retrying(ctx, "hold", || async {
-            let mut conn = ctx.conn().await?;
-            warmup::hold(ctx, &mut conn, campaign_id, &entries, until, &first.detail).await?;
-            ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await
-        })
-        .await?;
-        if !held.confirmed() {
-            return Ok(held);
-        }
+        let hold = || async {
+            let (_, held) =
+                warmup::hold(ctx, &mut ctx.conn().await?, campaign_id, &entries, until, &first.detail).await?;
+            Ok(held)
+        };
+        let held = retrying(ctx, "hold", hold).await?;
+        return Ok(capped.and(replicated).and(held));
     }
-    Ok(replicated)
+    Ok(capped.and(replicated))
 }
 
 async fn deliver<T: Transport>(
@@ -409,11 +407,9 @@ async fn record<T: Transport>(
         })
         .collect();
     let maxlen = ctx.config.campaigns.events_maxlen;
-    let counted = jobs::record(&mut conn, campaign_id, maxlen, retry.max_age.as_millis(), &outcomes).await?;
     // The ack that follows removes the jobs from another node (on a cluster): the outcomes
     // must survive a failover of this one first.
-    let replicated = ctx.replicas.wait(&mut conn, &keys::campaign_state(campaign_id), "record").await?;
-    Ok((counted, replicated))
+    jobs::record(&mut conn, &ctx.replicas, campaign_id, (maxlen, retry.max_age.as_millis()), &outcomes).await
 }
 
 mod effects;

@@ -6,7 +6,10 @@
 use redis::ToRedisArgs;
 
 use super::lua;
-use crate::redis::{Conn, StoreResult};
+use crate::redis::{
+    Conn, StoreResult,
+    replicas::{ReplicaAcks, Replicated},
+};
 
 lua!(MARK, "mark_ready", Clock, &["due"]);
 lua!(UNREADY, "unready", Clock, &["due"]);
@@ -15,6 +18,18 @@ lua!(RESCHEDULE, "reschedule", Clock, &["due"]);
 /// Marks `members` of due set `due` as due now (Redis clock); returns that time.
 pub async fn mark(conn: &mut Conn, due: &str, members: &[&str]) -> StoreResult<i64> {
     Ok(MARK.on(due).arg(members).invoke_async(conn).await?)
+}
+
+/// [`mark`], and waits for a replica to have the mark (as [`ReplicaAcks::script`]): a mark
+/// lost in a failover leaves its members unvisited until they are marked again.
+pub async fn mark_replicated(
+    conn: &mut Conn,
+    (replicas, step): (&ReplicaAcks, &'static str),
+    due: &str,
+    members: &[&str],
+) -> StoreResult<Replicated> {
+    let (_, replicated): (i64, _) = replicas.script(conn, due, step, MARK.on(due).arg(members)).await?;
+    Ok(replicated)
 }
 
 /// Removes `member` from `due` if its score is still `score_read` (a number, or its text as

@@ -7,7 +7,10 @@ use super::lua;
 use crate::{
     feed,
     model::{Entry, Job, OutcomeKind},
-    redis::{Conn, StoreError, StoreResult},
+    redis::{
+        Conn, StoreError, StoreResult,
+        replicas::{ReplicaAcks, Replicated},
+    },
 };
 
 lua!(DECIDE, "decide", campaign);
@@ -109,14 +112,15 @@ pub enum Counted {
     FailedPastMaxAge,
 }
 
-/// Records `outcomes` of campaign `id`'s jobs, in order.
+/// Records `outcomes` of campaign `id`'s jobs, in order, and waits for a replica to have them
+/// (their jobs are acked next, on another node of a cluster).
 pub async fn record(
     conn: &mut Conn,
+    replicas: &ReplicaAcks,
     id: &str,
-    events_maxlen: u64,
-    max_age_ms: u64,
+    (events_maxlen, max_age_ms): (u64, u64),
     outcomes: &[Outcome<'_>],
-) -> StoreResult<Vec<Counted>> {
+) -> StoreResult<(Vec<Counted>, Replicated)> {
     let mut invocation = RECORD.for_campaign(id);
     invocation.arg(events_maxlen).arg(max_age_ms);
     for o in outcomes {
@@ -125,34 +129,37 @@ pub async fn record(
         invocation.arg(job.index).arg(job.attempt).arg(&o.entry.id).arg(o.kind.as_str()).arg(o.retry_delay_ms);
         invocation.arg(next.member()).arg(job.queued_at_ms).arg(&job.recipient).arg(&o.detail_json);
     }
-    let flags: Vec<i64> = feed::write_events(conn, id, &invocation).await?;
-    Ok(flags
+    let (flags, replicated): (Vec<i64>, _) =
+        feed::write_events_replicated(conn, id, &invocation, (replicas, "record")).await?;
+    let counted = flags
         .into_iter()
         .map(|f| match f {
             1 => Counted::Recorded,
             2 => Counted::FailedPastMaxAge,
             _ => Counted::Stale,
         })
-        .collect())
+        .collect();
+    Ok((counted, replicated))
 }
 
 /// Puts `held` jobs of campaign `id` back to wait until `until_ms`, unsent and without using
-/// an attempt; how many were still current and held.
+/// an attempt; how many were still current and held, and whether a replica has it.
 pub async fn hold(
     conn: &mut Conn,
+    replicas: &ReplicaAcks,
     id: &str,
     events_maxlen: u64,
     until_ms: i64,
     detail_json: &str,
     held: &[&Entry],
-) -> StoreResult<u64> {
+) -> StoreResult<(u64, Replicated)> {
     let mut invocation = HOLD.for_campaign(id);
     invocation.arg(events_maxlen).arg(until_ms).arg(detail_json);
     for e in held {
         let waiting = Job { parked: false, ..e.job.clone() };
         invocation.arg(e.job.index).arg(e.job.attempt).arg(&e.id).arg(waiting.member()).arg(&e.job.recipient);
     }
-    feed::write_events(conn, id, &invocation).await
+    feed::write_events_replicated(conn, id, &invocation, (replicas, "record")).await
 }
 
 /// A job that kept killing or stalling its workers, already copied to the dead letters.
