@@ -2,7 +2,9 @@
 # Sluice on a three-master Redis Cluster: four campaigns (RECIPIENTS in all, 50 domains) and
 # 200 transactional messages, 2 workers, 1 scheduler. Prints the send rate, then how the
 # keys and the traffic spread over the masters: slots, keys by kind of hash tag, commands and
-# CPU each master spent during the run, and the hottest keys (LFU access frequency).
+# CPU each node spent during the run, and the hottest keys (LFU access frequency).
+# CLUSTER_REPLICAS=1 gives each master a replica (Sluice then waits for it at each hand-off;
+# SLUICE__REDIS__REPLICA_ACK_TIMEOUT=0ms turns that off, to see what the safety costs).
 #   scripts/bench-cluster.sh [RECIPIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,14 +61,14 @@ done
 t1=$(date +%s.%N)
 sent=0
 for c in 1 2 3 4; do sent=$((sent + $(json_field "$(api GET /v1/campaigns/spread$c)" sent))); done
-awk -v n="$N" -v s="$sent" -v t0="$t0" -v t1="$t1" 'BEGIN {
-  printf "cluster                 3 masters, no replicas; 2 workers, 1 scheduler\n"
+awk -v n="$N" -v s="$sent" -v t0="$t0" -v t1="$t1" -v replicas="${CLUSTER_REPLICAS:-0}" 'BEGIN {
+  printf "cluster                 3 masters, %d replica(s) each; 2 workers, 1 scheduler\n", replicas
   printf "campaigns               4 x %d recipients over 50 domains, + 200 messages\n", n / 4
   printf "sent                    %d of %d in %.2f s (%.0f msg/s, upload included)\n", s, n, t1 - t0, s / (t1 - t0)
 }'
 
 echo
-printf "%-7s %6s %6s %8s %8s %8s %8s %12s %8s\n" master slots keys "{c:..}" "{d:..}" "{e:..}" other commands "cpu s"
+printf "%-7s %6s %6s %8s %8s %8s %8s %12s %8s\n" node slots keys "{c:..}" "{d:..}" "{e:..}" other commands "cpu s"
 for port in "${REDIS_NODES[@]}"; do
   slots=$(node "$port" CLUSTER NODES | awk '/myself/ { n = 0; for (i = 9; i <= NF; i++) { split($i, r, "-"); n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }')
   node "$port" --scan >"$STACK_DIR/keys-$port"
@@ -96,7 +98,7 @@ for port in "${REDIS_NODES[@]}"; do
   while read -r key; do
     printf '%s %s %s\n' "$(node "$port" OBJECT FREQ "$key")" "$port" "$key"
   done <"$STACK_DIR/keys-$port"
-done | sort -rn | head -n 12
+done | sort -rn | awk 'NR <= 12'
 echo
 echo "key -> slot examples:"
 for key in 'sluice:{c:spread1}:state' 'sluice:{c:spread2}:state' 'sluice:{d:d0.example}:q' 'sluice:{d:d1.example}:q' \
