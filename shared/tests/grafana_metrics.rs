@@ -6,6 +6,7 @@ use sluice_shared::metrics as m;
 
 const EXPORTED: &[&str] = &[
     m::MESSAGES,
+    m::REPLICA_WAITS,
     m::SMTP_LATENCY,
     m::QUEUE_DEPTH,
     m::TOKEN_WAITS,
