@@ -81,6 +81,12 @@ async fn a_write_is_confirmed_only_once_a_replica_has_it() {
     let len: u64 = redis::cmd("XLEN").arg("{d:x}:bulk").query_async(&mut from_replica).await.unwrap();
     assert_eq!(len, 1, "the jobs reached the replica before the write was confirmed");
 
+    // A node that answers ROLE as a replica (a partitioned master that rejoined) confirms
+    // nothing: its writes die at its resync.
+    let fresh = ReplicaAcks::new(Duration::from_millis(300));
+    let demoted = fresh.wait(&mut from_replica, &keys::campaign_state("c"), "ack").await.unwrap();
+    assert_eq!(demoted, Replicated::Demoted);
+
     replica.freeze(true);
     let frozen = send(&mut redis, &replicas, 2).await;
     assert_eq!(frozen, (vec![Counted::Recorded], Replicated::TimedOut), "recorded on the master, not confirmed");
