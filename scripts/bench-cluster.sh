@@ -67,6 +67,10 @@ awk -v n="$N" -v s="$sent" -v t0="$t0" -v t1="$t1" -v replicas="${CLUSTER_REPLIC
   printf "sent                    %d of %d in %.2f s (%.0f msg/s, upload included)\n", s, n, t1 - t0, s / (t1 - t0)
 }'
 
+# The hand-offs that waited for a replica, by result (none without replicas).
+for url in "${WORKER_METRICS[@]}" "http://127.0.0.1:$SCHED_METRICS_PORT/metrics"; do curl -s "$url"; done |
+  awk -F'[{}]' '/^sluice_redis_replica_waits_total\{/ { split($2, l, /result="/); r = substr(l[2], 1, index(l[2], "\"") - 1); n[r] += $3 }
+    END { printf "replica waits          "; for (r in n) printf " %s=%d", r, n[r]; print "" }'
 echo
 printf "%-7s %6s %6s %8s %8s %8s %8s %12s %8s\n" node slots keys "{c:..}" "{d:..}" "{e:..}" other commands "cpu s"
 for port in "${REDIS_NODES[@]}"; do
