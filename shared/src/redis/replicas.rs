@@ -71,6 +71,17 @@ enum Node {
     Demoted,
 }
 
+impl Node {
+    /// What a write to this node amounts to without a WAIT; None where one is worth sending.
+    fn unwaited(self) -> Option<Replicated> {
+        match self {
+            Node::Alone => Some(Replicated::NoReplica),
+            Node::Demoted => Some(Replicated::Demoted),
+            Node::Replicated => None,
+        }
+    }
+}
+
 /// Per process: the timeout, and whether each slot's node had a replica when last asked.
 pub struct ReplicaAcks {
     timeout: Duration,
@@ -88,14 +99,9 @@ impl ReplicaAcks {
     /// Only for writes a retake repairs: a WAIT sent apart from its write can reach the
     /// write's successor node after a partition (see [`ReplicaAcks::script`]).
     pub async fn wait(&self, conn: &mut Conn, key: &str, step: &'static str) -> StoreResult<Replicated> {
-        let result = match self.kind(conn, key).await? {
-            Node::Alone => Replicated::NoReplica,
-            Node::Demoted => Replicated::Demoted,
-            Node::Replicated => {
-                let mut wait = redis::cmd("WAIT");
-                wait.arg(1).arg(self.timeout.as_millis() as u64);
-                acked(conn.on_node_of(key, wait).await?)?
-            }
+        let result = match self.kind(conn, key).await?.unwaited() {
+            Some(result) => result,
+            None => acked(conn.on_node_of(key, self.wait_cmd()).await?)?,
         };
         Ok(self.count(result, key, step))
     }
@@ -111,10 +117,8 @@ impl ReplicaAcks {
         step: &'static str,
         script: &ScriptInvocation<'_>,
     ) -> StoreResult<(T, Replicated)> {
-        let node = self.kind(conn, key).await?;
-        if node != Node::Replicated {
+        if let Some(result) = self.kind(conn, key).await?.unwaited() {
             let reply = script.invoke_async(conn).await?;
-            let result = if node == Node::Demoted { Replicated::Demoted } else { Replicated::NoReplica };
             return Ok((reply, self.count(result, key, step)));
         }
         let mut pipe = redis::pipe();
@@ -141,10 +145,8 @@ impl ReplicaAcks {
         step: &'static str,
         mut pipe: Pipeline,
     ) -> StoreResult<Replicated> {
-        let node = self.kind(conn, key).await?;
-        if node != Node::Replicated {
+        if let Some(result) = self.kind(conn, key).await?.unwaited() {
             pipe.query_async::<()>(conn).await?;
-            let result = if node == Node::Demoted { Replicated::Demoted } else { Replicated::NoReplica };
             return Ok(self.count(result, key, step));
         }
         pipe.add_command(self.wait_cmd());
