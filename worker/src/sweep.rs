@@ -89,15 +89,18 @@ async fn sweep_leased<T: Transport>(
         )
         .await?;
         if !scanned.entries.is_empty() {
-            let decisions = jobs::decide(conn, campaign, maxlen, max_age, Source::Swept, &scanned.entries).await?;
-            if decisions.contains(&Decision::Leave) {
-                break; // running again: its entries go the normal way
-            }
-            let ids: Vec<String> = scanned.entries.iter().map(|e| e.id.clone()).collect();
             // Settled before deleted: a crash in between leaves entries whose jobs are
             // settled, which the next reader skips or parks again (the same member); and the
-            // settling reaches a replica first, so a failover cannot take it back.
-            ctx.replicas.wait(conn, &keys::campaign_state(campaign), "sweep").await?;
+            // settling reaches a replica first, so a failover cannot take it back (unconfirmed,
+            // the entries stay for the next sweep, which settles them again or skips them).
+            let waited = (&ctx.replicas, "sweep");
+            let (decisions, replicated) =
+                jobs::decide_replicated(conn, waited, campaign, (maxlen, max_age), Source::Swept, &scanned.entries)
+                    .await?;
+            if decisions.contains(&Decision::Leave) || !replicated.confirmed() {
+                break; // running again (its entries go the normal way), or not yet safe
+            }
+            let ids: Vec<String> = scanned.entries.iter().map(|e| e.id.clone()).collect();
             stream::delete(conn, &stream_key, &ids).await?;
             swept.count(&decisions);
         }

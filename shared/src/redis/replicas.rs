@@ -96,8 +96,9 @@ impl ReplicaAcks {
 
     /// Waits until a replica of the node holding `key` has what `conn` wrote to it; counts
     /// the waits by `step` and result. An error (the node gone) means the write may be lost.
-    /// Only for writes a retake repairs: a WAIT sent apart from its write can reach the
-    /// write's successor node after a partition (see [`ReplicaAcks::script`]).
+    /// Sent apart from the write, so after a partition it can reach the write's successor,
+    /// which never had it (see [`ReplicaAcks::script`]): used where the write came in an
+    /// earlier step (an ack; a batch that sent nothing after deciding).
     pub async fn wait(&self, conn: &mut Conn, key: &str, step: &'static str) -> StoreResult<Replicated> {
         let result = match self.kind(conn, key).await?.unwaited() {
             Some(result) => result,

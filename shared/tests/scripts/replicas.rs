@@ -1,6 +1,7 @@
 //! Replica waits against a real master and replica: the WAIT rides behind the write in one
-//! pipeline (a script's, a plain pipeline's), a script the master forgot is loaded again, and
-//! a replica that does not answer is never taken for one that has the write.
+//! pipeline (a script's, a plain pipeline's, a sweep's decisions), a script the master forgot
+//! is loaded again, and a replica that does not answer is never taken for one that has the
+//! write.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use sluice_shared::{
         replicas::{ReplicaAcks, Replicated},
         scripts::{
             due,
-            jobs::{self, Counted, Outcome, Source},
+            jobs::{self, Counted, Decision, Outcome, Source},
         },
     },
 };
@@ -41,6 +42,13 @@ async fn send(redis: &mut Redis, replicas: &ReplicaAcks, index: u64) -> (Vec<Cou
     jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&e)).await.unwrap();
     let sent = Outcome { entry: &e, kind: OutcomeKind::Sent, retry_delay_ms: 0, detail_json: "{}".into() };
     jobs::record(&mut redis.conn, replicas, "c", (100, DAY_MS), &[sent]).await.unwrap()
+}
+
+/// A sweep's decision on entry `index`'s job (parked while the campaign is paused).
+async fn sweep(redis: &mut Redis, replicas: &ReplicaAcks, index: u64) -> (Vec<Decision>, Replicated) {
+    let swept = [entry(index)];
+    let waited = (replicas, "sweep");
+    jobs::decide_replicated(&mut redis.conn, waited, "c", (100, DAY_MS), Source::Swept, &swept).await.unwrap()
 }
 
 async fn replica_state(replica: &mut Conn, index: u64) -> Option<String> {
@@ -87,7 +95,16 @@ async fn a_write_is_confirmed_only_once_a_replica_has_it() {
     let demoted = fresh.wait(&mut from_replica, &keys::campaign_state("c"), "ack").await.unwrap();
     assert_eq!(demoted, Replicated::Demoted);
 
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "paused"]).await;
+    let parked = sweep(&mut redis, &replicas, 9).await;
+    assert_eq!(parked, (vec![Decision::Parked], Replicated::Acked), "a sweep's park, confirmed");
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "running"]).await;
+
     replica.freeze(true);
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "paused"]).await;
+    let parked = sweep(&mut redis, &replicas, 8).await;
+    assert_eq!(parked, (vec![Decision::Parked], Replicated::TimedOut), "a sweep keeps these entries");
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "status", "running"]).await;
     let frozen = send(&mut redis, &replicas, 2).await;
     assert_eq!(frozen, (vec![Counted::Recorded], Replicated::TimedOut), "recorded on the master, not confirmed");
     let mut pipe = redis::pipe();

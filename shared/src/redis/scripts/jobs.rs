@@ -67,6 +67,33 @@ pub async fn decide(
     source: Source,
     entries: &[Entry],
 ) -> StoreResult<Vec<Decision>> {
+    let invocation = decide_invocation(id, (events_maxlen, max_age_ms), source, entries);
+    let reply: Vec<redis::Value> = feed::write_events(conn, id, &invocation).await?;
+    decisions(&reply, entries.len())
+}
+
+/// [`decide`], waiting for a replica to have what it wrote (its parks and drops are handed off
+/// when the entries are deleted next, as a sweep does).
+pub async fn decide_replicated(
+    conn: &mut Conn,
+    (replicas, step): (&ReplicaAcks, &'static str),
+    id: &str,
+    (events_maxlen, max_age_ms): (u64, u64),
+    source: Source,
+    entries: &[Entry],
+) -> StoreResult<(Vec<Decision>, Replicated)> {
+    let invocation = decide_invocation(id, (events_maxlen, max_age_ms), source, entries);
+    let (reply, replicated): (Vec<redis::Value>, _) =
+        feed::write_events_replicated(conn, id, &invocation, (replicas, step)).await?;
+    Ok((decisions(&reply, entries.len())?, replicated))
+}
+
+fn decide_invocation(
+    id: &str,
+    (events_maxlen, max_age_ms): (u64, u64),
+    source: Source,
+    entries: &[Entry],
+) -> redis::ScriptInvocation<'static> {
     let mut invocation = DECIDE.for_campaign(id);
     let mode = match source {
         Source::Taken => "take",
@@ -83,11 +110,15 @@ pub async fn decide(
             .arg(&e.job.recipient)
             .arg(e.job.queued_at_ms);
     }
-    let reply: Vec<redis::Value> = feed::write_events(conn, id, &invocation).await?;
+    invocation
+}
+
+/// decide.lua's reply (`{status, code...}`) as one decision per job.
+fn decisions(reply: &[redis::Value], jobs: usize) -> StoreResult<Vec<Decision>> {
     let codes: Vec<Decision> =
         reply.iter().skip(1).map(|v| Decision::from_code(redis::from_redis_value_ref(v).unwrap_or(0))).collect();
-    if codes.len() != entries.len() {
-        return Err(StoreError::Reply(format!("decide returned {} codes for {} jobs", codes.len(), entries.len())));
+    if codes.len() != jobs {
+        return Err(StoreError::Reply(format!("decide returned {} codes for {jobs} jobs", codes.len())));
     }
     Ok(codes)
 }
