@@ -47,7 +47,9 @@ async fn outcomes_reach_the_replica_before_their_jobs_are_acked() {
     stack.wait_accepted(40).await;
     let sent_at = Instant::now();
     assert!(stack.pending_jobs(2) > 0, "sent, but not acked while no replica confirms the outcomes");
-    wait_for("the acks after the timeout", Duration::from_secs(20), || async {
+    // Each unconfirmed step costs the 2 s timeout, and the retake waits for the lane's next
+    // visit: on a loaded machine (the cluster suite beside it) this took over 20 s once.
+    wait_for("the acks after the timeout", Duration::from_secs(45), || async {
         (stack.pending_jobs(2) == 0).then_some(())
     })
     .await;
