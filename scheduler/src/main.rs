@@ -4,7 +4,7 @@
 
 use sluice_scheduler::{
     api, events, history, http, inbound,
-    pipeline::{duties, enqueue},
+    pipeline::{duties, enqueue, reconcile},
     public, smtp_server, submission, suppression, tls, webhook,
 };
 
@@ -106,6 +106,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
     };
     tokio::spawn(suppression::migrate::run_until_done(pool.clone(), shutdown.clone()));
     let pump = tokio::spawn(events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    let reconcile = tokio::spawn(reconcile::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
     let history_writers =
         history.map(|h| tokio::spawn(history::writer::run(pool.clone(), h, consumer.clone(), shutdown.clone())));
@@ -116,6 +117,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
         _ => anyhow::bail!("the API thread stopped abnormally"),
     }
     pump.await?;
+    reconcile.await?;
     webhooks.await?;
     if let Some(writers) = history_writers {
         writers.await?;

@@ -215,6 +215,11 @@ pub fn feed_lease(shard: usize) -> String {
     format!("sluice:{{e:{shard}}}:lease")
 }
 
+/// The reconcile duty's lease: one scheduler at a time looks for lost jobs.
+pub fn reconcile_lease() -> &'static str {
+    "sluice:reconcile:lease"
+}
+
 /// Hash of webhook endpoints made over the API: id -> JSON (url, secret, events).
 pub fn webhooks() -> String {
     "sluice:webhooks".into()

@@ -85,6 +85,9 @@ pub const WEBHOOK_LAST_SUCCESS: &str = "sluice_webhook_last_success_timestamp_se
 pub const INTAKE_ERRORS: &str = "sluice_intake_errors_total";
 /// Jobs moved from retry back into domain streams.
 pub const RETRIES_PROMOTED: &str = "sluice_retries_promoted_total";
+/// Jobs the reconcile duty put back (found nowhere) or dropped (recipient already recorded):
+/// label `action` (requeued, dropped).
+pub const RECONCILED: &str = "sluice_reconciled_jobs_total";
 /// Jobs a worker holds right now.
 pub const INFLIGHT: &str = "sluice_worker_inflight";
 /// SMTP replies that were not 2xx, by how the rules read them: labels `category`, `action`.
@@ -201,6 +204,9 @@ pub fn initialize(role: crate::config::Role, config: &crate::config::Config) {
                 metrics::counter!(name).absolute(0);
             }
             metrics::counter!(REDIS_ERRORS, "op" => "duties").absolute(0);
+            for action in ["requeued", "dropped"] {
+                metrics::counter!(RECONCILED, "action" => action).absolute(0);
+            }
             if config.history.url.is_some() {
                 for name in [HISTORY_WRITTEN, HISTORY_DROPPED, HISTORY_ERRORS] {
                     metrics::counter!(name).absolute(0);
@@ -286,6 +292,7 @@ fn describe() {
     describe_gauge!(WEBHOOK_LAST_SUCCESS, "Unix time of a webhook endpoint's last successful POST");
     describe_counter!(INTAKE_ERRORS, "Intake stream entries rejected");
     describe_counter!(RETRIES_PROMOTED, "Jobs moved from retry back into destination streams");
+    describe_counter!(RECONCILED, "Lost jobs the reconcile duty put back, or stale ones it dropped (action)");
     describe_gauge!(INFLIGHT, "Jobs held by this worker");
     describe_counter!(REDIS_ERRORS, "Redis errors by operation");
     describe_counter!(SMTP_CONNECTIONS_OPENED, "SMTP connections opened");

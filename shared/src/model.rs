@@ -342,6 +342,19 @@ impl Job {
         })
     }
 
+    /// The first job of staged recipient `index` of campaign `id`, queued at `now_ms`.
+    pub fn from_staged(id: &str, index: u64, staged: Staged, now_ms: u64) -> Job {
+        Job {
+            campaign: id.to_string(),
+            index,
+            recipient: staged.recipient,
+            vars: staged.vars.map(|v| serde_json::Value::Object(v).to_string()).unwrap_or_default(),
+            attempt: 0,
+            queued_at_ms: now_ms,
+            parked: false,
+        }
+    }
+
     /// The JSON member this job is kept under in a campaign's retry set.
     pub fn member(&self) -> String {
         serde_json::to_string(self).expect("job serialises")

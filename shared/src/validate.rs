@@ -154,6 +154,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "queued",
     "sent",
     "deferred",
+    "requeued",
     "bounced",
     "failed",
     "suppressed",

@@ -8,4 +8,5 @@ mod crash_points;
 mod crash_safety;
 mod lifecycle;
 mod poison;
+mod reconcile;
 mod scheduler_failover;

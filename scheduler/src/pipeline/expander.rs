@@ -52,16 +52,7 @@ pub async fn expand_chunk(conn: &mut Conn, enqueuer: &Enqueuer, config: &Config,
             dormant.push((index, r.recipient));
             continue;
         }
-        let vars = r.vars.map(|v| serde_json::Value::Object(v).to_string()).unwrap_or_default();
-        jobs.push(Job {
-            campaign: id.to_string(),
-            index,
-            recipient: r.recipient,
-            vars,
-            attempt: 0,
-            queued_at_ms: now,
-            parked: false,
-        });
+        jobs.push(Job::from_staged(id, index, r, now));
     }
     enqueuer.push(conn, &jobs, "expand").await?;
     let queued: Vec<(u64, &str)> = jobs.iter().map(|j| (j.index, j.recipient.as_str())).collect();

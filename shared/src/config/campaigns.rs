@@ -29,6 +29,10 @@ pub struct CampaignConfig {
     /// or resumed) for this long is cancelled; its data then expires after `retention`.
     #[serde(default = "defaults::idle_expiry")]
     pub idle_expiry: Span,
+    /// A running campaign whose counts did not move for this long is checked for lost jobs
+    /// (the reconcile duty), and again after each further such stretch.
+    #[serde(default = "defaults::reconcile_after")]
+    pub reconcile_after: Span,
 }
 
 impl Default for CampaignConfig {
@@ -40,6 +44,7 @@ impl Default for CampaignConfig {
             events_maxlen: defaults::events_maxlen(),
             retention: defaults::retention(),
             idle_expiry: defaults::idle_expiry(),
+            reconcile_after: defaults::reconcile_after(),
         }
     }
 }
@@ -48,6 +53,7 @@ impl CampaignConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("campaigns.max_inline_recipients", self.max_inline_recipients)?;
         at_least_one("campaigns.idle_expiry", self.idle_expiry.as_millis())?;
+        at_least_one("campaigns.reconcile_after", self.reconcile_after.as_millis())?;
         Ok(())
     }
 }
@@ -59,6 +65,9 @@ mod defaults {
     }
     pub fn idle_expiry() -> Span {
         Span::try_from("30d").unwrap()
+    }
+    pub fn reconcile_after() -> Span {
+        Span::try_from("10m").unwrap()
     }
     pub fn max_body_bytes() -> usize {
         1024 * 1024

@@ -88,7 +88,9 @@ async fn an_expansion_moves_staged_to_queued_once() {
     assert_eq!((c["staged"], c["queued"]), (0, 2), "{c:?}");
     assert_eq!(redis.event_types("race").await, ["queued", "queued"]);
     let staged: i64 = redis.cmd(&["LLEN", &keys::campaign_staged("race")]).await;
-    assert_eq!(staged, 0);
+    assert_eq!(staged, 2, "kept while the campaign runs, for the reconcile duty");
+    let again = campaign::expand_peek(&mut redis.conn, "race", 10, 100).await.unwrap();
+    assert_eq!((again.cursor, again.staged.len()), (2, 0), "read from the cursor on");
 }
 
 /// A cancel that lands between a scheduler's peek and its commit must leave the counts whole:
@@ -175,9 +177,12 @@ async fn a_cancel_drops_waiting_jobs_with_one_event_each() {
     let parked = r#"{"c":"c","i":5,"r":"b@x.example","a":0,"t":1,"p":true}"#;
     let _: () = redis.cmd(&["ZADD", &keys::campaign_retry("c"), "0", deferred, "1", parked]).await;
     let _: () = redis.cmd(&["HSET", &keys::campaign_counts("c"), "deferred", "1", "total", "5"]).await;
-    // Three recipients still staged, after 7 were expanded.
-    let staged = lines(&["s7@x.example", "s8@x.example", "s9@x.example"]);
-    let _: () = redis.cmd(&["RPUSH", &keys::campaign_staged("c"), &staged[0], &staged[1], &staged[2]]).await;
+    // Three recipients still staged, after 7 were expanded (the list keeps all ten).
+    let addresses: Vec<String> = (0..10).map(|i| format!("s{i}@x.example")).collect();
+    let staged = lines(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
+    for recipient in &staged {
+        let _: () = redis.cmd(&["RPUSH", &keys::campaign_staged("c"), recipient]).await;
+    }
     let _: () = redis.cmd(&["HSET", &keys::campaign_counts("c"), "staged", "3"]).await;
     let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "cursor", "7"]).await;
     assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0, "not cancelled yet");
@@ -190,6 +195,8 @@ async fn a_cancel_drops_waiting_jobs_with_one_event_each() {
     assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 1, "a chunk of two");
     assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0);
     assert_eq!(campaign::cancel_staged(&mut redis.conn, "c", 100, 2).await.unwrap(), 0, "nothing left");
+    let kept: i64 = redis.cmd(&["EXISTS", &keys::campaign_staged("c")]).await;
+    assert_eq!(kept, 0, "the staged list goes once every dropped recipient has its event");
     let events: Vec<(String, Vec<(String, String)>)> =
         redis.cmd(&["XRANGE", &keys::campaign_events("c"), "-", "+"]).await;
     let staged_ends: Vec<(String, String)> = events[2..]

@@ -190,3 +190,60 @@ async fn a_sweep_never_sends_and_parks_in_stream_order() {
     assert_eq!((c["queued"], c["cancelled"]), (0, 3), "{c:?}");
     assert_eq!(redis.event_types("c").await, ["cancelled"; 3]);
 }
+
+#[tokio::test]
+async fn a_campaign_that_completes_lets_its_staged_list_go() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 1).await;
+    let _: () = redis.cmd(&["RPUSH", &keys::campaign_staged("c"), r#"{"r":"r0@x.example"}"#]).await;
+    let sent = entry("1-0", 0, 0);
+    jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, std::slice::from_ref(&sent)).await.unwrap();
+    let kept: i64 = redis.cmd(&["EXISTS", &keys::campaign_staged("c")]).await;
+    assert_eq!(kept, 1, "kept while the campaign runs");
+    let outcome = Outcome { entry: &sent, kind: OutcomeKind::Sent, retry_delay_ms: 0, detail_json: "{}".into() };
+    jobs::record(&mut redis.conn, &off(), "c", (100, DAY_MS), &[outcome]).await.unwrap();
+    let status: String = redis.cmd(&["HGET", &keys::campaign_meta("c"), "status"]).await;
+    assert_eq!(status, "completed");
+    let kept: i64 = redis.cmd(&["EXISTS", &keys::campaign_staged("c")]).await;
+    assert_eq!(kept, 0, "gone with the last outcome");
+}
+
+/// The reconcile script puts a lost job back only where the state is still the one seen, in
+/// the retry set with the attempt and park flag that keep the counts whole once promoted.
+#[tokio::test]
+async fn a_reconciled_job_comes_back_once_and_keeps_the_counts() {
+    let mut redis = Redis::start().await;
+    redis.campaign("c", "running", 3).await;
+    let _: () = redis.cmd(&["HSET", &keys::campaign_meta("c"), "updated_at", "5"]).await;
+    // 0: pushed, never taken. 1: in flight at attempt 1 from entry 9-1. 2: attempt 0 deferred
+    // (counted deferred, not queued). 3: in flight, but the worker recorded it meanwhile.
+    let _: () = redis.cmd(&["HSET", &keys::campaign_state("c"), "1", "q1:9-1", "2", "d0", "3", "s"]).await;
+    let _: () = redis.cmd(&["HSET", &keys::campaign_counts("c"), "queued", "2", "deferred", "1"]).await;
+    let job = |index: u64, attempt: u32, parked: bool| Job { attempt, parked, ..entry("0-0", index, 0).job };
+    let lost = |index: u64, seen: &'static str, attempt: u32, parked: bool| campaign::Lost {
+        index,
+        seen,
+        member: job(index, attempt, parked).member(),
+        address: "r@x.example",
+    };
+    let all = [lost(0, "", 0, true), lost(1, "q1:9-1", 1, true), lost(2, "d0", 1, false), lost(3, "q0:9-3", 0, true)];
+    let moved = campaign::reconcile(&mut redis.conn, "c", (100, "4"), &all).await.unwrap();
+    assert!(moved.is_empty(), "a pause or resume since the look: nothing done");
+    let moved = campaign::reconcile(&mut redis.conn, "c", (100, "5"), &all).await.unwrap();
+    assert_eq!(moved, [0, 1, 2], "3 moved on since it was seen");
+    assert_eq!(redis.state("c", 0).await, None);
+    assert_eq!(redis.state("c", 1).await.as_deref(), Some("d0"), "back to before the claim");
+    assert_eq!(redis.state("c", 2).await.as_deref(), Some("d0"));
+    assert_eq!(redis.event_types("c").await, ["requeued"; 3]);
+    let again = campaign::reconcile(&mut redis.conn, "c", (100, "5"), &all).await.unwrap();
+    assert_eq!(again, [0, 2], "unchanged states match again: the duty waits before it looks again");
+    // Promotion then moves only the deferred one to queued, and each job is current.
+    let due = campaign::retry_due(&mut redis.conn, "c", 10).await.unwrap();
+    assert_eq!(due.len(), 3, "the same member, not a second one: {due:?}");
+    assert_eq!(campaign::retry_done(&mut redis.conn, "c", &due).await.unwrap(), 1);
+    let c = redis.counts("c").await;
+    assert_eq!((c["queued"], c["deferred"]), (3, 0), "{c:?}");
+    let taken: Vec<Entry> = [(0, 0), (1, 1), (2, 1)].iter().map(|(i, a)| entry(&format!("20-{i}"), *i, *a)).collect();
+    let decided = jobs::decide(&mut redis.conn, "c", 100, DAY_MS, Source::Taken, &taken).await.unwrap();
+    assert_eq!(decided, [Decision::Send; 3], "every job put back is the current one");
+}

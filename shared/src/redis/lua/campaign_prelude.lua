@@ -9,11 +9,13 @@ local function count(counts, field)
   return tonumber(redis.call('HGET', counts, field) or 0) or 0
 end
 
--- A running campaign with nothing staged, queued or deferred is complete.
+-- A running campaign with nothing staged, queued or deferred is complete; its staged list
+-- (kept for the reconcile duty) goes.
 local function maybe_complete(meta, counts, now)
   if redis.call('HGET', meta, 'status') ~= 'running' then return end
   if count(counts, 'staged') > 0 or count(counts, 'queued') > 0 or count(counts, 'deferred') > 0 then return end
   redis.call('HSET', meta, 'status', 'completed', 'completed_at', now)
+  redis.call('UNLINK', staged)
 end
 
 -- Whether a job (attempt, stream entry) may act on the recipient given its recorded state:

@@ -1,8 +1,9 @@
 -- Erases one address from a campaign's (or message's) own records: its events are deleted
--- (readers page by entry id, which deleting keeps valid), and its recipients not yet expanded
--- are replaced by `token`, which is on the suppression list, so expansion suppresses them.
+-- (readers page by entry id, which deleting keeps valid), and its recipients in the staged list
+-- (every recipient while the campaign runs) are replaced by `token`, which is on the
+-- suppression list, so expansion suppresses those not yet expanded.
 -- Refused (nothing changed) while the address has mail in flight: a lifecycle event that is
--- not final yet (queued, deferred) in a campaign that is not done.
+-- not final yet (queued, deferred, requeued) in a campaign that is not done.
 -- KEYS: meta, events, staged
 -- ARGV: the address lower-case, the token, and 'check' to only look.
 -- Returns {in_flight (0/1), events deleted, staged recipients replaced}.
@@ -21,7 +22,7 @@ while true do
     end
     if rcpt and string.lower(rcpt) == needle then
       ids[#ids + 1] = e[1]
-      if kind == 'queued' or kind == 'deferred' or kind == 'sent' or kind == 'bounced' or kind == 'failed'
+      if kind == 'queued' or kind == 'deferred' or kind == 'requeued' or kind == 'sent' or kind == 'bounced' or kind == 'failed'
         or kind == 'suppressed' or kind == 'dormant' or kind == 'cancelled' then
         last = kind
       end
@@ -30,7 +31,7 @@ while true do
   if #page < 1000 then break end
   from = '(' .. page[#page][1]
 end
-local busy = not done and (last == 'queued' or last == 'deferred')
+local busy = not done and (last == 'queued' or last == 'deferred' or last == 'requeued')
 if busy or ARGV[3] == 'check' then
   return {busy and 1 or 0, 0, 0}
 end

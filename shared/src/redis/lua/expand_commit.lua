@@ -1,4 +1,5 @@
--- Records that the first `n` staged recipients were pushed into domain streams.
+-- Records that the `n` staged recipients from the cursor on were pushed into domain streams
+-- (they stay in the staged list until the campaign ends: see expand_peek.lua).
 -- Compare-and-set on the cursor: a second scheduler that expanded the same chunk loses here,
 -- and the jobs it pushed are stale duplicates that decide.lua skips.
 -- KEYS: the campaign's (campaign_prelude.lua)
@@ -21,7 +22,6 @@ if redis.call('HGET', meta, 'status') == 'cancelled' then
   end
   return 1
 end
-redis.call('LTRIM', staged, n, -1)
 redis.call('HINCRBY', meta, 'cursor', n)
 redis.call('HINCRBY', counts, 'staged', -n)
 redis.call('HINCRBY', counts, 'queued', tonumber(ARGV[3]))

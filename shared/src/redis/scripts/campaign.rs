@@ -20,6 +20,7 @@ lua!(RETRY_DONE, "retry_done", campaign);
 lua!(EXPIRE_WAITING, "expire_waiting", campaign);
 lua!(CANCEL_STAGED, "cancel_staged", campaign);
 lua!(LATE_EVENT, "late_event", campaign);
+lua!(RECONCILE, "reconcile", campaign);
 
 fn status(text: &str) -> StoreResult<CampaignStatus> {
     text.parse().map_err(StoreError::Reply)
@@ -259,6 +260,33 @@ pub async fn retry_due(conn: &mut Conn, id: &str, limit: usize) -> StoreResult<V
 /// from deferred back to queued.
 pub async fn retry_done(conn: &mut Conn, id: &str, members: &[String]) -> StoreResult<i64> {
     Ok(RETRY_DONE.for_campaign(id).arg(members).invoke_async(conn).await?)
+}
+
+/// A job of a running campaign that the reconcile duty found nowhere.
+pub struct Lost<'a> {
+    pub index: u64,
+    /// The recipient's state as the duty saw it (`""`: none).
+    pub seen: &'a str,
+    /// The job to put back, as a retry-set member (see reconcile.lua for attempt and parked).
+    pub member: String,
+    pub address: &'a str,
+}
+
+/// Puts `lost` jobs of campaign `id` back (due now in its retry set, each with a `requeued`
+/// event) where the recipient's state is still the one seen and the campaign's `updated_at`
+/// still `updated_at`; the indexes put back.
+pub async fn reconcile(
+    conn: &mut Conn,
+    id: &str,
+    (events_maxlen, updated_at): (u64, &str),
+    lost: &[Lost<'_>],
+) -> StoreResult<Vec<u64>> {
+    let mut invocation = RECONCILE.for_campaign(id);
+    invocation.arg(events_maxlen).arg(updated_at);
+    for job in lost {
+        invocation.arg(job.index).arg(job.seen).arg(&job.member).arg(job.address);
+    }
+    feed::write_events(conn, id, &invocation).await
 }
 
 /// Fails up to `limit` jobs that waited in campaign `id`'s retry set past `max_age_ms`; how many.

@@ -149,6 +149,7 @@ fn all() -> Vec<&'static Lua> {
         &campaign::EXPIRE_WAITING,
         &campaign::LATE_EVENT,
         &campaign::CANCEL_STAGED,
+        &campaign::RECONCILE,
         &jobs::DECIDE,
         &jobs::RECORD,
         &jobs::HOLD,
