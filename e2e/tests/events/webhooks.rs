@@ -178,7 +178,12 @@ secret = "{secret}"
     assert_eq!(crm["source"], "config");
     assert!(crm["last_success_at"].is_string() && crm["last_error"].as_str().unwrap().contains("500"), "{crm}");
     assert!(crm.get("secret").is_none());
-    let (_, dead) = stack.call("GET", "/v1/webhooks/dead", None).await;
+    // The dead endpoint's first attempt can come after the crm deliveries: wait for its error.
+    let dead = wait_for("the dead endpoint's first failure", Duration::from_secs(20), || async {
+        let (_, dead) = stack.call("GET", "/v1/webhooks/dead", None).await;
+        dead["last_error"].is_string().then_some(dead)
+    })
+    .await;
     assert!(dead["backlog"].as_i64().unwrap() > 0 && dead["last_success_at"].is_null(), "{dead}");
     let error = dead["last_error"].as_str().unwrap();
     assert!(error.starts_with("could not connect") && !error.contains(&dead_port.to_string()), "{dead}");
