@@ -123,6 +123,7 @@ impl Watch {
 
 /// Looks at the stalled campaigns `ids` whole and repairs what is missing or stale.
 async fn repair(conn: &mut Conn, config: &Config, ids: &[String]) -> StoreResult<()> {
+    let started = Instant::now();
     let mut snapshots = Vec::with_capacity(ids.len());
     for id in ids {
         snapshots.push(Snapshot::read(conn, id).await?);
@@ -140,12 +141,14 @@ async fn repair(conn: &mut Conn, config: &Config, ids: &[String]) -> StoreResult
         metrics::counter!(sluice_shared::metrics::RECONCILED, "action" => "requeued").increment(requeued.len() as u64);
         metrics::counter!(sluice_shared::metrics::RECONCILED, "action" => "dropped").increment(dropped);
         let first: Vec<u64> = requeued.iter().take(10).copied().collect();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         match (requeued.len(), dropped) {
-            (0, 0) => {
-                tracing::info!(campaign = %snap.id, "campaign stalled: every outstanding job is queued; nothing to repair")
-            }
+            (0, 0) => tracing::info!(
+                campaign = %snap.id, elapsed_ms,
+                "campaign stalled: every outstanding job is queued; nothing to repair"
+            ),
             (n, dropped) => tracing::warn!(
-                campaign = %snap.id, requeued = n, ?first, dropped,
+                campaign = %snap.id, requeued = n, ?first, dropped, elapsed_ms,
                 "campaign stalled: lost jobs put back, stale ones dropped"
             ),
         }
