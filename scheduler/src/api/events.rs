@@ -80,7 +80,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<EventQuery>) ->
         scanned += page.len().max(1);
         for (from, position, entry) in page {
             cursor = Some(position);
-            if !matches(entry.1.get("type").map(String::as_str).unwrap_or_default()) {
+            if !matches(&entry.kind) {
                 continue;
             }
             if !extras.contains_key(&from) {
@@ -112,7 +112,7 @@ async fn read(
         Some(s) => {
             let page = events::read_source(conn, s, after, chunk).await?;
             let exhausted = page.len() < chunk;
-            Ok((page.into_iter().map(|e| (s.to_string(), e.0.clone(), e)).collect(), exhausted))
+            Ok((page.into_iter().map(|e| (s.to_string(), e.id.clone(), e)).collect(), exhausted))
         }
         None => {
             const ENTRIES: usize = 10;

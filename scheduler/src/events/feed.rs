@@ -83,10 +83,7 @@ impl std::fmt::Display for Position {
 pub fn pack(first: i64, events: &[(String, Entry)]) -> Vec<(&'static str, String)> {
     let rows: Vec<[&str; 5]> = events
         .iter()
-        .map(|(source, (id, f))| {
-            let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
-            [source.as_str(), id.as_str(), get("type"), get("r"), get("data")]
-        })
+        .map(|(source, e)| [source.as_str(), e.id.as_str(), e.kind.as_str(), e.recipient.as_str(), e.data.as_str()])
         .collect();
     vec![("n", first.to_string()), ("ev", serde_json::to_string(&rows).expect("rows serialise"))]
 }
@@ -97,16 +94,12 @@ pub fn unpack(shard: usize, feed_id: &str, fields: HashMap<String, String>) -> V
     let rows: Vec<[String; 5]> = fields.get("ev").and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
     rows.into_iter()
         .enumerate()
-        .map(|(k, [source, id, t, r, d])| {
-            let entry: HashMap<String, String> =
-                [("type".to_string(), t), ("r".to_string(), r), ("data".to_string(), d)].into();
-            FeedEvent {
-                shard,
-                cursor: Cursor { id: feed_id.to_string(), index: k },
-                n: first + k as i64,
-                source,
-                entry: (id, entry),
-            }
+        .map(|(k, [source, id, kind, recipient, data])| FeedEvent {
+            shard,
+            cursor: Cursor { id: feed_id.to_string(), index: k },
+            n: first + k as i64,
+            source,
+            entry: Entry { id, kind, recipient, data },
         })
         .collect()
 }
@@ -205,15 +198,14 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_cursors_parse() {
-        let e = |id: &str, t: &str| -> Entry {
-            (id.into(), [("type".into(), t.into()), ("r".into(), "a@b".into()), ("data".into(), "{}".into())].into())
-        };
+        let e = |id: &str, t: &str| Entry { id: id.into(), kind: t.into(), recipient: "a@b".into(), data: "{}".into() };
         let run = [("news".to_string(), e("1-0", "queued")), ("msg_1".to_string(), e("2-0", "sent"))];
         let fields: HashMap<String, String> = pack(41, &run).into_iter().map(|(k, v)| (k.into(), v)).collect();
         let events = unpack(2, "9-1", fields);
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].source.as_str(), events[1].source.as_str()), ("news", "msg_1"));
-        assert_eq!((events[1].n, events[1].entry.0.as_str(), events[1].entry.1["type"].as_str()), (42, "2-0", "sent"));
+        assert_eq!((events[1].n, events[1].entry.id.as_str(), events[1].entry.kind.as_str()), (42, "2-0", "sent"));
+        assert_eq!(events[0].entry, run[0].1, "every field round-trips");
         assert_eq!(events[1].cursor.to_string(), "9-1.1");
         assert_eq!(Cursor::parse("9-1.1"), Some(events[1].cursor.clone()));
         assert_eq!(Cursor::parse("9-1"), None);
@@ -229,7 +221,7 @@ mod tests {
 
     fn page(ids: &[&str]) -> RawEntries {
         let one = |id: &str| {
-            let run = [("news".to_string(), (format!("{id}e"), HashMap::new()))];
+            let run = [("news".to_string(), Entry { id: format!("{id}e"), ..Entry::default() })];
             (id.to_string(), pack(1, &run).into_iter().map(|(k, v)| (k.to_string(), v)).collect())
         };
         ids.iter().map(|id| one(id)).collect()

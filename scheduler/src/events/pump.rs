@@ -89,7 +89,7 @@ async fn round(conn: &mut Conn, shard: usize, config: &Config) -> StoreResult<us
         let fed: Option<String> = redis::cmd("HGET").arg(&meta).arg("fed").query_async(conn).await?;
         let entries = read_source(conn, &source, fed.as_deref(), CHUNK).await?;
         let drained = entries.len() < CHUNK;
-        let last = entries.last().map(|(id, _)| id.clone());
+        let last = entries.last().map(|e| e.id.clone());
         run.events.extend(entries.into_iter().map(|e| (source.clone(), e)));
         run.sources.push(Copied { source, version, last, drained });
         if run.events.len() >= CHUNK {

@@ -22,18 +22,17 @@ pub struct Row {
 impl Row {
     /// The row for a feed event; None for an entry id no stream could have made.
     pub fn from_feed(event: &FeedEvent) -> Option<Row> {
-        let (id, fields) = &event.entry;
-        let (ms, seq) = sluice_shared::redis::entry_id::parse(id)?;
+        let entry = &event.entry;
+        let (ms, seq) = sluice_shared::redis::entry_id::parse(&entry.id)?;
         let at = DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)?;
-        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
         let data =
-            serde_json::from_str::<Value>(get("data")).ok().filter(|d| d.as_object().is_none_or(|o| !o.is_empty()));
+            serde_json::from_str::<Value>(&entry.data).ok().filter(|d| d.as_object().is_none_or(|o| !o.is_empty()));
         Some(Row {
             at,
             source: event.source.clone(),
             seq: i32::try_from(seq).ok()?,
-            kind: get("type").to_string(),
-            recipient: get("r").to_lowercase(),
+            kind: entry.kind.clone(),
+            recipient: entry.recipient.to_lowercase(),
             data,
         })
     }
@@ -45,13 +44,12 @@ impl Row {
 
     /// The event as the events API shows it, with its source's tags and metadata.
     pub fn to_json(&self, extras: &Extras) -> Value {
-        let data = self.data.as_ref().map_or_else(|| "{}".to_string(), Value::to_string);
-        let fields = [
-            ("type".to_string(), self.kind.clone()),
-            ("r".to_string(), self.recipient.clone()),
-            ("data".to_string(), data),
-        ];
-        let entry = (format!("{}-{}", self.at.timestamp_millis(), self.seq), fields.into());
+        let entry = events::Entry {
+            id: format!("{}-{}", self.at.timestamp_millis(), self.seq),
+            kind: self.kind.clone(),
+            recipient: self.recipient.clone(),
+            data: self.data.as_ref().map_or_else(|| "{}".to_string(), Value::to_string),
+        };
         events::to_json(&self.source, &entry, extras)
     }
 }
@@ -69,21 +67,12 @@ pub fn parse_id(id: &str) -> Option<(String, DateTime<Utc>, i32)> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
     use crate::events::feed::Cursor;
 
     fn feed_event(source: &str, id: &str, r: &str, data: &str) -> FeedEvent {
-        let fields: HashMap<String, String> =
-            [("type".into(), "sent".into()), ("r".into(), r.into()), ("data".into(), data.into())].into();
-        FeedEvent {
-            shard: 0,
-            cursor: Cursor { id: "1-0".into(), index: 0 },
-            n: 1,
-            source: source.into(),
-            entry: (id.into(), fields),
-        }
+        let entry = events::Entry { id: id.into(), kind: "sent".into(), recipient: r.into(), data: data.into() };
+        FeedEvent { shard: 0, cursor: Cursor { id: "1-0".into(), index: 0 }, n: 1, source: source.into(), entry }
     }
 
     #[test]

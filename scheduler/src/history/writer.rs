@@ -156,7 +156,7 @@ impl ShardWriter {
         let lost = (first.n - done - 1).max(0);
         let newest: i64 =
             redis::cmd("GET").arg(keys::feed_seq(self.shard)).query_async::<Option<i64>>(conn).await?.unwrap_or(0);
-        let oldest_ms = sluice_shared::redis::entry_id::millis(&first.entry.0).unwrap_or_default();
+        let oldest_ms = sluice_shared::redis::entry_id::millis(&first.entry.id).unwrap_or_default();
         let lag = (Utc::now().timestamp_millis() - oldest_ms).max(0) as f64 / 1000.0;
         self.gauges(lag, newest - first.n + 1);
         let batch = &events[..events.len().min(self.history.config.batch)];

@@ -128,7 +128,7 @@ impl Deliverer {
         let mut batch = Vec::new();
         let mut through = Through { position: after, n: BTreeMap::new() };
         for e in events {
-            if e.entry.1.get("type").is_some_and(|t| self.endpoint.wants(t)) {
+            if !e.entry.kind.is_empty() && self.endpoint.wants(&e.entry.kind) {
                 if batch.len() == self.config.webhooks.batch {
                     break;
                 }
@@ -152,7 +152,7 @@ impl Deliverer {
     ) -> StoreResult<Step> {
         let id = &self.endpoint.id;
         let now = chrono::Utc::now().timestamp_millis();
-        let oldest_ms = sluice_shared::redis::entry_id::millis(&batch[0].entry.0).unwrap_or(now);
+        let oldest_ms = sluice_shared::redis::entry_id::millis(&batch[0].entry.id).unwrap_or(now);
         if now - oldest_ms > self.config.webhooks.give_up_after.as_millis() as i64 {
             tracing::warn!(endpoint = %id, events = batch.len(), %error, "webhook events older than webhooks.give_up_after dropped");
             self.advance(conn, through, 0).await?;
