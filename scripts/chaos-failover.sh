@@ -132,13 +132,23 @@ partition_master() {
   echo "== port $ISLAND_PORT is back as a replica in sync ($(elapsed "$t0") s after the cut), at sent=$(sent_now)"
 }
 
+# rejoin_report PORT : what a rejoin that did not happen leaves to read: the node's replication
+# state, and on Sentinel what the sentinels decided (tilt, conversion) since the kill.
+rejoin_report() {
+  echo "port $1 now: $(redis-cli -p "$1" INFO replication | grep -E '^(role|master_link_status|master_port):' | tr -d '\r' | tr '\n' ' ')" >&2
+  if [ "$DEPLOYMENT" = sentinel ]; then
+    grep -hE 'tilt|convert-to-slave|fix-slave-config|switch-master|sdown slave' "$STACK_DIR"/sentinel-*.log | tail -n 20 >&2
+  fi
+  tail -n 15 "$STACK_DIR/redis-$1.log" >&2
+}
+
 # rejoin PORT : starts the killed node again and waits until it is a replica in sync.
 rejoin() {
   local t0
   t0=$(date +%s.%N)
   stack_restart_node "$1"
-  wait_until "port $1 to rejoin as a replica in sync" 60 \
-    bash -c "redis-cli -p $1 INFO replication | grep -q master_link_status:up"
+  wait_until "port $1 to rejoin as a replica in sync" 90 \
+    bash -c "redis-cli -p $1 INFO replication | grep -q master_link_status:up" || { rejoin_report "$1"; exit 1; }
   echo "== port $1 is back as a replica in sync ($(elapsed "$t0") s), at sent=$(sent_now)"
 }
 

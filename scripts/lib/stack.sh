@@ -137,6 +137,10 @@ stack_start_sentinel() {
   for port in "${SENTINELS[@]}"; do
     wait_until "sentinel $port to know the others" 30 bash -c \
       "[ \"\$(redis-cli -p $port SENTINEL sentinels sluice | grep -c '^name$')\" = 2 ]"
+    # A sentinel whose clock ticks late by 2 s (a stalled config fsync on a busy VM) goes into
+    # tilt and decides nothing for 30 s: a returning master would stay a lone master that long.
+    # 5 s keeps the guard while leaving a paced campaign running through the rejoin.
+    redis-cli -p "$port" SENTINEL DEBUG tilt-period 5000 >/dev/null
   done
   REDIS_PORT=$master
   REDIS_MODE=sentinel
