@@ -6,6 +6,7 @@
 //! - [`transport`]: the `Transport` seam and the SMTP relay pool; [`classify`]: reply -> outcome.
 
 mod batch;
+mod body;
 mod charset;
 mod classify;
 mod context;

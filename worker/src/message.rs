@@ -1,5 +1,6 @@
 //! Builds the RFC 5322 message: Date, a unique Message-ID, multipart/alternative when both
-//! parts exist, RFC 2047 encoded-words for non-ASCII subjects and display names (lettre), in
+//! parts exist, RFC 2047 encoded-words for non-ASCII subjects and display names (lettre; the
+//! parts' bodies by [`crate::body`], as lettre would encode them), in
 //! UTF-8 or, when asked, ISO-2022-JP ([`crate::charset`]).
 
 use lettre::{
@@ -132,13 +133,14 @@ pub fn build(
     }
     let text_part = |text: String| match jis.as_ref().and_then(|j| j.text.clone()) {
         Some(bytes) => Jis::text_part(bytes),
-        None => SinglePart::plain(text),
+        None => SinglePart::plain(crate::body::encode(text)),
     };
+    let html_part = |html: String| SinglePart::html(crate::body::encode(html));
     let message = match (content.html, content.text) {
         (Some(html), Some(text)) => {
-            builder.multipart(MultiPart::alternative().singlepart(text_part(text)).singlepart(SinglePart::html(html)))
+            builder.multipart(MultiPart::alternative().singlepart(text_part(text)).singlepart(html_part(html)))
         }
-        (Some(html), None) => builder.singlepart(SinglePart::html(html)),
+        (Some(html), None) => builder.singlepart(html_part(html)),
         (None, Some(text)) => builder.singlepart(text_part(text)),
         (None, None) => return Err("campaign has neither html nor text".into()),
     }
