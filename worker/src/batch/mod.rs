@@ -247,12 +247,16 @@ async fn handle_campaign<T: Transport>(
     let half = to_send.len().div_ceil(2);
     let verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
-            let sends = to_send.iter().map(|e| async {
-                let verdict = deliver(ctx, c, &permits, (domain, &limit), lane, e).await;
-                if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
-                    crash::point("worker::mid_batch");
-                }
-                verdict
+            // Boxed: a send's future is ~11 KB (SMTP, TLS and DNS states inline), and join_all
+            // would otherwise copy each one several times as it gathers them.
+            let sends = to_send.iter().map(|e| {
+                Box::pin(async {
+                    let verdict = deliver(ctx, c, &permits, (domain, &limit), lane, e).await;
+                    if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
+                        crash::point("worker::mid_batch");
+                    }
+                    verdict
+                })
             });
             futures::future::join_all(sends).await
         }
