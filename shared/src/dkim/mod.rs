@@ -141,7 +141,9 @@ impl Signer {
             return Ok(Vec::new());
         }
         let (fields, body) = canon::split(message);
-        let body_hash = B64.encode(Sha256::digest(canon::relaxed_body(body)));
+        let mut hasher = Sha256::new();
+        canon::relaxed_body(body, |piece| hasher.update(piece));
+        let body_hash = B64.encode(hasher.finalize());
         let names = canon::signed_names(&fields, SIGNED, OVERSIGNED);
         let headers = canon::header_data(&fields, &names);
         let mut out = Vec::new();
