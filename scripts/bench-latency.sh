@@ -52,7 +52,7 @@ PY
 t1=$(date +%s.%N)
 sent_during=$(json_field "$(api GET /v1/campaigns/bulk)" sent)
 bulk_campaign_wait
-t2=$(date +%s.%N)
+t2=$BULK_COMPLETED
 stack_stop
 trap - EXIT
 got=$(wc -l <"$STACK_DIR/latency.txt")

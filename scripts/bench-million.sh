@@ -67,8 +67,7 @@ while :; do
   fi
   sleep 0.2
 done
-t3=$(date +%s.%N)
-view=$(api GET /v1/campaigns/million)
+t3=$(completed_at "$view")
 sleep 2
 state_bytes=$(usage 'sluice:{c:million}:state')
 events_bytes=$(usage 'sluice:{c:million}:events'); events_n=$(rcli XLEN 'sluice:{c:million}:events')

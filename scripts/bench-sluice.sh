@@ -56,15 +56,7 @@ t0=$(date +%s.%N)
 api POST /v1/campaigns/bench/recipients --data-binary @"$STACK_DIR/recipients.ndjson" >/dev/null
 t1=$(date +%s.%N)
 api POST /v1/campaigns/bench/start >/dev/null
-# Polled twice a second only: each look (curl and a few text tools) costs ~17 ms of CPU, which
-# at 20 looks a second took ~6% of the cores the run measures. The end is the campaign's own
-# `completed_at` (same host clock), so the slower look loses no precision.
-deadline=$((SECONDS + 600))
-until [ "$(json_field "$(api GET /v1/campaigns/bench)" status)" = completed ]; do
-  [ $SECONDS -gt $deadline ] && { echo "bench did not complete within 10 minutes; logs in $STACK_DIR" >&2; exit 1; }
-  sleep 0.5
-done
-t2=$(date -d "$(json_field "$(api GET /v1/campaigns/bench)" completed_at)" +%s.%N)
+t2=$(campaign_wait bench)
 if [ "${HISTORY:-0}" = late ]; then
   stack_start_postgres "$PG_PORT"
   fed() { local n=0 k; for k in 0 1 2 3 4 5 6 7; do n=$((n + $(redis-cli -p "$REDIS_PORT" GET "sluice:{e:$k}:seq" | sed 's/^$/0/'))); done; echo "$n"; }
