@@ -53,5 +53,11 @@ async fn five_thousand_recipients_survive_worker_kills_and_a_connection_drop() {
     assert!(dups as u64 <= held_at_kills, "{dups} duplicates > {held_at_kills} jobs in flight at the kills");
     let c = common::counts(&done);
     assert_eq!((c["total"], c["sent"]), (N as u64, N as u64), "{c:?}");
-    assert_eq!(stack.pending_jobs(DOMAINS), 0, "entries left pending");
+    // The last outcome completes the campaign; its batch's ack follows in a call of its own, so
+    // the entries must come to be acked, not already be at the instant of completion (one
+    // cluster run saw 3 still pending).
+    sluice_testkit::wait_for("every entry acked", Duration::from_secs(30), || async {
+        (stack.pending_jobs(DOMAINS) == 0).then_some(())
+    })
+    .await;
 }
