@@ -247,18 +247,19 @@ async fn handle_campaign<T: Transport>(
     let half = to_send.len().div_ceil(2);
     let verdicts: Vec<Verdict> = match &campaign {
         Some(Ok(c)) => {
-            // Boxed: a send's future is ~11 KB (SMTP, TLS and DNS states inline), and join_all
-            // would otherwise copy each one several times as it gathers them.
-            let sends = to_send.iter().map(|e| {
+            // Boxed: a run's future holds SMTP, TLS and DNS states inline (~11 KB), and
+            // join_all would otherwise copy each one several times as it gathers them.
+            let sends = runs(&to_send, ctx.config.limits.lane_connections(limit.connections, lane), lane).map(|run| {
                 Box::pin(async {
-                    let verdict = deliver(ctx, c, &permits, (domain, &limit), lane, e).await;
-                    if answered.fetch_add(1, Ordering::SeqCst) + 1 == half {
+                    let verdicts = deliver_run(ctx, c, &permits, (domain, &limit), lane, run).await;
+                    let before = answered.fetch_add(run.len(), Ordering::SeqCst);
+                    if before < half && before + run.len() >= half {
                         crash::point("worker::mid_batch");
                     }
-                    verdict
+                    verdicts
                 })
             });
-            futures::future::join_all(sends).await
+            futures::future::join_all(sends).await.into_iter().flatten().collect()
         }
         Some(Err(reason)) => to_send.iter().map(|_| render_failure(reason)).collect(),
         None => to_send.iter().map(|_| render_failure("campaign no longer exists")).collect(),
@@ -312,40 +313,75 @@ async fn handle_campaign<T: Transport>(
     Ok(capped.and(replicated))
 }
 
-async fn deliver<T: Transport>(
+/// A bulk run is at least this long: each message after the first saves a round trip.
+const BULK_RUN: usize = 8;
+
+/// The batch's jobs cut into runs, each sent in order on one connection: as many runs as the
+/// destination allows connections, but bulk runs of at least [`BULK_RUN`] jobs. A priority
+/// job never waits behind another: one run each, up to the connections.
+fn runs<J>(jobs: &[J], connections: usize, lane: Lane) -> std::slice::Chunks<'_, J> {
+    let wanted = match lane {
+        Lane::Bulk => jobs.len().div_ceil(BULK_RUN),
+        Lane::Priority => jobs.len(),
+    };
+    let count = wanted.min(connections).max(1);
+    jobs.chunks(jobs.len().div_ceil(count).max(1))
+}
+
+/// Builds a run's messages, then sends them one after another under one of the
+/// destination's connections ([`Transport::send_all`]); one verdict per job, in order.
+async fn deliver_run<T: Transport>(
     ctx: &Ctx<T>,
     campaign: &Campaign,
     permits: &tokio::sync::Semaphore,
     (domain, limit): (&str, &DomainLimit),
     lane: Lane,
-    entry: &Entry,
-) -> Verdict {
-    let job = &entry.job;
-    let links = ctx.links(&campaign.spec, job.index, &job.recipient);
-    let message::Built { bytes, charset_fallback } = match message_for(ctx, campaign, job, &links, limit) {
-        Ok(b) => b,
-        Err(reason) => return render_failure(&reason),
-    };
-    if let Some(max) = limit.max_message_bytes.filter(|max| bytes.len() > *max) {
-        metrics::counter!(m::OVERSIZE, "domain" => ctx.config.limits.label(domain).to_string()).increment(1);
-        return oversize(bytes.len(), max);
+    run: &[&Entry],
+) -> Vec<Verdict> {
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; run.len()];
+    let (mut messages, mut built) = (Vec::with_capacity(run.len()), Vec::with_capacity(run.len()));
+    for (k, entry) in run.iter().enumerate() {
+        let job = &entry.job;
+        let links = ctx.links(&campaign.spec, job.index, &job.recipient);
+        let message::Built { bytes, charset_fallback } = match message_for(ctx, campaign, job, &links, limit) {
+            Ok(b) => b,
+            Err(reason) => {
+                verdicts[k] = Some(render_failure(&reason));
+                continue;
+            }
+        };
+        if let Some(max) = limit.max_message_bytes.filter(|max| bytes.len() > *max) {
+            metrics::counter!(m::OVERSIZE, "domain" => ctx.config.limits.label(domain).to_string()).increment(1);
+            verdicts[k] = Some(oversize(bytes.len(), max));
+            continue;
+        }
+        messages.push((Envelope { from: links.return_path(), to: job.recipient.clone(), lane }, bytes));
+        built.push((k, charset_fallback));
     }
-    let _permit = permits.acquire().await.expect("domain semaphores are never closed");
-    crash::point_for("worker::before_send", &job.recipient);
-    let started = std::time::Instant::now();
-    let envelope = Envelope { from: links.return_path(), to: job.recipient.clone(), lane };
-    let result = ctx.transport.send(&envelope, &bytes).await;
-    metrics::histogram!(m::SMTP_LATENCY, "domain" => ctx.config.limits.label(domain).to_string())
-        .record(started.elapsed().as_secs_f64());
-    let mut verdict = classify(&ctx.rules, &result);
-    if limit.reset_is_throttling {
-        verdict = reset_as_throttling(verdict, &result);
+    if !messages.is_empty() {
+        let _permit = permits.acquire().await.expect("domain semaphores are never closed");
+        for (k, _) in &built {
+            crash::point_for("worker::before_send", &run[*k].job.recipient);
+        }
+        let started = std::time::Instant::now();
+        let answers = ctx.transport.send_all(&messages).await;
+        // Pipelined, messages share their round trips: each is counted its share of the run.
+        let each = started.elapsed().as_secs_f64() / messages.len() as f64;
+        let label = ctx.config.limits.label(domain).to_string();
+        for ((k, charset_fallback), result) in built.into_iter().zip(answers) {
+            metrics::histogram!(m::SMTP_LATENCY, "domain" => label.clone()).record(each);
+            let mut verdict = classify(&ctx.rules, &result);
+            if limit.reset_is_throttling {
+                verdict = reset_as_throttling(verdict, &result);
+            }
+            if let Some(fallback) = charset_fallback {
+                metrics::counter!(m::CHARSET_FALLBACKS).increment(1);
+                verdict.detail["charset"] = fallback.into();
+            }
+            verdicts[k] = Some(verdict);
+        }
     }
-    if let Some(fallback) = charset_fallback {
-        metrics::counter!(m::CHARSET_FALLBACKS).increment(1);
-        verdict.detail["charset"] = fallback.into();
-    }
-    verdict
+    verdicts.into_iter().map(|v| v.expect("a verdict for every job of the run")).collect()
 }
 
 /// The signed message for one job: rendered, tracked as the campaign asks, built in the

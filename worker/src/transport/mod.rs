@@ -74,9 +74,24 @@ pub enum SendError {
     Hold { until_ms: i64, reason: String },
 }
 
-/// Sends one message. Implementations own connection reuse, limits and timeouts.
+/// Sends messages. Implementations own connection reuse, limits and timeouts.
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, envelope: &Envelope, message: &[u8]) -> impl Future<Output = Result<SmtpReply, SendError>> + Send;
+
+    /// Sends messages of one lane one after another, one answer each, in order. The relays
+    /// send them on one connection, pipelined; others send each in turn.
+    fn send_all(
+        &self,
+        messages: &[(Envelope, Vec<u8>)],
+    ) -> impl Future<Output = Vec<Result<SmtpReply, SendError>>> + Send {
+        async move {
+            let mut answers = Vec::with_capacity(messages.len());
+            for (envelope, message) in messages {
+                answers.push(self.send(envelope, message).await);
+            }
+            answers
+        }
+    }
 }
 
 /// The configured way out.
@@ -102,6 +117,13 @@ impl Transport for Delivery {
             Delivery::Mx(m) => m.send(envelope, message).await,
         }
     }
+
+    async fn send_all(&self, messages: &[(Envelope, Vec<u8>)]) -> Vec<Result<SmtpReply, SendError>> {
+        match self {
+            Delivery::Relays(r) => r.send_all(messages).await,
+            Delivery::Mx(m) => m.send_all(messages).await,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -119,3 +141,6 @@ mod tests {
         assert_eq!(SmtpReply::parse(421, "4.7.28 rate limited").enhanced.as_deref(), Some("4.7.28"));
     }
 }
+
+#[cfg(test)]
+mod pipelined_tests;

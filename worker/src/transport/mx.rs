@@ -39,7 +39,7 @@ use super::{
     Envelope, SendError, SmtpReply, Transport,
     mta_sts::{Mode, MtaSts},
     pool::{Close, IdlePool},
-    session::Session,
+    session::{Outgoing, Session},
     smtp::connection_error,
 };
 
@@ -268,7 +268,7 @@ impl MxDelivery {
             // Verified and unverified connections never share a pool entry.
             let key = (host.clone(), s, verify);
             let connect = || self.connect(&host, ip, source, verify);
-            let (pooled, answer) = match self.pool.send(&key, connect, (from, to), message).await {
+            let (pooled, answer) = match self.pool.send(&key, connect, Outgoing { from, to, message }).await {
                 Ok(sent) => sent,
                 // This host is down or refuses us: try the next one.
                 Err(e) => {
@@ -277,10 +277,12 @@ impl MxDelivery {
                     continue;
                 }
             };
-            if pooled.sent >= limit.messages_per_connection && pooled.session.is_usable() {
-                self.pool.close(pooled, Close::Limit);
-            } else {
-                self.pool.put(key, pooled);
+            match pooled {
+                Some(p) if p.sent >= limit.messages_per_connection && p.session.is_usable() => {
+                    self.pool.close(p, Close::Limit)
+                }
+                Some(p) => self.pool.put(key, p),
+                None => {}
             }
             // A reply or a break during the transaction is this message's answer: trying
             // another host could deliver it twice.

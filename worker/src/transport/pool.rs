@@ -14,7 +14,13 @@ use std::{
 
 use sluice_shared::{config::SmtpConfig, metrics as m};
 
-use super::{SendError, SmtpReply, session::Session};
+use super::{
+    SendError, SmtpReply,
+    session::{Outgoing, Session},
+};
+
+/// The last connection of a run (None when it was closed), and one answer per message.
+pub type Answers = (Option<Pooled>, Vec<Result<SmtpReply, SendError>>);
 
 /// A connection and what it has done.
 pub struct Pooled {
@@ -67,8 +73,8 @@ pub struct IdlePool<K> {
     idle: Mutex<HashMap<K, Vec<Pooled>>>,
     idle_timeout: Duration,
     max_age: Duration,
-    /// Bound on one QUIT exchange.
-    quit_timeout: Duration,
+    /// `smtp.timeout`: the bound on one message's exchange, on opening a connection, on QUIT.
+    timeout: Duration,
 }
 
 impl<K: Hash + Eq + Send + 'static> IdlePool<K> {
@@ -78,40 +84,84 @@ impl<K: Hash + Eq + Send + 'static> IdlePool<K> {
             idle: Mutex::new(HashMap::new()),
             idle_timeout: config.idle_timeout.get(),
             max_age: config.max_connection_age.get(),
-            quit_timeout: config.timeout.get(),
+            timeout: config.timeout.get(),
         });
         tokio::spawn(sweep(Arc::downgrade(&pool)));
         pool
     }
 
-    /// Sends one message on an idle connection for `key`, else on a new one from `connect`. A
-    /// pooled connection found dead on first use is closed as stale and the next one tried, so
-    /// the answer always comes from a live connection. Err: no connection could be opened.
-    /// The caller gives the connection back ([`IdlePool::put`]) or closes it.
-    pub async fn send<C, F>(
-        &self,
-        key: &K,
-        connect: C,
-        (from, to): (&str, &str),
-        message: &[u8],
-    ) -> Result<(Pooled, Result<SmtpReply, SendError>), SendError>
+    /// Sends messages in order on one connection: an idle one for `key`, else a new one from
+    /// `connect`. When a connection turns out dead before it answered a message's MAIL (a
+    /// pooled one the server closed while it waited, or one that dies between messages),
+    /// that message and the rest go on the next connection: nothing of them reached a
+    /// server, so no attempt is counted. A new connection dead at once, or an exchange past
+    /// `smtp.timeout`, ends the run: the messages left get that connection problem as their
+    /// answer. Err: no connection could be opened for the first message.
+    /// The caller gives the last connection back ([`IdlePool::put`]) or closes it.
+    pub async fn send_all<C, F>(&self, key: &K, connect: C, messages: &[Outgoing<'_>]) -> Result<Answers, SendError>
     where
         C: Fn() -> F,
         F: Future<Output = Result<Session, SendError>>,
     {
-        loop {
+        let mut answers = Vec::with_capacity(messages.len());
+        while answers.len() < messages.len() {
             let (mut pooled, reused) = match self.take(key) {
                 Some(p) => (p, true),
-                None => (Pooled::new(connect().await?), false),
+                None => match self.open(&connect).await {
+                    Ok(p) => (p, false),
+                    Err(e) if answers.is_empty() => return Err(e),
+                    Err(e) => {
+                        answers.resize(messages.len(), Err(e));
+                        break;
+                    }
+                },
             };
-            let sent = pooled.session.send(from, to, message).await;
-            if sent.stale && reused {
+            let run = pooled.session.send_all(&messages[answers.len()..], self.timeout).await;
+            let progressed = !run.answers.is_empty();
+            pooled.sent += run.answers.len() as u32;
+            answers.extend(run.answers);
+            if run.timed_out {
+                let why = answers.last().cloned().expect("a timed-out run answers its last message");
+                answers.resize(messages.len(), why);
+            }
+            let Some(why) = run.dead else { return Ok((Some(pooled), answers)) };
+            if !progressed && reused {
                 // The server closed it while it waited here: nothing was sent.
                 self.close(pooled, Close::Stale);
                 continue;
             }
-            pooled.sent += 1;
-            return Ok((pooled, sent.answer));
+            self.close(pooled, Close::Lost);
+            if !progressed {
+                answers.resize(messages.len(), Err(why));
+            }
+        }
+        Ok((None, answers))
+    }
+
+    /// [`IdlePool::send_all`] for one message.
+    pub async fn send<C, F>(
+        &self,
+        key: &K,
+        connect: C,
+        message: Outgoing<'_>,
+    ) -> Result<(Option<Pooled>, Result<SmtpReply, SendError>), SendError>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<Session, SendError>>,
+    {
+        let (pooled, mut answers) = self.send_all(key, connect, &[message]).await?;
+        Ok((pooled, answers.pop().expect("one answer per message")))
+    }
+
+    /// A new connection, within `smtp.timeout`.
+    async fn open<C, F>(&self, connect: &C) -> Result<Pooled, SendError>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<Session, SendError>>,
+    {
+        match tokio::time::timeout(self.timeout, connect()).await {
+            Ok(session) => Ok(Pooled::new(session?)),
+            Err(_) => Err(SendError::Connection(format!("no connection within {:?}", self.timeout))),
         }
     }
 
@@ -158,7 +208,7 @@ impl<K: Hash + Eq + Send + 'static> IdlePool<K> {
     /// Says QUIT on every idle connection and waits (each within `smtp.timeout`).
     pub async fn close_all(&self) {
         let all: Vec<Pooled> = self.idle.lock().unwrap().drain().flat_map(|(_, list)| list).collect();
-        let quits = all.into_iter().map(|p| quit(p, Close::Shutdown, self.quit_timeout));
+        let quits = all.into_iter().map(|p| quit(p, Close::Shutdown, self.timeout));
         futures::future::join_all(quits).await;
     }
 
@@ -176,7 +226,7 @@ impl<K: Hash + Eq + Send + 'static> IdlePool<K> {
         if closing.is_empty() {
             return;
         }
-        let timeout = self.quit_timeout;
+        let timeout = self.timeout;
         tokio::spawn(async move {
             futures::future::join_all(closing.into_iter().map(|(p, why)| quit(p, why, timeout))).await;
         });

@@ -1,15 +1,16 @@
-//! One SMTP transaction on an open lettre connection, written here rather than left to
+//! SMTP transactions on an open lettre connection, written here rather than left to
 //! lettre's `send`, which drops the connection after any refusal and knows no PIPELINING.
 //!
 //! - With PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their three
-//!   replies are read after it; the dot-stuffed body and its final `.` go in a second write.
+//!   replies are read after it; the dot-stuffed body and its final `.` go in a second write,
+//!   together with the next message's MAIL, RCPT and DATA when messages are sent in a row.
 //!   Without it, each command waits for its reply.
 //! - A refused MAIL or RCPT is the message's answer; the replies still due are read, RSET
 //!   ends the transaction, and the connection stays usable. A refusal after the content
 //!   needs no RSET.
 //! - The connection is given up only when the server closes it, answers `421`, or gets out of
-//!   step. A connection that was dead before it answered our first command is reported as
-//!   [`Sent::stale`], so a pooled one can be replaced without counting an attempt.
+//!   step. A message whose MAIL the connection was dead before answering is left unsent
+//!   ([`Run::dead`]): it can go out on another connection without counting an attempt.
 
 use std::fmt;
 
@@ -29,12 +30,33 @@ pub struct Session {
     usable: bool,
 }
 
-/// The answer to one message, and whether the connection died before it.
-pub struct Sent {
-    pub answer: Result<SmtpReply, SendError>,
-    /// The connection was dead before it answered our first command (EOF, a reset, a write
-    /// error, or a 421 in place of MAIL's reply): nothing of this message reached the server.
-    pub stale: bool,
+/// One message to send: envelope sender, recipient, the message itself.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub message: &'a [u8],
+}
+
+/// What one connection did with messages given in order ([`Session::send_all`]).
+pub struct Run {
+    /// The answers to the first messages, in order; the ones after them were not sent.
+    pub answers: Vec<Result<SmtpReply, SendError>>,
+    /// Why the connection stopped before the next message: it was dead (EOF, a reset, a write
+    /// error, or a 421) before it answered that message's MAIL, so nothing of it reached the
+    /// server. None when every message has its answer.
+    pub dead: Option<SendError>,
+    /// A message's exchange outlived the bound: it has its answer (a connection problem) and
+    /// the messages after it were not tried.
+    pub timed_out: bool,
+}
+
+/// How one transaction ended.
+enum Step {
+    /// The message's answer, and whether the next message's envelope went out after its content.
+    Answered(Result<SmtpReply, SendError>, bool),
+    /// The connection was dead before it answered MAIL.
+    Dead(SendError),
 }
 
 /// One reply, as the transaction needs to see it.
@@ -88,17 +110,58 @@ impl Session {
         }
     }
 
-    /// Sends one message from `from` to `to`.
-    pub async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Sent {
-        let parameters = match self.mail_parameters(from, to, message) {
-            Ok(p) => p,
-            Err(why) => return Sent { answer: Err(SendError::Unsendable(why)), stale: false },
-        };
-        let envelope = Envelope { from, parameters, to };
-        let replies = self.envelope(&envelope).await;
+    /// Sends messages in order, each exchange bounded by `bound`, until one has no answer.
+    /// With PIPELINING a message's content and the next one's envelope go out in one write
+    /// (RFC 2920 lets the content open a group): one round trip per message instead of two.
+    pub async fn send_all(&mut self, messages: &[Outgoing<'_>], bound: std::time::Duration) -> Run {
+        let mut run = Run { answers: Vec::with_capacity(messages.len()), dead: None, timed_out: false };
+        let mut announced = false;
+        for (k, m) in messages.iter().enumerate() {
+            if !self.usable {
+                run.dead = Some(SendError::Connection("the connection was closed".into()));
+                break;
+            }
+            let envelope = match self.envelope_for(m) {
+                Ok(e) => e,
+                Err(why) => {
+                    run.answers.push(Err(SendError::Unsendable(why)));
+                    continue;
+                }
+            };
+            let next = messages.get(k + 1).filter(|_| self.pipelining).and_then(|n| self.envelope_for(n).ok());
+            match tokio::time::timeout(bound, self.transaction(&envelope, m.message, announced, next.as_ref())).await {
+                Ok(Step::Answered(answer, next_announced)) => {
+                    run.answers.push(answer);
+                    announced = next_announced;
+                }
+                Ok(Step::Dead(why)) => {
+                    run.dead = Some(why);
+                    break;
+                }
+                Err(_) => {
+                    self.usable = false;
+                    run.answers.push(Err(SendError::Connection(format!("no reply within {bound:?}"))));
+                    run.timed_out = true;
+                    break;
+                }
+            }
+        }
+        run
+    }
+
+    /// One message's transaction; `announced`: its envelope already went out, after the
+    /// previous message's content. `next`: the envelope to send after this content.
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope<'_>,
+        message: &[u8],
+        announced: bool,
+        next: Option<&Envelope<'_>>,
+    ) -> Step {
+        let replies = self.envelope(envelope, announced).await;
         if replies[0].ends_connection() {
             self.usable = false;
-            return Sent { answer: Err(failure(&replies[0])), stale: true };
+            return Step::Dead(failure(&replies[0]));
         }
         if let Some(refusal) = replies.iter().find(|r| !matches!(r, Reply::Positive(_))) {
             let answer = Err(failure(refusal));
@@ -109,9 +172,9 @@ impl Session {
             } else {
                 self.reset().await;
             }
-            return Sent { answer, stale: false };
+            return Step::Answered(answer, false);
         }
-        let reply = Reply::read(self.conn.command(Content::of(message)).await);
+        let reply = Reply::read(self.conn.command(Content::of(message, next)).await);
         if reply.ends_connection() {
             self.usable = false;
         }
@@ -119,15 +182,17 @@ impl Session {
             Reply::Positive(r) => Ok(r),
             other => Err(failure(&other)),
         };
-        Sent { answer, stale: false }
+        Step::Answered(answer, next.is_some())
     }
 
-    /// The replies to MAIL, RCPT and DATA, in order. Pipelined, all three are read (unless the
-    /// connection ends first); otherwise the first refusal ends the envelope.
-    async fn envelope(&mut self, envelope: &Envelope<'_>) -> Vec<Reply> {
+    /// The replies to MAIL, RCPT and DATA, in order (the commands are written first unless
+    /// `announced`). Pipelined, all three are read (unless the connection ends first);
+    /// otherwise the first refusal ends the envelope.
+    async fn envelope(&mut self, envelope: &Envelope<'_>, announced: bool) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(3);
         if self.pipelining {
-            replies.push(Reply::read(self.conn.command(envelope).await));
+            let first = if announced { self.conn.read_response().await } else { self.conn.command(envelope).await };
+            replies.push(Reply::read(first));
             while replies.len() < 3 && !replies.last().is_some_and(Reply::ends_connection) {
                 replies.push(Reply::read(self.conn.read_response().await));
             }
@@ -143,6 +208,12 @@ impl Session {
             }
         }
         replies
+    }
+
+    /// The envelope for a message, or why this server cannot take it.
+    fn envelope_for<'a>(&self, m: &Outgoing<'a>) -> Result<Envelope<'a>, String> {
+        let parameters = self.mail_parameters(m.from, m.to, m.message)?;
+        Ok(Envelope { from: m.from, parameters, to: m.to })
     }
 
     /// Ends a refused transaction; a connection that cannot is given up.
@@ -213,10 +284,11 @@ impl fmt::Display for Envelope<'_> {
 /// `<CR>.<CR><LF>` of SMTP smuggling) can reach the wire, whatever the message holds.
 /// Messages are built as UTF-8 text; other bytes would be replaced, never sent raw. Built once
 /// into a buffer of about its final size: lettre's `command` copies it out in one piece.
+/// `next`, the following message's envelope, goes in the same write after the `.`.
 struct Content(String);
 
 impl Content {
-    fn of(message: &[u8]) -> Content {
+    fn of(message: &[u8], next: Option<&Envelope<'_>>) -> Content {
         let text = match std::str::from_utf8(message) {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(message),
@@ -244,6 +316,10 @@ impl Content {
             }
         }
         out.push_str(".\r\n");
+        if let Some(envelope) = next {
+            use std::fmt::Write;
+            let _ = write!(out, "{envelope}");
+        }
         Content(out)
     }
 }
@@ -260,14 +336,14 @@ mod tests {
 
     #[test]
     fn content_is_dot_stuffed_with_crlf_and_terminated() {
-        assert_eq!(Content::of(b"a\r\n.b\r\n..c\nd").to_string(), "a\r\n..b\r\n...c\r\nd\r\n.\r\n");
-        assert_eq!(Content::of(b"x\r\n").to_string(), "x\r\n.\r\n");
-        assert_eq!(Content::of(b"").to_string(), ".\r\n");
-        assert_eq!(Content::of(b".\r\n").to_string(), "..\r\n.\r\n");
-        let smuggle = Content::of(b"Hi x\r.\r\nMAIL FROM:<ceo@bank.example>\r\n\n.\r").to_string();
+        assert_eq!(Content::of(b"a\r\n.b\r\n..c\nd", None).to_string(), "a\r\n..b\r\n...c\r\nd\r\n.\r\n");
+        assert_eq!(Content::of(b"x\r\n", None).to_string(), "x\r\n.\r\n");
+        assert_eq!(Content::of(b"", None).to_string(), ".\r\n");
+        assert_eq!(Content::of(b".\r\n", None).to_string(), "..\r\n.\r\n");
+        let smuggle = Content::of(b"Hi x\r.\r\nMAIL FROM:<ceo@bank.example>\r\n\n.\r", None).to_string();
         assert_eq!(smuggle, "Hi x\r\n..\r\nMAIL FROM:<ceo@bank.example>\r\n\r\n..\r\n.\r\n");
-        assert_eq!(Content::of("caf\u{e9}".as_bytes()).to_string(), "caf\u{e9}\r\n.\r\n");
-        assert_eq!(Content::of(b"a\xffb").to_string(), "a\u{fffd}b\r\n.\r\n", "never a raw invalid byte");
+        assert_eq!(Content::of("caf\u{e9}".as_bytes(), None).to_string(), "caf\u{e9}\r\n.\r\n");
+        assert_eq!(Content::of(b"a\xffb", None).to_string(), "a\u{fffd}b\r\n.\r\n", "never a raw invalid byte");
     }
 
     #[test]

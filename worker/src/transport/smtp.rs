@@ -5,7 +5,8 @@
 //! TLS) runs on a socket opened here with TCP_NODELAY. Here each relay has a semaphore of
 //! `smtp.max_connections_per_relay`, idle connections wait in an [`IdlePool`], and every
 //! exchange runs under `smtp.timeout`. A pooled connection found dead on first use is replaced
-//! at once: the message goes out on another connection and no attempt is counted.
+//! at once: the message goes out on another connection and no attempt is counted. Messages
+//! given together ([`Transport::send_all`]) go out on one connection, pipelined.
 
 use std::{
     sync::{
@@ -26,7 +27,11 @@ use sluice_shared::{
 };
 use tokio::{net::TcpStream, sync::Semaphore};
 
-use super::{Envelope, SendError, SmtpReply, Transport, pool::IdlePool, session::Session};
+use super::{
+    Envelope, SendError, SmtpReply, Transport,
+    pool::IdlePool,
+    session::{Outgoing, Session},
+};
 
 struct Relay {
     config: RelayConfig,
@@ -120,23 +125,30 @@ impl SmtpRelays {
         Session::start(conn, &self.hello).await.map_err(connection_error)
     }
 
-    async fn send_on(
-        &self,
-        i: usize,
-        lane: Lane,
-        from: &str,
-        to: &str,
-        message: &[u8],
-    ) -> Result<SmtpReply, SendError> {
+    /// Sends messages of one lane on relay `i`, on one connection while it lasts. Waiting for
+    /// one of the relay's connections is bounded by `smtp.timeout`, as is each exchange.
+    async fn send_on(&self, i: usize, lane: Lane, messages: &[Outgoing<'_>]) -> Vec<Result<SmtpReply, SendError>> {
         let relay = &self.relays[i];
         let permits = match lane {
             Lane::Bulk => &relay.permits,
             Lane::Priority => &relay.priority_permits,
         };
-        let _permit = permits.acquire().await.map_err(|_| SendError::Connection("relay closed".into()))?;
-        let (pooled, answer) = self.pool.send(&i, || self.connect(relay), (from, to), message).await?;
-        self.pool.put(i, pooled);
-        answer
+        let sent = async {
+            let _permit = match tokio::time::timeout(self.timeout, permits.acquire()).await {
+                Ok(permit) => permit.map_err(|_| SendError::Connection("relay closed".into()))?,
+                Err(_) => {
+                    let (host, port) = (&relay.config.host, relay.config.port);
+                    let why = format!("no free connection to {host}:{port} within {:?}", self.timeout);
+                    return Err(SendError::Connection(why));
+                }
+            };
+            let (pooled, answers) = self.pool.send_all(&i, || self.connect(relay), messages).await?;
+            if let Some(pooled) = pooled {
+                self.pool.put(i, pooled);
+            }
+            Ok(answers)
+        };
+        sent.await.unwrap_or_else(|e| vec![Err(e); messages.len()])
     }
 }
 
@@ -144,15 +156,29 @@ impl Transport for SmtpRelays {
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<SmtpReply, SendError> {
         let (from, to) = envelope.addresses()?;
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.relays.len();
-        let relay = &self.relays[i].config;
-        let exchange = self.send_on(i, envelope.lane, from.as_ref(), to.as_ref(), message);
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Connection(format!(
-                "no reply from {}:{} within {:?}",
-                relay.host, relay.port, self.timeout
-            ))),
+        let outgoing = Outgoing { from: from.as_ref(), to: to.as_ref(), message };
+        self.send_on(i, envelope.lane, &[outgoing]).await.pop().expect("one answer per message")
+    }
+
+    async fn send_all(&self, messages: &[(Envelope, Vec<u8>)]) -> Vec<Result<SmtpReply, SendError>> {
+        let Some((first, _)) = messages.first() else { return Vec::new() };
+        let mut answers: Vec<Option<Result<SmtpReply, SendError>>> = vec![None; messages.len()];
+        let mut addressed = Vec::with_capacity(messages.len());
+        for (k, (envelope, message)) in messages.iter().enumerate() {
+            match envelope.addresses() {
+                Ok((from, to)) => addressed.push((k, from, to, message.as_slice())),
+                Err(e) => answers[k] = Some(Err(e)),
+            }
         }
+        let outgoing: Vec<Outgoing> = addressed
+            .iter()
+            .map(|(_, from, to, message)| Outgoing { from: from.as_ref(), to: to.as_ref(), message })
+            .collect();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.relays.len();
+        for ((k, ..), answer) in addressed.iter().zip(self.send_on(i, first.lane, &outgoing).await) {
+            answers[*k] = Some(answer);
+        }
+        answers.into_iter().map(|a| a.expect("every message answered")).collect()
     }
 }
 
