@@ -82,7 +82,7 @@ pub fn prepare(raw: &[u8], now: chrono::DateTime<chrono::Utc>) -> Result<Prepare
     let parsed = MessageParser::new().parse_headers(header_block);
     let mailboxes = parsed.as_ref().and_then(|m| m.from());
     let mailbox = match mailboxes.map(|a| (a.iter().count(), a.first())) {
-        Some((1, Some(m))) if m.address().is_some() => m,
+        Some((1, Some(m))) if m.address().is_some_and(|a| !a.trim().is_empty()) => m,
         _ => return Err(Refusal::content(format!("From: must name exactly one address (is {:?})", from.value()))),
     };
     let address = mailbox.address().unwrap_or_default().to_string();

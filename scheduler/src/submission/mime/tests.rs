@@ -50,6 +50,9 @@ fn refusals_name_the_problem() {
     assert!(refused(b"From: a@shop.example\r\nFrom: b@shop.example\r\n\r\n").text.contains("more than one From:"));
     assert!(refused(b"From: a@shop.example, b@shop.example\r\n\r\n").text.contains("exactly one address"));
     assert!(refused(b"From: nobody\r\n\r\n").text.contains("exactly one address"));
+    // Found by fuzzing: an encoded word the parser reads as a mailbox with an empty address.
+    let empty = b"From:=?2 \xbe\0\0\0\0\0\0\0?B?Bcb ?=(2z@=2 z@?B?mb\xa9FR\xffO";
+    assert!(refused(empty).text.contains("exactly one address"));
     assert!(refused(b"From: a@shop.example\r\n\r\nx\r.\r\nMAIL FROM:<x@y>\r\n").text.contains("bare CR"));
     let r = refused(b"From: a@shop.example\r\nX-Sluice-Metadata: [1]\r\n\r\n");
     assert_eq!((r.code, r.reason), ("550 5.6.0", "content"));
