@@ -249,7 +249,9 @@ async fn handle_campaign<T: Transport>(
         Some(Ok(c)) => {
             // Boxed: a run's future holds SMTP, TLS and DNS states inline (~11 KB), and
             // join_all would otherwise copy each one several times as it gathers them.
-            let sends = runs(&to_send, ctx.config.limits.lane_connections(limit.connections, lane), lane).map(|run| {
+            let shortest = if lane == Lane::Bulk && ctx.transport.pipelines_runs() { BULK_RUN } else { 1 };
+            let connections = ctx.config.limits.lane_connections(limit.connections, lane);
+            let sends = runs(&to_send, connections, shortest).map(|run| {
                 Box::pin(async {
                     let verdicts = deliver_run(ctx, c, &permits, (domain, &limit), lane, run).await;
                     let before = answered.fetch_add(run.len(), Ordering::SeqCst);
@@ -313,18 +315,15 @@ async fn handle_campaign<T: Transport>(
     Ok(capped.and(replicated))
 }
 
-/// A bulk run is at least this long: each message after the first saves a round trip.
+/// A pipelined bulk run is at least this long: each message after the first saves a round trip.
 const BULK_RUN: usize = 8;
 
-/// The batch's jobs cut into runs, each sent in order on one connection: as many runs as the
-/// destination allows connections, but bulk runs of at least [`BULK_RUN`] jobs. A priority
-/// job never waits behind another: one run each, up to the connections.
-fn runs<J>(jobs: &[J], connections: usize, lane: Lane) -> std::slice::Chunks<'_, J> {
-    let wanted = match lane {
-        Lane::Bulk => jobs.len().div_ceil(BULK_RUN),
-        Lane::Priority => jobs.len(),
-    };
-    let count = wanted.min(connections).max(1);
+/// The batch's jobs cut into runs, each sent in order under one of the destination's
+/// connections: as many runs as it allows connections, each at least `shortest` jobs long
+/// ([`BULK_RUN`] for bulk jobs on a transport that pipelines runs, else 1, so a transactional
+/// job never waits behind another while a connection is free).
+fn runs<J>(jobs: &[J], connections: usize, shortest: usize) -> std::slice::Chunks<'_, J> {
+    let count = jobs.len().div_ceil(shortest).min(connections).max(1);
     jobs.chunks(jobs.len().div_ceil(count).max(1))
 }
 

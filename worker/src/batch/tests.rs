@@ -267,19 +267,18 @@ async fn the_warmup_cap_holds_for_the_day_and_grows_the_next() {
 }
 
 #[test]
-fn bulk_jobs_go_in_runs_of_eight_or_more_and_priority_jobs_one_per_connection() {
-    use sluice_shared::lane::Lane;
-    let lengths = |n: usize, connections: usize, lane: Lane| {
+fn pipelined_bulk_runs_are_eight_jobs_or_more_and_other_runs_use_every_connection() {
+    let lengths = |n: usize, connections: usize, shortest: usize| {
         let jobs: Vec<usize> = (0..n).collect();
-        let runs: Vec<&[usize]> = super::runs(&jobs, connections, lane).collect();
+        let runs: Vec<&[usize]> = super::runs(&jobs, connections, shortest).collect();
         assert_eq!(runs.concat(), jobs, "every job once, in order");
         runs.iter().map(|r| r.len()).collect::<Vec<_>>()
     };
     let runs_of = |len: usize, count: usize, last: usize| [vec![len; count], vec![last]].concat();
-    assert_eq!(lengths(100, 16, Lane::Bulk), runs_of(8, 12, 4));
-    assert_eq!(lengths(500, 16, Lane::Bulk), runs_of(32, 15, 20), "no more runs than connections");
-    assert_eq!(lengths(5, 16, Lane::Bulk), [5]);
-    assert_eq!(lengths(5, 16, Lane::Priority), [1; 5]);
-    assert_eq!(lengths(40, 16, Lane::Priority), runs_of(3, 13, 1));
-    assert_eq!(lengths(3, 0, Lane::Bulk), [3], "a destination with no connections still gets one run");
+    assert_eq!(lengths(100, 16, super::BULK_RUN), runs_of(8, 12, 4));
+    assert_eq!(lengths(500, 16, super::BULK_RUN), runs_of(32, 15, 20), "no more runs than connections");
+    assert_eq!(lengths(5, 16, super::BULK_RUN), [5]);
+    assert_eq!(lengths(5, 16, 1), [1; 5]);
+    assert_eq!(lengths(40, 16, 1), runs_of(3, 13, 1));
+    assert_eq!(lengths(3, 0, super::BULK_RUN), [3], "a destination with no connections still gets one run");
 }

@@ -78,6 +78,12 @@ pub enum SendError {
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, envelope: &Envelope, message: &[u8]) -> impl Future<Output = Result<SmtpReply, SendError>> + Send;
 
+    /// Whether [`Transport::send_all`] saves round trips (one connection, pipelined), so
+    /// that longer runs pay; otherwise a run only takes turns.
+    fn pipelines_runs(&self) -> bool {
+        false
+    }
+
     /// Sends messages of one lane one after another, one answer each, in order. The relays
     /// send them on one connection, pipelined; others send each in turn.
     fn send_all(
@@ -116,6 +122,10 @@ impl Transport for Delivery {
             Delivery::Relays(r) => r.send(envelope, message).await,
             Delivery::Mx(m) => m.send(envelope, message).await,
         }
+    }
+
+    fn pipelines_runs(&self) -> bool {
+        matches!(self, Delivery::Relays(_))
     }
 
     async fn send_all(&self, messages: &[(Envelope, Vec<u8>)]) -> Vec<Result<SmtpReply, SendError>> {
