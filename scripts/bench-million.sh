@@ -86,7 +86,7 @@ awk -v n="$N" -v acc="$accepted" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3"
   printf "NDJSON upload              %.2f s = %.0f recipients/s   (goal >= 100,000/s)\n", t1 - t0, n / (t1 - t0)
   printf "start -> completed         %.1f s = %.0f msg/s; sent %d of total %d\n", t3 - t2, sent / (t3 - t2), sent, total
   printf "Redis, staged (upload)     %.0f B per recipient (list entry; used_memory grew %.0f B each)\n", staged / n, (up - before) / n
-  if (sj > 0) printf "Redis, queued job          %.0f B per job in the domain streams (%d jobs sampled)\n", sb / sj, sj
+  if (sj > 0) printf "Redis, queued job          %.0f B per job in the domain streams (%d jobs sampled, %.1f MB in all)\n", sb / sj, sj, sb / 1e6
   printf "Redis, recipient state     %.0f B per recipient (state hash, kept for retention)\n", st / n
   printf "Redis, events              %.0f B per event (%d in the campaign stream, capped by events_maxlen)\n", (en ? eb / en : 0), en
   printf "Redis, feed                %.0f B in %d entries (runs of up to 1,000 events)\n", fb, fe
