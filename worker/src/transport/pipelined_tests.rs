@@ -36,11 +36,21 @@ enum AfterDot {
     AcceptThenClose,
 }
 
-/// The scripted server: per connection (by order of arrival), what follows each message.
+/// The scripted server: whether it offers PIPELINING, and the one message (connection and
+/// message on it, both by order of arrival from 0) that gets something else than Accept.
+#[derive(Clone, Copy)]
 struct Script {
     pipelining: bool,
-    /// `(connection, message)` -> what follows its `.`; Accept otherwise.
-    after_dot: fn(usize, usize) -> AfterDot,
+    at: Option<(usize, usize, AfterDot)>,
+}
+
+impl Script {
+    fn after_dot(&self, conn: usize, m: usize) -> AfterDot {
+        match self.at {
+            Some((c, n, what)) if (c, n) == (conn, m) => what,
+            _ => AfterDot::Accept,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -65,19 +75,14 @@ async fn server(script: Script) -> (u16, Arc<Mutex<Seen>>) {
                 s.connections += 1;
                 s.connections - 1
             };
-            tokio::spawn(serve(stream, n, script.pipelining, script.after_dot, shared.clone()));
+            tokio::spawn(serve(stream, n, script, shared.clone()));
         }
     });
     (port, seen)
 }
 
-async fn serve(
-    stream: TcpStream,
-    conn: usize,
-    pipelining: bool,
-    after_dot: fn(usize, usize) -> AfterDot,
-    seen: Arc<Mutex<Seen>>,
-) {
+async fn serve(stream: TcpStream, conn: usize, script: Script, seen: Arc<Mutex<Seen>>) {
+    let pipelining = script.pipelining;
     let mut stream = BufReader::new(stream);
     let _ = stream.get_mut().write_all(b"220 scripted\r\n").await;
     let (mut line, mut rcpt, mut m) = (String::new(), String::new(), 0);
@@ -112,7 +117,7 @@ async fn serve(
                     return;
                 }
             }
-            let what = after_dot(conn, m);
+            let what = script.after_dot(conn, m);
             m += 1;
             if pipelining && !rcpt.starts_with("last") && what != AfterDot::Stall {
                 // Answer only once the next envelope is here: a client that waits for this
@@ -192,13 +197,12 @@ async fn send_all(port: u16, to: &[&str]) -> (Vec<String>, Arc<IdlePool<u8>>) {
     (short, pool)
 }
 
-fn accepting(_: usize, _: usize) -> AfterDot {
-    AfterDot::Accept
-}
+/// A server that accepts everything.
+const ACCEPTING: Script = Script { pipelining: true, at: None };
 
 #[tokio::test]
 async fn a_run_goes_out_on_one_connection_each_content_with_the_next_envelope() {
-    let (port, seen) = server(Script { pipelining: true, after_dot: accepting }).await;
+    let (port, seen) = server(ACCEPTING).await;
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "c@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "250", "250", "250"]);
     let seen = seen.lock().unwrap();
@@ -208,7 +212,7 @@ async fn a_run_goes_out_on_one_connection_each_content_with_the_next_envelope() 
 
 #[tokio::test]
 async fn without_pipelining_each_command_waits_for_its_reply() {
-    let (port, seen) = server(Script { pipelining: false, after_dot: accepting }).await;
+    let (port, seen) = server(Script { pipelining: false, ..ACCEPTING }).await;
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "250", "250"]);
     let seen = seen.lock().unwrap();
@@ -217,10 +221,7 @@ async fn without_pipelining_each_command_waits_for_its_reply() {
 
 #[tokio::test]
 async fn a_refused_recipient_or_content_is_that_message_answer_and_the_run_goes_on() {
-    fn refuse_second(_: usize, m: usize) -> AfterDot {
-        if m == 1 { AfterDot::Refuse } else { AfterDot::Accept }
-    }
-    let (port, seen) = server(Script { pipelining: true, after_dot: refuse_second }).await;
+    let (port, seen) = server(Script { at: Some((0, 1, AfterDot::Refuse)), ..ACCEPTING }).await;
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "refused@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "554", "550", "250"]);
     let seen = seen.lock().unwrap();
@@ -230,10 +231,7 @@ async fn a_refused_recipient_or_content_is_that_message_answer_and_the_run_goes_
 
 #[tokio::test]
 async fn a_421_after_a_content_sends_the_announced_message_on_a_new_connection() {
-    fn close_first(conn: usize, m: usize) -> AfterDot {
-        if (conn, m) == (0, 0) { AfterDot::Close421 } else { AfterDot::Accept }
-    }
-    let (port, seen) = server(Script { pipelining: true, after_dot: close_first }).await;
+    let (port, seen) = server(Script { at: Some((0, 0, AfterDot::Close421)), ..ACCEPTING }).await;
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["421", "250", "250"], "b was announced on the closed connection, never sent there");
     let seen = seen.lock().unwrap();
@@ -243,10 +241,7 @@ async fn a_421_after_a_content_sends_the_announced_message_on_a_new_connection()
 
 #[tokio::test]
 async fn a_connection_lost_after_a_content_leaves_that_message_unknown_and_sends_the_rest() {
-    fn drop_second(conn: usize, m: usize) -> AfterDot {
-        if (conn, m) == (0, 1) { AfterDot::Drop } else { AfterDot::Accept }
-    }
-    let (port, seen) = server(Script { pipelining: true, after_dot: drop_second }).await;
+    let (port, seen) = server(Script { at: Some((0, 1, AfterDot::Drop)), ..ACCEPTING }).await;
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "c@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "connection", "250", "250"]);
     let seen = seen.lock().unwrap();
@@ -256,10 +251,7 @@ async fn a_connection_lost_after_a_content_leaves_that_message_unknown_and_sends
 
 #[tokio::test]
 async fn a_server_that_stops_answering_ends_the_run_within_the_bound() {
-    fn stall_second(_: usize, m: usize) -> AfterDot {
-        if m == 1 { AfterDot::Stall } else { AfterDot::Accept }
-    }
-    let (port, seen) = server(Script { pipelining: true, after_dot: stall_second }).await;
+    let (port, seen) = server(Script { at: Some((0, 1, AfterDot::Stall)), ..ACCEPTING }).await;
     let started = std::time::Instant::now();
     let (answers, _) = send_all(port, &["a@x.example", "b@x.example", "c@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "connection", "connection", "connection"], "the rest is not tried past a stall");
@@ -269,10 +261,7 @@ async fn a_server_that_stops_answering_ends_the_run_within_the_bound() {
 
 #[tokio::test]
 async fn a_pooled_connection_closed_while_idle_is_replaced_and_costs_no_message() {
-    fn close_after_first_run(conn: usize, m: usize) -> AfterDot {
-        if (conn, m) == (0, 1) { AfterDot::AcceptThenClose } else { AfterDot::Accept }
-    }
-    let (port, seen) = server(Script { pipelining: true, after_dot: close_after_first_run }).await;
+    let (port, seen) = server(Script { at: Some((0, 1, AfterDot::AcceptThenClose)), ..ACCEPTING }).await;
     let (answers, pool) = send_all(port, &["a@x.example", "last@x.example"]).await;
     assert_eq!(answers, ["250", "250"]);
     let message = b"Hello.\r\n".as_slice();
