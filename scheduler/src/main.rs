@@ -24,15 +24,15 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    startup::run("sluice-scheduler", Role::Scheduler, args.config.as_deref(), run).await
+    startup::main("sluice-scheduler", Role::Scheduler, args.config.as_deref(), run)
 }
 
 /// Serves the admin API on threads and a runtime of its own, with its own Redis connections:
 /// a transactional send is accepted without waiting behind expansion, the event pump or the
-/// webhooks in the scheduler's main runtime.
+/// webhooks in the scheduler's main runtime, and before them when the cores are busy (called
+/// from the main thread, its threads keep the process's niceness; the main runtime's are nicer).
 /// The SMTP submission ports run on the same runtime, for the same reason.
 fn serve_api(
     listener: tokio::net::TcpListener,
@@ -111,7 +111,8 @@ async fn run(started: Started) -> anyhow::Result<()> {
     let history_writers =
         history.map(|h| tokio::spawn(history::writer::run(pool.clone(), h, consumer.clone(), shutdown.clone())));
     let duties = duties::Duties { pool, config, consumer, enqueuer };
-    duties.run(shutdown).await;
+    // A task, not this thread: housekeeping and expansion run on the runtime's nicer threads.
+    tokio::spawn(duties.run(shutdown)).await?;
     match tokio::task::spawn_blocking(move || server.join()).await {
         Ok(Ok(result)) => result?,
         _ => anyhow::bail!("the API thread stopped abnormally"),

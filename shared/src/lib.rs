@@ -11,6 +11,7 @@
 //! - [`keys`]: every Redis key Sluice uses, with explicit hash tags.
 //! - [`lane`]: bulk and priority lanes; which jobs take which.
 //! - [`netguard`]: which addresses a URL a user configured may reach (no internal networks).
+//! - [`niceness`]: bulk threads yield the CPU to latency-critical ones.
 //! - [`model`]: campaign specs, recipients, queued jobs, outcomes, counts.
 //! - [`warmup`]: warm-up caps taken at send time, per From domain or sending address.
 //! - [`validate`]: address, domain and header checks shared by every intake path.
@@ -38,6 +39,7 @@ pub mod lane;
 pub mod metrics;
 pub mod model;
 pub mod netguard;
+pub mod niceness;
 pub mod ops_http;
 pub mod redis;
 pub mod refs;

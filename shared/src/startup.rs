@@ -6,6 +6,7 @@ use std::{future::Future, path::Path, process::ExitCode, sync::Arc};
 
 use crate::{
     config::{Config, ConfigError, Role},
+    niceness,
     redis::{self, Pool},
     shutdown::{self, Shutdown},
     telemetry,
@@ -18,9 +19,14 @@ pub struct Started {
     pub shutdown: Shutdown,
 }
 
-/// Starts a binary called `name` and runs `body`; the exit code says how it ended
-/// (0 done or shut down, 1 failed, 2 bad config).
-pub async fn run<F, Fut>(name: &str, role: Role, config_path: Option<&Path>, body: F) -> ExitCode
+/// Starts a binary called `name` and runs `body` on the main thread; the exit code says how
+/// it ended (0 done or shut down, 1 failed, 2 bad config).
+///
+/// The runtime's own threads run `worker.bulk_niceness` / `scheduler.bulk_niceness` nicer
+/// than the process ([`niceness`]): `body` spawns its bulk work as tasks, and starts the
+/// threads that serve latency-critical work (the priority lane, the admin API) from the main
+/// thread, which keeps the process's niceness and passes it on to them.
+pub fn main<F, Fut>(name: &str, role: Role, config_path: Option<&Path>, body: F) -> ExitCode
 where
     F: FnOnce(Started) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -35,25 +41,40 @@ where
             return ExitCode::from(2);
         }
     };
-    let result = async {
-        let metrics = crate::metrics::install()?;
-        crate::metrics::initialize(role, &config);
-        let shutdown = shutdown::on_signals();
-        let pool = redis::pool(&config.redis)?;
-        crate::ops_http::serve(&config.metrics.listen, pool.clone(), shutdown.clone(), metrics).await?;
-        tracing::info!(redis = %config.redis.describe(), "connecting to Redis");
-        if redis::wait_until_reachable(&pool, &config.redis.describe(), &shutdown).await.is_none() {
-            return Ok(());
-        }
-        body(Started { config, pool, shutdown }).await
+    let nicer_by = config.bulk_niceness(role);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || niceness::raise_this_thread(nicer_by))
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(serve(role, config, body)),
+        Err(e) => Err(anyhow::anyhow!("starting the runtime: {e}")),
     };
-    match result.await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Metrics, the operations listener, signals and Redis, then `body`.
+async fn serve<F, Fut>(role: Role, config: Arc<Config>, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Started) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let metrics = crate::metrics::install()?;
+    crate::metrics::initialize(role, &config);
+    let shutdown = shutdown::on_signals();
+    let pool = redis::pool(&config.redis)?;
+    crate::ops_http::serve(&config.metrics.listen, pool.clone(), shutdown.clone(), metrics).await?;
+    tracing::info!(redis = %config.redis.describe(), "connecting to Redis");
+    if redis::wait_until_reachable(&pool, &config.redis.describe(), &shutdown).await.is_none() {
+        return Ok(());
+    }
+    body(Started { config, pool, shutdown }).await
 }
 
 /// What the config's values alone cannot show: a worker's DKIM key files read and parse.

@@ -44,10 +44,9 @@ struct Args {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    startup::run("sluice-worker", Role::Worker, args.config.as_deref(), run).await
+    startup::main("sluice-worker", Role::Worker, args.config.as_deref(), run)
 }
 
 /// The configured way out, with connections of its own.
@@ -85,10 +84,13 @@ async fn run(started: Started) -> anyhow::Result<()> {
     }
     // The priority lane runs on a thread and runtime of its own, with its own Redis and SMTP
     // connections: a transactional job never waits in a run queue behind thousands of bulk
-    // tasks, only for the operating system to give its thread a turn.
+    // tasks, only for the operating system to give its thread a turn, which it gets before the
+    // nicer bulk threads (started from this main thread, it keeps the process's niceness).
     let (lane_config, lane_consumer, lane_shutdown) = (config.clone(), consumer.clone(), shutdown.clone());
     let priority = std::thread::Builder::new().name("priority-lane".into()).spawn(move || -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Its blocking threads carry its name: they too keep the process's niceness.
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().thread_name("priority-lane").enable_all().build()?;
         runtime.block_on(async move {
             let pool = sluice_shared::redis::pool(&lane_config.redis)?;
             let transport = delivery(&lane_config, &pool)?;
@@ -99,7 +101,10 @@ async fn run(started: Started) -> anyhow::Result<()> {
         })
     })?;
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
-    engine::run(ctx.clone(), Lane::Bulk, shutdown).await;
+    // A task, not this thread: the bulk lane runs on the runtime's nicer threads.
+    if let Err(e) = tokio::spawn(engine::run(ctx.clone(), Lane::Bulk, shutdown)).await {
+        tracing::error!(error = %e, "bulk lane stopped abnormally");
+    }
     ctx.transport.close().await;
     match tokio::task::spawn_blocking(move || priority.join()).await {
         Ok(Ok(Ok(()))) => {}

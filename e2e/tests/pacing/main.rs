@@ -6,6 +6,7 @@ mod common;
 mod adaptive_throttle;
 mod dead_jobs;
 mod long_tail;
+mod niceness;
 mod priority_lane;
 mod providers;
 mod rate_limit;

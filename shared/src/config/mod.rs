@@ -190,6 +190,14 @@ impl Config {
         Ok(config)
     }
 
+    /// How much nicer than the process the threads doing `role`'s bulk work run.
+    pub fn bulk_niceness(&self, role: Role) -> u8 {
+        match role {
+            Role::Scheduler => self.scheduler.bulk_niceness,
+            Role::Worker => self.worker.bulk_niceness,
+        }
+    }
+
     /// Parses a TOML string without environment overrides (tests, tooling).
     pub fn from_toml(text: &str, role: Role) -> Result<Config, ConfigError> {
         let config: Config = config::Config::builder()

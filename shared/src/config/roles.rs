@@ -36,6 +36,10 @@ pub struct WorkerConfig {
     /// How often an idle priority lane looks for work: the floor of transactional latency.
     #[serde(default = "defaults::priority_poll")]
     pub priority_poll: Span,
+    /// Niceness added to the threads doing bulk work (0 to 19); the threads serving
+    /// latency-critical work keep the process's own.
+    #[serde(default = "defaults::bulk_niceness")]
+    pub bulk_niceness: u8,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +54,7 @@ impl Default for WorkerConfig {
             max_deliveries: defaults::max_deliveries(),
             priority_inflight: defaults::priority_inflight(),
             priority_poll: defaults::priority_poll(),
+            bulk_niceness: defaults::bulk_niceness(),
         }
     }
 }
@@ -80,6 +85,10 @@ pub struct SchedulerConfig {
     /// Dead letters older than this are dropped.
     #[serde(default = "defaults::dead_letter_retention")]
     pub dead_letter_retention: Span,
+    /// Niceness added to the threads doing bulk work (0 to 19); the threads serving
+    /// latency-critical work keep the process's own.
+    #[serde(default = "defaults::bulk_niceness")]
+    pub bulk_niceness: u8,
 }
 
 impl Default for SchedulerConfig {
@@ -93,6 +102,7 @@ impl Default for SchedulerConfig {
             consumer_expiry: defaults::consumer_expiry(),
             dead_letters_max: defaults::dead_letters_max(),
             dead_letter_retention: defaults::dead_letter_retention(),
+            bulk_niceness: defaults::bulk_niceness(),
         }
     }
 }
@@ -117,7 +127,7 @@ impl WorkerConfig {
         if let Some(name) = &self.name {
             crate::validate::consumer_name(name).map_err(|p| invalid("worker.name", name, p))?;
         }
-        Ok(())
+        niceness_in_range("worker.bulk_niceness", self.bulk_niceness)
     }
 }
 
@@ -126,8 +136,15 @@ impl SchedulerConfig {
         at_least_one("scheduler.expand_chunk", self.expand_chunk)?;
         at_least_one("scheduler.expand_window", self.expand_window)?;
         at_least_one("scheduler.dead_letters_max", self.dead_letters_max)?;
-        Ok(())
+        niceness_in_range("scheduler.bulk_niceness", self.bulk_niceness)
     }
+}
+
+fn niceness_in_range(key: &str, value: u8) -> Result<(), ConfigError> {
+    if value > crate::niceness::MAX {
+        return Err(invalid(key, value, "must be between 0 and 19"));
+    }
+    Ok(())
 }
 
 mod defaults {
@@ -173,6 +190,11 @@ mod defaults {
     }
     pub fn priority_inflight() -> usize {
         200
+    }
+    /// Measured with scripts/bench-latency.sh (docs/performance.md): 5 halved the p99 of
+    /// transactional mail under bulk and left bulk throughput as it was.
+    pub fn bulk_niceness() -> u8 {
+        5
     }
     pub fn priority_poll() -> Span {
         Span::try_from("5ms").unwrap()

@@ -153,6 +153,25 @@ fn worker_needs_a_relay() {
 }
 
 #[test]
+fn bulk_niceness_is_a_niceness_and_defaults_to_five() {
+    let relay = "[redis]\nurl = \"redis://x\"\n[api]\ntokens=[\"long-enough\"]\n[[smtp.relays]]\nhost=\"h\"\nport=25\n";
+    let c = Config::from_toml(relay, Role::Worker).unwrap();
+    assert_eq!((c.bulk_niceness(Role::Worker), c.bulk_niceness(Role::Scheduler)), (5, 5));
+    let c = Config::from_toml(
+        &format!("{relay}[worker]\nbulk_niceness = 19\n[scheduler]\nbulk_niceness = 0\n"),
+        Role::Worker,
+    )
+    .unwrap();
+    assert_eq!((c.bulk_niceness(Role::Worker), c.bulk_niceness(Role::Scheduler)), (19, 0));
+    for (role, section) in [(Role::Worker, "worker"), (Role::Scheduler, "scheduler")] {
+        let err = error_of(&format!("{relay}[{section}]\nbulk_niceness = 20\n"), role);
+        assert!(err.contains(&format!("{section}.bulk_niceness")) && err.contains("between 0 and 19"), "{err}");
+        let err = error_of(&format!("{relay}[{section}]\nbulk_niceness = -1\n"), role);
+        assert!(err.contains("bulk_niceness"), "{err}");
+    }
+}
+
+#[test]
 fn credentials_in_any_url_of_a_message_are_redacted() {
     let message = "invalid type: string \"redis://u:hunter2@a:1/0,rediss://:pw2@b:2/0\", expected a sequence; see http://docs/x@y";
     let clean = redacted_urls_in(message);
