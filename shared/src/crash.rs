@@ -6,7 +6,9 @@
 //! Points: `worker::before_send` (argument: a recipient prefix, e.g. `return(poison)`),
 //! `worker::mid_batch` (half of a batch's sends answered), `worker::before_record` (relay
 //! answered, outcomes not recorded), `worker::before_ack` (recorded, not acked),
-//! `scheduler::intake_read` (intake entries read, not yet handled).
+//! `worker::bulk_round` and `worker::priority_round` (each scheduling round of a lane),
+//! `scheduler::intake_read` (intake entries read, not yet handled). Armed with `panic`
+//! instead of `return`, a point panics where it stands (a bug's way out, not a kill's).
 
 /// Exit here if the point is armed.
 pub fn point(name: &str) {

@@ -47,7 +47,13 @@ where
         .on_thread_start(move || niceness::raise_this_thread(nicer_by))
         .build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(serve(role, config, body)),
+        Ok(runtime) => {
+            let result = runtime.block_on(serve(role, config, body));
+            // Drained or failed, `body` is done: a thread still blocked (a failed lane's
+            // partner, say) must not hold the exit.
+            runtime.shutdown_background();
+            result
+        }
         Err(e) => Err(anyhow::anyhow!("starting the runtime: {e}")),
     };
     match result {

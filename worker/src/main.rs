@@ -102,15 +102,40 @@ async fn run(started: Started) -> anyhow::Result<()> {
     })?;
     let ctx = Arc::new(context::Ctx::new(pool, config, transport, consumer));
     // A task, not this thread: the bulk lane runs on the runtime's nicer threads.
-    if let Err(e) = tokio::spawn(engine::run(ctx.clone(), Lane::Bulk, shutdown)).await {
-        tracing::error!(error = %e, "bulk lane stopped abnormally");
-    }
-    ctx.transport.close().await;
-    match tokio::task::spawn_blocking(move || priority.join()).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "priority lane stopped with an error"),
-        _ => tracing::error!("priority lane stopped abnormally"),
-    }
+    let bulk = tokio::spawn(engine::run(ctx.clone(), Lane::Bulk, shutdown));
+    both_lanes(bulk, tokio::task::spawn_blocking(move || priority.join()), &ctx).await?;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+type LaneThread = tokio::task::JoinHandle<std::thread::Result<anyhow::Result<()>>>;
+
+/// Waits for both lanes to drain after shutdown. A lane only ends by itself when it failed (a
+/// panic, or the priority lane unable to start): the worker then exits 1 at once, so that its
+/// supervisor restarts it, rather than running half a worker that looks alive.
+async fn both_lanes(
+    mut bulk: tokio::task::JoinHandle<()>,
+    mut priority: LaneThread,
+    ctx: &context::Ctx<transport::Delivery>,
+) -> anyhow::Result<()> {
+    let bulk_ended = |ended: Result<(), tokio::task::JoinError>| {
+        ended.map_err(|e| anyhow::anyhow!("the bulk lane stopped abnormally: {e}"))
+    };
+    let priority_ended = |ended: Result<std::thread::Result<anyhow::Result<()>>, tokio::task::JoinError>| match ended {
+        Ok(Ok(result)) => result.map_err(|e| e.context("the priority lane stopped")),
+        _ => Err(anyhow::anyhow!("the priority lane stopped abnormally")),
+    };
+    tokio::select! {
+        ended = &mut bulk => {
+            bulk_ended(ended)?;
+            ctx.transport.close().await;
+            priority_ended(priority.await)
+        }
+        ended = &mut priority => {
+            priority_ended(ended)?;
+            bulk_ended(bulk.await)?;
+            ctx.transport.close().await;
+            Ok(())
+        }
+    }
 }

@@ -76,3 +76,29 @@ async fn crash_in_the_middle_of_a_batch_resends_only_what_was_answered() {
     assert!((1..=50).contains(&dups), "{dups} duplicates: answered, unrecorded sends of one batch");
     println!("mid_batch: {dups} duplicates");
 }
+
+/// A lane that fails (here a panic in its scheduling round, as a bug would) ends the whole
+/// worker with exit code 1, for its supervisor to restart, instead of leaving half a worker
+/// running that looks alive. The other worker keeps both lanes and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_that_panics_ends_the_worker_for_a_restart() {
+    let mut stack = common::start("", 1).await;
+    for lane in ["bulk", "priority"] {
+        let armed = format!("worker::{lane}_round=panic");
+        let n = stack.add_worker_with(&[("FAILPOINTS", armed.as_str())]);
+        let exit = stack.workers[n].wait_exit(Duration::from_secs(20)).unwrap_or_else(|| {
+            panic!("a worker whose {lane} lane panicked kept running\n{}", stack.workers[n].log_text())
+        });
+        assert_eq!(exit.code(), Some(1), "{lane}: {}", stack.workers[n].log_text());
+        assert!(stack.workers[n].log_text().contains(&format!("the {lane} lane stopped abnormally")));
+    }
+    let (status, msg) = stack
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(serde_json::json!({"from": "a@shop.example", "to": "x@d.example", "subject": "s", "text": "t"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    stack.wait_message(msg["id"].as_str().unwrap(), "sent", Duration::from_secs(10)).await;
+}

@@ -47,9 +47,9 @@ struct Round {
 
 pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown) {
     let w = &ctx.config.worker;
-    let (max_inflight, idle_poll) = match lane {
-        Lane::Bulk => (w.max_inflight, IDLE_POLL),
-        Lane::Priority => (w.priority_inflight, w.priority_poll.get()),
+    let (max_inflight, idle_poll, round_point) = match lane {
+        Lane::Bulk => (w.max_inflight, IDLE_POLL, "worker::bulk_round"),
+        Lane::Priority => (w.priority_inflight, w.priority_poll.get(), "worker::priority_round"),
     };
     let inflight = Arc::new(Semaphore::new(max_inflight));
     let low_water = w.batch.min(max_inflight / 2).max(1);
@@ -72,6 +72,7 @@ pub async fn run<T: Transport>(ctx: Arc<Ctx<T>>, lane: Lane, shutdown: Shutdown)
                 _ = shutdown.wait() => break,
             }
         }
+        sluice_shared::crash::point(round_point);
         let Round { taken, idle, failed } = round(&ctx, lane, &inflight, idle_poll, &mut turn).await;
         for t in taken {
             let ctx = ctx.clone();
