@@ -83,7 +83,7 @@ async fn run(started: Started) -> anyhow::Result<()> {
             let tls = tls::optional("inbound", inbound.tls_cert.as_ref(), inbound.tls_key.as_ref())?;
             let reports = inbound::smtp::Reports::new(pool.clone(), config.clone(), parts.clone());
             let server = Arc::new(smtp_server::Server::new(reports, inbound::smtp::Reports::limits(&config), tls));
-            Some(tokio::spawn(server.run(listener, shutdown.clone())))
+            Some(server.run(listener, shutdown.clone()))
         }
         _ => None,
     };
@@ -100,35 +100,68 @@ async fn run(started: Started) -> anyhow::Result<()> {
             let tls = tls::optional("public", p.tls_cert.as_ref(), p.tls_key.as_ref())?;
             let app = public::app(public::PublicState::new(pool.clone(), config.clone(), links.tokens.clone()));
             let (config, public_shutdown) = (config.clone(), shutdown.clone());
-            Some(tokio::spawn(async move { http::serve(listener, app, &config.http, tls, public_shutdown).await }))
+            Some(async move { http::serve(listener, app, &config.http, tls, public_shutdown).await })
         }
         _ => None,
     };
     tokio::spawn(suppression::migrate::run_until_done(pool.clone(), shutdown.clone()));
-    let pump = tokio::spawn(events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
-    let reconcile = tokio::spawn(reconcile::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
-    let webhooks = tokio::spawn(webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
-    let history_writers =
-        history.map(|h| tokio::spawn(history::writer::run(pool.clone(), h, consumer.clone(), shutdown.clone())));
-    let duties = duties::Duties { pool, config, consumer, enqueuer };
-    // A task, not this thread: housekeeping and expansion run on the runtime's nicer threads.
-    tokio::spawn(duties.run(shutdown)).await?;
-    match tokio::task::spawn_blocking(move || server.join()).await {
-        Ok(Ok(result)) => result?,
-        _ => anyhow::bail!("the API thread stopped abnormally"),
-    }
-    pump.await?;
-    reconcile.await?;
-    webhooks.await?;
-    if let Some(writers) = history_writers {
-        writers.await?;
+    // Tasks, not this thread: they run on the runtime's nicer threads.
+    let mut parts = Parts::default();
+    parts.add("event pump", events::pump::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    parts.add("reconcile duty", reconcile::run(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    parts.add("webhooks", webhook::supervise(pool.clone(), config.clone(), consumer.clone(), shutdown.clone()));
+    if let Some(h) = history {
+        parts.add("history writers", history::writer::run(pool.clone(), h, consumer.clone(), shutdown.clone()));
     }
     if let Some(public) = public {
-        public.await?;
+        parts.add("public listener", public);
     }
     if let Some(smtp) = inbound_smtp {
-        smtp.await?;
+        parts.add("inbound SMTP listener", smtp);
     }
+    parts.add("housekeeping", duties::Duties { pool, config, consumer, enqueuer }.run(shutdown));
+    parts.add_fallible("admin API", async move {
+        match tokio::task::spawn_blocking(move || server.join()).await {
+            Ok(Ok(result)) => result,
+            _ => Err(anyhow::anyhow!("its thread panicked")),
+        }
+    });
+    parts.wait().await?;
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// The scheduler's long-running parts, each a task until shutdown. One that fails first (an
+/// error, a panic) ends the scheduler with exit 1, for its supervisor to restart it, rather
+/// than leaving it half running (say, the API up and the event pump gone).
+#[derive(Default)]
+struct Parts {
+    set: tokio::task::JoinSet<anyhow::Result<()>>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Parts {
+    fn add(&mut self, name: &'static str, part: impl Future<Output = ()> + Send + 'static) {
+        self.add_fallible(name, async move {
+            part.await;
+            Ok(())
+        });
+    }
+
+    fn add_fallible(&mut self, name: &'static str, part: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
+        let id = self.set.spawn(part).id();
+        self.names.insert(id, name);
+    }
+
+    /// Waits for every part to end; the first failure ends the wait.
+    async fn wait(mut self) -> anyhow::Result<()> {
+        while let Some(ended) = self.set.join_next_with_id().await {
+            let (id, result) = match ended {
+                Ok((id, result)) => (id, result),
+                Err(e) => (e.id(), Err(anyhow::anyhow!("{e}"))),
+            };
+            result.map_err(|e| e.context(format!("the {} stopped abnormally", self.names[&id])))?;
+        }
+        Ok(())
+    }
 }

@@ -102,3 +102,30 @@ async fn a_lane_that_panics_ends_the_worker_for_a_restart() {
     assert_eq!(status, 202, "{msg}");
     stack.wait_message(msg["id"].as_str().unwrap(), "sent", Duration::from_secs(10)).await;
 }
+
+/// The same for a scheduler: a part that fails (here a panic in an event pump shard) ends the
+/// scheduler with exit code 1 instead of leaving the API up with the pump gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_part_that_panics_ends_the_scheduler_for_a_restart() {
+    use sluice_testkit::{Process, bin_path, free_port};
+    let stack = common::start("", 0).await;
+    let listen = |port: u16| format!("127.0.0.1:{port}");
+    let (api, metrics, public) = (listen(free_port()), listen(free_port()), listen(free_port()));
+    let mut doomed = Process::spawn(
+        "scheduler-doomed",
+        &bin_path("sluice-scheduler"),
+        &["--config", stack.config.to_str().unwrap()],
+        &[
+            ("FAILPOINTS", "scheduler::pump_round=panic"),
+            ("SLUICE__SCHEDULER__NAME", "doomed"),
+            ("SLUICE__API__LISTEN", &api),
+            ("SLUICE__METRICS__LISTEN", &metrics),
+            ("SLUICE__PUBLIC__LISTEN", &public),
+        ],
+    );
+    let exit = doomed
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("a scheduler whose pump panicked kept running\n{}", doomed.log_text()));
+    assert_eq!(exit.code(), Some(1), "{}", doomed.log_text());
+    assert!(doomed.log_text().contains("the event pump stopped abnormally"), "{}", doomed.log_text());
+}

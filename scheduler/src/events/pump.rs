@@ -33,15 +33,26 @@ const IDLE: Duration = Duration::from_millis(50);
 
 /// Runs one pump per feed shard until shutdown.
 pub async fn run(pool: Pool, config: std::sync::Arc<Config>, owner: String, shutdown: Shutdown) {
-    let pumps = (0..keys::FEED_SHARDS)
-        .map(|shard| tokio::spawn(run_shard(shard, pool.clone(), config.clone(), owner.clone(), shutdown.clone())));
-    futures::future::join_all(pumps).await;
+    let mut shards = tokio::task::JoinSet::new();
+    for shard in 0..keys::FEED_SHARDS {
+        shards.spawn(run_shard(shard, pool.clone(), config.clone(), owner.clone(), shutdown.clone()));
+    }
+    // A shard that panicked takes the pump down with it (and the scheduler, for a restart)
+    // rather than leaving its events uncopied while the rest runs on.
+    while let Some(ended) = shards.join_next().await {
+        if let Err(e) = ended
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }
 
 async fn run_shard(shard: usize, pool: Pool, config: std::sync::Arc<Config>, owner: String, shutdown: Shutdown) {
     // When this scheduler last took or renewed the shard's lease.
     let mut renewed: Option<tokio::time::Instant> = None;
     while !shutdown.is_triggered() {
+        sluice_shared::crash::point("scheduler::pump_round");
         let round = async {
             let mut conn = (*pool.get().await?).clone();
             if renewed.is_none_or(|at| at.elapsed() >= RENEW) {
