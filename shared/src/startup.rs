@@ -41,10 +41,11 @@ where
             return ExitCode::from(2);
         }
     };
-    let nicer_by = config.bulk_niceness(role);
+    // Every runtime thread goes to the same niceness, the main thread's plus the configured steps.
+    let bulk = niceness::above_this_thread(config.bulk_niceness(role));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_start(move || niceness::raise_this_thread(nicer_by))
+        .on_thread_start(move || bulk.into_iter().for_each(niceness::at_least))
         .build();
     let result = match runtime {
         Ok(runtime) => {

@@ -221,6 +221,14 @@ impl Stack {
     }
 
     /// Polls a message until its status is `status`; returns its last view.
+    /// Sends one transactional message to `to` and waits until it is sent.
+    pub async fn send_one_message(&self, to: &str) {
+        let body = serde_json::json!({"from": "a@shop.example", "to": to, "subject": "s", "text": "t"});
+        let (status, msg) = self.call("POST", "/v1/messages", Some(body)).await;
+        assert_eq!(status, 202, "{msg}");
+        self.wait_message(msg["id"].as_str().unwrap(), "sent", Duration::from_secs(10)).await;
+    }
+
     pub async fn wait_message(&self, id: &str, status: &str, deadline: Duration) -> Value {
         let start = tokio::time::Instant::now();
         loop {

@@ -92,15 +92,7 @@ async fn a_lane_that_panics_ends_the_worker_for_a_restart() {
         assert_eq!(exit.code(), Some(1), "{lane}: {}", stack.workers[n].log_text());
         assert!(stack.workers[n].log_text().contains(&format!("the {lane} lane stopped abnormally")));
     }
-    let (status, msg) = stack
-        .call(
-            "POST",
-            "/v1/messages",
-            Some(serde_json::json!({"from": "a@shop.example", "to": "x@d.example", "subject": "s", "text": "t"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{msg}");
-    stack.wait_message(msg["id"].as_str().unwrap(), "sent", Duration::from_secs(10)).await;
+    stack.send_one_message("x@d.example").await;
 }
 
 /// The same for a scheduler: a part that fails (here a panic in an event pump shard) ends the
