@@ -8,8 +8,8 @@
 //! answered, outcomes not recorded), `worker::before_ack` (recorded, not acked),
 //! `worker::bulk_round` and `worker::priority_round` (each scheduling round of a lane),
 //! `scheduler::intake_read` (intake entries read, not yet handled), `scheduler::pump_round`
-//! (each round of an event pump shard). Armed with `panic`
-//! instead of `return`, a point panics where it stands (a bug's way out, not a kill's).
+//! (each round of an event pump shard). Armed with `panic` instead of `return`, a point
+//! panics where it stands (a bug's way out, not a kill's).
 
 /// Exit here if the point is armed.
 pub fn point(name: &str) {
